@@ -1,0 +1,176 @@
+# argot: top-level, non-recursive GNU Makefile.
+#
+# Each module adds its sources and pkg-config packages in src/<module>/module.mk.
+# Output goes under $(BUILD): objects in obj/, generated protobuf code in gen/,
+# the library in lib/, programs in bin/, test programs in test/.
+#
+#   make [all]            library and programs (build/bin/argot)
+#   make test             deps, then unit tests plain and under ASan+UBSan,
+#                         integration tests, a short fuzz pass
+#   make demo             deps, then the two-party demo job
+#   make bench            benchmarks (each prints a table against its peer)
+#   make fuzz             fuzz targets for FUZZ_SECONDS each (clang + libFuzzer)
+#   make install          into $(DESTDIR)$(PREFIX)
+#   make clean
+#
+# Variables: SANITIZE=address,undefined  DEBUG=1  CC=clang  BUILD=dir
+
+.DEFAULT_GOAL := all
+.SUFFIXES:
+.DELETE_ON_ERROR:
+
+SANITIZE ?=
+DEBUG ?=
+PREFIX ?= /usr/local
+FUZZ_SECONDS ?= 10
+ifeq ($(origin CC),default)
+CC := cc
+endif
+ifneq ($(SANITIZE),)
+BUILD ?= build/san
+else
+BUILD ?= build
+endif
+
+# ---- flags ------------------------------------------------------------------
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wformat=2 -Wvla -Wpointer-arith -Wundef
+ifeq ($(DEBUG),1)
+OPT := -O0 -g3
+else ifneq ($(SANITIZE),)
+OPT := -O1 -g
+else
+OPT := -O2 -g
+endif
+SANFLAGS := $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
+            $(if $(findstring fuzzer,$(SANITIZE)),,-fno-sanitize-recover=all))
+
+CPPFLAGS_ALL = -Iinclude -I$(BUILD)/gen -Itests/harness -D_GNU_SOURCE $(PKG_CFLAGS) $(CPPFLAGS)
+CFLAGS_ALL = -std=c11 $(WARN) $(OPT) $(SANFLAGS) -pthread -MMD -MP $(CFLAGS)
+LDFLAGS_ALL = $(SANFLAGS) -pthread $(LDFLAGS)
+
+# ---- modules ----------------------------------------------------------------
+
+LIB_SRCS :=
+PKGS :=
+MODULES := base
+include $(foreach m,$(MODULES),src/$(m)/module.mk)
+
+PROTOS := $(sort $(shell find proto -name '*.proto' 2>/dev/null))
+PROTO_C := $(PROTOS:proto/%.proto=$(BUILD)/gen/%.pb-c.c)
+PROTO_H := $(PROTOS:proto/%.proto=$(BUILD)/gen/%.pb-c.h)
+ifneq ($(PROTOS),)
+PKGS += libprotobuf-c
+endif
+
+PKGS := $(sort $(PKGS))
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ifneq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && echo ok),ok)
+$(warning some of the packages '$(PKGS)' are missing: run scripts/deps.sh)
+endif
+LIBS := $(PKG_LIBS) -lm
+
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(PROTO_C:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
+LIB := $(BUILD)/lib/libargot.a
+
+CMD_SRCS := $(wildcard src/cmd/*.c)
+CMD_OBJS := $(CMD_SRCS:%.c=$(BUILD)/obj/%.o)
+
+HARNESS_SRCS := $(wildcard tests/harness/*.c)
+UNIT_SRCS := $(wildcard tests/unit/*/*.c)
+INTEG_SRCS := $(wildcard tests/integration/*.c)
+BENCH_SRCS := $(wildcard bench/*.c)
+FUZZ_SRCS := $(wildcard fuzz/*.c)
+
+BINS := $(BUILD)/bin/argot
+UNIT_BIN := $(BUILD)/test/unit
+INTEG_BIN := $(BUILD)/test/integration
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=$(BUILD)/fuzz/%)
+
+ALL_OBJS := $(LIB_OBJS) $(CMD_OBJS) $(HARNESS_SRCS:%.c=$(BUILD)/obj/%.o) \
+            $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(INTEG_SRCS:%.c=$(BUILD)/obj/%.o) \
+            $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o) $(FUZZ_SRCS:%.c=$(BUILD)/obj/%.o)
+
+# ---- rules ------------------------------------------------------------------
+
+.PHONY: all test test-bins demo bench bench-bins fuzz fuzz-bins install clean deps
+
+all: $(LIB) $(BINS)
+
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen -Iproto -I/usr/include $<
+
+# Every object waits for the generated headers (order-only), since any
+# source may include one; -MMD then records the real dependencies.
+$(BUILD)/obj/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c | $(PROTO_H)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -Wno-missing-prototypes -c -o $@ $<
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/bin/argot: $(CMD_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(CMD_OBJS) $(LIB) $(LIBS)
+
+$(UNIT_BIN): $(HARNESS_SRCS:%.c=$(BUILD)/obj/%.o) $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB) $(LIBS)
+
+$(INTEG_BIN): $(HARNESS_SRCS:%.c=$(BUILD)/obj/%.o) $(INTEG_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB) $(LIBS)
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(LIBS)
+
+# Fuzz targets link libFuzzer's main; the library is built with
+# SANITIZE=fuzzer-no-link,address,undefined (see the fuzz target below).
+$(BUILD)/fuzz/%: $(BUILD)/obj/fuzz/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -fsanitize=fuzzer -o $@ $< $(LIB) $(LIBS)
+
+test-bins: all $(UNIT_BIN) $(INTEG_BIN)
+bench-bins: $(BENCH_BINS)
+fuzz-bins: $(FUZZ_BINS)
+
+deps:
+	@sh scripts/deps.sh
+
+test: deps
+	@sh scripts/test.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/bin/argot demo
+
+bench: all
+	@$(MAKE) --no-print-directory bench-bins
+	@sh scripts/bench.sh $(BUILD)
+
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang \
+	    SANITIZE=fuzzer-no-link,address,undefined fuzz-bins
+	@sh scripts/fuzz.sh build/fuzz $(FUZZ_SECONDS)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/argot
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/argot/*.h $(DESTDIR)$(PREFIX)/include/argot/
+
+clean:
+	rm -rf build
+
+-include $(ALL_OBJS:.o=.d)

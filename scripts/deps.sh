@@ -1,0 +1,39 @@
+#!/bin/sh
+# Installs the Debian packages argot needs to build and test, and nothing else.
+#
+# Idempotent: dpkg-query tells which packages are already installed; apt-get runs
+# only for those missing (and "apt-get update" only when something is missing), so
+# a second run costs one dpkg-query call. Run as root, or with sudo available.
+#
+# The list grows as modules land; docs/ARCHITECTURE.md says why each one is here.
+set -eu
+
+PKGS="
+  build-essential pkg-config
+  clang libclang-rt-14-dev
+  libssl-dev
+  libfyaml-dev
+  protobuf-c-compiler libprotobuf-c-dev
+"
+
+missing=""
+for p in $PKGS; do
+    st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [ "$st" = "installed" ] || missing="$missing $p"
+done
+
+[ -z "$missing" ] && exit 0
+
+echo "deps.sh: installing:$missing" >&2
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || {
+        echo "deps.sh: need root (or sudo) to install:$missing" >&2
+        exit 1
+    }
+    SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,127 @@
+/*
+ * Running real programs from tests: spawn, feed stdin, capture stdout and
+ * stderr, enforce a timeout. Used by the integration tests to drive the
+ * argot binary and its peers.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test.h"
+
+const char *ag_test_bin(const char *name)
+{
+    static char slots[8][512];
+    static unsigned next;
+    const char *dir = getenv("ARGOT_BIN_DIR");
+    char *p = slots[next++ % 8];
+    snprintf(p, sizeof(slots[0]), "%s/%s", dir ? dir : "build/bin", name);
+    return p;
+}
+
+static int append(char **buf, size_t *len, const char *data, size_t n)
+{
+    char *nb = realloc(*buf, *len + n + 1);
+    if (!nb)
+        return -1;
+    memcpy(nb + *len, data, n);
+    *len += n;
+    nb[*len] = '\0';
+    *buf = nb;
+    return 0;
+}
+
+int ag_test_run(ag_test_proc *p, const char *const argv[], const char *in, unsigned timeout_s)
+{
+    int pin[2], pout[2], perr[2];
+    memset(p, 0, sizeof(*p));
+    p->out = calloc(1, 1);
+    p->err = calloc(1, 1);
+    if (pipe2(pin, O_CLOEXEC) || pipe2(pout, O_CLOEXEC) || pipe2(perr, O_CLOEXEC))
+        FAIL("pipe: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        FAIL("fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(pin[0], 0);
+        dup2(pout[1], 1);
+        dup2(perr[1], 2);
+        execvp(argv[0], (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(pin[0]);
+    close(pout[1]);
+    close(perr[1]);
+    signal(SIGPIPE, SIG_IGN);
+    size_t in_len = in ? strlen(in) : 0, in_off = 0;
+    int in_fd = pin[1];
+    if (in_len == 0) {
+        close(in_fd);
+        in_fd = -1;
+    }
+    int open_fds = 2;
+    uint64_t deadline = ag_now_ns() + (uint64_t)(timeout_s ? timeout_s : 60) * 1000000000u;
+    while (open_fds > 0) {
+        struct pollfd fds[3] = {{pout[0], POLLIN, 0}, {perr[0], POLLIN, 0},
+                                {in_fd, POLLOUT, 0}};
+        uint64_t now = ag_now_ns();
+        if (now >= deadline) {
+            kill(pid, SIGKILL);
+            break;
+        }
+        int r = poll(fds, 3, (int)((deadline - now) / 1000000) + 1);
+        if (r < 0 && errno != EINTR)
+            FAIL("poll: %s", strerror(errno));
+        char buf[65536];
+        for (int i = 0; i < 2; i++) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            ssize_t n = read(fds[i].fd, buf, sizeof(buf));
+            if (n > 0) {
+                if (i == 0)
+                    append(&p->out, &p->out_len, buf, (size_t)n);
+                else
+                    append(&p->err, &p->err_len, buf, (size_t)n);
+            } else {
+                close(fds[i].fd);
+                if (i == 0)
+                    pout[0] = -1;
+                else
+                    perr[0] = -1;
+                open_fds--;
+            }
+        }
+        if (fds[2].fd >= 0 && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+            ssize_t n = write(in_fd, in + in_off, in_len - in_off);
+            if (n > 0)
+                in_off += (size_t)n;
+            if (n < 0 || in_off == in_len) {
+                close(in_fd);
+                in_fd = -1;
+            }
+        }
+    }
+    if (pout[0] >= 0)
+        close(pout[0]);
+    if (perr[0] >= 0)
+        close(perr[0]);
+    if (in_fd >= 0)
+        close(in_fd);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    p->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return p->status;
+}
+
+void ag_test_proc_cleanup(ag_test_proc *p)
+{
+    free(p->out);
+    free(p->err);
+    p->out = p->err = NULL;
+}
