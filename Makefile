@@ -46,7 +46,7 @@ endif
 SANFLAGS := $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
             $(if $(findstring fuzzer,$(SANITIZE)),,-fno-sanitize-recover=all))
 
-CPPFLAGS_ALL = -Iinclude -I$(BUILD)/gen -Itests/harness -D_GNU_SOURCE $(PKG_CFLAGS) $(CPPFLAGS)
+CPPFLAGS_ALL = -Iinclude -I$(BUILD)/gen -D_GNU_SOURCE $(PKG_CFLAGS) $(CPPFLAGS)
 CFLAGS_ALL = -std=c11 $(WARN) $(OPT) $(SANFLAGS) -pthread -MMD -MP $(CFLAGS)
 LDFLAGS_ALL = $(SANFLAGS) -pthread $(LDFLAGS)
 
@@ -103,6 +103,9 @@ all: $(LIB) $(BINS)
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(BUILD)/gen
 	protoc-c --c_out=$(BUILD)/gen -Iproto -I/usr/include $<
+
+# Only the tests see the harness's header.
+$(BUILD)/obj/tests/%.o: CPPFLAGS_ALL += -Itests/harness
 
 # Every object waits for the generated headers (order-only), since any
 # source may include one; -MMD then records the real dependencies.

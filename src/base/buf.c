@@ -57,7 +57,8 @@ void ag_buf_reset(ag_buf *b)
 
 int ag_buf_reserve(ag_buf *b, size_t extra)
 {
-    if (extra > b->max - b->len)
+    /* the second test keeps len + extra + 1 (the terminator) from wrapping */
+    if (extra > b->max - b->len || extra > SIZE_MAX - 1 - b->len)
         return AG_E_TOO_LARGE;
     size_t need = b->len + extra + 1;
     if (need <= b->cap)

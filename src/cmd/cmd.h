@@ -1,0 +1,72 @@
+/*
+ * The argot binary's subcommands: a table of names, flags and run functions,
+ * and the flag parser they share. Subcommands are thin: parse flags, call the
+ * library, print. Conventions every subcommand keeps (design.md):
+ *   - exit 0 on success, 1 on a runtime error, 2 on a usage error;
+ *   - errors are one line on stderr, "argot: <what>: <why>";
+ *   - `argot <sub> --help` prints the usage to stdout and exits 0.
+ */
+#ifndef ARGOT_CMD_H
+#define ARGOT_CMD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "argot/base.h"
+
+enum {
+    EXIT_OK = 0,
+    EXIT_RUNTIME = 1,
+    EXIT_USAGE = 2,
+};
+
+#define FLAG_REQUIRED 0x1u
+#define FLAG_REPEAT 0x2u
+
+struct flag_def {
+    const char *name;    /* without the dashes: "in" */
+    const char *metavar; /* "FILE"; NULL for a boolean flag */
+    const char *help;
+    unsigned flags;      /* FLAG_REQUIRED, FLAG_REPEAT */
+};
+
+#define MAX_FLAGS 32
+
+struct cmd_args;
+
+struct subcmd {
+    const char *name;    /* "csv check": one or two words */
+    const char *summary; /* one line for `argot --help` */
+    const char *details; /* paragraphs for `argot <name> --help` */
+    const struct flag_def *flags; /* terminated by {NULL} */
+    int (*run)(struct cmd_args *a);
+};
+
+/* Parsed flags of one subcommand. Values point into argv. */
+struct cmd_args {
+    const struct subcmd *sc;
+    size_t nvals[MAX_FLAGS];
+    const char **vals[MAX_FLAGS]; /* per flag, its values in order */
+    bool seen[MAX_FLAGS];
+};
+
+/* Parses argv (after the subcommand's name) into a. Returns EXIT_OK, or
+ * EXIT_USAGE after printing the one-line error; -1 when --help was asked
+ * and printed. */
+int args_parse(struct cmd_args *a, const struct subcmd *sc, int argc, char **argv);
+void args_free(struct cmd_args *a);
+/* The value of a flag (the last, if repeated), or NULL if not given. */
+const char *args_get(const struct cmd_args *a, const char *name);
+size_t args_count(const struct cmd_args *a, const char *name);
+const char *args_at(const struct cmd_args *a, const char *name, size_t i);
+bool args_bool(const struct cmd_args *a, const char *name);
+/* Prints "argot: <sub>: <message>" to stderr and returns EXIT_USAGE. */
+int usage_error(const struct subcmd *sc, const char *fmt, ...) AG_PRINTF(2, 3);
+/* Prints "argot: <message>" to stderr and returns EXIT_RUNTIME. */
+int runtime_error(const char *fmt, ...) AG_PRINTF(1, 2);
+void print_usage(const struct subcmd *sc);
+
+/* The subcommands, one per file in src/cmd/. */
+extern const struct subcmd cmd_csv_check;
+
+#endif /* ARGOT_CMD_H */

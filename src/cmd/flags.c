@@ -1,0 +1,182 @@
+/*
+ * Flag parsing shared by every subcommand: `--name value`, `--name=value`,
+ * boolean `--name`, repeatable flags, `--` to end flags, `--help`. Errors
+ * name the flag and suggest the nearest known one.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+
+static int flag_index(const struct subcmd *sc, const char *name, size_t len)
+{
+    for (int i = 0; sc->flags && sc->flags[i].name; i++)
+        if (strlen(sc->flags[i].name) == len && memcmp(sc->flags[i].name, name, len) == 0)
+            return i;
+    return -1;
+}
+
+int usage_error(const struct subcmd *sc, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "argot: %s: ", sc->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see 'argot %s --help')\n", sc->name);
+    return EXIT_USAGE;
+}
+
+int runtime_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("argot: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return EXIT_RUNTIME;
+}
+
+void print_usage(const struct subcmd *sc)
+{
+    printf("usage: argot %s", sc->name);
+    for (int i = 0; sc->flags && sc->flags[i].name; i++) {
+        const struct flag_def *f = &sc->flags[i];
+        bool opt = !(f->flags & FLAG_REQUIRED);
+        printf(" %s--%s%s%s%s%s", opt ? "[" : "", f->name, f->metavar ? " " : "",
+               f->metavar ? f->metavar : "", opt ? "]" : "", (f->flags & FLAG_REPEAT) ? "..." : "");
+    }
+    printf("\n\n%s\n", sc->summary);
+    if (sc->details)
+        printf("\n%s\n", sc->details);
+    printf("\nflags:\n");
+    for (int i = 0; sc->flags && sc->flags[i].name; i++) {
+        const struct flag_def *f = &sc->flags[i];
+        char left[64];
+        snprintf(left, sizeof(left), "--%s%s%s", f->name, f->metavar ? " " : "",
+                 f->metavar ? f->metavar : "");
+        printf("  %-26s %s%s%s\n", left, f->help, (f->flags & FLAG_REQUIRED) ? " (required)" : "",
+               (f->flags & FLAG_REPEAT) ? " (repeatable)" : "");
+    }
+    printf("  %-26s %s\n", "--help", "show this help");
+}
+
+static int add_value(struct cmd_args *a, int fi, const char *v)
+{
+    const char **nv = ag_reallocarray(a->vals[fi], a->nvals[fi] + 1, sizeof(*nv));
+    if (!nv)
+        return runtime_error("%s", ag_strerror(AG_E_NOMEM));
+    nv[a->nvals[fi]++] = v;
+    a->vals[fi] = nv;
+    return EXIT_OK;
+}
+
+/* Suggests the flag closest to the unknown one, if any. */
+static const char *nearest_flag(const struct subcmd *sc, const char *name)
+{
+    const char *names[MAX_FLAGS + 2];
+    size_t n = 0;
+    for (int i = 0; sc->flags && sc->flags[i].name && n < MAX_FLAGS; i++)
+        names[n++] = sc->flags[i].name;
+    names[n++] = "help";
+    names[n] = NULL;
+    return ag_nearest(name, names);
+}
+
+int args_parse(struct cmd_args *a, const struct subcmd *sc, int argc, char **argv)
+{
+    memset(a, 0, sizeof(*a));
+    a->sc = sc;
+    int i = 0;
+    for (; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--") == 0) {
+            i++;
+            break;
+        }
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            print_usage(sc);
+            return -1;
+        }
+        if (arg[0] != '-' || arg[1] != '-' || arg[2] == '\0')
+            break;
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        int fi = flag_index(sc, name, nlen);
+        if (fi < 0) {
+            char buf[128];
+            snprintf(buf, sizeof(buf), "%.*s", (int)AG_MIN(nlen, 100), name);
+            const char *near = nearest_flag(sc, buf);
+            if (near)
+                return usage_error(sc, "unknown flag --%s (did you mean --%s?)", buf, near);
+            return usage_error(sc, "unknown flag --%s", buf);
+        }
+        const struct flag_def *f = &sc->flags[fi];
+        if (a->seen[fi] && !(f->flags & FLAG_REPEAT))
+            return usage_error(sc, "flag --%s given twice", f->name);
+        a->seen[fi] = true;
+        const char *val;
+        if (!f->metavar) {
+            if (eq)
+                return usage_error(sc, "flag --%s takes no value", f->name);
+            val = "true";
+        } else if (eq) {
+            val = eq + 1;
+        } else if (i + 1 < argc) {
+            val = argv[++i];
+        } else {
+            return usage_error(sc, "flag --%s needs a value (%s)", f->name, f->metavar);
+        }
+        if (add_value(a, fi, val) != EXIT_OK)
+            return EXIT_RUNTIME;
+    }
+    if (i < argc)
+        return usage_error(sc, "unexpected argument '%s'", argv[i]);
+    for (int fi = 0; sc->flags && sc->flags[fi].name; fi++)
+        if ((sc->flags[fi].flags & FLAG_REQUIRED) && !a->seen[fi])
+            return usage_error(sc, "missing required flag --%s", sc->flags[fi].name);
+    return EXIT_OK;
+}
+
+void args_free(struct cmd_args *a)
+{
+    for (int i = 0; i < MAX_FLAGS; i++)
+        ag_free(a->vals[i]);
+    memset(a, 0, sizeof(*a));
+}
+
+static int lookup(const struct cmd_args *a, const char *name)
+{
+    int fi = flag_index(a->sc, name, strlen(name));
+    /* a lookup of an undeclared flag is a bug in the subcommand */
+    if (fi < 0) {
+        fprintf(stderr, "argot: internal error: flag --%s not declared by '%s'\n", name,
+                a->sc->name);
+        abort();
+    }
+    return fi;
+}
+
+const char *args_get(const struct cmd_args *a, const char *name)
+{
+    int fi = lookup(a, name);
+    return a->nvals[fi] ? a->vals[fi][a->nvals[fi] - 1] : NULL;
+}
+
+size_t args_count(const struct cmd_args *a, const char *name)
+{
+    return a->nvals[lookup(a, name)];
+}
+
+const char *args_at(const struct cmd_args *a, const char *name, size_t i)
+{
+    int fi = lookup(a, name);
+    return i < a->nvals[fi] ? a->vals[fi][i] : NULL;
+}
+
+bool args_bool(const struct cmd_args *a, const char *name)
+{
+    return a->nvals[lookup(a, name)] > 0;
+}
