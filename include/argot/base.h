@@ -60,7 +60,7 @@ typedef struct ag_errbuf {
  * failing path reads `return ag_errbuf_set(&r->err, AG_E_X, "...", ...)`.
  * A message longer than AG_ERRMSG_MAX - 1 is cut and ends in "...". */
 int ag_errbuf_set(ag_errbuf *e, int code, const char *fmt, ...) AG_PRINTF(3, 4);
-int ag_errbuf_vset(ag_errbuf *e, int code, const char *fmt, va_list ap);
+int ag_errbuf_vset(ag_errbuf *e, int code, const char *fmt, va_list ap) AG_PRINTF(3, 0);
 void ag_errbuf_clear(ag_errbuf *e);
 
 /* ------------------------------------------------------------------------ */
@@ -129,7 +129,7 @@ int ag_buf_append(ag_buf *b, const void *p, size_t n) AG_NODISCARD;
 int ag_buf_append_byte(ag_buf *b, uint8_t c) AG_NODISCARD;
 int ag_buf_append_str(ag_buf *b, const char *s) AG_NODISCARD;
 int ag_buf_printf(ag_buf *b, const char *fmt, ...) AG_PRINTF(2, 3) AG_NODISCARD;
-int ag_buf_vprintf(ag_buf *b, const char *fmt, va_list ap) AG_NODISCARD;
+int ag_buf_vprintf(ag_buf *b, const char *fmt, va_list ap) AG_PRINTF(2, 0) AG_NODISCARD;
 /* Removes the first n bytes (n <= len). */
 void ag_buf_consume(ag_buf *b, size_t n);
 /* Hands the memory to the caller (who frees it with ag_free) and leaves b
@@ -500,7 +500,8 @@ int ag_csv_writer_open_fd(ag_csv_writer *w, int fd, const char *name);
 int ag_csv_writer_open_buf(ag_csv_writer *w, ag_buf *out);
 const char *ag_csv_writer_errmsg(const ag_csv_writer *w);
 /* Appends one field to the current record, quoting it only if it holds the
- * delimiter, a quote, CR or LF. */
+ * delimiter, a quote, CR or LF (or, as the first field of the output, starts
+ * with the bytes of a UTF-8 BOM, which a reader would strip). */
 int ag_csv_write_field(ag_csv_writer *w, ag_slice field);
 int ag_csv_end_record(ag_csv_writer *w);
 /* A whole record. */
