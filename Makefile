@@ -44,7 +44,7 @@ else
 OPT := -O2 -g
 endif
 SANFLAGS := $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
-            $(if $(findstring fuzzer,$(SANITIZE)),,-fno-sanitize-recover=all))
+            -fno-sanitize-recover=all)
 
 CPPFLAGS_ALL = -Iinclude -I$(BUILD)/gen -D_GNU_SOURCE $(PKG_CFLAGS) $(CPPFLAGS)
 CFLAGS_ALL = -std=c11 $(WARN) $(OPT) $(SANFLAGS) -pthread -MMD -MP $(CFLAGS)
@@ -54,7 +54,7 @@ LDFLAGS_ALL = $(SANFLAGS) -pthread $(LDFLAGS)
 
 LIB_SRCS :=
 PKGS :=
-MODULES := base
+MODULES := base link mpc
 include $(foreach m,$(MODULES),src/$(m)/module.mk)
 
 PROTOS := $(sort $(shell find proto -name '*.proto' 2>/dev/null))

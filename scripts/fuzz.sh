@@ -10,6 +10,8 @@ BUILD=${1:-build/fuzz}
 SECONDS_EACH=${2:-10}
 passed=0
 failed=0
+# a UBSan report is a failure, not a log line
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 for bin in "$BUILD"/fuzz/*; do
     [ -x "$bin" ] || continue
     t=$(basename "$bin")

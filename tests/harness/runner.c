@@ -391,6 +391,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-j") == 0 && i + 1 < argc)
             jobs = atoi(argv[++i]);
+        else if (strncmp(argv[i], "-j", 2) == 0 && argv[i][2])
+            jobs = atoi(argv[i] + 2);
         else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
             default_timeout = (unsigned)atoi(argv[++i]);
         else if (strcmp(argv[i], "--label") == 0 && i + 1 < argc)
