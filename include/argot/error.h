@@ -56,7 +56,19 @@
     X(CSV_FIELDS, -121, "CSV row has the wrong number of fields")            \
     X(CSV_UTF8, -122, "invalid UTF-8 in CSV field")                          \
     X(CSV_COLUMN, -123, "no such CSV column")                                \
-    X(CSV_VALUE, -124, "CSV field has the wrong type")
+    X(CSV_VALUE, -124, "CSV field has the wrong type")                       \
+    /* mpc */                                                                \
+    X(MPC_SHAPE, -300, "tensor shapes do not match")                         \
+    X(MPC_FIELD, -301, "ring fields do not match")                           \
+    X(MPC_VIS, -302, "operation not defined for this visibility")            \
+    X(MPC_CONFIG, -303, "parties disagree on the SPU configuration")         \
+    X(MPC_RANGE, -304, "value outside the fixed-point range")                \
+    X(MPC_PROTOCOL, -305, "peer broke the protocol")                         \
+    /* link */                                                               \
+    X(LINK_TIMEOUT, -400, "peer did not answer in time")                     \
+    X(LINK_ABORTED, -401, "a party aborted the job")                         \
+    X(LINK_SIZE, -402, "message of unexpected size")                         \
+    X(LINK_PEER, -403, "no such peer")
 
 enum ag_err {
     AG_OK = 0,

@@ -1,0 +1,73 @@
+/*
+ * argot link: party-to-party messages for the MPC engine and the federated
+ * runtime (design.md: "mpc never knows about sockets").
+ *
+ * A link is one party's endpoint in a job of n parties, ranked 0..n-1. It
+ * sends byte messages to a peer under a 64-bit tag and receives the message
+ * a given peer sent under a given tag; messages between one pair under one
+ * tag are delivered in order. Tags are chosen by the caller so that both
+ * sides agree (every party runs the same program: the MPC session numbers
+ * its operations). Implementations: in-memory (threads of one process, for
+ * simulation, tests and benchmarks) here; over gRPC with the fed module.
+ *
+ * Every link counts what it sends and receives, and its rounds: a round is
+ * a send phase, counted when a party sends after having received (or for
+ * its first send). A kernel's latency in rounds is the largest count over
+ * the parties, as in SPU's cost model.
+ *
+ * Failure is never a hang: a receive waits at most the link's timeout
+ * (default 60 s) and then fails with AG_E_LINK_TIMEOUT naming the peer; a
+ * party that fails calls ag_link_abort(), and every pending and later
+ * receive at every party fails with AG_E_LINK_ABORTED naming that party.
+ *
+ * Threads: one thread uses an endpoint at a time; distinct endpoints of a
+ * group may be used from distinct threads (that is the point).
+ */
+#ifndef ARGOT_LINK_H
+#define ARGOT_LINK_H
+
+#include "argot/base.h"
+
+typedef struct ag_link ag_link;
+
+typedef struct ag_link_stats {
+    uint64_t bytes_sent; /* payload bytes, all peers */
+    uint64_t bytes_recv;
+    uint64_t msgs_sent;
+    uint64_t msgs_recv;
+    uint64_t rounds;     /* send phases */
+} ag_link_stats;
+
+#define AG_LINK_DEFAULT_TIMEOUT_MS 60000u
+
+unsigned ag_link_rank(const ag_link *l);
+unsigned ag_link_size(const ag_link *l);
+/* The name of the party of rank r ("alice"); "party<r>" if unnamed. */
+const char *ag_link_party(const ag_link *l, unsigned r);
+
+/* Sends a copy of len bytes to peer under tag. */
+int ag_link_send(ag_link *l, unsigned peer, uint64_t tag, const void *data, size_t len);
+/* Sends data (allocated with ag_malloc) without copying: on success or
+ * failure, takes ownership of data. */
+int ag_link_send_take(ag_link *l, unsigned peer, uint64_t tag, void *data, size_t len);
+/* Receives the message peer sent under tag: *data (free with ag_free) and
+ * *len. Waits up to the link's timeout. */
+int ag_link_recv(ag_link *l, unsigned peer, uint64_t tag, void **data, size_t *len);
+/* As ag_link_recv, into buf, which the message must fill exactly
+ * (AG_E_LINK_SIZE otherwise: a peer disagreeing on a shape). */
+int ag_link_recv_into(ag_link *l, unsigned peer, uint64_t tag, void *buf, size_t len);
+
+void ag_link_set_timeout_ms(ag_link *l, uint64_t ms);
+/* Fails the job at every party: pending and later receives everywhere
+ * return AG_E_LINK_ABORTED with "party <me> failed: <reason>". */
+void ag_link_abort(ag_link *l, const char *reason);
+const char *ag_link_errmsg(const ag_link *l);
+void ag_link_stats_get(const ag_link *l, ag_link_stats *out);
+void ag_link_free(ag_link *l);
+
+/* Creates n connected in-memory endpoints (links[0..n-1], rank i in
+ * links[i]); names may be NULL. Each endpoint is freed on its own. On
+ * failure nothing is left to free and links[] holds no endpoint. */
+int ag_link_mem_group(unsigned n, const char *const *names, ag_link **links);
+
+#endif /* ARGOT_LINK_H */

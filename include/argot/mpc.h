@@ -1,0 +1,170 @@
+/*
+ * argot mpc: the SPU engine. Secret-shared ring tensors and the semi2k
+ * protocol: n >= 2 parties hold additive shares over Z_2^64 (FM64) or
+ * Z_2^128 (FM128); fixed-point numbers; Beaver triples from a trusted
+ * first party (rank 0), as SecretFlow's SPU does.
+ *
+ * Every party runs the same sequence of calls on its own ag_mpc session
+ * (SPMD); each call is a collective over the session's link. A tensor is
+ * one party's view: a public value (the same at every party), or this
+ * party's share of a secret.
+ *
+ * Cost model (per party, per element, K = ring bits, N = parties), checked
+ * by the tests against the link's counters:
+ *
+ *   kernel            rounds   bytes sent
+ *   share (from owner)  0      0            (pseudorandom zero sharing)
+ *   reveal (to all)     1      K/8 * (N-1)
+ *   reveal_to (one)     1      K/8 at each non-receiver
+ *   add/sub/neg, *pub   0      0
+ *   mul (shared x2)     1      K/8 * 2 * (N-1)
+ *   square              1      K/8 * (N-1)
+ *   matmul m*k by k*n   1      K/8 * (N-1) * (m*k + k*n)   in all
+ *   trunc, N = 2        0      0            (local, asymmetric)
+ *   trunc, N > 2        1      K/8 * (N-1)  (truncation pairs)
+ *
+ * Fixed point: a real v is encoded as round(v * 2^f) in the ring, f the
+ * fraction bits (defaults 18 for FM64, 26 for FM128). Encoding accepts
+ * |v| < 2^(K-2-f) (FM64, f = 18: about 1.76e13) and refuses NaN, infinity
+ * and anything larger with AG_E_MPC_RANGE. A product of two encodings has
+ * 2f fraction bits until truncated, so fmul is exact only while
+ * |x * y| < 2^(K-2-2f) (FM64: about 6.7e7); beyond that the result wraps.
+ * Probabilistic truncation of a ring value x is off by at most one unit in
+ * the last place (2^-f) and fails with probability about |x| / 2^(K-1),
+ * and then it is off by 2^(K-f) in the ring. For fmul, x = x*y * 2^(2f):
+ * FM64 with f = 18 fails about |x*y| * 2^-27 of the time (|x*y| = 100:
+ * 2^-20); FM128 with f = 26 about |x*y| * 2^-75. Use FM128 when products
+ * are large.
+ *
+ * Errors: kernels return AG_E_MPC_SHAPE, AG_E_MPC_FIELD, AG_E_MPC_VIS,
+ * AG_E_NOMEM or a link error; ag_mpc_errmsg() names the operation and the
+ * cause ("mul: shapes (2,3) and (3,2) differ"; "reveal: party bob: no
+ * message ... within 60000 ms").
+ */
+#ifndef ARGOT_MPC_H
+#define ARGOT_MPC_H
+
+#include "argot/base.h"
+#include "argot/link.h"
+
+__extension__ typedef unsigned __int128 ag_u128;
+
+typedef enum ag_field {
+    AG_FM64 = 0,
+    AG_FM128 = 1,
+} ag_field;
+
+/* 8 or 16. */
+size_t ag_field_bytes(ag_field f);
+/* "FM64" or "FM128". */
+const char *ag_field_name(ag_field f);
+
+typedef enum ag_vis {
+    AG_VIS_PUBLIC = 0, /* the same value at every party */
+    AG_VIS_ASHARE = 1, /* additive share: the secret is the sum mod 2^K */
+    AG_VIS_BSHARE = 2, /* boolean share: the secret is the XOR */
+} ag_vis;
+
+#define AG_TENSOR_MAX_DIMS 8
+
+/* An n-dimensional, row-major, contiguous ring tensor. data holds numel
+ * elements of uint64_t (FM64) or ag_u128 (FM128) and is owned by the
+ * tensor; shares are wiped when freed. ndim 0 is a scalar (numel 1). */
+typedef struct ag_tensor {
+    ag_field field;
+    ag_vis vis;
+    int ndim;
+    int64_t shape[AG_TENSOR_MAX_DIMS];
+    size_t numel;
+    void *data;
+} ag_tensor;
+
+/* A zero tensor. Returns AG_E_MPC_SHAPE for a negative dimension or more
+ * than AG_TENSOR_MAX_DIMS, AG_E_NOMEM. On failure t is left empty (safe to
+ * clean up). */
+int ag_tensor_init(ag_tensor *t, ag_field f, ag_vis v, int ndim, const int64_t *shape);
+/* Frees (and wipes, for shares) the data; t becomes empty. */
+void ag_tensor_cleanup(ag_tensor *t);
+int ag_tensor_copy(ag_tensor *dst, const ag_tensor *src);
+bool ag_tensor_same_shape(const ag_tensor *a, const ag_tensor *b);
+/* "(2,3)" into buf. Returns buf. */
+const char *ag_tensor_shape_str(const ag_tensor *t, char *buf, size_t cap);
+static inline uint64_t *ag_tensor_u64(const ag_tensor *t)
+{
+    return (uint64_t *)t->data;
+}
+static inline ag_u128 *ag_tensor_u128(const ag_tensor *t)
+{
+    return (ag_u128 *)t->data;
+}
+/* Same elements, another shape of the same numel (in place). */
+int ag_tensor_reshape(ag_tensor *t, int ndim, const int64_t *shape);
+/* The 2-D transpose of src into dst. */
+int ag_tensor_transpose(ag_tensor *dst, const ag_tensor *src);
+
+/* ---- sessions ----------------------------------------------------------- */
+
+typedef struct ag_mpc_config {
+    ag_field field;
+    unsigned fxp_bits; /* 0: 18 for FM64, 26 for FM128 */
+} ag_mpc_config;
+
+typedef struct ag_mpc ag_mpc;
+
+/* A session over link (borrowed: it must outlive the session). NULL on
+ * allocation failure. Nothing is sent until ag_mpc_setup. */
+ag_mpc *ag_mpc_new(ag_link *link, const ag_mpc_config *cfg);
+void ag_mpc_free(ag_mpc *m);
+/* Collective: checks that every party uses the same field, fraction bits
+ * and party count (AG_E_MPC_CONFIG naming the party that differs), then
+ * sets up the pairwise PRG seeds and the Beaver dealer's seeds. */
+int ag_mpc_setup(ag_mpc *m);
+const char *ag_mpc_errmsg(const ag_mpc *m);
+ag_link *ag_mpc_link(const ag_mpc *m);
+ag_field ag_mpc_field(const ag_mpc *m);
+unsigned ag_mpc_fxp_bits(const ag_mpc *m);
+unsigned ag_mpc_rank(const ag_mpc *m);
+unsigned ag_mpc_nparties(const ag_mpc *m);
+
+/* Fixed point: encodes n doubles as a public tensor of the given shape
+ * (numel must be n); AG_E_MPC_RANGE names the first value out of range. */
+int ag_mpc_encode(ag_mpc *m, const double *v, int ndim, const int64_t *shape, ag_tensor *out);
+/* Decodes a public tensor into out[0..numel). */
+int ag_mpc_decode(ag_mpc *m, const ag_tensor *t, double *out);
+/* The largest magnitude ag_mpc_encode accepts. */
+double ag_mpc_fxp_max(const ag_mpc *m);
+
+/* ---- kernels (collective; out is initialized by the call and must not be
+ * one of the inputs; on failure out is left empty) ------------------------ */
+
+/* Secret-shares owner's public tensor in (NULL at the other parties); every
+ * party passes the shape. */
+int ag_mpc_share(ag_mpc *m, unsigned owner, const ag_tensor *in, int ndim, const int64_t *shape,
+                 ag_tensor *out);
+/* Opens a shared tensor to every party (a public tensor). */
+int ag_mpc_reveal(ag_mpc *m, const ag_tensor *x, ag_tensor *out);
+/* Opens a shared tensor to party `to` only: out is the value there and an
+ * empty tensor (data NULL) elsewhere. */
+int ag_mpc_reveal_to(ag_mpc *m, const ag_tensor *x, unsigned to, ag_tensor *out);
+
+/* Element-wise ring arithmetic on tensors of the same shape, any mix of
+ * public and shared operands (a public operand is added once, by rank 0). */
+int ag_mpc_add(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out);
+int ag_mpc_sub(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out);
+int ag_mpc_neg(ag_mpc *m, const ag_tensor *x, ag_tensor *out);
+/* Ring product (no truncation): Beaver for shared * shared, local
+ * otherwise. */
+int ag_mpc_mul(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out);
+int ag_mpc_square(ag_mpc *m, const ag_tensor *x, ag_tensor *out);
+/* Matrix product of 2-D tensors (m x k) (k x n). */
+int ag_mpc_matmul(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out);
+/* Arithmetic shift right by bits: exact for public tensors, probabilistic
+ * for shares (see the header comment). */
+int ag_mpc_trunc(ag_mpc *m, const ag_tensor *x, unsigned bits, ag_tensor *out);
+/* Fixed-point product and matrix product: mul (matmul) then trunc by the
+ * session's fraction bits (no truncation when an operand is public and
+ * holds integers: use ag_mpc_mul for that). */
+int ag_mpc_fmul(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out);
+int ag_mpc_fmatmul(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out);
+
+#endif /* ARGOT_MPC_H */

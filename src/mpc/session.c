@@ -1,0 +1,328 @@
+/*
+ * An mpc session: one party's view of a semi2k job over a link.
+ *
+ * Setup (ag_mpc_setup, collective, before any kernel):
+ *   1. hello: every party sends every peer {magic, field, fraction bits,
+ *      party count} and checks what it receives, so a misconfigured party
+ *      is named before any share is made;
+ *   2. PRSS: party i draws seed s_i and sends it to party i+1; it keeps
+ *      s_i (shared with i+1) and s_(i-1) (shared with i-1). Its share of
+ *      zero is G(s_i) - G(s_(i-1)); the sum over all parties telescopes to
+ *      zero, with no message per use;
+ *   3. dealer: party i draws its dealer seed t_i; parties i > 0 send it to
+ *      rank 0, the trusted first party, which can then expand every
+ *      party's share of a Beaver triple and correct its own so that the
+ *      shares multiply (beaver.c).
+ *
+ * Tags: setup messages use tags with the top bit set; every kernel call
+ * takes the next operation number (every party issues the same calls in
+ * the same order, so the numbers agree) and uses op << 8 | sub as tags.
+ *
+ * A failed kernel fails the job: the error is recorded here and the link is
+ * aborted with it, so every other party's pending receive fails at once
+ * with "party <name> failed: <op>: <why>" instead of waiting for a timeout.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define TAG_SETUP (1ull << 63)
+#define TAG_HELLO (TAG_SETUP | 1)
+#define TAG_PRSS (TAG_SETUP | 2)
+#define TAG_DEALER (TAG_SETUP | 3)
+
+static const uint8_t hello_magic[8] = {'A', 'G', 'M', 'P', 'C', '1', 0, 0};
+
+ag_mpc *ag_mpc_new(ag_link *link, const ag_mpc_config *cfg)
+{
+    ag_mpc *m = ag_calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    m->link = link;
+    m->field = cfg->field;
+    m->fxp_bits = cfg->fxp_bits ? cfg->fxp_bits : (cfg->field == AG_FM64 ? 18 : 26);
+    m->rank = ag_link_rank(link);
+    m->n = ag_link_size(link);
+    return m;
+}
+
+void ag_mpc_free(ag_mpc *m)
+{
+    if (!m)
+        return;
+    ag__prg_cleanup(&m->prss_next);
+    ag__prg_cleanup(&m->prss_prev);
+    ag__prg_cleanup(&m->dealer_self);
+    if (m->dealer_all)
+        for (unsigned i = 0; i < m->n; i++)
+            ag__prg_cleanup(&m->dealer_all[i]);
+    ag_free(m->dealer_all);
+    ag_free(m);
+}
+
+const char *ag_mpc_errmsg(const ag_mpc *m)
+{
+    return m->err.msg;
+}
+
+ag_link *ag_mpc_link(const ag_mpc *m)
+{
+    return m->link;
+}
+
+ag_field ag_mpc_field(const ag_mpc *m)
+{
+    return m->field;
+}
+
+unsigned ag_mpc_fxp_bits(const ag_mpc *m)
+{
+    return m->fxp_bits;
+}
+
+unsigned ag_mpc_rank(const ag_mpc *m)
+{
+    return m->rank;
+}
+
+unsigned ag_mpc_nparties(const ag_mpc *m)
+{
+    return m->n;
+}
+
+int ag__mpc_fail(ag_mpc *m, int code, const char *op, const char *fmt, ...)
+{
+    char why[AG_ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    ag_errbuf_set(&m->err, code, "%s: %s", op, why);
+    ag_link_abort(m->link, m->err.msg);
+    return code;
+}
+
+int ag__mpc_link_fail(ag_mpc *m, int code, const char *op)
+{
+    return ag__mpc_fail(m, code, op, "%s", ag_link_errmsg(m->link));
+}
+
+uint64_t ag__mpc_tag(ag_mpc *m)
+{
+    return ++m->op << 8;
+}
+
+int ag__mpc_zero_share(ag_mpc *m, size_t n, void *dst)
+{
+    size_t bytes = n * ag_field_bytes(m->field);
+    void *tmp = ag_malloc(bytes);
+    if (!tmp)
+        return AG_E_NOMEM;
+    int rc = ag__prg_fill(&m->prss_next, dst, bytes);
+    if (rc == 0)
+        rc = ag__prg_fill(&m->prss_prev, tmp, bytes);
+    if (rc == 0)
+        ag__ring_sub(m->field, n, dst, dst, tmp);
+    ag_wipe(tmp, bytes);
+    ag_free(tmp);
+    return rc;
+}
+
+int ag__mpc_open(ag_mpc *m, const char *op, uint64_t tag, const void *mine, void *sum,
+                 size_t n_elems)
+{
+    size_t bytes = n_elems * ag_field_bytes(m->field);
+    for (unsigned p = 0; p < m->n; p++) {
+        if (p == m->rank)
+            continue;
+        int rc = ag_link_send(m->link, p, tag, mine, bytes);
+        if (rc < 0)
+            return ag__mpc_link_fail(m, rc, op);
+    }
+    if (sum != mine)
+        memcpy(sum, mine, bytes);
+    void *peer = ag_malloc(bytes ? bytes : 1);
+    if (!peer)
+        return ag__mpc_fail(m, AG_E_NOMEM, op, "no memory for %zu bytes", bytes);
+    int rc = 0;
+    for (unsigned p = 0; p < m->n && rc == 0; p++) {
+        if (p == m->rank)
+            continue;
+        rc = ag_link_recv_into(m->link, p, tag, peer, bytes);
+        if (rc == 0)
+            ag__ring_add_inplace(m->field, n_elems, sum, peer);
+        else
+            ag__mpc_link_fail(m, rc, op);
+    }
+    ag_free(peer);
+    return rc;
+}
+
+/* ---- setup -------------------------------------------------------------- */
+
+static int hello(ag_mpc *m)
+{
+    uint8_t mine[16] = {0};
+    memcpy(mine, hello_magic, 8);
+    mine[8] = (uint8_t)m->field;
+    mine[9] = (uint8_t)m->fxp_bits;
+    mine[10] = (uint8_t)(m->n >> 8);
+    mine[11] = (uint8_t)m->n;
+    for (unsigned p = 0; p < m->n; p++) {
+        if (p == m->rank)
+            continue;
+        int rc = ag_link_send(m->link, p, TAG_HELLO, mine, sizeof(mine));
+        if (rc < 0)
+            return ag__mpc_link_fail(m, rc, "setup");
+    }
+    for (unsigned p = 0; p < m->n; p++) {
+        if (p == m->rank)
+            continue;
+        uint8_t theirs[16];
+        int rc = ag_link_recv_into(m->link, p, TAG_HELLO, theirs, sizeof(theirs));
+        if (rc < 0)
+            return ag__mpc_link_fail(m, rc, "setup");
+        if (memcmp(theirs, hello_magic, 8) != 0)
+            return ag__mpc_fail(m, AG_E_MPC_PROTOCOL, "setup",
+                                "party %s does not speak argot's semi2k",
+                                ag_link_party(m->link, p));
+        unsigned tn = (unsigned)theirs[10] << 8 | theirs[11];
+        if (memcmp(theirs + 8, mine + 8, 4) != 0)
+            return ag__mpc_fail(m, AG_E_MPC_CONFIG, "setup",
+                                "party %s uses %s with %u fraction bits in a job of %u parties; "
+                                "party %s uses %s with %u in a job of %u",
+                                ag_link_party(m->link, p),
+                                theirs[8] == AG_FM64 ? "FM64" : "FM128", theirs[9], tn,
+                                ag_link_party(m->link, m->rank), ag_field_name(m->field),
+                                m->fxp_bits, m->n);
+    }
+    return 0;
+}
+
+static int seed_init(ag_mpc *m, ag__prg *p, const uint8_t seed[16])
+{
+    int rc = ag__prg_init(p, seed);
+    if (rc < 0)
+        return ag__mpc_fail(m, rc, "setup", "cannot start AES-CTR: %s", ag_strerror(rc));
+    return 0;
+}
+
+static int prss_and_dealer(ag_mpc *m)
+{
+    uint8_t s[16], prev[16], t[16];
+    unsigned next = (m->rank + 1) % m->n, before = (m->rank + m->n - 1) % m->n;
+    int rc = ag_random_bytes(s, sizeof(s));
+    if (rc == 0)
+        rc = ag_random_bytes(t, sizeof(t));
+    if (rc < 0)
+        return ag__mpc_fail(m, rc, "setup", "getrandom failed");
+    rc = ag_link_send(m->link, next, TAG_PRSS, s, sizeof(s));
+    if (rc == 0 && m->rank != 0)
+        rc = ag_link_send(m->link, 0, TAG_DEALER, t, sizeof(t));
+    if (rc == 0)
+        rc = ag_link_recv_into(m->link, before, TAG_PRSS, prev, sizeof(prev));
+    if (rc < 0) {
+        ag__mpc_link_fail(m, rc, "setup");
+        goto wipe;
+    }
+    if ((rc = seed_init(m, &m->prss_next, s)) < 0 || (rc = seed_init(m, &m->prss_prev, prev)) < 0)
+        goto wipe;
+    if (m->rank != 0) {
+        rc = seed_init(m, &m->dealer_self, t);
+        goto wipe;
+    }
+    /* rank 0: every party's dealer stream; its own is dealer_all[0] */
+    m->dealer_all = ag_calloc(m->n, sizeof(*m->dealer_all));
+    if (!m->dealer_all) {
+        rc = ag__mpc_fail(m, AG_E_NOMEM, "setup", "no memory");
+        goto wipe;
+    }
+    rc = seed_init(m, &m->dealer_all[0], t);
+    for (unsigned p = 1; p < m->n && rc == 0; p++) {
+        uint8_t tp[16];
+        rc = ag_link_recv_into(m->link, p, TAG_DEALER, tp, sizeof(tp));
+        if (rc < 0)
+            ag__mpc_link_fail(m, rc, "setup");
+        else
+            rc = seed_init(m, &m->dealer_all[p], tp);
+        ag_wipe(tp, sizeof(tp));
+    }
+wipe:
+    ag_wipe(s, sizeof(s));
+    ag_wipe(prev, sizeof(prev));
+    ag_wipe(t, sizeof(t));
+    return rc;
+}
+
+int ag_mpc_setup(ag_mpc *m)
+{
+    if (m->ready)
+        return ag_errbuf_set(&m->err, AG_E_STATE, "setup: already done");
+    if (m->n < 2)
+        return ag__mpc_fail(m, AG_E_MPC_CONFIG, "setup", "semi2k needs at least 2 parties, "
+                            "got %u", m->n);
+    if (m->fxp_bits >= ag_field_bytes(m->field) * 8 / 2)
+        return ag__mpc_fail(m, AG_E_MPC_CONFIG, "setup", "%u fraction bits leave no room for "
+                            "products in %s (at most %zu)", m->fxp_bits,
+                            ag_field_name(m->field), ag_field_bytes(m->field) * 4 - 1);
+    int rc = hello(m);
+    if (rc == 0)
+        rc = prss_and_dealer(m);
+    if (rc == 0)
+        m->ready = true;
+    return rc;
+}
+
+/* ---- fixed point -------------------------------------------------------- */
+
+double ag_mpc_fxp_max(const ag_mpc *m)
+{
+    return ldexp(1.0, (int)(ag_field_bytes(m->field) * 8 - 2 - m->fxp_bits));
+}
+
+int ag_mpc_encode(ag_mpc *m, const double *v, int ndim, const int64_t *shape, ag_tensor *out)
+{
+    int rc = ag_tensor_init(out, m->field, AG_VIS_PUBLIC, ndim, shape);
+    if (rc < 0)
+        return ag_errbuf_set(&m->err, rc, "encode: %s", ag_strerror(rc));
+    double max = ag_mpc_fxp_max(m), scale = ldexp(1.0, (int)m->fxp_bits);
+    for (size_t i = 0; i < out->numel; i++) {
+        if (!(fabs(v[i]) < max)) {
+            ag_tensor_cleanup(out);
+            return ag_errbuf_set(&m->err, AG_E_MPC_RANGE,
+                                 "encode: value %g at index %zu is outside the %s fixed-point "
+                                 "range (|v| < %g with %u fraction bits)",
+                                 v[i], i, ag_field_name(m->field), max, m->fxp_bits);
+        }
+        double r = nearbyint(v[i] * scale);
+        if (m->field == AG_FM64) {
+            ag_tensor_u64(out)[i] = (uint64_t)(int64_t)r;
+        } else {
+            __extension__ typedef __int128 i128;
+            ag_tensor_u128(out)[i] = (ag_u128)(i128)r;
+        }
+    }
+    return 0;
+}
+
+int ag_mpc_decode(ag_mpc *m, const ag_tensor *t, double *out)
+{
+    if (t->vis != AG_VIS_PUBLIC)
+        return ag_errbuf_set(&m->err, AG_E_MPC_VIS, "decode: the tensor is a share: reveal "
+                             "it first");
+    if (t->field != m->field)
+        return ag_errbuf_set(&m->err, AG_E_MPC_FIELD, "decode: tensor is %s, session is %s",
+                             ag_field_name(t->field), ag_field_name(m->field));
+    double scale = ldexp(1.0, -(int)m->fxp_bits);
+    for (size_t i = 0; i < t->numel; i++) {
+        if (t->field == AG_FM64) {
+            out[i] = (double)(int64_t)ag_tensor_u64(t)[i] * scale;
+        } else {
+            __extension__ typedef __int128 i128;
+            out[i] = (double)(i128)ag_tensor_u128(t)[i] * scale;
+        }
+    }
+    return 0;
+}
