@@ -60,6 +60,19 @@ const char *args_get(const struct cmd_args *a, const char *name);
 size_t args_count(const struct cmd_args *a, const char *name);
 const char *args_at(const struct cmd_args *a, const char *name, size_t i);
 bool args_bool(const struct cmd_args *a, const char *name);
+/* Party selection, the same for every app subcommand (design.md):
+ * `--sim alice,bob[,carol]`. Parses the list into names (at most max, each
+ * a non-empty run of [a-z0-9_-], no repeats). Returns the count, or
+ * EXIT_USAGE's negation after printing the error. */
+#define MAX_SIM_PARTIES 8
+int args_sim_parties(const struct cmd_args *a, const char *flag, char names[][32], int min,
+                     int max);
+/* Per-party values in simulation mode, written `party=value` (repeatable):
+ * the value for party, or NULL if none was given. Returns EXIT_USAGE after
+ * printing the error if any value names no party in names[0..n). */
+int args_party_values_check(const struct cmd_args *a, const char *flag, char names[][32], int n);
+const char *args_party_value(const struct cmd_args *a, const char *flag, const char *party);
+
 /* Prints "argot: <sub>: <message>" to stderr and returns EXIT_USAGE. */
 int usage_error(const struct subcmd *sc, const char *fmt, ...) AG_PRINTF(2, 3);
 /* Prints "argot: <message>" to stderr and returns EXIT_RUNTIME. */
@@ -68,5 +81,6 @@ void print_usage(const struct subcmd *sc);
 
 /* The subcommands, one per file in src/cmd/. */
 extern const struct subcmd cmd_csv_check;
+extern const struct subcmd cmd_demo;
 
 #endif /* ARGOT_CMD_H */

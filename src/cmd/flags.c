@@ -180,3 +180,74 @@ bool args_bool(const struct cmd_args *a, const char *name)
 {
     return a->nvals[lookup(a, name)] > 0;
 }
+
+int args_sim_parties(const struct cmd_args *a, const char *flag, char names[][32], int min,
+                     int max)
+{
+    const char *list = args_get(a, flag);
+    int n = 0;
+    for (const char *p = list; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == 0 || len >= 32)
+            return -usage_error(a->sc, "--%s: party names are 1 to 31 characters, separated "
+                                       "by commas, got '%s'", flag, list);
+        for (size_t i = 0; i < len; i++) {
+            char c = p[i];
+            if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+                return -usage_error(a->sc, "--%s: party name '%.*s' may hold only a-z, 0-9, "
+                                           "'_' and '-'", flag, (int)len, p);
+        }
+        if (n == max)
+            return -usage_error(a->sc, "--%s: at most %d parties, got more", flag, max);
+        memcpy(names[n], p, len);
+        names[n][len] = '\0';
+        for (int j = 0; j < n; j++)
+            if (strcmp(names[j], names[n]) == 0)
+                return -usage_error(a->sc, "--%s: party '%s' named twice", flag, names[n]);
+        n++;
+        p += len + (comma ? 1 : 0);
+    }
+    if (n < min)
+        return -usage_error(a->sc, "--%s: at least %d parties, got %d", flag, min, n);
+    return n;
+}
+
+int args_party_values_check(const struct cmd_args *a, const char *flag, char names[][32], int n)
+{
+    for (size_t i = 0; i < args_count(a, flag); i++) {
+        const char *v = args_at(a, flag, i), *eq = strchr(v, '=');
+        if (!eq || eq == v)
+            return usage_error(a->sc, "--%s %s: in simulation mode write PARTY=VALUE", flag, v);
+        const char *known[MAX_SIM_PARTIES + 1];
+        bool found = false;
+        for (int j = 0; j < n; j++) {
+            known[j] = names[j];
+            if (strlen(names[j]) == (size_t)(eq - v) && strncmp(names[j], v, (size_t)(eq - v)) == 0)
+                found = true;
+        }
+        known[n] = NULL;
+        if (found)
+            continue;
+        char party[64];
+        snprintf(party, sizeof(party), "%.*s", (int)AG_MIN((size_t)(eq - v), 60), v);
+        const char *near = ag_nearest(party, known);
+        if (near)
+            return usage_error(a->sc, "--%s %s: no party '%s' (did you mean '%s'?)", flag, v,
+                               party, near);
+        return usage_error(a->sc, "--%s %s: no party '%s' in this job", flag, v, party);
+    }
+    return EXIT_OK;
+}
+
+const char *args_party_value(const struct cmd_args *a, const char *flag, const char *party)
+{
+    const char *found = NULL;
+    size_t plen = strlen(party);
+    for (size_t i = 0; i < args_count(a, flag); i++) {
+        const char *v = args_at(a, flag, i);
+        if (strncmp(v, party, plen) == 0 && v[plen] == '=')
+            found = v + plen + 1;
+    }
+    return found;
+}

@@ -11,6 +11,7 @@
 #include "cmd.h"
 
 static const struct subcmd *const subcmds[] = {
+    &cmd_demo,
     &cmd_csv_check,
 };
 

@@ -486,11 +486,16 @@ TEST(config_unknown_keys)
     CHECK_EQ(ag_config_check_keys(c, spu, spu_keys), AG_E_CONFIG_UNKNOWN_KEY);
     CHECK_STR_EQ(ag_config_errmsg(c),
                  "cluster.yaml:1:8: unknown key 'protocl' (did you mean 'protocol'?)");
-    /* a transposition is two edits: too far for a 5-letter word */
+    /* a transposition is one edit: the commonest typo gets its suggestion */
     static const char *const spu_keys2[] = {"protocl", "field", NULL};
     CHECK_EQ(ag_config_check_keys(c, spu, spu_keys2), AG_E_CONFIG_UNKNOWN_KEY);
     CHECK_STR_EQ(ag_config_errmsg(c),
-                 "cluster.yaml:1:25: unknown key 'feild' (expected one of: protocl, field)");
+                 "cluster.yaml:1:25: unknown key 'feild' (did you mean 'field'?)");
+    /* nothing close: the list of what is expected */
+    static const char *const spu_keys3[] = {"protocl", "fxp", NULL};
+    CHECK_EQ(ag_config_check_keys(c, spu, spu_keys3), AG_E_CONFIG_UNKNOWN_KEY);
+    CHECK_STR_EQ(ag_config_errmsg(c),
+                 "cluster.yaml:1:25: unknown key 'feild' (expected one of: protocl, fxp)");
     static const char *const top[] = {"parties", NULL};
     CHECK_EQ(ag_config_check_keys(c, ag_config_root(c), top), AG_E_CONFIG_UNKNOWN_KEY);
     CHECK_STR_EQ(ag_config_errmsg(c),
