@@ -13,6 +13,7 @@ PKGS="
   clang libclang-rt-14-dev
   libssl-dev
   libfyaml-dev
+  zlib1g-dev
   protobuf-c-compiler libprotobuf-c-dev
 "
 

@@ -57,6 +57,9 @@
     X(CSV_UTF8, -122, "invalid UTF-8 in CSV field")                          \
     X(CSV_COLUMN, -123, "no such CSV column")                                \
     X(CSV_VALUE, -124, "CSV field has the wrong type")                       \
+    /* rpc */                                                                \
+    X(RPC_PROTOCOL, -200, "gRPC protocol violation")                         \
+    X(RPC_COMPRESSION, -201, "gRPC message compression failed")              \
     /* mpc */                                                                \
     X(MPC_SHAPE, -300, "tensor shapes do not match")                         \
     X(MPC_FIELD, -301, "ring fields do not match")                           \
