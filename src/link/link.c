@@ -5,7 +5,7 @@
  * Rounds: a party's round count grows by one when it sends after having
  * received since its previous send (or sends for the first time). A reveal
  * (everyone sends, then everyone receives) is one round; Beaver's mul is
- * one; sharing from an owner is one for the owner and zero for the others.
+ * one; semi2k's input sharing sends nothing, so it costs no round.
  */
 #include <stdio.h>
 #include <string.h>

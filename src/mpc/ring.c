@@ -12,8 +12,10 @@
 
 #include "internal.h"
 
+/* not under the sanitizers: their runtimes are not ready when the ifunc
+ * resolvers run at load time (TSan crashes there) */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(__SANITIZE_ADDRESS__)
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #define HOT __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define HOT

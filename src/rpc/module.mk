@@ -1,3 +1,3 @@
-# rpc: gRPC over HTTP/2. Today: the wire protocol's I/O-free cores.
+# rpc: gRPC over HTTP/2. Today: the I/O-free cores (wire protocol, connection).
 LIB_SRCS += $(wildcard src/rpc/*.c)
-PKGS += zlib
+PKGS += zlib libnghttp2
