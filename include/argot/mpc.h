@@ -22,6 +22,21 @@
  *   matmul m*k by k*n   1      K/8 * (N-1) * (m*k + k*n)   in all
  *   trunc, N = 2        0      0            (local, asymmetric)
  *   trunc, N > 2        1      K/8 * (N-1)  (truncation pairs)
+ *   xor; and by public  0      0
+ *   and (shared x2)     1      K/8 * 2 * (N-1)
+ *   a2b                 A      K/8 * 2 * (N-1) * 2lgK * (N-1)
+ *   b2a                 1      K/8 * (N-1)
+ *   msb, less, greater  A + 1  a2b's + (N-1)/8   (the bit packed)
+ *   msb of a bshare     1      (N-1)/8
+ *   equal               lgK+2  (3K-1)/8 * (N-1)  (zero test, bits packed)
+ *   select (shared c)   1      K/8 * 2 * (N-1)   (one mul)
+ *   relu/abs/min/max    A + 2  msb's + mul's
+ *
+ * lgK = log2 K, and A = ceil(log2 N) * (lgK + 1) is the depth of a2b's tree
+ * of adders (N - 1 adders of 2lgK ANDs: one AND fewer than SPU's row,
+ * which counts an AND whose result is unused). Packed bits cost ceil(n/8)
+ * bytes for n elements. FM64, N = 2: a2b 7 rounds and 192 bytes, less 8
+ * and 192.125, equal 8 and 23.875; N = 3: a2b 14 and 768, less 15 and 768.25.
  *
  * Fixed point: a real v is encoded as round(v * 2^f) in the ring, f the
  * fraction bits (defaults 18 for FM64, 26 for FM128). Encoding accepts
@@ -101,6 +116,20 @@ static inline ag_u128 *ag_tensor_u128(const ag_tensor *t)
 int ag_tensor_reshape(ag_tensor *t, int ndim, const int64_t *shape);
 /* The 2-D transpose of src into dst. */
 int ag_tensor_transpose(ag_tensor *dst, const ag_tensor *src);
+/* Axis permutation: dst's axis i is src's axis perm[i] (perm NULL reverses
+ * the axes). */
+int ag_tensor_permute(ag_tensor *dst, const ag_tensor *src, const int *perm);
+/* src[start:stop:step] along every axis (numpy semantics: negative start
+ * and stop count from the end, bounds are clamped, step >= 1). NULL start,
+ * stop or step mean 0, the axis length, 1. */
+int ag_tensor_slice(ag_tensor *dst, const ag_tensor *src, const int64_t *start,
+                    const int64_t *stop, const int64_t *step);
+/* srcs[0..n) joined along axis (negative counts from the end); every other
+ * axis, the field and the visibility must agree. */
+int ag_tensor_concat(ag_tensor *dst, const ag_tensor *const *srcs, size_t n, int axis);
+/* src broadcast to shape by numpy's rules (trailing axes aligned; an axis of
+ * length 1 repeats). */
+int ag_tensor_broadcast(ag_tensor *dst, const ag_tensor *src, int ndim, const int64_t *shape);
 
 /* ---- sessions ----------------------------------------------------------- */
 
@@ -166,5 +195,42 @@ int ag_mpc_trunc(ag_mpc *m, const ag_tensor *x, unsigned bits, ag_tensor *out);
  * holds integers: use ag_mpc_mul for that). */
 int ag_mpc_fmul(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out);
 int ag_mpc_fmatmul(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out);
+
+/* ---- reductions (local on shares: no message) --------------------------- */
+
+/* Sum along axis (negative counts from the end), which is removed from the
+ * shape; axis AG_AXIS_ALL sums everything into a scalar. Ring arithmetic:
+ * the fraction bits are unchanged. */
+#define AG_AXIS_ALL INT32_MIN
+int ag_mpc_sum(ag_mpc *m, const ag_tensor *x, int axis, ag_tensor *out);
+/* Fixed-point mean: the sum times the public constant 1/count, truncated. */
+int ag_mpc_mean(ag_mpc *m, const ag_tensor *x, int axis, ag_tensor *out);
+
+/* ---- boolean shares and comparison --------------------------------------- */
+/*
+ * A boolean share (AG_VIS_BSHARE) holds the K bits of a ring value XOR-shared
+ * among the parties. Comparison results are arithmetic shares of 0 or 1 as
+ * ring integers (not fixed point), ready for ag_mpc_mul / ag_mpc_select.
+ * Comparisons read fixed-point or integer operands as signed ring values.
+ */
+int ag_mpc_xor(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out);
+/* Bitwise AND: Beaver AND triples for shared x shared, local otherwise. */
+int ag_mpc_and(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out);
+/* Arithmetic to boolean sharing (a parallel-prefix adder over the parties'
+ * shares) and back. */
+int ag_mpc_a2b(ag_mpc *m, const ag_tensor *x, ag_tensor *out);
+int ag_mpc_b2a(ag_mpc *m, const ag_tensor *x, ag_tensor *out);
+/* The most significant bit of x (1 when x is negative), as 0/1. */
+int ag_mpc_msb(ag_mpc *m, const ag_tensor *x, ag_tensor *out);
+int ag_mpc_less(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out);
+int ag_mpc_greater(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out);
+int ag_mpc_equal(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out);
+/* cond ? a : b, element-wise, for cond a 0/1 share (a comparison's result). */
+int ag_mpc_select(ag_mpc *m, const ag_tensor *cond, const ag_tensor *a, const ag_tensor *b,
+                  ag_tensor *out);
+int ag_mpc_relu(ag_mpc *m, const ag_tensor *x, ag_tensor *out);
+int ag_mpc_abs(ag_mpc *m, const ag_tensor *x, ag_tensor *out);
+int ag_mpc_min(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out);
+int ag_mpc_max(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out);
 
 #endif /* ARGOT_MPC_H */

@@ -9,6 +9,14 @@
  * request (a, then b, then c), so rank 0's copy of party j's stream stays
  * in step with party j's own. Rank 0 never draws its own last component
  * (c_0, b_0 of a square, rt_0): it computes it.
+ *
+ * Boolean correlations follow the same pattern with XOR in place of the
+ * sum: AND triples (c = a & b bitwise, XOR-shared), random bits (additive
+ * shares of r in {0, 1}; the low bits of those shares are also an XOR
+ * sharing of r, since the low bit of a sum is the XOR of the low bits) and
+ * random values shared both ways (ra additively, rb by XOR, same r). The
+ * secret bits of a random-bit request come from rank 0's own stream, which
+ * only rank 0 can expand.
  */
 #include <string.h>
 
@@ -194,6 +202,116 @@ int ag__beaver_trunc(ag_mpc *m, size_t n, unsigned bits, void *r, void *rt)
         ag__ring_arshift(f, n, rt, s.buf[0], bits);
         ag__ring_sub(f, n, rt, rt, s.buf[1]);
     }
+    scratch_free(&s);
+    return rc;
+}
+
+/* ---- boolean correlations ------------------------------------------------ */
+
+/* Keeps only the lowest bit of each of n elements. */
+static void keep_low_bit(ag_field f, size_t n, void *v)
+{
+    if (f == AG_FM64) {
+        uint64_t *p = v;
+        for (size_t i = 0; i < n; i++)
+            p[i] &= 1;
+    } else {
+        ag_u128 *p = v;
+        for (size_t i = 0; i < n; i++)
+            p[i] &= 1;
+    }
+}
+
+/* AND triples: every party draws a, b, c from its stream; rank 0 draws a_0
+ * and b_0, XORs everyone's a, b and c_(j>0), and sets c_0 so the XOR of
+ * the c shares is (XOR a) & (XOR b). */
+int ag__beaver_and(ag_mpc *m, size_t n, void *a, void *b, void *c)
+{
+    size_t bytes = n * ag_field_bytes(m->field);
+    int rc = draw(m, m->rank, a, bytes);
+    if (rc == 0)
+        rc = draw(m, m->rank, b, bytes);
+    if (m->rank != 0)
+        return rc == 0 ? draw(m, m->rank, c, bytes) : rc;
+    struct scratch s;
+    if (rc == 0)
+        rc = scratch_new(&s, bytes, bytes, bytes);
+    else
+        memset(&s, 0, sizeof(s));
+    if (rc == 0) {
+        memcpy(s.buf[0], a, bytes);
+        memcpy(s.buf[1], b, bytes);
+    }
+    for (unsigned j = 1; j < m->n && rc == 0; j++) {
+        for (int k = 0; k < 3 && rc == 0; k++) {
+            /* c (rank 0's output) is free until the end: use it as a buffer */
+            rc = draw(m, j, c, bytes);
+            if (rc == 0)
+                ag__bits_xor(bytes, s.buf[k], s.buf[k], c);
+        }
+    }
+    if (rc == 0) {
+        ag__bits_and(bytes, c, s.buf[0], s.buf[1]);
+        ag__bits_xor(bytes, c, c, s.buf[2]);
+    }
+    scratch_free(&s);
+    return rc;
+}
+
+/* Random bits: parties j > 0 draw their shares; rank 0 draws n elements
+ * from its own stream, which no one else can expand, keeps their low bits
+ * as the secret bits and subtracts the others' shares from them. */
+int ag__beaver_randbit(ag_mpc *m, size_t n, void *r)
+{
+    ag_field f = m->field;
+    size_t bytes = n * ag_field_bytes(f);
+    int rc = draw(m, m->rank, r, bytes);
+    if (m->rank != 0 || rc < 0)
+        return rc;
+    struct scratch s;
+    rc = scratch_new(&s, bytes, bytes, 0);
+    for (unsigned j = 1; j < m->n && rc == 0; j++) {
+        rc = draw(m, j, s.buf[1], bytes);
+        if (rc == 0)
+            ag__ring_add_inplace(f, n, s.buf[0], s.buf[1]);
+    }
+    if (rc == 0) {
+        keep_low_bit(f, n, r);
+        ag__ring_sub(f, n, r, r, s.buf[0]);
+    }
+    scratch_free(&s);
+    return rc;
+}
+
+/* A random r shared both ways: every party draws ra then rb; rank 0 draws
+ * ra_0 only, adds everyone's ra into r, and sets rb_0 = r ^ (XOR of rb_j,
+ * j > 0). */
+int ag__beaver_rand_ab(ag_mpc *m, size_t n, void *ra, void *rb)
+{
+    ag_field f = m->field;
+    size_t bytes = n * ag_field_bytes(f);
+    int rc = draw(m, m->rank, ra, bytes);
+    if (m->rank != 0)
+        return rc == 0 ? draw(m, m->rank, rb, bytes) : rc;
+    struct scratch s;
+    if (rc == 0)
+        rc = scratch_new(&s, bytes, bytes, 0);
+    else
+        memset(&s, 0, sizeof(s));
+    if (rc == 0)
+        memcpy(s.buf[0], ra, bytes);
+    for (unsigned j = 1; j < m->n && rc == 0; j++) {
+        /* rb (rank 0's output) is free until the end: use it as a buffer */
+        rc = draw(m, j, rb, bytes);
+        if (rc == 0) {
+            ag__ring_add_inplace(f, n, s.buf[0], rb);
+            rc = draw(m, j, rb, bytes);
+        }
+        if (rc == 0)
+            ag__bits_xor(bytes, s.buf[1], s.buf[1], rb);
+    }
+    if (rc == 0)
+        ag__bits_xor(bytes, rb, s.buf[0], s.buf[1]);
     scratch_free(&s);
     return rc;
 }

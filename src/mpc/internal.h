@@ -78,5 +78,49 @@ int ag__beaver_square(ag_mpc *m, size_t n, void *a, void *b);
 int ag__beaver_matmul(ag_mpc *m, size_t mm, size_t k, size_t nn, void *a, void *b, void *c);
 /* Truncation pairs: r and rt = r >> bits (arithmetic), n elements each. */
 int ag__beaver_trunc(ag_mpc *m, size_t n, unsigned bits, void *r, void *rt);
+/* AND triples: XOR shares of n K-bit elements a, b and c = a & b. */
+int ag__beaver_and(ag_mpc *m, size_t n, void *a, void *b, void *c);
+/* Random bits: additive shares of n values r in {0, 1}; the low bits of
+ * the shares are XOR shares of the same r. */
+int ag__beaver_randbit(ag_mpc *m, size_t n, void *r);
+/* n random ring values r: additive shares ra and XOR shares rb. */
+int ag__beaver_rand_ab(ag_mpc *m, size_t n, void *ra, void *rb);
+
+/* ---- boolean shares (boolean.c), shared with compare.c ----------------- */
+
+/* Bitwise dst = a ^ b and dst = a & b over nbytes bytes; dst may be a or
+ * b. */
+void ag__bits_xor(size_t nbytes, void *dst, const void *a, const void *b);
+void ag__bits_and(size_t nbytes, void *dst, const void *a, const void *b);
+
+/* The visibilities a kernel accepts, as a mask. */
+#define AG__VIS_OK(v) (1u << (v))
+/* Starts a kernel: checks that no operand in[0..n_in) is out (and then
+ * empties out, so it can be cleaned up on any failure), that the session
+ * is set up, and that every operand is of the session's field, of a
+ * visibility in vis_ok and of the same shape as in[0]. On failure records
+ * "<op>: ..." and returns the error. */
+int ag__mpc_begin(ag_mpc *m, const char *op, unsigned vis_ok, ag_tensor *out,
+                  const ag_tensor *const *in, size_t n_in);
+/* Allocates n_bufs zeroed buffers of bytes[i] each (all or none); frees
+ * (and wipes) them. */
+int ag__bufs_new(void **bufs, int n_bufs, const size_t *bytes);
+void ag__bufs_free(void **bufs, int n_bufs, const size_t *bytes);
+/* One round of ANDs on XOR-shared bit strings: z = x & y over nbytes bytes
+ * with AND triples (one message per peer). z may be x or y. */
+int ag__bool_and(ag_mpc *m, const char *op, size_t nbytes, const void *x, const void *y,
+                 void *z);
+/* The same in a caller's workspace of ag__bool_and_work_bytes(m, nbytes)
+ * bytes (or more), for kernels that AND round after round. */
+size_t ag__bool_and_work_bytes(ag_mpc *m, size_t nbytes);
+int ag__bool_and_in(ag_mpc *m, const char *op, void *work, size_t nbytes, const void *x,
+                    const void *y, void *z);
+/* n XOR-shared bits (bit i of bits[i / 8] at i % 8) to additive shares of
+ * 0/1 in out (n ring elements). One round, ceil(n / 8) bytes per peer. */
+int ag__bool_bits_to_a(ag_mpc *m, const char *op, size_t n, const uint8_t *bits, void *out);
+/* The top bit of x (public, arithmetic or boolean share) as 0/1: public for
+ * a public x, an arithmetic share otherwise. Initializes out; the operand
+ * is not checked. */
+int ag__bool_msb(ag_mpc *m, const char *op, const ag_tensor *x, ag_tensor *out);
 
 #endif /* ARGOT_MPC_INTERNAL_H */
