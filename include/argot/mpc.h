@@ -4,6 +4,15 @@
  * Z_2^128 (FM128); fixed-point numbers; Beaver triples from a trusted
  * first party (rank 0), as SecretFlow's SPU does.
  *
+ * SECURITY OF THE DEALER. With the trusted-first-party dealer (the only one
+ * built so far), rank 0 expands every party's Beaver masks, so from any
+ * opened e = x - a it can recover x on its own: rank 0 can learn every
+ * value that passes through a mul, square, matmul, AND, comparison or
+ * truncation pair. Use it only where rank 0 is trusted with the data (as
+ * SPU's TFP, which SPU marks unfit for production); deployments where no
+ * party may deal need the trusted-third-party dealer (`argot
+ * beaver-server`, issue 5, not yet built).
+ *
  * Every party runs the same sequence of calls on its own ag_mpc session
  * (SPMD); each call is a collective over the session's link. A tensor is
  * one party's view: a public value (the same at every party), or this

@@ -85,7 +85,10 @@ static int read_column(const char *path, double **out, size_t *n, char *colname,
     }
     snprintf(colname, cap, "%s", ag_csv_colname(r, 1));
     size_t cap_rows = 0;
-    while ((rc = ag_csv_next(r)) == 1) {
+    for (;;) {
+        rc = ag_csv_next(r);
+        if (rc != 1)
+            break;
         if (*n == cap_rows) {
             cap_rows = cap_rows ? cap_rows * 2 : 1024;
             double *nv = ag_reallocarray(*out, cap_rows, sizeof(**out));
@@ -96,7 +99,8 @@ static int read_column(const char *path, double **out, size_t *n, char *colname,
             }
             *out = nv;
         }
-        if ((rc = ag_csv_get_double(r, 1, &(*out)[*n])) < 0)
+        rc = ag_csv_get_double(r, 1, &(*out)[*n]);
+        if (rc < 0)
             break;
         (*n)++;
     }

@@ -3,7 +3,9 @@
  * party's dealer seed (sent once at setup), so every party expands its own
  * shares of a correlation locally, and rank 0 expands everyone's, computes
  * the true correlation and sets its own share so the shares add up. No
- * message per triple; rank 0 must not collude (it sees a, b and c).
+ * message per triple. Rank 0 knows every party's masks, so it can unmask
+ * every opened value on its own: it must be trusted with the data (see the
+ * warning in argot/mpc.h).
  *
  * Every party consumes its dealer stream in the same order for the same
  * request (a, then b, then c), so rank 0's copy of party j's stream stays
@@ -80,13 +82,16 @@ int ag__beaver_mul(ag_mpc *m, size_t n, void *a, void *b, void *c)
     }
     for (unsigned j = 1; j < m->n && rc == 0; j++) {
         /* c (rank 0's output) is free until the end: use it as a buffer */
-        if ((rc = draw(m, j, c, bytes)) < 0)
+        rc = draw(m, j, c, bytes);
+        if (rc < 0)
             break;
         ag__ring_add_inplace(f, n, s.buf[0], c);
-        if ((rc = draw(m, j, c, bytes)) < 0)
+        rc = draw(m, j, c, bytes);
+        if (rc < 0)
             break;
         ag__ring_add_inplace(f, n, s.buf[1], c);
-        if ((rc = draw(m, j, c, bytes)) < 0)
+        rc = draw(m, j, c, bytes);
+        if (rc < 0)
             break;
         ag__ring_add_inplace(f, n, s.buf[2], c);
     }
@@ -113,10 +118,12 @@ int ag__beaver_square(ag_mpc *m, size_t n, void *a, void *b)
     if (rc == 0)
         memcpy(s.buf[0], a, bytes);
     for (unsigned j = 1; j < m->n && rc == 0; j++) {
-        if ((rc = draw(m, j, b, bytes)) < 0)
+        rc = draw(m, j, b, bytes);
+        if (rc < 0)
             break;
         ag__ring_add_inplace(f, n, s.buf[0], b);
-        if ((rc = draw(m, j, b, bytes)) < 0)
+        rc = draw(m, j, b, bytes);
+        if (rc < 0)
             break;
         ag__ring_add_inplace(f, n, s.buf[1], b);
     }
@@ -155,13 +162,16 @@ int ag__beaver_matmul(ag_mpc *m, size_t mm, size_t k, size_t nn, void *a, void *
         memcpy(s.buf[1], b, bb);
     }
     for (unsigned j = 1; j < m->n && rc == 0; j++) {
-        if ((rc = draw(m, j, tmp, ab)) < 0)
+        rc = draw(m, j, tmp, ab);
+        if (rc < 0)
             break;
         ag__ring_add_inplace(f, mm * k, s.buf[0], tmp);
-        if ((rc = draw(m, j, tmp, bb)) < 0)
+        rc = draw(m, j, tmp, bb);
+        if (rc < 0)
             break;
         ag__ring_add_inplace(f, k * nn, s.buf[1], tmp);
-        if ((rc = draw(m, j, c, cb)) < 0)
+        rc = draw(m, j, c, cb);
+        if (rc < 0)
             break;
         ag__ring_add_inplace(f, mm * nn, s.buf[2], c);
     }
@@ -191,10 +201,12 @@ int ag__beaver_trunc(ag_mpc *m, size_t n, unsigned bits, void *r, void *rt)
     if (rc == 0)
         memcpy(s.buf[0], r, bytes);
     for (unsigned j = 1; j < m->n && rc == 0; j++) {
-        if ((rc = draw(m, j, rt, bytes)) < 0)
+        rc = draw(m, j, rt, bytes);
+        if (rc < 0)
             break;
         ag__ring_add_inplace(f, n, s.buf[0], rt);
-        if ((rc = draw(m, j, rt, bytes)) < 0)
+        rc = draw(m, j, rt, bytes);
+        if (rc < 0)
             break;
         ag__ring_add_inplace(f, n, s.buf[1], rt);
     }

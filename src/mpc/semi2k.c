@@ -18,49 +18,27 @@
 
 #include "internal.h"
 
-/* An empty output (data NULL) on entry, so every failure path can clean up
- * without knowing how far it got. */
+#define VIS_ARITH (AG__VIS_OK(AG_VIS_PUBLIC) | AG__VIS_OK(AG_VIS_ASHARE))
+
+/* The shared operand checks (boolean.c): the output is not an input, the
+ * session is set up, operands are non-empty, of the session's field, of an
+ * allowed visibility, and of one shape. */
+static int check_unary(ag_mpc *m, const char *op, const ag_tensor *x, ag_tensor *out)
+{
+    const ag_tensor *in[1] = {x};
+    return ag__mpc_begin(m, op, VIS_ARITH, out, in, 1);
+}
+
+static int check_binary(ag_mpc *m, const char *op, const ag_tensor *x, const ag_tensor *y,
+                        ag_tensor *out)
+{
+    const ag_tensor *in[2] = {x, y};
+    return ag__mpc_begin(m, op, VIS_ARITH, out, in, 2);
+}
+
 static void out_reset(ag_tensor *out)
 {
     memset(out, 0, sizeof(*out));
-}
-
-static int check_ready(ag_mpc *m, const char *op)
-{
-    if (!m->ready)
-        return ag_errbuf_set(&m->err, AG_E_STATE, "%s: the session is not set up "
-                             "(call ag_mpc_setup first)", op);
-    return 0;
-}
-
-static int check_operand(ag_mpc *m, const char *op, const ag_tensor *x, const ag_tensor *out)
-{
-    if (x == out)
-        return ag__mpc_fail(m, AG_E_INVAL, op, "the output must not be an input");
-    if (x->field != m->field)
-        return ag__mpc_fail(m, AG_E_MPC_FIELD, op, "operand is %s, the session is %s",
-                            ag_field_name(x->field), ag_field_name(m->field));
-    if (x->vis == AG_VIS_BSHARE)
-        return ag__mpc_fail(m, AG_E_MPC_VIS, op, "not defined on boolean shares");
-    return 0;
-}
-
-/* Checks a binary element-wise operation's operands. */
-static int check_binary(ag_mpc *m, const char *op, const ag_tensor *x, const ag_tensor *y,
-                        const ag_tensor *out)
-{
-    int rc = check_ready(m, op);
-    if (rc == 0)
-        rc = check_operand(m, op, x, out);
-    if (rc == 0)
-        rc = check_operand(m, op, y, out);
-    if (rc == 0 && !ag_tensor_same_shape(x, y)) {
-        char a[64], b[64];
-        rc = ag__mpc_fail(m, AG_E_MPC_SHAPE, op, "shapes %s and %s differ",
-                          ag_tensor_shape_str(x, a, sizeof(a)),
-                          ag_tensor_shape_str(y, b, sizeof(b)));
-    }
-    return rc;
 }
 
 static int new_like(ag_mpc *m, const char *op, const ag_tensor *x, ag_vis v, ag_tensor *out)
@@ -81,10 +59,13 @@ static ag_vis result_vis(const ag_tensor *x, const ag_tensor *y)
 int ag_mpc_share(ag_mpc *m, unsigned owner, const ag_tensor *in, int ndim, const int64_t *shape,
                  ag_tensor *out)
 {
+    if (in == out)
+        return ag__mpc_fail(m, AG_E_INVAL, "share", "the output must not be an input");
     out_reset(out);
-    int rc = check_ready(m, "share");
-    if (rc < 0)
-        return rc;
+    if (!m->ready)
+        return ag_errbuf_set(&m->err, AG_E_STATE, "share: the session is not set up "
+                             "(call ag_mpc_setup first)");
+    int rc = 0;
     if (owner >= m->n)
         return ag__mpc_fail(m, AG_E_INVAL, "share", "no party of rank %u", owner);
     ag_tensor want;
@@ -118,10 +99,7 @@ int ag_mpc_share(ag_mpc *m, unsigned owner, const ag_tensor *in, int ndim, const
 
 int ag_mpc_reveal(ag_mpc *m, const ag_tensor *x, ag_tensor *out)
 {
-    out_reset(out);
-    int rc = check_ready(m, "reveal");
-    if (rc == 0)
-        rc = check_operand(m, "reveal", x, out);
+    int rc = check_unary(m, "reveal", x, out);
     if (rc == 0)
         rc = new_like(m, "reveal", x, AG_VIS_PUBLIC, out);
     if (rc < 0)
@@ -138,10 +116,7 @@ int ag_mpc_reveal(ag_mpc *m, const ag_tensor *x, ag_tensor *out)
 
 int ag_mpc_reveal_to(ag_mpc *m, const ag_tensor *x, unsigned to, ag_tensor *out)
 {
-    out_reset(out);
-    int rc = check_ready(m, "reveal_to");
-    if (rc == 0)
-        rc = check_operand(m, "reveal_to", x, out);
+    int rc = check_unary(m, "reveal_to", x, out);
     if (rc == 0 && to >= m->n)
         rc = ag__mpc_fail(m, AG_E_INVAL, "reveal_to", "no party of rank %u", to);
     if (rc < 0)
@@ -154,7 +129,8 @@ int ag_mpc_reveal_to(ag_mpc *m, const ag_tensor *x, unsigned to, ag_tensor *out)
         rc = ag_link_send(m->link, to, tag, x->data, bytes);
         return rc < 0 ? ag__mpc_link_fail(m, rc, "reveal_to") : 0;
     }
-    if ((rc = new_like(m, "reveal_to", x, AG_VIS_PUBLIC, out)) < 0)
+    rc = new_like(m, "reveal_to", x, AG_VIS_PUBLIC, out);
+    if (rc < 0)
         return rc;
     memcpy(out->data, x->data, bytes);
     void *peer = ag_malloc(bytes ? bytes : 1);
@@ -184,7 +160,6 @@ int ag_mpc_reveal_to(ag_mpc *m, const ag_tensor *x, unsigned to, ag_tensor *out)
 static int add_sub(ag_mpc *m, const char *op, const ag_tensor *x, const ag_tensor *y,
                    bool subtract, ag_tensor *out)
 {
-    out_reset(out);
     int rc = check_binary(m, op, x, y, out);
     if (rc == 0)
         rc = new_like(m, op, x, result_vis(x, y), out);
@@ -220,10 +195,7 @@ int ag_mpc_sub(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out
 
 int ag_mpc_neg(ag_mpc *m, const ag_tensor *x, ag_tensor *out)
 {
-    out_reset(out);
-    int rc = check_ready(m, "neg");
-    if (rc == 0)
-        rc = check_operand(m, "neg", x, out);
+    int rc = check_unary(m, "neg", x, out);
     if (rc == 0)
         rc = new_like(m, "neg", x, x->vis, out);
     if (rc == 0)
@@ -233,28 +205,6 @@ int ag_mpc_neg(ag_mpc *m, const ag_tensor *x, ag_tensor *out)
 
 /* ---- multiplication ----------------------------------------------------- */
 
-/* Allocates n_bufs buffers of bytes each (zeroed); all or none. */
-static int bufs_new(void **bufs, int n_bufs, const size_t *bytes)
-{
-    for (int i = 0; i < n_bufs; i++) {
-        bufs[i] = ag_calloc(1, bytes[i] ? bytes[i] : 1);
-        if (!bufs[i]) {
-            while (i-- > 0)
-                ag_free(bufs[i]);
-            return AG_E_NOMEM;
-        }
-    }
-    return 0;
-}
-
-static void bufs_free(void **bufs, int n_bufs, const size_t *bytes)
-{
-    for (int i = 0; i < n_bufs; i++) {
-        ag_wipe(bufs[i], bytes[i]);
-        ag_free(bufs[i]);
-    }
-}
-
 /* z = x * y for shares x, y (Beaver). */
 static int mul_aa(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *z)
 {
@@ -263,7 +213,7 @@ static int mul_aa(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *
     /* a, b, then [e | f] opened together, then a temporary */
     size_t sizes[4] = {bytes, bytes, 2 * bytes, bytes};
     void *buf[4];
-    if (bufs_new(buf, 4, sizes) < 0)
+    if (ag__bufs_new(buf, 4, sizes) < 0)
         return ag__mpc_fail(m, AG_E_NOMEM, "mul", "no memory for %zu elements", n);
     uint8_t *ef = buf[2];
     int rc = ag__beaver_mul(m, n, buf[0], buf[1], z->data);
@@ -286,13 +236,12 @@ static int mul_aa(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *
         ag__ring_add_inplace(f, n, z->data, buf[3]);
     }
 out:
-    bufs_free(buf, 4, sizes);
+    ag__bufs_free(buf, 4, sizes);
     return rc;
 }
 
 int ag_mpc_mul(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out)
 {
-    out_reset(out);
     int rc = check_binary(m, "mul", x, y, out);
     if (rc == 0)
         rc = new_like(m, "mul", x, result_vis(x, y), out);
@@ -309,10 +258,7 @@ int ag_mpc_mul(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out
 
 int ag_mpc_square(ag_mpc *m, const ag_tensor *x, ag_tensor *out)
 {
-    out_reset(out);
-    int rc = check_ready(m, "square");
-    if (rc == 0)
-        rc = check_operand(m, "square", x, out);
+    int rc = check_unary(m, "square", x, out);
     if (rc == 0)
         rc = new_like(m, "square", x, x->vis, out);
     if (rc < 0)
@@ -325,7 +271,7 @@ int ag_mpc_square(ag_mpc *m, const ag_tensor *x, ag_tensor *out)
     }
     size_t sizes[3] = {bytes, bytes, bytes};
     void *buf[3]; /* a, e, temporary */
-    if (bufs_new(buf, 3, sizes) < 0) {
+    if (ag__bufs_new(buf, 3, sizes) < 0) {
         ag_tensor_cleanup(out);
         return ag__mpc_fail(m, AG_E_NOMEM, "square", "no memory for %zu elements", n);
     }
@@ -335,7 +281,8 @@ int ag_mpc_square(ag_mpc *m, const ag_tensor *x, ag_tensor *out)
         goto out;
     }
     ag__ring_sub(f, n, buf[1], x->data, buf[0]);
-    if ((rc = ag__mpc_open(m, "square", ag__mpc_tag(m), buf[1], buf[1], n)) < 0)
+    rc = ag__mpc_open(m, "square", ag__mpc_tag(m), buf[1], buf[1], n);
+    if (rc < 0)
         goto out;
     /* z = b + 2*e*a (+ e*e at rank 0) */
     ag__ring_mul(f, n, buf[2], buf[1], buf[0]);
@@ -346,7 +293,7 @@ int ag_mpc_square(ag_mpc *m, const ag_tensor *x, ag_tensor *out)
         ag__ring_add_inplace(f, n, out->data, buf[2]);
     }
 out:
-    bufs_free(buf, 3, sizes);
+    ag__bufs_free(buf, 3, sizes);
     if (rc < 0)
         ag_tensor_cleanup(out);
     return rc;
@@ -354,13 +301,14 @@ out:
 
 /* ---- matrix product ----------------------------------------------------- */
 
-static int check_matmul(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, const ag_tensor *out)
+static int check_matmul(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out)
 {
-    int rc = check_ready(m, "matmul");
+    /* both aliases first: the checks below empty out */
+    if (out == x || out == y)
+        return ag__mpc_fail(m, AG_E_INVAL, "matmul", "the output must not be an input");
+    int rc = check_unary(m, "matmul", x, out);
     if (rc == 0)
-        rc = check_operand(m, "matmul", x, out);
-    if (rc == 0)
-        rc = check_operand(m, "matmul", y, out);
+        rc = check_unary(m, "matmul", y, out);
     if (rc == 0 && (x->ndim != 2 || y->ndim != 2 || x->shape[1] != y->shape[0])) {
         char a[64], b[64];
         rc = ag__mpc_fail(m, AG_E_MPC_SHAPE, "matmul", "cannot multiply %s by %s",
@@ -378,7 +326,7 @@ static int matmul_aa(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tenso
     /* a, b, [e | f], temporary product */
     size_t sizes[4] = {xb, yb, xb + yb, zb};
     void *buf[4];
-    if (bufs_new(buf, 4, sizes) < 0)
+    if (ag__bufs_new(buf, 4, sizes) < 0)
         return ag__mpc_fail(m, AG_E_NOMEM, "matmul", "no memory");
     uint8_t *e = buf[2], *fm = e + xb;
     int rc = ag__beaver_matmul(m, mm, k, nn, buf[0], buf[1], z->data);
@@ -399,13 +347,12 @@ static int matmul_aa(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tenso
     ag__ring_matmul(f, mm, k, nn, buf[3], buf[0], fm);
     ag__ring_add_inplace(f, mm * nn, z->data, buf[3]);
 out:
-    bufs_free(buf, 4, sizes);
+    ag__bufs_free(buf, 4, sizes);
     return rc;
 }
 
 int ag_mpc_matmul(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out)
 {
-    out_reset(out);
     int rc = check_matmul(m, x, y, out);
     if (rc < 0)
         return rc;
@@ -431,7 +378,7 @@ static int trunc_pair(ag_mpc *m, const ag_tensor *x, unsigned bits, ag_tensor *z
     size_t n = x->numel, bytes = n * ag_field_bytes(f);
     size_t sizes[2] = {bytes, bytes};
     void *buf[2]; /* r, then x - r opened */
-    if (bufs_new(buf, 2, sizes) < 0)
+    if (ag__bufs_new(buf, 2, sizes) < 0)
         return ag__mpc_fail(m, AG_E_NOMEM, "trunc", "no memory");
     int rc = ag__beaver_trunc(m, n, bits, buf[0], z->data);
     if (rc < 0) {
@@ -439,23 +386,21 @@ static int trunc_pair(ag_mpc *m, const ag_tensor *x, unsigned bits, ag_tensor *z
         goto out;
     }
     ag__ring_sub(f, n, buf[1], x->data, buf[0]);
-    if ((rc = ag__mpc_open(m, "trunc", ag__mpc_tag(m), buf[1], buf[1], n)) < 0)
+    rc = ag__mpc_open(m, "trunc", ag__mpc_tag(m), buf[1], buf[1], n);
+    if (rc < 0)
         goto out;
     if (m->rank == 0) {
         ag__ring_arshift(f, n, buf[1], buf[1], bits);
         ag__ring_add_inplace(f, n, z->data, buf[1]);
     }
 out:
-    bufs_free(buf, 2, sizes);
+    ag__bufs_free(buf, 2, sizes);
     return rc;
 }
 
 int ag_mpc_trunc(ag_mpc *m, const ag_tensor *x, unsigned bits, ag_tensor *out)
 {
-    out_reset(out);
-    int rc = check_ready(m, "trunc");
-    if (rc == 0)
-        rc = check_operand(m, "trunc", x, out);
+    int rc = check_unary(m, "trunc", x, out);
     if (rc == 0 && bits >= ag_field_bytes(m->field) * 8)
         rc = ag__mpc_fail(m, AG_E_INVAL, "trunc", "cannot shift %s by %u bits",
                           ag_field_name(m->field), bits);
@@ -486,6 +431,8 @@ static int with_trunc(ag_mpc *m, int (*op)(ag_mpc *, const ag_tensor *, const ag
                                            ag_tensor *),
                       const ag_tensor *x, const ag_tensor *y, ag_tensor *out)
 {
+    if (out == x || out == y)
+        return ag__mpc_fail(m, AG_E_INVAL, "fmul", "the output must not be an input");
     out_reset(out);
     ag_tensor t;
     int rc = op(m, x, y, &t);

@@ -227,7 +227,10 @@ static int prss_and_dealer(ag_mpc *m)
         ag__mpc_link_fail(m, rc, "setup");
         goto wipe;
     }
-    if ((rc = seed_init(m, &m->prss_next, s)) < 0 || (rc = seed_init(m, &m->prss_prev, prev)) < 0)
+    rc = seed_init(m, &m->prss_next, s);
+    if (rc == 0)
+        rc = seed_init(m, &m->prss_prev, prev);
+    if (rc < 0)
         goto wipe;
     if (m->rank != 0) {
         rc = seed_init(m, &m->dealer_self, t);

@@ -36,7 +36,8 @@ int ag__grpc_compress(ag__grpc_encoding e, const uint8_t *in, size_t len, ag_buf
     z.avail_in = (uInt)len;
     while (zr != Z_STREAM_END) {
         size_t chunk = AG_MIN((size_t)deflateBound(&z, z.avail_in), (size_t)64 * 1024);
-        if ((rc = ag_buf_reserve(out, chunk)) < 0)
+        rc = ag_buf_reserve(out, chunk);
+        if (rc < 0)
             break;
         z.next_out = out->data + out->len;
         z.avail_out = (uInt)chunk;
@@ -96,7 +97,8 @@ int ag__grpc_decompress(ag__grpc_encoding e, const uint8_t *in, size_t len, size
             break;
         }
         size_t chunk = AG_MIN(max - produced, (size_t)64 * 1024);
-        if ((rc = ag_buf_reserve(out, chunk)) < 0)
+        rc = ag_buf_reserve(out, chunk);
+        if (rc < 0)
             break;
         z.next_out = out->data + out->len;
         z.avail_out = (uInt)chunk;

@@ -268,7 +268,8 @@ static int nvs_md(struct nvs *h, const ag__md_list *md)
         size_t off = h->enc.len;
         ag_base64_encode((char *)h->enc.data + off, m->value, m->len, AG_B64_NOPAD);
         h->enc.len += el;
-        if ((rc = nvs_add(h, m->key, kl, NULL, el)) < 0)
+        rc = nvs_add(h, m->key, kl, NULL, el);
+        if (rc < 0)
             return rc;
         h->from_enc[h->n - 1] = true;
         h->offs[h->n - 1] = off;

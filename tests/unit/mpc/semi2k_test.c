@@ -520,3 +520,30 @@ TEST(semi2k_fixed_point_range_is_checked)
     CHECK_STR_EQ(ps[0].err, "encode: value 1e+20 at index 1 is outside the FM64 fixed-point "
                             "range (|v| < 1.75922e+13 with 18 fraction bits)");
 }
+
+/* An output that is also an input is refused, and the input survives. */
+static int alias_fn(struct party *p)
+{
+    int64_t shape[1] = {4};
+    ag_tensor a = {0}, b = {0};
+    int rc = ag_tensor_init(&a, AG_FM64, AG_VIS_ASHARE, 1, shape);
+    if (rc == 0)
+        rc = ag_tensor_init(&b, AG_FM64, AG_VIS_ASHARE, 1, shape);
+    int r1 = ag_mpc_add(p->m, &a, &b, &a);
+    int r2 = a.data != NULL && a.numel == 4 ? 0 : AG_E_STATE;
+    ag_tensor empty = {0}, z = {0};
+    int r3 = ag_mpc_neg(p->m, &empty, &z);
+    ag_tensor_cleanup(&a);
+    ag_tensor_cleanup(&b);
+    if (rc < 0 || r2 < 0)
+        return AG_E_STATE;
+    return r1 == AG_E_INVAL && r3 == AG_E_INVAL ? 0 : AG_E_STATE;
+}
+
+TEST(semi2k_output_aliasing_an_input_is_refused)
+{
+    struct party ps[MAX_PARTIES];
+    run_parties(2, AG_FM64, alias_fn, NULL, ps);
+    for (unsigned r = 0; r < 2; r++)
+        CHECK_EQ(ps[r].rc, 0);
+}
