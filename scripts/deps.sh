@@ -15,6 +15,8 @@ PKGS="
   libfyaml-dev
   zlib1g-dev
   protobuf-c-compiler libprotobuf-c-dev
+  libnghttp2-dev libuv1-dev
+  grpc-proto python3-grpcio protobuf-compiler protobuf-compiler-grpc
 "
 
 missing=""

@@ -2,11 +2,15 @@
  * argot rpc: gRPC in C, protobuf (protobuf-c) over HTTP/2 (nghttp2),
  * interoperable with every other gRPC.
  *
- * This header grows with the module (issue 4). Today it holds what every
- * layer above needs to speak about calls: gRPC's status codes. The wire
- * protocol's cores (message framing, grpc-timeout, grpc-message, metadata
- * rules, compression) are built and tested beneath it in src/rpc/ and do
- * no I/O, so tests and fuzzers drive them directly.
+ * Servers and channels run event-loop threads (libuv); applications use
+ * calls from their own threads with blocking functions. Beneath them, the
+ * protocol cores in src/rpc/ (wire.c: framing, grpc-timeout, grpc-message,
+ * metadata, compression; h2.c: one HTTP/2 connection's gRPC) do no I/O, so
+ * tests and fuzzers drive them directly.
+ *
+ * Not yet here (issue 4): TLS, DNS names beyond what getaddrinfo gives,
+ * reconnect backoff, keepalive pings, compression choice per call, health
+ * and reflection services, code generation.
  */
 #ifndef ARGOT_RPC_H
 #define ARGOT_RPC_H
@@ -36,5 +40,106 @@ typedef enum ag_rpc_status {
 
 /* "OK", "CANCELLED", ... "UNAUTHENTICATED"; "UNKNOWN" for other values. */
 const char *ag_rpc_status_name(int status);
+
+/* ---- calls (both sides) --------------------------------------------------- *
+ *
+ * A call is used from one application thread with blocking functions; the
+ * I/O happens on the connection's event-loop thread. Messages are byte
+ * strings (serialized protobufs); the generated stubs wrap them. */
+
+typedef struct ag_rpc_call ag_rpc_call;
+
+/* Receives the next message: 1 with *msg (free with ag_free) and *len, 0
+ * at the end of the peer's messages (client: the call is over, see
+ * ag_rpc_call_status; server: the client half-closed), or a negative code:
+ * AG_E_CANCELED when the call was cancelled or its deadline passed,
+ * AG_E_CLOSED when the connection broke. */
+int ag_rpc_call_recv(ag_rpc_call *c, uint8_t **msg, size_t *len);
+/* Queues a message (copied) for the loop thread to send. AG_E_CANCELED
+ * when the call is over. (Backpressure to the application, blocking while
+ * the network is slower than the sender, is still to come: issue 4.) */
+int ag_rpc_call_send(ag_rpc_call *c, const void *msg, size_t len);
+/* Metadata to send: the client's request metadata (before the first send)
+ * or the server's response headers (before its first message). -bin keys
+ * carry binary values. */
+int ag_rpc_call_add_metadata(ag_rpc_call *c, const char *key, const void *value, size_t len);
+/* Received metadata: the server sees the request's; the client the
+ * response headers' (once a message or the status arrived) and, with
+ * trailers true, the trailers' (after the status). i-th entry; NULL past
+ * the end. */
+const char *ag_rpc_call_metadata(ag_rpc_call *c, bool trailers, size_t i, ag_slice *value);
+void ag_rpc_call_cancel(ag_rpc_call *c);
+ag_deadline ag_rpc_call_deadline(const ag_rpc_call *c);
+const char *ag_rpc_call_method(const ag_rpc_call *c);
+
+/* ---- server ------------------------------------------------------------------ */
+
+typedef struct ag_rpc_server ag_rpc_server;
+
+/* Serves one call, on a thread of its own; returns the status to end the
+ * call with (AG_RPC_OK, or a code with a message set through
+ * ag_rpc_call_set_status). Messages queued with ag_rpc_call_send go before
+ * the status. */
+typedef int (*ag_rpc_handler)(ag_rpc_call *c, void *ud);
+
+/* Server side: the message that goes with the handler's non-OK status,
+ * and trailing metadata (add before the handler returns). */
+int ag_rpc_call_set_status_message(ag_rpc_call *c, const char *message);
+int ag_rpc_call_add_trailer(ag_rpc_call *c, const char *key, const void *value, size_t len);
+
+typedef struct ag_rpc_server_opts {
+    unsigned loops;          /* event-loop threads (0: one per CPU, at most 4) */
+    uint32_t max_recv_msg;   /* bytes (default 4 MiB) */
+    unsigned max_calls;      /* concurrent calls (default 1024): more get RESOURCE_EXHAUSTED */
+} ag_rpc_server_opts;
+
+void ag_rpc_server_opts_init(ag_rpc_server_opts *o);
+ag_rpc_server *ag_rpc_server_new(const ag_rpc_server_opts *o);
+/* method: "/package.Service/Method". Before start. */
+int ag_rpc_server_register(ag_rpc_server *s, const char *method, ag_rpc_handler h, void *ud);
+/* addr: "host:port" (port 0 picks a free one) or "unix:/path". Starts the
+ * loop threads; returns 0 or an error with ag_rpc_server_errmsg naming the
+ * address ("127.0.0.1:9100: address already in use"). */
+int ag_rpc_server_start(ag_rpc_server *s, const char *addr);
+/* The port bound (after start, TCP). */
+int ag_rpc_server_port(const ag_rpc_server *s);
+/* Graceful stop: GOAWAY to every client, calls in flight get up to
+ * grace_ms to finish, then are cancelled; new calls are refused. */
+void ag_rpc_server_shutdown(ag_rpc_server *s, uint64_t grace_ms);
+/* Shuts down (grace 0) if still running, joins every thread, frees. */
+void ag_rpc_server_free(ag_rpc_server *s);
+const char *ag_rpc_server_errmsg(const ag_rpc_server *s);
+
+/* ---- client ------------------------------------------------------------------ */
+
+typedef struct ag_rpc_channel ag_rpc_channel;
+
+typedef struct ag_rpc_channel_opts {
+    uint32_t max_recv_msg;       /* bytes (default 4 MiB) */
+    uint64_t connect_timeout_ms; /* default 20000 */
+} ag_rpc_channel_opts;
+
+void ag_rpc_channel_opts_init(ag_rpc_channel_opts *o);
+/* target: "host:port" or "unix:/path". Connects on the first call, and
+ * again after a failure. NULL on allocation failure. */
+ag_rpc_channel *ag_rpc_channel_new(const char *target, const ag_rpc_channel_opts *o);
+void ag_rpc_channel_free(ag_rpc_channel *ch);
+
+/* Starts a call (headers go when the first message or close_send does).
+ * deadline: ag_deadline_never() or a point in time. NULL on allocation
+ * failure. */
+ag_rpc_call *ag_rpc_call_new(ag_rpc_channel *ch, const char *method, ag_deadline deadline);
+/* Client: no more messages. */
+int ag_rpc_call_close_send(ag_rpc_call *c);
+/* Client: waits for the end of the call; returns its status and (borrowed
+ * until free) message. Messages not yet received are dropped. */
+int ag_rpc_call_status(ag_rpc_call *c, const char **message);
+void ag_rpc_call_free(ag_rpc_call *c);
+
+/* A unary call: one request, one response (free with ag_free). Returns the
+ * status; *message (may be NULL) gets a copy of the status message, for
+ * ag_free. */
+int ag_rpc_unary(ag_rpc_channel *ch, const char *method, const void *req, size_t req_len,
+                 ag_deadline deadline, uint8_t **resp, size_t *resp_len, char **message);
 
 #endif /* ARGOT_RPC_H */

@@ -1,0 +1,476 @@
+/*
+ * The client channel: one event-loop thread and one HTTP/2 connection to
+ * a target ("host:port" or "unix:/path"), shared by every call. The
+ * connection is made when the first call starts (and again after it is
+ * lost); calls that start while it is being made wait in a list and go
+ * when it is up, or fail with UNAVAILABLE naming the target and the reason
+ * when it cannot be made.
+ *
+ * Loop side: the connection, its state and the waiting list. The
+ * application's calls reach it through tasks (call.c's OP_START).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "rt.h"
+
+enum ch_state { CH_IDLE, CH_RESOLVING, CH_CONNECTING, CH_READY };
+
+struct waiter {
+    struct waiter *next;
+    ag_rpc_call *c;
+};
+
+struct ag_rpc_channel {
+    char *target;
+    ag_rpc_channel_opts o;
+    ag__loop loop;
+    /* loop side */
+    enum ch_state state;
+    ag__conn *conn;
+    struct waiter *waiting;
+    uv_getaddrinfo_t gai;
+    uv_connect_t creq;
+    uv_timer_t ctimer;
+    bool ctimer_on;
+    char host[256];
+    char port[16];
+    bool is_unix;
+    bool closing;       /* loop side: the channel is being freed */
+};
+
+void ag_rpc_channel_opts_init(ag_rpc_channel_opts *o)
+{
+    o->max_recv_msg = AG__GRPC_DEFAULT_MAX_RECV;
+    o->connect_timeout_ms = 20000;
+}
+
+/* Fails a call that never reached a connection (no loop reference), and
+ * drops the operations that waited for its stream (loop side). */
+static void fail_unstarted(ag_rpc_call *c, int status, const char *msg)
+{
+    ag__call_drop_pending(c);
+    pthread_mutex_lock(&c->mu);
+    c->done = c->recv_end = true;
+    c->status = status;
+    ag_free(c->message);
+    c->message = ag_strdup(msg);
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void fail_waiting(ag_rpc_channel *ch, int status, const char *msg)
+{
+    while (ch->waiting) {
+        struct waiter *w = ch->waiting;
+        ch->waiting = w->next;
+        fail_unstarted(w->c, status, msg);
+        ag__call_unref(w->c); /* the list's reference */
+        ag_free(w);
+    }
+}
+
+/* ---- the connection core's events ------------------------------------------------ */
+
+static void ev_message(void *ud, ag__h2call *h, uint8_t *msg, size_t len)
+{
+    (void)ud;
+    ag__call_on_message(ag__h2call_owner(h), msg, len);
+}
+
+static void ev_headers(void *ud, ag__h2call *h)
+{
+    (void)ud;
+    ag__call_on_headers(ag__h2call_owner(h), ag__h2call_md(h));
+}
+
+static void ev_done(void *ud, ag__h2call *h, int status, const char *msg)
+{
+    (void)ud;
+    ag_rpc_call *c = ag__h2call_owner(h);
+    if (c)
+        ag__call_on_done(c, ag__h2call_trailers(h), status, msg);
+}
+
+static const ag__h2_events ch_events = {NULL, ev_message, NULL, ev_headers, ev_done};
+
+static void conn_closed(void *owner, ag__conn *c)
+{
+    ag_rpc_channel *ch = owner;
+    if (ch->conn == c) {
+        ch->conn = NULL;
+        ch->state = CH_IDLE;
+    }
+}
+
+static const ag__conn_owner_ops ch_conn_ops = {conn_closed};
+
+/* ---- starting calls ------------------------------------------------------------------- */
+
+static void connect_start(ag_rpc_channel *ch);
+
+/* Loop side: puts the call on the connection, or in the waiting list. */
+static void start_on_conn(ag_rpc_channel *ch, ag_rpc_call *c)
+{
+    ag__md_list md = {0};
+    pthread_mutex_lock(&c->mu);
+    bool cancelled = c->cancelled;
+    md = c->out_md;
+    memset(&c->out_md, 0, sizeof(c->out_md));
+    pthread_mutex_unlock(&c->mu);
+    if (cancelled) {
+        fail_unstarted(c, AG_RPC_CANCELLED, "cancelled by the application");
+        ag__md_free(&md);
+        return;
+    }
+    uint64_t tmo = UINT64_MAX;
+    if (!ag_deadline_is_never(c->deadline)) {
+        uint64_t now = ag_now_ns();
+        tmo = c->deadline.at_ns > now ? c->deadline.at_ns - now : 1;
+    }
+    ag__h2call *h = ag__h2conn_call_start(ch->conn->h2, c->method, tmo, &md, AG__ENC_IDENTITY);
+    ag__md_free(&md);
+    if (!h) {
+        fail_unstarted(c, ag__h2conn_errcode(ch->conn->h2) == AG_E_CLOSED ? AG_RPC_UNAVAILABLE
+                                                                          : AG_RPC_INTERNAL,
+                       ag__h2conn_errmsg(ch->conn->h2));
+        return;
+    }
+    ag__call_attach(c, ch->conn, h);
+    ag__call_arm_deadline(c);
+    ag__call_replay(c);
+}
+
+void ag__channel_do_start(ag_rpc_call *c)
+{
+    ag_rpc_channel *ch = c->ch;
+    if (ch->state == CH_READY && ch->conn && ch->conn->h2) {
+        start_on_conn(ch, c);
+        ag__conn_flush(ch->conn);
+        return;
+    }
+    struct waiter *w = ag_malloc(sizeof(*w));
+    if (!w) {
+        fail_unstarted(c, AG_RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    c->refs++; /* the waiting list's */
+    pthread_mutex_unlock(&c->mu);
+    w->c = c;
+    w->next = ch->waiting;
+    ch->waiting = w;
+    if (ch->state == CH_IDLE)
+        connect_start(ch);
+}
+
+int ag__channel_start_call(ag_rpc_call *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool posted = c->start_posted;
+    c->start_posted = true;
+    pthread_mutex_unlock(&c->mu);
+    return posted ? 0 : ag__call_post(c, OP_START, NULL, 0);
+}
+
+/* ---- connecting -------------------------------------------------------------------------- */
+
+static void connect_failed(ag_rpc_channel *ch, const char *why)
+{
+    char msg[512];
+    snprintf(msg, sizeof(msg), "cannot connect to %s: %s", ch->target, why);
+    ch->state = CH_IDLE;
+    fail_waiting(ch, AG_RPC_UNAVAILABLE, msg);
+}
+
+static void stop_ctimer(ag_rpc_channel *ch)
+{
+    if (ch->ctimer_on) {
+        ch->ctimer_on = false;
+        uv_timer_stop(&ch->ctimer);
+    }
+}
+
+static void on_raw_closed(uv_handle_t *h)
+{
+    ag_free(h->data);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    ag_rpc_channel *ch = req->data;
+    ag__conn *c = ch->conn;
+    stop_ctimer(ch);
+    if (status < 0) {
+        ch->conn = NULL;
+        c->h.stream.data = c;
+        if (!uv_is_closing((uv_handle_t *)&c->h.stream))
+            uv_close((uv_handle_t *)&c->h.stream, on_raw_closed);
+        connect_failed(ch, ch->closing             ? "the channel was closed"
+                           : status == UV_ECANCELED ? "timed out"
+                                                    : uv_strerror(status));
+        return;
+    }
+    ag__h2_opts o;
+    ag__h2_opts_init(&o);
+    o.max_recv_msg = ch->o.max_recv_msg;
+    o.authority = ch->is_unix ? "localhost" : ch->target;
+    c->h2 = ag__h2conn_new(false, &o, &ch_events, c);
+    if (!c->h2 || ag__conn_start(c) < 0) {
+        ag__conn_close(c, AG_RPC_UNAVAILABLE, "cannot start the connection");
+        connect_failed(ch, "out of memory");
+        return;
+    }
+    ch->state = CH_READY;
+    /* the waiting calls, oldest first */
+    struct waiter *rev = NULL;
+    while (ch->waiting) {
+        struct waiter *w = ch->waiting;
+        ch->waiting = w->next;
+        w->next = rev;
+        rev = w;
+    }
+    while (rev) {
+        struct waiter *w = rev;
+        rev = w->next;
+        start_on_conn(ch, w->c);
+        ag__call_unref(w->c);
+        ag_free(w);
+    }
+    ag__conn_flush(c);
+}
+
+static void on_connect_timeout(uv_timer_t *t)
+{
+    ag_rpc_channel *ch = t->data;
+    ch->ctimer_on = false;
+    ag__conn *c = ch->conn;
+    if (ch->state == CH_CONNECTING && c && !uv_is_closing((uv_handle_t *)&c->h.stream)) {
+        c->h.stream.data = c;
+        uv_close((uv_handle_t *)&c->h.stream, on_raw_closed); /* on_connect sees ECANCELED */
+    }
+}
+
+static ag__conn *conn_new(ag_rpc_channel *ch)
+{
+    ag__conn *c = ag_calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->loop = &ch->loop;
+    c->ops = &ch_conn_ops;
+    c->owner = ch;
+    return c;
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
+{
+    ag_rpc_channel *ch = req->data;
+    if (status < 0 || ch->closing) {
+        if (ai)
+            uv_freeaddrinfo(ai);
+        connect_failed(ch, ch->closing ? "the channel was closed" : uv_strerror(status));
+        return;
+    }
+    ag__conn *c = conn_new(ch);
+    if (!c || uv_tcp_init(&ch->loop.uv, &c->h.tcp) != 0) {
+        ag_free(c);
+        uv_freeaddrinfo(ai);
+        connect_failed(ch, "out of memory");
+        return;
+    }
+    ch->conn = c;
+    ch->state = CH_CONNECTING;
+    ch->creq.data = ch;
+    int r = uv_tcp_connect(&ch->creq, &c->h.tcp, ai->ai_addr, on_connect);
+    uv_freeaddrinfo(ai);
+    if (r != 0) {
+        ch->conn = NULL;
+        c->h.stream.data = c;
+        uv_close((uv_handle_t *)&c->h.stream, on_raw_closed);
+        connect_failed(ch, uv_strerror(r));
+        return;
+    }
+    uv_timer_start(&ch->ctimer, on_connect_timeout, ch->o.connect_timeout_ms, 0);
+    ch->ctimer_on = true;
+}
+
+static void connect_start(ag_rpc_channel *ch)
+{
+    if (ch->is_unix) {
+        ag__conn *c = conn_new(ch);
+        if (!c || uv_pipe_init(&ch->loop.uv, &c->h.pipe, 0) != 0) {
+            ag_free(c);
+            connect_failed(ch, "out of memory");
+            return;
+        }
+        ch->conn = c;
+        ch->state = CH_CONNECTING;
+        ch->creq.data = ch;
+        uv_pipe_connect(&ch->creq, &c->h.pipe, ch->target + 5, on_connect);
+        return;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    ch->state = CH_RESOLVING;
+    ch->gai.data = ch;
+    int r = uv_getaddrinfo(&ch->loop.uv, &ch->gai, on_resolved, ch->host, ch->port, &hints);
+    if (r != 0)
+        connect_failed(ch, uv_strerror(r));
+}
+
+/* ---- the channel ---------------------------------------------------------------------------- */
+
+ag_rpc_channel *ag_rpc_channel_new(const char *target, const ag_rpc_channel_opts *o)
+{
+    ag_rpc_channel *ch = ag_calloc(1, sizeof(*ch));
+    if (!ch)
+        return NULL;
+    if (o)
+        ch->o = *o;
+    else
+        ag_rpc_channel_opts_init(&ch->o);
+    if (!ch->o.max_recv_msg)
+        ch->o.max_recv_msg = AG__GRPC_DEFAULT_MAX_RECV;
+    if (!ch->o.connect_timeout_ms)
+        ch->o.connect_timeout_ms = 20000;
+    ch->target = ag_strdup(target);
+    if (!ch->target)
+        goto free_ch;
+    ch->is_unix = strncmp(target, "unix:", 5) == 0;
+    if (!ch->is_unix) {
+        const char *colon = strrchr(target, ':');
+        const char *h = target;
+        size_t hl = colon ? (size_t)(colon - target) : 0;
+        if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+            h++;
+            hl -= 2;
+        }
+        if (!colon || hl == 0 || hl >= sizeof(ch->host) || strlen(colon + 1) >= sizeof(ch->port))
+            goto free_target;
+        memcpy(ch->host, h, hl);
+        ch->host[hl] = '\0';
+        snprintf(ch->port, sizeof(ch->port), "%s", colon + 1);
+    }
+    if (ag__loop_init(&ch->loop) < 0)
+        goto free_target;
+    uv_timer_init(&ch->loop.uv, &ch->ctimer);
+    ch->ctimer.data = ch;
+    if (ag__loop_start(&ch->loop, "rpc-channel") < 0) {
+        uv_close((uv_handle_t *)&ch->ctimer, NULL);
+        ag__loop_stop(&ch->loop);
+        goto free_target;
+    }
+    return ch;
+free_target:
+    ag_free(ch->target);
+free_ch:
+    ag_free(ch);
+    return NULL;
+}
+
+static void task_close(void *arg)
+{
+    ag_rpc_channel *ch = arg;
+    ch->closing = true;
+    stop_ctimer(ch);
+    uv_close((uv_handle_t *)&ch->ctimer, NULL);
+    if (ch->state == CH_RESOLVING)
+        uv_cancel((uv_req_t *)&ch->gai); /* on_resolved sees the channel closing */
+    fail_waiting(ch, AG_RPC_CANCELLED, "the channel was closed");
+    ag__conn *c = ch->conn;
+    if (c && c->h2) {
+        ag__conn_close(c, AG_RPC_CANCELLED, "the channel was closed");
+    } else if (c && !uv_is_closing((uv_handle_t *)&c->h.stream)) {
+        c->h.stream.data = c; /* still connecting: on_connect sees ECANCELED */
+        uv_close((uv_handle_t *)&c->h.stream, on_raw_closed);
+    }
+}
+
+void ag_rpc_channel_free(ag_rpc_channel *ch)
+{
+    if (!ch)
+        return;
+    ag__loop_post(&ch->loop, task_close, ch);
+    ag__loop_stop(&ch->loop);
+    ag_free(ch->target);
+    ag_free(ch);
+}
+
+/* ---- client calls ---------------------------------------------------------------------------- */
+
+ag_rpc_call *ag_rpc_call_new(ag_rpc_channel *ch, const char *method, ag_deadline deadline)
+{
+    ag_rpc_call *c = ag__call_new(false, method, deadline);
+    if (!c)
+        return NULL;
+    c->ch = ch;
+    c->loop = &ch->loop;
+    return c;
+}
+
+int ag_rpc_call_close_send(ag_rpc_call *c)
+{
+    int rc = ag__channel_start_call(c);
+    return rc < 0 ? rc : ag__call_post(c, OP_CLOSE_SEND, NULL, 0);
+}
+
+int ag_rpc_call_status(ag_rpc_call *c, const char **message)
+{
+    int rc = ag__channel_start_call(c);
+    if (rc < 0)
+        return AG_RPC_INTERNAL;
+    pthread_mutex_lock(&c->mu);
+    while (!c->done)
+        pthread_cond_wait(&c->cv, &c->mu);
+    int st = c->status;
+    if (message)
+        *message = c->message ? c->message : "";
+    pthread_mutex_unlock(&c->mu);
+    return st;
+}
+
+void ag_rpc_call_free(ag_rpc_call *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    bool over = c->done;
+    pthread_mutex_unlock(&c->mu);
+    if (!over)
+        ag_rpc_call_cancel(c);
+    ag__call_unref(c);
+}
+
+int ag_rpc_unary(ag_rpc_channel *ch, const char *method, const void *req, size_t req_len,
+                 ag_deadline deadline, uint8_t **resp, size_t *resp_len, char **message)
+{
+    *resp = NULL;
+    *resp_len = 0;
+    if (message)
+        *message = NULL;
+    ag_rpc_call *c = ag_rpc_call_new(ch, method, deadline);
+    if (!c)
+        return AG_RPC_RESOURCE_EXHAUSTED;
+    ag_rpc_call_send(c, req, req_len);
+    ag_rpc_call_close_send(c);
+    uint8_t *m;
+    size_t len;
+    while (ag_rpc_call_recv(c, &m, &len) == 1) {
+        if (!*resp) {
+            *resp = m;
+            *resp_len = len;
+        } else {
+            ag_free(m); /* a unary call has one response */
+        }
+    }
+    const char *msg;
+    int st = ag_rpc_call_status(c, &msg);
+    if (message)
+        *message = ag_strdup(msg);
+    if (st != AG_RPC_OK) {
+        ag_free(*resp);
+        *resp = NULL;
+        *resp_len = 0;
+    }
+    ag_rpc_call_free(c);
+    return st;
+}

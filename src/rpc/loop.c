@@ -1,0 +1,113 @@
+/*
+ * Event-loop threads: a libuv loop on a thread of its own, with a task
+ * queue that any thread can post to (an async handle wakes the loop, which
+ * runs the tasks in order). This is the one way work crosses into a loop:
+ * the application's calls post their operations here, so every nghttp2
+ * session and libuv handle is touched only by its loop's thread.
+ *
+ * Stopping: the owner first posts tasks that close its handles; then
+ * ag__loop_stop queues a final step that closes the async handle, uv_run
+ * returns once nothing is open, and the thread is joined.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "rt.h"
+
+static void run_tasks(uv_async_t *a)
+{
+    ag__loop *l = a->data;
+    for (;;) {
+        pthread_mutex_lock(&l->mu);
+        ag__task *t = l->head;
+        if (t) {
+            l->head = t->next;
+            if (!l->head)
+                l->tail = NULL;
+        }
+        bool stop = !t && l->stop;
+        pthread_mutex_unlock(&l->mu);
+        if (!t) {
+            if (stop && !uv_is_closing((uv_handle_t *)&l->wake))
+                uv_close((uv_handle_t *)&l->wake, NULL);
+            return;
+        }
+        t->fn(t->arg);
+        ag_free(t);
+    }
+}
+
+int ag__loop_init(ag__loop *l)
+{
+    memset(l, 0, sizeof(*l));
+    if (uv_loop_init(&l->uv) != 0)
+        return AG_E_SYS;
+    if (uv_async_init(&l->uv, &l->wake, run_tasks) != 0) {
+        uv_loop_close(&l->uv);
+        return AG_E_SYS;
+    }
+    l->wake.data = l;
+    pthread_mutex_init(&l->mu, NULL);
+    return 0;
+}
+
+static void *loop_main(void *arg)
+{
+    ag__loop *l = arg;
+    uv_run(&l->uv, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+int ag__loop_start(ag__loop *l, const char *name)
+{
+    if (pthread_create(&l->thread, NULL, loop_main, l) != 0)
+        return AG_E_SYS;
+    char tn[16];
+    snprintf(tn, sizeof(tn), "%.15s", name);
+    pthread_setname_np(l->thread, tn);
+    l->running = true;
+    return 0;
+}
+
+int ag__loop_post(ag__loop *l, ag__task_fn fn, void *arg)
+{
+    ag__task *t = ag_malloc(sizeof(*t));
+    if (!t)
+        return AG_E_NOMEM;
+    t->fn = fn;
+    t->arg = arg;
+    t->next = NULL;
+    pthread_mutex_lock(&l->mu);
+    if (l->stop) {
+        pthread_mutex_unlock(&l->mu);
+        ag_free(t);
+        return AG_E_CLOSED;
+    }
+    if (l->tail)
+        l->tail->next = t;
+    else
+        l->head = t;
+    l->tail = t;
+    pthread_mutex_unlock(&l->mu);
+    uv_async_send(&l->wake);
+    return 0;
+}
+
+void ag__loop_stop(ag__loop *l)
+{
+    pthread_mutex_lock(&l->mu);
+    l->stop = true;
+    pthread_mutex_unlock(&l->mu);
+    uv_async_send(&l->wake);
+    if (l->running)
+        pthread_join(l->thread, NULL);
+    else
+        uv_run(&l->uv, UV_RUN_DEFAULT); /* never started: close what is open here */
+    l->running = false;
+    for (ag__task *t = l->head, *n; t; t = n) {
+        n = t->next;
+        ag_free(t);
+    }
+    uv_loop_close(&l->uv);
+    pthread_mutex_destroy(&l->mu);
+}

@@ -1,0 +1,175 @@
+/*
+ * The rpc runtime's shared parts: event-loop threads with a task queue
+ * (loop.c), a connection that carries one HTTP/2 core over a libuv stream
+ * (conn.c), and the call object shared by an application thread and a loop
+ * thread (call.c). server.c and channel.c build on them.
+ *
+ * Threads: everything with "loop side" in its comment runs on the owning
+ * loop's thread only; an application thread reaches it by posting a task
+ * (ag__loop_post). The call object's fields under `mu` are the only state
+ * both sides touch.
+ */
+#ifndef ARGOT_RPC_RT_H
+#define ARGOT_RPC_RT_H
+
+#include <pthread.h>
+#include <uv.h>
+
+#include "h2.h"
+
+/* ---- loops ------------------------------------------------------------------ */
+
+typedef void (*ag__task_fn)(void *arg);
+
+typedef struct ag__task {
+    struct ag__task *next;
+    ag__task_fn fn;
+    void *arg;
+} ag__task;
+
+typedef struct ag__loop {
+    uv_loop_t uv;
+    uv_async_t wake;
+    pthread_t thread;
+    bool running;
+    pthread_mutex_t mu;
+    ag__task *head, *tail;  /* posted tasks, under mu */
+    bool stop;              /* under mu: close `wake` after the tasks */
+} ag__loop;
+
+/* Initializes the uv loop (handles may then be created on it from this
+ * thread, before start). */
+int ag__loop_init(ag__loop *l);
+int ag__loop_start(ag__loop *l, const char *name);
+/* Runs fn(arg) on the loop's thread, soon. Thread-safe. AG_E_CLOSED once
+ * the loop is stopping (fn will not run then). */
+int ag__loop_post(ag__loop *l, ag__task_fn fn, void *arg);
+/* After every handle of the owner is closed (by tasks posted before):
+ * stops the loop and joins its thread, then closes the uv loop. */
+void ag__loop_stop(ag__loop *l);
+
+/* ---- connections -------------------------------------------------------------- */
+
+typedef struct ag__conn ag__conn;
+typedef struct ag_rpc_call ag_rpc_call;
+
+/* What a connection tells its owner (server or channel), loop side. */
+typedef struct ag__conn_owner_ops {
+    /* The connection is gone (closed by either side); its calls have been
+     * failed already. The owner drops its pointer; the memory is freed
+     * after this returns. */
+    void (*closed)(void *owner, ag__conn *c);
+} ag__conn_owner_ops;
+
+struct ag__conn {
+    ag__loop *loop;
+    union {
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } h;
+    ag__h2conn *h2;
+    const ag__conn_owner_ops *ops;
+    void *owner;
+    uv_write_t wreq;
+    ag_buf wbuf;            /* bytes in the write in flight */
+    bool writing;
+    bool closing;
+    bool reading;
+    bool draining;          /* close once nothing is left to write */
+    ag_rpc_call *calls;     /* calls on this connection (loop references) */
+    struct ag__conn *next;  /* in the owner's list */
+    uint8_t rbuf[64 * 1024];
+};
+
+/* Takes an initialized, connected stream handle (c->h) and starts reading;
+ * h2 is the core, with c as its events' ud. */
+int ag__conn_start(ag__conn *c);
+/* Writes what the core has to say, if no write is in flight. */
+void ag__conn_flush(ag__conn *c);
+/* Closes the connection: every call on it ends (status given for the
+ * calls' owners), then `closed`, then the memory. */
+void ag__conn_close(ag__conn *c, int status, const char *why);
+/* Closes the connection once what the core has to say is written. */
+void ag__conn_drain(ag__conn *c);
+
+/* ---- calls --------------------------------------------------------------------- */
+
+struct rmsg {
+    struct rmsg *next;
+    size_t len;
+    uint8_t *data;
+};
+
+struct ag_rpc_server;
+struct ag_rpc_channel;
+
+struct ag_rpc_call {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;                    /* under mu: the application's + the loop's */
+    bool server;
+    char *method;
+    ag_deadline deadline;
+    ag__loop *loop;              /* the loop that runs it (set before any task) */
+    struct ag__op *pend_head;    /* loop side, client: operations that came before the
+                                  * stream existed, replayed in order once it does */
+    struct ag__op *pend_tail;
+    bool ended_unstarted;        /* loop side: failed before it had a stream */
+    bool done_loop;              /* loop side: its stream ended */
+    /* loop side */
+    ag__conn *conn;
+    ag__h2call *h2;              /* NULL until started (client) and after done */
+    struct ag_rpc_call *conn_next, *conn_prev;
+    uv_timer_t timer;
+    bool timer_on;
+    struct ag_rpc_channel *ch;   /* client */
+    struct ag_rpc_server *srv;   /* server */
+    /* under mu */
+    bool start_posted;           /* client: the start task is on its way */
+    ag__md_list out_md;          /* to send: request metadata / response headers */
+    ag__md_list out_trailers;    /* server */
+    char *out_message;           /* server: the status message */
+    int out_status;              /* server: what the handler returned */
+    bool headers_done;           /* server, loop side: response headers went out */
+    struct rmsg *rq_head, *rq_tail;
+    bool recv_end;               /* server: half-closed; client: done */
+    bool done;
+    int status;
+    char *message;
+    ag__md_list in_md;
+    ag__md_list in_trailers;
+    bool cancelled;              /* the application cancelled */
+};
+
+ag_rpc_call *ag__call_new(bool server, const char *method, ag_deadline deadline);
+void ag__call_unref(ag_rpc_call *c);
+/* Loop side: links the call to the connection and core (one loop ref). */
+void ag__call_attach(ag_rpc_call *c, ag__conn *conn, ag__h2call *h2);
+/* Loop side: the call is over; wakes the application, drops the loop's
+ * reference. */
+void ag__call_done(ag_rpc_call *c, int status, const char *message);
+/* Loop side: the core's events for calls, shared by server and channel. */
+void ag__call_on_message(ag_rpc_call *c, uint8_t *msg, size_t len);
+void ag__call_on_half_close(ag_rpc_call *c);
+void ag__call_on_headers(ag_rpc_call *c, const ag__md_list *md);
+void ag__call_on_done(ag_rpc_call *c, const ag__md_list *trailers, int status, const char *msg);
+/* Loop side: starts the deadline timer, if the call has a deadline. */
+void ag__call_arm_deadline(ag_rpc_call *c);
+
+/* Posts an operation on the call to its loop (it holds a reference until
+ * it ran). kind: OP_SEND (takes data), OP_CLOSE_SEND, OP_CANCEL, OP_FINISH. */
+enum { OP_SEND, OP_CLOSE_SEND, OP_CANCEL, OP_FINISH, OP_START };
+int ag__call_post(ag_rpc_call *c, int kind, uint8_t *data, size_t len);
+/* Loop side, client: the call has its stream (run what waited) or never
+ * will (drop what waited). */
+void ag__call_replay(ag_rpc_call *c);
+void ag__call_drop_pending(ag_rpc_call *c);
+/* Loop side, server: sends the status the handler left (server.c). */
+void ag__server_finish(ag_rpc_call *c);
+/* Loop side, client: starts the call on the channel's connection. */
+void ag__channel_do_start(ag_rpc_call *c);
+/* Client: posts the start task once (channel.c). */
+int ag__channel_start_call(ag_rpc_call *c);
+
+#endif /* ARGOT_RPC_RT_H */

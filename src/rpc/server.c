@@ -1,0 +1,531 @@
+/*
+ * The gRPC server: N event-loop threads, each with its own listening socket
+ * on the same port (SO_REUSEPORT: the kernel spreads connections), each
+ * connection owned by the loop that accepted it; every call's handler runs
+ * on a thread of its own with the blocking call API, so a long stream (an
+ * MPC link) never holds up other calls.
+ *
+ * Shutdown: stop listening and send GOAWAY everywhere (calls in flight go
+ * on, new ones are refused), wait for the handlers up to the grace period,
+ * then close every connection once its last bytes are written (calls still
+ * open end as CANCELLED for their handlers), stop the loops and wait for
+ * the last handler.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "rt.h"
+
+struct method {
+    struct method *next;
+    char *path;
+    ag_rpc_handler h;
+    void *ud;
+};
+
+struct srv_loop {
+    ag__loop loop;
+    union {
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } lis;
+    bool listening;
+    ag__conn *conns;
+    struct ag_rpc_server *s;
+    char name[24];
+};
+
+struct ag_rpc_server {
+    ag_rpc_server_opts o;
+    struct method *methods;
+    unsigned nloops;
+    struct srv_loop *loops;
+    int port;
+    bool started;
+    bool stopped;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned handlers;  /* under mu: handler threads running */
+    unsigned calls;     /* under mu: calls taken and not yet handled */
+    bool refusing;      /* shutting down: no new calls */
+    ag_errbuf err;
+};
+
+void ag_rpc_server_opts_init(ag_rpc_server_opts *o)
+{
+    o->loops = 0;
+    o->max_recv_msg = AG__GRPC_DEFAULT_MAX_RECV;
+    o->max_calls = 1024;
+}
+
+ag_rpc_server *ag_rpc_server_new(const ag_rpc_server_opts *o)
+{
+    ag_rpc_server *s = ag_calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    if (o)
+        s->o = *o;
+    else
+        ag_rpc_server_opts_init(&s->o);
+    if (!s->o.max_recv_msg)
+        s->o.max_recv_msg = AG__GRPC_DEFAULT_MAX_RECV;
+    if (!s->o.max_calls)
+        s->o.max_calls = 1024;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    return s;
+}
+
+const char *ag_rpc_server_errmsg(const ag_rpc_server *s)
+{
+    return s->err.msg;
+}
+
+int ag_rpc_server_register(ag_rpc_server *s, const char *method, ag_rpc_handler h, void *ud)
+{
+    if (s->started || method[0] != '/')
+        return ag_errbuf_set(&s->err, AG_E_INVAL, "register %s: %s", method,
+                             s->started ? "the server has started" : "not a /pkg.Service/Method path");
+    struct method *m = ag_calloc(1, sizeof(*m));
+    if (!m || !(m->path = ag_strdup(method))) {
+        ag_free(m);
+        return ag_errbuf_set(&s->err, AG_E_NOMEM, "register %s: out of memory", method);
+    }
+    m->h = h;
+    m->ud = ud;
+    m->next = s->methods;
+    s->methods = m;
+    return 0;
+}
+
+static struct method *find_method(ag_rpc_server *s, const char *path)
+{
+    for (struct method *m = s->methods; m; m = m->next)
+        if (strcmp(m->path, path) == 0)
+            return m;
+    return NULL;
+}
+
+/* ---- handlers ----------------------------------------------------------------- */
+
+struct job {
+    ag_rpc_call *c;
+    struct method *m;
+};
+
+static void *handler_main(void *arg)
+{
+    struct job *j = arg;
+    ag_rpc_call *c = j->c;
+    ag_rpc_server *s = c->srv;
+    int st = j->m->h(c, j->m->ud);
+    ag_free(j);
+    pthread_mutex_lock(&c->mu);
+    c->out_status = st;
+    pthread_mutex_unlock(&c->mu);
+    ag__call_post(c, OP_FINISH, NULL, 0);
+    ag__call_unref(c); /* the handler's reference */
+    pthread_mutex_lock(&s->mu);
+    s->handlers--;
+    s->calls--;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* Loop side: the handler returned; send what it left. */
+void ag__server_finish(ag_rpc_call *c)
+{
+    ag__md_list hdr = {0}, trl = {0};
+    pthread_mutex_lock(&c->mu);
+    int st = c->out_status;
+    char *msg = ag_strdup(c->out_message ? c->out_message : "");
+    hdr = c->out_md;
+    trl = c->out_trailers;
+    memset(&c->out_md, 0, sizeof(c->out_md));
+    memset(&c->out_trailers, 0, sizeof(c->out_trailers));
+    pthread_mutex_unlock(&c->mu);
+    if (!c->headers_done && hdr.n)
+        ag__h2call_send_headers(c->h2, &hdr);
+    c->headers_done = true;
+    ag__h2call_finish(c->h2, st, msg, &trl);
+    ag_free(msg);
+    ag__md_free(&hdr);
+    ag__md_free(&trl);
+}
+
+int ag_rpc_call_set_status_message(ag_rpc_call *c, const char *message)
+{
+    char *m = ag_strdup(message);
+    if (!m)
+        return AG_E_NOMEM;
+    pthread_mutex_lock(&c->mu);
+    ag_free(c->out_message);
+    c->out_message = m;
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+int ag_rpc_call_add_trailer(ag_rpc_call *c, const char *key, const void *value, size_t len)
+{
+    size_t kl = strlen(key);
+    if (!ag__grpc_key_valid(key, kl) || ag__grpc_key_reserved(key, kl) ||
+        (!ag__grpc_key_is_bin(key, kl) && !ag__grpc_value_valid(value, len)))
+        return AG_E_INVAL;
+    pthread_mutex_lock(&c->mu);
+    int rc = ag__md_add(&c->out_trailers, key, kl, value, len);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* ---- the connection core's events ---------------------------------------------- */
+
+static int ev_begin(void *ud, ag__h2call *h)
+{
+    ag__conn *conn = ud;
+    struct srv_loop *sl = conn->owner;
+    ag_rpc_server *s = sl->s;
+    struct method *m = find_method(s, ag__h2call_method(h));
+    char msg[300];
+    if (!m) {
+        snprintf(msg, sizeof(msg), "unknown method %.200s", ag__h2call_method(h));
+        ag__h2call_finish(h, AG_RPC_UNIMPLEMENTED, msg, NULL);
+        return AG_RPC_UNIMPLEMENTED;
+    }
+    pthread_mutex_lock(&s->mu);
+    int refuse = s->refusing ? AG_RPC_UNAVAILABLE
+                 : s->calls >= s->o.max_calls ? AG_RPC_RESOURCE_EXHAUSTED : 0;
+    if (!refuse)
+        s->calls++;
+    pthread_mutex_unlock(&s->mu);
+    if (refuse) {
+        ag__h2call_finish(h, refuse, refuse == AG_RPC_UNAVAILABLE ? "the server is shutting down"
+                                                                  : "too many calls in flight",
+                          NULL);
+        return refuse;
+    }
+    uint64_t tmo = ag__h2call_timeout_ns(h);
+    ag_deadline dl = tmo == UINT64_MAX ? ag_deadline_never() : ag_deadline_in_ns(tmo);
+    ag_rpc_call *c = ag__call_new(true, ag__h2call_method(h), dl);
+    struct job *j = ag_malloc(sizeof(*j));
+    if (!c || !j) {
+        ag_free(j);
+        if (c)
+            ag__call_unref(c);
+        pthread_mutex_lock(&s->mu);
+        s->calls--;
+        pthread_mutex_unlock(&s->mu);
+        return AG_RPC_RESOURCE_EXHAUSTED;
+    }
+    c->srv = s;
+    c->loop = &sl->loop;
+    ag__call_on_headers(c, ag__h2call_md(h));
+    ag__call_attach(c, conn, h);
+    ag__call_arm_deadline(c);
+    *j = (struct job){c, m};
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 1u << 20);
+    pthread_mutex_lock(&s->mu);
+    s->handlers++;
+    pthread_mutex_unlock(&s->mu);
+    pthread_t t;
+    if (pthread_create(&t, &attr, handler_main, j) != 0) {
+        pthread_mutex_lock(&s->mu);
+        s->handlers--;
+        s->calls--;
+        pthread_mutex_unlock(&s->mu);
+        ag_free(j);
+        ag__call_unref(c); /* the handler's reference */
+        ag__h2call_cancel(h, AG_RPC_RESOURCE_EXHAUSTED, "cannot start a handler thread");
+    }
+    pthread_attr_destroy(&attr);
+    return 0;
+}
+
+static void ev_message(void *ud, ag__h2call *h, uint8_t *msg, size_t len)
+{
+    (void)ud;
+    ag__call_on_message(ag__h2call_owner(h), msg, len);
+}
+
+static void ev_half_close(void *ud, ag__h2call *h)
+{
+    (void)ud;
+    ag__call_on_half_close(ag__h2call_owner(h));
+}
+
+static void ev_done(void *ud, ag__h2call *h, int status, const char *msg)
+{
+    (void)ud;
+    ag_rpc_call *c = ag__h2call_owner(h);
+    if (c)
+        ag__call_on_done(c, NULL, status, msg);
+}
+
+static const ag__h2_events srv_events = {ev_begin, ev_message, ev_half_close, NULL, ev_done};
+
+static void conn_closed(void *owner, ag__conn *c)
+{
+    struct srv_loop *sl = owner;
+    for (ag__conn **pp = &sl->conns; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            return;
+        }
+}
+
+static const ag__conn_owner_ops srv_conn_ops = {conn_closed};
+
+static void on_connection(uv_stream_t *lis, int status)
+{
+    struct srv_loop *sl = lis->data;
+    if (status < 0)
+        return;
+    ag__conn *c = ag_calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    c->loop = &sl->loop;
+    int rc = lis->type == UV_TCP ? uv_tcp_init(&sl->loop.uv, &c->h.tcp)
+                                 : uv_pipe_init(&sl->loop.uv, &c->h.pipe, 0);
+    if (rc != 0) {
+        ag_free(c);
+        return;
+    }
+    c->h.stream.data = c;
+    ag__h2_opts o;
+    ag__h2_opts_init(&o);
+    o.max_recv_msg = sl->s->o.max_recv_msg;
+    c->h2 = ag__h2conn_new(true, &o, &srv_events, c);
+    c->ops = &srv_conn_ops;
+    c->owner = sl;
+    c->next = sl->conns;
+    sl->conns = c;
+    if (!c->h2 || uv_accept(lis, &c->h.stream) != 0 || ag__conn_start(c) < 0)
+        ag__conn_close(c, AG_RPC_UNAVAILABLE, "accept failed");
+}
+
+/* ---- listening ---------------------------------------------------------------------- */
+
+/* A listening TCP socket with SO_REUSEPORT on host:port; returns the fd or
+ * -errno. */
+static int tcp_listen_fd(const struct addrinfo *ai, int port)
+{
+    struct sockaddr_storage ss;
+    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    if (ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, ai->ai_addrlen) != 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+static int split_hostport(const char *addr, char *host, size_t hcap, char *port, size_t pcap)
+{
+    const char *colon = strrchr(addr, ':');
+    if (!colon || colon == addr || !colon[1])
+        return AG_E_INVAL;
+    size_t hl = (size_t)(colon - addr);
+    if (addr[0] == '[' && hl >= 2 && addr[hl - 1] == ']') {
+        addr++;
+        hl -= 2;
+    }
+    if (hl >= hcap || strlen(colon + 1) >= pcap)
+        return AG_E_INVAL;
+    memcpy(host, addr, hl);
+    host[hl] = '\0';
+    snprintf(port, pcap, "%s", colon + 1);
+    return 0;
+}
+
+static int listen_tcp(ag_rpc_server *s, const char *addr)
+{
+    char host[256], port[16];
+    if (split_hostport(addr, host, sizeof(host), port, sizeof(port)) < 0)
+        return ag_errbuf_set(&s->err, AG_E_INVAL, "%s: expected host:port or unix:/path", addr);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    int g = getaddrinfo(host, port, &hints, &ai);
+    if (g != 0)
+        return ag_errbuf_set(&s->err, AG_E_NOENT, "%s: %s", addr, gai_strerror(g));
+    int p = atoi(port), rc = 0;
+    for (unsigned i = 0; i < s->nloops && rc == 0; i++) {
+        struct srv_loop *sl = &s->loops[i];
+        int fd = tcp_listen_fd(ai, p);
+        if (fd < 0) {
+            rc = ag_errbuf_set(&s->err, ag_err_from_errno(-fd), "%s: %s", addr, strerror(-fd));
+            break;
+        }
+        if (p == 0) { /* the port the kernel chose, for the other loops */
+            struct sockaddr_storage ss;
+            socklen_t sl_len = sizeof(ss);
+            getsockname(fd, (struct sockaddr *)&ss, &sl_len);
+            p = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                              : ((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+        uv_tcp_init(&sl->loop.uv, &sl->lis.tcp);
+        sl->lis.stream.data = sl;
+        if (uv_tcp_open(&sl->lis.tcp, fd) != 0 ||
+            uv_listen(&sl->lis.stream, 511, on_connection) != 0) {
+            rc = ag_errbuf_set(&s->err, AG_E_SYS, "%s: cannot listen", addr);
+            uv_close((uv_handle_t *)&sl->lis.tcp, NULL);
+            break;
+        }
+        sl->listening = true;
+    }
+    freeaddrinfo(ai);
+    s->port = p;
+    return rc;
+}
+
+static int listen_unix(ag_rpc_server *s, const char *path)
+{
+    struct srv_loop *sl = &s->loops[0];
+    uv_pipe_init(&sl->loop.uv, &sl->lis.pipe, 0);
+    sl->lis.stream.data = sl;
+    int r = uv_pipe_bind(&sl->lis.pipe, path);
+    if (r == 0)
+        r = uv_listen(&sl->lis.stream, 511, on_connection);
+    if (r != 0) {
+        uv_close((uv_handle_t *)&sl->lis.pipe, NULL);
+        return ag_errbuf_set(&s->err, AG_E_SYS, "unix:%s: %s", path, uv_strerror(r));
+    }
+    sl->listening = true;
+    return 0;
+}
+
+int ag_rpc_server_start(ag_rpc_server *s, const char *addr)
+{
+    if (s->started)
+        return ag_errbuf_set(&s->err, AG_E_STATE, "the server has started already");
+    bool is_unix = strncmp(addr, "unix:", 5) == 0;
+    unsigned n = s->o.loops;
+    if (n == 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c < 1 ? 1 : c > 4 ? 4 : (unsigned)c;
+    }
+    if (is_unix)
+        n = 1; /* one socket, one loop */
+    s->loops = ag_calloc(n, sizeof(*s->loops));
+    if (!s->loops)
+        return ag_errbuf_set(&s->err, AG_E_NOMEM, "out of memory");
+    s->nloops = n;
+    unsigned inited = 0;
+    int rc = 0;
+    for (; inited < n && rc == 0; inited++) {
+        s->loops[inited].s = s;
+        rc = ag__loop_init(&s->loops[inited].loop);
+    }
+    if (rc == 0)
+        rc = is_unix ? listen_unix(s, addr + 5) : listen_tcp(s, addr);
+    for (unsigned i = 0; i < s->nloops && rc == 0; i++) {
+        snprintf(s->loops[i].name, sizeof(s->loops[i].name), "rpc-srv-%u", i % 100u);
+        rc = ag__loop_start(&s->loops[i].loop, s->loops[i].name);
+    }
+    if (rc < 0) {
+        for (unsigned i = 0; i < inited; i++)
+            ag__loop_stop(&s->loops[i].loop);
+        ag_free(s->loops);
+        s->loops = NULL;
+        s->nloops = 0;
+        return rc;
+    }
+    s->started = true;
+    return 0;
+}
+
+int ag_rpc_server_port(const ag_rpc_server *s)
+{
+    return s->port;
+}
+
+/* ---- shutdown ------------------------------------------------------------------------ */
+
+static void task_goaway(void *arg)
+{
+    struct srv_loop *sl = arg;
+    if (sl->listening) {
+        sl->listening = false;
+        uv_close((uv_handle_t *)&sl->lis.stream, NULL);
+    }
+    for (ag__conn *c = sl->conns; c; c = c->next) {
+        ag__h2conn_goaway(c->h2);
+        ag__conn_flush(c);
+    }
+}
+
+static void task_close(void *arg)
+{
+    struct srv_loop *sl = arg;
+    for (ag__conn *c = sl->conns, *n; c; c = n) {
+        n = c->next;
+        ag__conn_drain(c);
+    }
+}
+
+void ag_rpc_server_shutdown(ag_rpc_server *s, uint64_t grace_ms)
+{
+    if (!s->started || s->stopped)
+        return;
+    s->stopped = true;
+    pthread_mutex_lock(&s->mu);
+    s->refusing = true;
+    pthread_mutex_unlock(&s->mu);
+    for (unsigned i = 0; i < s->nloops; i++)
+        ag__loop_post(&s->loops[i].loop, task_goaway, &s->loops[i]);
+    ag_deadline dl = ag_deadline_in_ms(grace_ms);
+    pthread_mutex_lock(&s->mu);
+    while (s->handlers > 0 && !ag_deadline_expired(dl)) {
+        pthread_mutex_unlock(&s->mu);
+        ag_sleep_ms(5);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    for (unsigned i = 0; i < s->nloops; i++)
+        ag__loop_post(&s->loops[i].loop, task_close, &s->loops[i]);
+    /* the closed connections ended every call: the handlers return (and
+     * post their last task) while the loops still run */
+    pthread_mutex_lock(&s->mu);
+    while (s->handlers > 0)
+        pthread_cond_wait(&s->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    for (unsigned i = 0; i < s->nloops; i++)
+        ag__loop_post(&s->loops[i].loop, task_close, &s->loops[i]);
+    for (unsigned i = 0; i < s->nloops; i++)
+        ag__loop_stop(&s->loops[i].loop);
+}
+
+void ag_rpc_server_free(ag_rpc_server *s)
+{
+    if (!s)
+        return;
+    ag_rpc_server_shutdown(s, 0);
+    for (struct method *m = s->methods, *n; m; m = n) {
+        n = m->next;
+        ag_free(m->path);
+        ag_free(m);
+    }
+    ag_free(s->loops);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    ag_free(s);
+}

@@ -1,0 +1,328 @@
+/*
+ * Tests for the rpc runtime (loop.c, conn.c, call.c, server.c, channel.c):
+ * a real server and a real channel in one process, over TCP and unix
+ * sockets on this machine: unary and streaming calls, metadata and
+ * trailers, statuses, deadlines, cancellation, unreachable targets,
+ * graceful shutdown, and calls from several threads at once.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "argot/rpc.h"
+#include "test.h"
+
+static atomic_int cancelled_seen;
+
+static int h_echo(ag_rpc_call *c, void *ud)
+{
+    (void)ud;
+    uint8_t *m;
+    size_t len;
+    int rc;
+    while ((rc = ag_rpc_call_recv(c, &m, &len)) == 1) {
+        ag_rpc_call_send(c, m, len);
+        ag_free(m);
+    }
+    return rc == 0 ? AG_RPC_OK : AG_RPC_CANCELLED;
+}
+
+static int h_meta(ag_rpc_call *c, void *ud)
+{
+    (void)ud;
+    ag_slice v;
+    const char *k;
+    for (size_t i = 0; (k = ag_rpc_call_metadata(c, false, i, &v)) != NULL; i++)
+        if (strcmp(k, "x-in") == 0)
+            ag_rpc_call_add_metadata(c, "x-out", v.ptr, v.len);
+    uint8_t *m;
+    size_t len;
+    while (ag_rpc_call_recv(c, &m, &len) == 1)
+        ag_free(m);
+    ag_rpc_call_send(c, "ok", 2);
+    ag_rpc_call_add_trailer(c, "x-trl-bin", "\x00\x01\xfe", 3);
+    return AG_RPC_OK;
+}
+
+static int h_fail(ag_rpc_call *c, void *ud)
+{
+    (void)ud;
+    ag_rpc_call_set_status_message(c, "no row with key 'k7' \xe2\x98\xba");
+    return AG_RPC_NOT_FOUND;
+}
+
+static int h_wait(ag_rpc_call *c, void *ud)
+{
+    (void)ud;
+    uint8_t *m;
+    size_t len;
+    int rc;
+    while ((rc = ag_rpc_call_recv(c, &m, &len)) == 1)
+        ag_free(m);
+    if (rc < 0)
+        atomic_fetch_add(&cancelled_seen, 1);
+    return AG_RPC_OK;
+}
+
+/* One request holding a count n; n responses of 100 bytes. */
+static int h_many(ag_rpc_call *c, void *ud)
+{
+    (void)ud;
+    uint8_t *m;
+    size_t len;
+    if (ag_rpc_call_recv(c, &m, &len) != 1)
+        return AG_RPC_INVALID_ARGUMENT;
+    int n = atoi((char *)m);
+    ag_free(m);
+    uint8_t buf[100];
+    for (int i = 0; i < n; i++) {
+        memset(buf, 'a' + i % 26, sizeof(buf));
+        if (ag_rpc_call_send(c, buf, sizeof(buf)) < 0)
+            return AG_RPC_CANCELLED;
+    }
+    return AG_RPC_OK;
+}
+
+static ag_rpc_server *server_up(const char *addr, char *target, size_t cap)
+{
+    ag_rpc_server_opts o;
+    ag_rpc_server_opts_init(&o);
+    o.loops = 2;
+    ag_rpc_server *s = ag_rpc_server_new(&o);
+    CHECK(s);
+    CHECK_OK(ag_rpc_server_register(s, "/t.S/Echo", h_echo, NULL));
+    CHECK_OK(ag_rpc_server_register(s, "/t.S/Meta", h_meta, NULL));
+    CHECK_OK(ag_rpc_server_register(s, "/t.S/Fail", h_fail, NULL));
+    CHECK_OK(ag_rpc_server_register(s, "/t.S/Wait", h_wait, NULL));
+    CHECK_OK(ag_rpc_server_register(s, "/t.S/Many", h_many, NULL));
+    if (ag_rpc_server_start(s, addr) < 0)
+        FAIL("start: %s", ag_rpc_server_errmsg(s));
+    if (strncmp(addr, "unix:", 5) == 0)
+        snprintf(target, cap, "%s", addr);
+    else
+        snprintf(target, cap, "127.0.0.1:%d", ag_rpc_server_port(s));
+    return s;
+}
+
+TEST_TIMEOUT(rpc_rt_unary_and_statuses, 60)
+{
+    char target[128];
+    ag_rpc_server *s = server_up("127.0.0.1:0", target, sizeof(target));
+    CHECK(ag_rpc_server_port(s) > 0);
+    ag_rpc_channel *ch = ag_rpc_channel_new(target, NULL);
+    CHECK(ch);
+    uint8_t *resp;
+    size_t len;
+    char *msg;
+    int st = ag_rpc_unary(ch, "/t.S/Echo", "ping", 4, ag_deadline_in_ms(10000), &resp, &len,
+                          &msg);
+    CHECK_EQ(st, AG_RPC_OK);
+    CHECK(len == 4 && memcmp(resp, "ping", 4) == 0);
+    ag_free(resp);
+    ag_free(msg);
+
+    st = ag_rpc_unary(ch, "/t.S/Fail", "", 0, ag_deadline_never(), &resp, &len, &msg);
+    CHECK_EQ(st, AG_RPC_NOT_FOUND);
+    CHECK_STR_EQ(msg, "no row with key 'k7' \xe2\x98\xba");
+    CHECK(resp == NULL);
+    ag_free(msg);
+
+    st = ag_rpc_unary(ch, "/t.S/Nope", "", 0, ag_deadline_never(), &resp, &len, &msg);
+    CHECK_EQ(st, AG_RPC_UNIMPLEMENTED);
+    CHECK_STR_EQ(msg, "unknown method /t.S/Nope");
+    ag_free(msg);
+
+    /* a message over the server's 4 MiB limit */
+    size_t big = (4u << 20) + 1;
+    uint8_t *b = ag_calloc(1, big);
+    st = ag_rpc_unary(ch, "/t.S/Echo", b, big, ag_deadline_never(), &resp, &len, &msg);
+    CHECK_EQ(st, AG_RPC_RESOURCE_EXHAUSTED);
+    CHECK_STR_EQ(msg, "received message larger than max (4194305 vs. 4194304)");
+    ag_free(msg);
+    ag_free(b);
+    ag_rpc_channel_free(ch);
+    ag_rpc_server_free(s);
+}
+
+TEST_TIMEOUT(rpc_rt_metadata_both_ways, 60)
+{
+    char target[128];
+    ag_rpc_server *s = server_up("127.0.0.1:0", target, sizeof(target));
+    ag_rpc_channel *ch = ag_rpc_channel_new(target, NULL);
+    ag_rpc_call *c = ag_rpc_call_new(ch, "/t.S/Meta", ag_deadline_in_ms(10000));
+    CHECK_OK(ag_rpc_call_add_metadata(c, "x-in", "alice", 5));
+    CHECK_EQ(ag_rpc_call_add_metadata(c, "grpc-timeout", "1S", 2), AG_E_INVAL);
+    CHECK_EQ(ag_rpc_call_add_metadata(c, "x-bad", "a\nb", 3), AG_E_INVAL);
+    CHECK_OK(ag_rpc_call_close_send(c));
+    uint8_t *m;
+    size_t len;
+    CHECK_EQ(ag_rpc_call_recv(c, &m, &len), 1);
+    CHECK(len == 2 && memcmp(m, "ok", 2) == 0);
+    ag_free(m);
+    CHECK_EQ(ag_rpc_call_recv(c, &m, &len), 0);
+    CHECK_EQ(ag_rpc_call_status(c, NULL), AG_RPC_OK);
+    ag_slice v;
+    const char *k = ag_rpc_call_metadata(c, false, 0, &v);
+    CHECK_STR_EQ(k, "x-out");
+    CHECK(v.len == 5 && memcmp(v.ptr, "alice", 5) == 0);
+    k = ag_rpc_call_metadata(c, true, 0, &v);
+    CHECK_STR_EQ(k, "x-trl-bin");
+    CHECK(v.len == 3 && memcmp(v.ptr, "\x00\x01\xfe", 3) == 0);
+    CHECK(ag_rpc_call_metadata(c, true, 1, &v) == NULL);
+    ag_rpc_call_free(c);
+    ag_rpc_channel_free(ch);
+    ag_rpc_server_free(s);
+}
+
+TEST_TIMEOUT(rpc_rt_streaming, 60)
+{
+    char target[128];
+    ag_rpc_server *s = server_up("127.0.0.1:0", target, sizeof(target));
+    ag_rpc_channel *ch = ag_rpc_channel_new(target, NULL);
+    /* server streaming: 2000 responses */
+    ag_rpc_call *c = ag_rpc_call_new(ch, "/t.S/Many", ag_deadline_in_ms(20000));
+    CHECK_OK(ag_rpc_call_send(c, "2000", 5));
+    CHECK_OK(ag_rpc_call_close_send(c));
+    uint8_t *m;
+    size_t len;
+    int n = 0;
+    while (ag_rpc_call_recv(c, &m, &len) == 1) {
+        CHECK_EQ(len, 100);
+        CHECK_EQ(m[0], 'a' + n % 26);
+        ag_free(m);
+        n++;
+    }
+    CHECK_EQ(n, 2000);
+    CHECK_EQ(ag_rpc_call_status(c, NULL), AG_RPC_OK);
+    ag_rpc_call_free(c);
+    /* ping-pong on one stream */
+    c = ag_rpc_call_new(ch, "/t.S/Echo", ag_deadline_in_ms(20000));
+    for (int i = 0; i < 200; i++) {
+        char buf[32];
+        int l = snprintf(buf, sizeof(buf), "msg-%d", i);
+        CHECK_OK(ag_rpc_call_send(c, buf, (size_t)l));
+        CHECK_EQ(ag_rpc_call_recv(c, &m, &len), 1);
+        CHECK(len == (size_t)l && memcmp(m, buf, len) == 0);
+        ag_free(m);
+    }
+    CHECK_OK(ag_rpc_call_close_send(c));
+    CHECK_EQ(ag_rpc_call_recv(c, &m, &len), 0);
+    CHECK_EQ(ag_rpc_call_status(c, NULL), AG_RPC_OK);
+    ag_rpc_call_free(c);
+    ag_rpc_channel_free(ch);
+    ag_rpc_server_free(s);
+}
+
+TEST_TIMEOUT(rpc_rt_deadline_and_cancel, 60)
+{
+    char target[128];
+    ag_rpc_server *s = server_up("127.0.0.1:0", target, sizeof(target));
+    ag_rpc_channel *ch = ag_rpc_channel_new(target, NULL);
+    atomic_store(&cancelled_seen, 0);
+    uint64_t t0 = ag_now_ms();
+    ag_rpc_call *c = ag_rpc_call_new(ch, "/t.S/Wait", ag_deadline_in_ms(200));
+    CHECK_OK(ag_rpc_call_send(c, "x", 1));
+    const char *msg;
+    CHECK_EQ(ag_rpc_call_status(c, &msg), AG_RPC_DEADLINE_EXCEEDED);
+    CHECK_STR_EQ(msg, "deadline exceeded");
+    uint64_t took = ag_now_ms() - t0;
+    CHECK(took >= 190 && took < 3000);
+    ag_rpc_call_free(c);
+    /* the application cancels */
+    c = ag_rpc_call_new(ch, "/t.S/Wait", ag_deadline_never());
+    CHECK_OK(ag_rpc_call_send(c, "x", 1));
+    ag_sleep_ms(50);
+    ag_rpc_call_cancel(c);
+    CHECK_EQ(ag_rpc_call_status(c, &msg), AG_RPC_CANCELLED);
+    ag_rpc_call_free(c);
+    for (int i = 0; i < 200 && atomic_load(&cancelled_seen) < 2; i++)
+        ag_sleep_ms(10);
+    CHECK_EQ(atomic_load(&cancelled_seen), 2); /* both handlers saw it */
+    ag_rpc_channel_free(ch);
+    ag_rpc_server_free(s);
+}
+
+TEST_TIMEOUT(rpc_rt_unreachable_target, 60)
+{
+    ag_rpc_channel *ch = ag_rpc_channel_new("127.0.0.1:1", NULL);
+    uint8_t *resp;
+    size_t len;
+    char *msg;
+    int st = ag_rpc_unary(ch, "/t.S/Echo", "x", 1, ag_deadline_in_ms(5000), &resp, &len, &msg);
+    CHECK_EQ(st, AG_RPC_UNAVAILABLE);
+    CHECK_STR_EQ(msg, "cannot connect to 127.0.0.1:1: connection refused");
+    ag_free(msg);
+    ag_rpc_channel_free(ch);
+}
+
+TEST_TIMEOUT(rpc_rt_unix_socket_and_shutdown, 60)
+{
+    char addr[300], target[300];
+    snprintf(addr, sizeof(addr), "unix:%s", ag_test_path("rpc.sock"));
+    ag_rpc_server *s = server_up(addr, target, sizeof(target));
+    ag_rpc_channel *ch = ag_rpc_channel_new(target, NULL);
+    uint8_t *resp;
+    size_t len;
+    char *msg;
+    CHECK_EQ(ag_rpc_unary(ch, "/t.S/Echo", "hi", 2, ag_deadline_never(), &resp, &len, &msg),
+             AG_RPC_OK);
+    ag_free(resp);
+    ag_free(msg);
+    /* a call in flight survives a graceful shutdown's grace period */
+    ag_rpc_call *c = ag_rpc_call_new(ch, "/t.S/Echo", ag_deadline_in_ms(10000));
+    CHECK_OK(ag_rpc_call_send(c, "a", 1));
+    uint8_t *m;
+    CHECK_EQ(ag_rpc_call_recv(c, &m, &len), 1);
+    ag_free(m);
+    ag_rpc_server_shutdown(s, 100); /* the call never ends: cancelled after 100 ms */
+    CHECK_EQ(ag_rpc_call_status(c, NULL) != AG_RPC_OK, 1);
+    ag_rpc_call_free(c);
+    /* nothing listens any more */
+    int st = ag_rpc_unary(ch, "/t.S/Echo", "x", 1, ag_deadline_in_ms(3000), &resp, &len, &msg);
+    CHECK_EQ(st, AG_RPC_UNAVAILABLE);
+    ag_free(msg);
+    ag_rpc_channel_free(ch);
+    ag_rpc_server_free(s);
+}
+
+struct worker {
+    ag_rpc_channel *ch;
+    int ok;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    for (int i = 0; i < 50; i++) {
+        char req[32];
+        int l = snprintf(req, sizeof(req), "req-%d", i);
+        uint8_t *resp;
+        size_t len;
+        char *msg;
+        int st = ag_rpc_unary(w->ch, "/t.S/Echo", req, (size_t)l, ag_deadline_in_ms(20000),
+                              &resp, &len, &msg);
+        if (st == AG_RPC_OK && len == (size_t)l && memcmp(resp, req, len) == 0)
+            w->ok++;
+        ag_free(resp);
+        ag_free(msg);
+    }
+    return NULL;
+}
+
+TEST_TIMEOUT(rpc_rt_many_threads_one_channel, 60)
+{
+    char target[128];
+    ag_rpc_server *s = server_up("127.0.0.1:0", target, sizeof(target));
+    ag_rpc_channel *ch = ag_rpc_channel_new(target, NULL);
+    struct worker w[8];
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++) {
+        w[i] = (struct worker){ch, 0};
+        CHECK_EQ(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(t[i], NULL);
+        CHECK_EQ(w[i].ok, 50);
+    }
+    ag_rpc_channel_free(ch);
+    ag_rpc_server_free(s);
+}
