@@ -69,6 +69,9 @@ int ag_rpc_call_add_metadata(ag_rpc_call *c, const char *key, const void *value,
  * the end. */
 const char *ag_rpc_call_metadata(ag_rpc_call *c, bool trailers, size_t i, ag_slice *value);
 void ag_rpc_call_cancel(ag_rpc_call *c);
+/* True once the call is over for reasons other than the handler's own
+ * status: the peer cancelled, its deadline passed, the connection broke. */
+bool ag_rpc_call_is_cancelled(ag_rpc_call *c);
 ag_deadline ag_rpc_call_deadline(const ag_rpc_call *c);
 const char *ag_rpc_call_method(const ag_rpc_call *c);
 

@@ -244,6 +244,14 @@ const char *ag_rpc_call_metadata(ag_rpc_call *c, bool trailers, size_t i, ag_sli
     return key;
 }
 
+bool ag_rpc_call_is_cancelled(ag_rpc_call *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool over = c->done || c->cancelled;
+    pthread_mutex_unlock(&c->mu);
+    return over;
+}
+
 ag_deadline ag_rpc_call_deadline(const ag_rpc_call *c)
 {
     return c->deadline;

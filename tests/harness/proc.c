@@ -125,3 +125,60 @@ void ag_test_proc_cleanup(ag_test_proc *p)
     free(p->err);
     p->out = p->err = NULL;
 }
+
+pid_t ag_test_spawn(const char *const argv[], int *out_fd)
+{
+    int po[2];
+    if (pipe2(po, O_CLOEXEC) != 0)
+        FAIL("pipe: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        FAIL("fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(po[1], 1);
+        execvp(argv[0], (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(po[1]);
+    *out_fd = po[0];
+    return pid;
+}
+
+ssize_t ag_test_read_line(int fd, char *buf, size_t cap, unsigned timeout_s)
+{
+    size_t n = 0;
+    uint64_t deadline = ag_now_ns() + (uint64_t)timeout_s * 1000000000u;
+    while (n + 1 < cap) {
+        uint64_t now = ag_now_ns();
+        if (now >= deadline)
+            return -1;
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, (int)((deadline - now) / 1000000) + 1) <= 0)
+            continue;
+        char ch;
+        ssize_t r = read(fd, &ch, 1);
+        if (r <= 0)
+            return -1;
+        if (ch == '\n')
+            break;
+        buf[n++] = ch;
+    }
+    buf[n] = '\0';
+    return (ssize_t)n;
+}
+
+int ag_test_stop(pid_t pid)
+{
+    int status;
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 200; i++) {
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        ag_sleep_ms(10);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "argot/base.h"
 
@@ -159,6 +160,16 @@ typedef struct ag_test_proc {
 int ag_test_run(ag_test_proc *p, const char *const argv[], const char *in,
                 unsigned timeout_s);
 void ag_test_proc_cleanup(ag_test_proc *p);
+/* Starts a program in the background (it stays in the test's process
+ * group, so the runner kills it if the test does not). *out_fd reads its
+ * stdout; its stderr goes to the test's output. Returns the pid. */
+pid_t ag_test_spawn(const char *const argv[], int *out_fd);
+/* Reads one line (without the newline) from fd within timeout_s; returns
+ * its length, or -1 at the end or on timeout. */
+ssize_t ag_test_read_line(int fd, char *buf, size_t cap, unsigned timeout_s);
+/* SIGTERM, then SIGKILL after 2 s; reaps it; returns its exit status (or
+ * 128 + signal). */
+int ag_test_stop(pid_t pid);
 /* $ARGOT_BIN_DIR/name (default build/bin/name). Static storage, 8 slots. */
 const char *ag_test_bin(const char *name);
 
