@@ -55,9 +55,10 @@ typedef struct ag_rpc_call ag_rpc_call;
  * AG_E_CANCELED when the call was cancelled or its deadline passed,
  * AG_E_CLOSED when the connection broke. */
 int ag_rpc_call_recv(ag_rpc_call *c, uint8_t **msg, size_t *len);
-/* Queues a message (copied) for the loop thread to send. AG_E_CANCELED
- * when the call is over. (Backpressure to the application, blocking while
- * the network is slower than the sender, is still to come: issue 4.) */
+/* Queues a message (copied) for the loop thread to send. Blocks while more
+ * than 4 MiB of this call's messages wait to go out (the peer's HTTP/2
+ * flow control sets the pace), so a fast sender never fills memory.
+ * AG_E_CANCELED when the call is over. */
 int ag_rpc_call_send(ag_rpc_call *c, const void *msg, size_t len);
 /* Metadata to send: the client's request metadata (before the first send)
  * or the server's response headers (before its first message). -bin keys

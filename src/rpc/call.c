@@ -122,8 +122,16 @@ void ag__call_on_message(ag_rpc_call *c, uint8_t *msg, size_t len)
     else
         c->rq_head = m;
     c->rq_tail = m;
+    c->rq_bytes += len;
+    bool pause = c->rq_bytes > AG__CALL_RECV_LIMIT && !c->rq_paused;
+    if (pause) {
+        c->rq_paused = true;
+        c->resume_posted = false;
+    }
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
+    if (pause && c->h2)
+        ag__h2call_pause(c->h2, true);
 }
 
 void ag__call_on_half_close(ag_rpc_call *c)
@@ -204,18 +212,26 @@ int ag_rpc_call_recv(ag_rpc_call *c, uint8_t **msg, size_t *len)
         pthread_cond_wait(&c->cv, &c->mu);
     struct rmsg *m = c->rq_head;
     int rc = 0;
+    bool resume = false;
     if (m) {
         c->rq_head = m->next;
         if (!c->rq_head)
             c->rq_tail = NULL;
         *msg = m->data;
         *len = m->len;
+        c->rq_bytes -= m->len;
         ag_free(m);
         rc = 1;
+        resume = c->rq_paused && !c->resume_posted && c->rq_bytes < AG__CALL_RECV_LIMIT / 2 &&
+                 !c->done;
+        if (resume)
+            c->resume_posted = true;
     } else if (c->server && c->done) {
         rc = AG_E_CANCELED; /* the client went away before half-closing */
     }
     pthread_mutex_unlock(&c->mu);
+    if (resume)
+        ag__call_post(c, OP_RESUME, NULL, 0);
     return rc;
 }
 
@@ -303,6 +319,7 @@ static void op_apply(struct ag__op *op)
             if (c->server && !c->headers_done)
                 send_headers(c);
             ag__h2call_send(c->h2, op->data, op->len, false);
+            c->applied += op->len + AG__GRPC_PREFIX;
             break;
         case OP_CLOSE_SEND:
             ag__h2call_close_send(c->h2);
@@ -312,6 +329,12 @@ static void op_apply(struct ag__op *op)
             break;
         case OP_FINISH:
             ag__server_finish(c);
+            break;
+        case OP_RESUME:
+            pthread_mutex_lock(&c->mu);
+            c->rq_paused = false;
+            pthread_mutex_unlock(&c->mu);
+            ag__h2call_pause(c->h2, false);
             break;
         }
     }
@@ -390,8 +413,13 @@ int ag_rpc_call_send(ag_rpc_call *c, const void *msg, size_t len)
             return rc;
     }
     pthread_mutex_lock(&c->mu);
-    bool over = c->done || c->cancelled;
     c->start_posted = true; /* server: the headers are committed */
+    /* backpressure: wait while too much of this call waits to go out */
+    while (!c->done && !c->cancelled && c->posted - c->sent > AG__CALL_SEND_LIMIT)
+        pthread_cond_wait(&c->cv, &c->mu);
+    bool over = c->done || c->cancelled;
+    if (!over)
+        c->posted += len + AG__GRPC_PREFIX;
     pthread_mutex_unlock(&c->mu);
     if (over)
         return AG_E_CANCELED;
@@ -419,4 +447,20 @@ void ag_rpc_call_cancel(ag_rpc_call *c)
     pthread_mutex_unlock(&c->mu);
     if (!skip)
         ag__call_post(c, OP_CANCEL, NULL, 0);
+}
+
+void ag__conn_update_senders(ag__conn *conn)
+{
+    for (ag_rpc_call *c = conn->calls; c; c = c->conn_next) {
+        if (!c->h2)
+            continue;
+        size_t waiting = ag__h2call_queued(c->h2);
+        size_t sent = c->applied > waiting ? c->applied - waiting : 0;
+        pthread_mutex_lock(&c->mu);
+        if (sent != c->sent) {
+            c->sent = sent;
+            pthread_cond_broadcast(&c->cv);
+        }
+        pthread_mutex_unlock(&c->mu);
+    }
 }

@@ -61,6 +61,7 @@ void ag__conn_flush(ag__conn *c)
         ag__conn_close(c, AG_RPC_INTERNAL, ag__h2conn_errmsg(c->h2));
         return;
     }
+    ag__conn_update_senders(c);
     if (c->wbuf.len == 0) {
         if (!ag__h2conn_alive(c->h2) || !c->reading || c->draining)
             ag__conn_close(c, c->draining ? AG_RPC_UNAVAILABLE : AG_RPC_UNAVAILABLE,

@@ -70,6 +70,7 @@ struct ag__h2call {
     bool local_status;           /* client: the status was decided here */
     ag__deframer d;
     struct chunk *q_head, *q_tail;
+    size_t q_bytes;              /* bytes in the queue, not yet handed to nghttp2 */
     bool deferred;               /* the data provider is waiting for data */
     bool send_closed;            /* client: END_STREAM after the queue */
     bool finishing;              /* server: trailers after the queue */
@@ -340,6 +341,7 @@ static ssize_t read_cb(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
         memcpy(buf + n, k->data + k->off, take);
         k->off += take;
         n += take;
+        call->q_bytes -= take;
         if (k->off == k->len) {
             call->q_head = k->next;
             if (!call->q_head)
@@ -488,6 +490,7 @@ int ag__h2call_send(ag__h2call *call, const void *msg, size_t len, bool compress
     k->len = AG__GRPC_PREFIX + len;
     k->off = 0;
     k->next = NULL;
+    call->q_bytes += k->len;
     if (call->q_tail)
         call->q_tail->next = k;
     else
@@ -544,6 +547,11 @@ int ag__h2call_cancel(ag__h2call *call, int status, const char *message)
     }
     nghttp2_submit_rst_stream(call->conn->s, NGHTTP2_FLAG_NONE, call->id, NGHTTP2_CANCEL);
     return 0;
+}
+
+size_t ag__h2call_queued(const ag__h2call *call)
+{
+    return call->q_bytes;
 }
 
 void ag__h2call_pause(ag__h2call *call, bool paused)

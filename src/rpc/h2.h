@@ -126,6 +126,9 @@ int ag__h2call_finish(ag__h2call *call, int status, const char *message,
  * status and message (DEADLINE_EXCEEDED on a client's expired deadline,
  * CANCELLED otherwise). */
 int ag__h2call_cancel(ag__h2call *call, int status, const char *message);
+/* Bytes of this call's messages still queued here (not yet taken by
+ * HTTP/2 framing, which waits for the peer's flow-control window). */
+size_t ag__h2call_queued(const ag__h2call *call);
 /* Flow control: while paused, received bytes are not returned to the
  * peer's window, so a sender faster than the application stalls after one
  * window instead of filling memory. */

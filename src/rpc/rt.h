@@ -117,6 +117,7 @@ struct ag_rpc_call {
     struct ag__op *pend_tail;
     bool ended_unstarted;        /* loop side: failed before it had a stream */
     bool done_loop;              /* loop side: its stream ended */
+    size_t applied;              /* loop side: bytes handed to the core's queue */
     /* loop side */
     ag__conn *conn;
     ag__h2call *h2;              /* NULL until started (client) and after done */
@@ -140,7 +141,23 @@ struct ag_rpc_call {
     ag__md_list in_md;
     ag__md_list in_trailers;
     bool cancelled;              /* the application cancelled */
+    size_t rq_bytes;             /* bytes waiting in the receive queue */
+    bool rq_paused;              /* the loop stopped returning window for this call */
+    bool resume_posted;          /* the application asked the loop to resume */
+    size_t posted;               /* bytes of messages the application queued */
+    size_t sent;                 /* of those, bytes no longer waiting (loop-updated) */
 };
+
+/* ag_rpc_call_send blocks while more than this many bytes of the call's
+ * messages wait to go out: the network's pace reaches the application. */
+#define AG__CALL_SEND_LIMIT (4u << 20)
+/* Past this many bytes received and not yet taken by the application, the
+ * call stops returning flow-control window to the peer, which then stalls
+ * within one window; below half of it, the window flows again. */
+#define AG__CALL_RECV_LIMIT (4u << 20)
+
+/* Loop side: after writes, tells waiting senders how far their calls got. */
+void ag__conn_update_senders(ag__conn *c);
 
 ag_rpc_call *ag__call_new(bool server, const char *method, ag_deadline deadline);
 void ag__call_unref(ag_rpc_call *c);
@@ -159,7 +176,7 @@ void ag__call_arm_deadline(ag_rpc_call *c);
 
 /* Posts an operation on the call to its loop (it holds a reference until
  * it ran). kind: OP_SEND (takes data), OP_CLOSE_SEND, OP_CANCEL, OP_FINISH. */
-enum { OP_SEND, OP_CLOSE_SEND, OP_CANCEL, OP_FINISH, OP_START };
+enum { OP_SEND, OP_CLOSE_SEND, OP_CANCEL, OP_FINISH, OP_START, OP_RESUME };
 int ag__call_post(ag_rpc_call *c, int kind, uint8_t *data, size_t len);
 /* Loop side, client: the call has its stream (run what waited) or never
  * will (drop what waited). */
