@@ -100,6 +100,9 @@ ALL_OBJS := $(LIB_OBJS) $(CMD_OBJS) $(HARNESS_SRCS:%.c=$(BUILD)/obj/%.o) \
 
 all: $(LIB) $(BINS)
 
+# Generated sources are kept (not deleted as intermediate files).
+.SECONDARY: $(PROTO_C) $(PROTO_H)
+
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(BUILD)/gen
 	protoc-c --c_out=$(BUILD)/gen -Iproto -I/usr/include $<

@@ -56,6 +56,10 @@ int ag_link_recv(ag_link *l, unsigned peer, uint64_t tag, void **data, size_t *l
 /* As ag_link_recv, into buf, which the message must fill exactly
  * (AG_E_LINK_SIZE otherwise: a peer disagreeing on a shape). */
 int ag_link_recv_into(ag_link *l, unsigned peer, uint64_t tag, void *buf, size_t len);
+/* As ag_link_recv for a message that must be len bytes (AG_E_LINK_SIZE
+ * otherwise, as ag_link_recv_into), without copying it: on success *data
+ * (free with ag_free) holds it. */
+int ag_link_recv_exact(ag_link *l, unsigned peer, uint64_t tag, size_t len, void **data);
 
 void ag_link_set_timeout_ms(ag_link *l, uint64_t ms);
 /* Fails the job at every party: pending and later receives everywhere
@@ -69,5 +73,36 @@ void ag_link_free(ag_link *l);
  * links[i]); names may be NULL. Each endpoint is freed on its own. On
  * failure nothing is left to free and links[] holds no endpoint. */
 int ag_link_mem_group(unsigned n, const char *const *names, ag_link **links);
+
+/* ---- the link over gRPC (src/link/rpc.c) ------------------------------------- *
+ *
+ * Every party serves argot.link.v1.Link on its own address; for each peer
+ * it keeps one long-lived Push stream of frames (a message larger than
+ * 1 MiB travels as several) and a thread reading that stream's acks. A
+ * message stays queued until acknowledged; when a stream breaks (the peer
+ * restarted, the network dropped), it is reopened with backoff and every
+ * unacknowledged message is sent again, and the receiver drops what it
+ * already had (messages are numbered per sender and receiver): no message
+ * is lost or delivered twice. Frames of another job (session) or from a
+ * rank that is not a peer are refused. */
+
+typedef struct ag_link_rpc_opts {
+    unsigned rank;                 /* this party */
+    unsigned n;                    /* parties in the job */
+    const char *const *names;      /* n party names (may be NULL) */
+    const char *const *addresses;  /* n addresses "host:port"; a peer's may be set later */
+    const char *listen;            /* where this party serves (default addresses[rank]) */
+    const char *session;           /* the job's id: every party must give the same */
+    uint64_t timeout_ms;           /* receive timeout (default 60 s) */
+} ag_link_rpc_opts;
+
+/* Starts this party's endpoint: serves on listen (port 0 picks one). On
+ * failure returns NULL with the reason in err ("127.0.0.1:9100: address
+ * already in use"). */
+ag_link *ag_link_rpc_new(const ag_link_rpc_opts *o, char *err, size_t errcap);
+/* The port this party serves on. */
+int ag_link_rpc_port(const ag_link *l);
+/* Sets (before the first message to it) where peer rank is served. */
+int ag_link_rpc_set_peer(ag_link *l, unsigned rank, const char *address);
 
 #endif /* ARGOT_LINK_H */
