@@ -21,15 +21,18 @@
 
 #include "argot/link.h"
 #include "argot/mpc.h"
+#include "cluster.h"
 #include "cmd.h"
 
 #define TAG_ROWS ((uint64_t)1 << 62) /* demo metadata, apart from mpc's tags */
 
 static const struct flag_def flags[] = {
-    {"sim", "PARTIES", "parties, comma-separated: 2 or 3 (default alice,bob); the first two "
-                       "hold data", 0},
-    {"in", "PARTY=FILE", "a data party's CSV: a key column, then the value column (default "
-                         "examples/PARTY.csv)", FLAG_REPEAT},
+    {"sim", "PARTIES", "simulation mode: parties, comma-separated: 2 or 3 (default alice,bob); "
+                       "the first two hold data", 0},
+    {"config", "FILE", "production mode: the cluster config; this process is one party", 0},
+    {"party", "NAME", "production mode: the party this process is", 0},
+    {"in", "[PARTY=]FILE", "a data party's CSV: a key column, then the value column (default "
+                           "examples/PARTY.csv); PARTY= in simulation mode only", FLAG_REPEAT},
     {NULL, NULL, NULL, 0},
 };
 
@@ -54,6 +57,7 @@ struct party_run {
 };
 
 struct demo {
+    ag_field field;
     int n;
     char names[MAX_SIM_PARTIES][32];
     const char *in[2];        /* data files of ranks 0 and 1 */
@@ -153,22 +157,41 @@ static int reveal_scalar(ag_mpc *m, const ag_tensor *x, unsigned bits, double *o
     return 0;
 }
 
-/* Each data owner tells every party its row count; all must agree. */
+/* Each data owner tells every party its row count and its column's name
+ * (schema, not data); all counts must agree. */
 static int agree_rows(struct party_run *p, size_t mine, size_t *n)
 {
     struct demo *d = p->d;
     uint64_t counts[2] = {mine, mine};
     for (unsigned owner = 0; owner < 2; owner++) {
         if (p->rank == owner) {
+            uint8_t msg[8 + sizeof(d->colname[0])];
+            size_t nl = strlen(d->colname[owner]);
+            uint64_t v = mine;
+            memcpy(msg, &v, 8);
+            memcpy(msg + 8, d->colname[owner], nl);
             for (unsigned q = 0; q < (unsigned)d->n; q++)
-                if (q != owner && ag_link_send(p->link, q, TAG_ROWS | owner, &mine,
-                                               sizeof(mine)) < 0)
+                if (q != owner && ag_link_send(p->link, q, TAG_ROWS | owner, msg, 8 + nl) < 0)
                     return AG_E_LINK_ABORTED;
-        } else if (ag_link_recv_into(p->link, owner, TAG_ROWS | owner, &counts[owner],
-                                     sizeof(counts[owner])) < 0) {
+            continue;
+        }
+        void *msg;
+        size_t len;
+        if (ag_link_recv(p->link, owner, TAG_ROWS | owner, &msg, &len) < 0) {
             snprintf(p->err, sizeof(p->err), "%s", ag_link_errmsg(p->link));
             return AG_E_LINK_ABORTED;
         }
+        if (len < 8 || len - 8 >= sizeof(d->colname[0])) {
+            ag_free(msg);
+            snprintf(p->err, sizeof(p->err), "party %s sent a malformed row count",
+                     d->names[owner]);
+            return AG_E_MPC_PROTOCOL;
+        }
+        memcpy(&counts[owner], msg, 8);
+        if (!d->colname[owner][0]) /* in simulation mode the reader filled it already */
+            snprintf(d->colname[owner], sizeof(d->colname[0]), "%.*s", (int)(len - 8),
+                     (char *)msg + 8);
+        ag_free(msg);
     }
     if (counts[0] != counts[1]) {
         snprintf(p->err, sizeof(p->err), "party %s has %llu rows and party %s has %llu: the "
@@ -239,7 +262,7 @@ static void *party_main(void *arg)
 {
     struct party_run *p = arg;
     struct demo *d = p->d;
-    ag_mpc_config cfg = {AG_FM128, 0};
+    ag_mpc_config cfg = {d->field, 0};
     ag_mpc *m = ag_mpc_new(p->link, &cfg);
     double *col = NULL;
     size_t rows = 0, n = 0;
@@ -321,10 +344,93 @@ static const struct party_run *root_cause(const struct demo *d)
     return first;
 }
 
-static int run(struct cmd_args *a)
+static void print_cost(const struct demo *d, int from, int to)
+{
+    printf("\ncost:");
+    for (int i = from; i < to; i++)
+        printf("%s %s sent %.1f KiB in %llu rounds", i > from ? ";" : "", d->names[i],
+               (double)d->runs[i].cost.bytes_sent / 1024.0,
+               (unsigned long long)d->runs[i].cost.rounds);
+    printf("\n");
+}
+
+/* Production mode: this process is one party of the cluster config; the
+ * others run the same command on their machines. */
+static int run_party(struct cmd_args *a)
 {
     static struct demo d;
     memset(&d, 0, sizeof(d));
+    const char *party = args_get(a, "party"), *path = args_get(a, "config");
+    if (!party)
+        return usage_error(a->sc, "--config needs --party NAME (which party this process is)");
+    if (args_get(a, "sim"))
+        return usage_error(a->sc, "--sim and --config are two modes: give one");
+    struct cluster c;
+    char err[AG_ERRMSG_MAX];
+    if (cluster_load(path, &c, err, sizeof(err)) < 0)
+        return runtime_error("%s", err);
+    int me = cluster_rank(&c, party);
+    if (me < 0)
+        return usage_error(a->sc, "--party %s: no such party in %s", party, path);
+    if (c.n > 3)
+        return runtime_error("%s: the demo runs 2 or 3 parties, the config names %d", path, c.n);
+    if (c.field != AG_FM128)
+        return runtime_error("%s: the demo's sums of squares need spu.field FM128", path);
+    d.field = c.field;
+    d.n = c.n;
+    for (int i = 0; i < c.n; i++)
+        snprintf(d.names[i], sizeof(d.names[i]), "%s", c.names[i]);
+    static char def[64];
+    const char *in = args_get(a, "in");
+    if (in && args_count(a, "in") > 1)
+        return usage_error(a->sc, "--in: one file in production mode (this party's)");
+    if (me < 2) {
+        if (!in) {
+            snprintf(def, sizeof(def), "examples/%s.csv", party);
+            in = def;
+        }
+        d.in[me] = in;
+    } else if (in) {
+        return usage_error(a->sc, "--in: party %s holds no data in this job", party);
+    }
+    const char *addrs[CLUSTER_MAX_PARTIES], *names[CLUSTER_MAX_PARTIES];
+    for (int i = 0; i < c.n; i++) {
+        addrs[i] = c.addresses[i];
+        names[i] = c.names[i];
+    }
+    char session[160];
+    snprintf(session, sizeof(session), "%s/demo", c.session);
+    ag_link_rpc_opts lo = {.rank = (unsigned)me, .n = (unsigned)c.n, .names = names,
+                           .addresses = addrs, .session = session};
+    ag_link *link = ag_link_rpc_new(&lo, err, sizeof(err));
+    if (!link)
+        return runtime_error("demo: party %s: %s", party, err);
+    printf("argot demo: party %s of %d in production mode, serving %s; semi2k over %s\n", party,
+           c.n, c.addresses[me], ag_field_name(c.field));
+    fflush(stdout);
+    d.runs[me] = (struct party_run){.d = &d, .rank = (unsigned)me, .link = link};
+    party_main(&d.runs[me]);
+    int rc = EXIT_OK;
+    if (d.runs[me].rc < 0)
+        rc = runtime_error("demo: party %s: %s", party, d.runs[me].err);
+    else {
+        printf("\n");
+        print_stats(party, &d, &d.runs[me].learned);
+        print_cost(&d, me, me + 1);
+    }
+    ag_link_free(link);
+    return rc;
+}
+
+static int run(struct cmd_args *a)
+{
+    if (args_get(a, "config"))
+        return run_party(a);
+    if (args_get(a, "party"))
+        return usage_error(a->sc, "--party goes with --config (production mode)");
+    static struct demo d;
+    memset(&d, 0, sizeof(d));
+    d.field = AG_FM128;
     if (!args_get(a, "sim")) {
         snprintf(d.names[0], 32, "alice");
         snprintf(d.names[1], 32, "bob");
@@ -380,12 +486,7 @@ static int run(struct cmd_args *a)
         ag_link_free(links[i]);
     if (bad)
         return runtime_error("demo: party %s: %s", d.names[bad->rank], bad->err);
-    printf("\ncost:");
-    for (int i = 0; i < d.n; i++)
-        printf("%s %s sent %.1f KiB in %llu rounds", i ? ";" : "", d.names[i],
-               (double)d.runs[i].cost.bytes_sent / 1024.0,
-               (unsigned long long)d.runs[i].cost.rounds);
-    printf("\n");
+    print_cost(&d, 0, d.n);
     plaintext_check(&d, &d.runs[0].learned);
     return EXIT_OK;
 }
@@ -397,8 +498,11 @@ const struct subcmd cmd_demo = {
                "row. Each secret-shares its column into the SPU (semi2k, FM128); the SPU\n"
                "computes two sums, two sums of squares and the cross product and reveals\n"
                "only those, from which every party derives means, standard deviations,\n"
-               "covariance and correlation. Simulation mode: one process, a thread per\n"
-               "party, in-memory links. A third party (--sim alice,bob,carol) only computes.",
+               "covariance and correlation. A third party only computes.\n\n"
+               "Simulation mode (--sim, the default): one process, a thread per party,\n"
+               "in-memory links. Production mode (--config cluster.yaml --party NAME): this\n"
+               "process is one party; every party runs the same command with its own\n"
+               "--party, and they talk gRPC to the addresses in the config.",
     .flags = flags,
     .run = run,
 };

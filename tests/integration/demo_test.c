@@ -113,3 +113,147 @@ TEST(demo_usage_errors)
                         "(see 'argot demo --help')\n");
     ag_test_proc_cleanup(&p);
 }
+
+/* ---- production mode: one process per party --------------------------------- */
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* A port nothing listens on right now. */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    socklen_t l = sizeof(a);
+    getsockname(fd, (struct sockaddr *)&a, &l);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* The "learned" line of party in out, from "learned:" on. */
+static const char *learned(const char *out, const char *party, char *buf, size_t cap)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "%-6s learned:", party);
+    const char *p = strstr(out, key);
+    if (!p)
+        FAIL("no line for %s in:\n%s", party, out);
+    p += strlen(party);
+    while (*p == ' ')
+        p++;
+    size_t n = strcspn(p, "\n");
+    snprintf(buf, cap, "%.*s", (int)n, p);
+    return buf;
+}
+
+static void production_run(const char *const *parties, int n)
+{
+    char yaml[1024];
+    size_t off = (size_t)snprintf(yaml, sizeof(yaml), "parties:\n");
+    for (int i = 0; i < n; i++)
+        off += (size_t)snprintf(yaml + off, sizeof(yaml) - off,
+                                "  %s: {address: \"127.0.0.1:%d\"}\n", parties[i], free_port());
+    snprintf(yaml + off, sizeof(yaml) - off, "spu: {protocol: semi2k, field: FM128}\n"
+                                             "session: itest\n");
+    const char *cfg = ag_test_write_file("cluster.yaml", yaml, strlen(yaml));
+    char cfgpath[512];
+    snprintf(cfgpath, sizeof(cfgpath), "%s", cfg);
+    /* the others in the background, the first in the foreground */
+    pid_t pids[3];
+    int fds[3];
+    for (int i = 1; i < n; i++) {
+        const char *argv[] = {ag_test_bin("argot"), "demo", "--config", cfgpath, "--party",
+                              parties[i], NULL};
+        pids[i] = ag_test_spawn(argv, &fds[i]);
+    }
+    ag_test_proc p;
+    const char *argv[] = {ag_test_bin("argot"), "demo", "--config", cfgpath, "--party",
+                          parties[0], NULL};
+    CHECK_EQ(ag_test_run(&p, argv, NULL, 120), 0);
+    /* the simulation of the same job, for comparison */
+    ag_test_proc sim;
+    char list[128];
+    snprintf(list, sizeof(list), "%s,%s%s%s", parties[0], parties[1], n == 3 ? "," : "",
+             n == 3 ? parties[2] : "");
+    char in0[64], in1[64];
+    snprintf(in0, sizeof(in0), "%s=examples/alice.csv", parties[0]);
+    snprintf(in1, sizeof(in1), "%s=examples/bob.csv", parties[1]);
+    CHECK_EQ(demo(&sim, "--sim", list, "--in", in0, "--in", in1), 0);
+    char a[512], b[512];
+    CHECK_STR_EQ(learned(p.out, parties[0], a, sizeof(a)),
+                 learned(sim.out, parties[0], b, sizeof(b)));
+    for (int i = 1; i < n; i++) {
+        char out[4096] = "";
+        size_t len = 0;
+        ssize_t r;
+        while (len + 1 < sizeof(out) && (r = read(fds[i], out + len, sizeof(out) - 1 - len)) > 0)
+            len += (size_t)r;
+        out[len] = '\0';
+        close(fds[i]);
+        CHECK_EQ(ag_test_stop(pids[i]), 0);
+        CHECK_STR_EQ(learned(out, parties[i], a, sizeof(a)),
+                     learned(sim.out, parties[i], b, sizeof(b)));
+    }
+    ag_test_proc_cleanup(&p);
+    ag_test_proc_cleanup(&sim);
+}
+
+TEST_TIMEOUT(demo_production_processes_match_simulation, 120)
+{
+    /* data files follow the party names by default: name them alice and bob */
+    static const char *const two[] = {"alice", "bob"};
+    production_run(two, 2);
+    static const char *const three[] = {"alice", "bob", "carol"};
+    production_run(three, 3);
+}
+
+TEST(demo_production_config_errors)
+{
+    static const struct {
+        const char *yaml;
+        const char *err; /* after "argot: <path>" */
+    } cases[] = {
+        {"parties:\n  alice: {adress: \"127.0.0.1:1\"}\n  bob: {address: \"127.0.0.1:2\"}\n",
+         ":2:11: unknown key 'adress' (did you mean 'address'?)"},
+        {"parties:\n  alice: {address: \"10.0.0.1:9100\"}\n  bob: {address: \"127.0.0.1:2\"}\n",
+         ":2:20: address '10.0.0.1:9100' is not on loopback: argot requires tls off loopback, "
+         "and this build has no TLS yet"},
+        {"parties:\n  alice: {address: \"127.0.0.1:1\"}\n  bob: {address: \"127.0.0.1:2\"}\n"
+         "tls: {cert: a.crt}\n",
+         ":4:6: tls is not supported by this build yet"},
+        {"parties:\n  alice: {address: \"127.0.0.1:1\"}\n  bob: {address: \"127.0.0.1:2\"}\n"
+         "spu: {field: FM32}\n",
+         ":4:14: field 'FM32' must be FM64 or FM128"},
+        {"parties:\n  alice: {address: \"127.0.0.1:1\"}\n",
+         ":2:3: 'parties' must name 2 to 8 parties, got 1"},
+    };
+    for (size_t i = 0; i < AG_ARRAY_LEN(cases); i++) {
+        const char *path = ag_test_write_file("c.yaml", cases[i].yaml, strlen(cases[i].yaml));
+        char want[1024], pathbuf[512];
+        snprintf(pathbuf, sizeof(pathbuf), "%s", path);
+        snprintf(want, sizeof(want), "argot: %s%s\n", pathbuf, cases[i].err);
+        ag_test_proc p;
+        CHECK_EQ(demo(&p, "--config", pathbuf, "--party", "alice", NULL, NULL), 1);
+        CHECK_STR_EQ(p.err, want);
+        ag_test_proc_cleanup(&p);
+    }
+    ag_test_proc p;
+    const char *ok = "parties:\n  alice: {address: \"127.0.0.1:1\"}\n"
+                     "  bob: {address: \"127.0.0.1:2\"}\nspu: {field: FM128}\n";
+    const char *path = ag_test_write_file("ok.yaml", ok, strlen(ok));
+    char pathbuf[512];
+    snprintf(pathbuf, sizeof(pathbuf), "%s", path);
+    CHECK_EQ(demo(&p, "--config", pathbuf, NULL, NULL, NULL, NULL), 2);
+    CHECK_STR_EQ(p.err, "argot: demo: --config needs --party NAME (which party this process is) "
+                        "(see 'argot demo --help')\n");
+    ag_test_proc_cleanup(&p);
+    CHECK_EQ(demo(&p, "--config", pathbuf, "--party", "dave", NULL, NULL), 2);
+    CHECK_CONTAINS(p.err, "--party dave: no such party in ");
+    ag_test_proc_cleanup(&p);
+    CHECK_EQ(demo(&p, "--party", "alice", NULL, NULL, NULL, NULL), 2);
+    CHECK_STR_EQ(p.err, "argot: demo: --party goes with --config (production mode) "
+                        "(see 'argot demo --help')\n");
+    ag_test_proc_cleanup(&p);
+}

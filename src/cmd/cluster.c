@@ -1,0 +1,126 @@
+/*
+ * Reading the cluster config (cluster.h): typed getters over the YAML
+ * reader, every error with its file, line and column. Security rule of
+ * design.md: TLS is required off loopback; this build has no TLS yet, so
+ * a tls section, or a party address that is not on loopback, is refused
+ * with that reason rather than run in the clear.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cluster.h"
+
+static bool on_loopback(const char *addr)
+{
+    return strncmp(addr, "127.", 4) == 0 || strncmp(addr, "localhost:", 10) == 0 ||
+           strncmp(addr, "[::1]:", 6) == 0;
+}
+
+static int load_parties(ag_config *cfg, const ag_cnode *parties, struct cluster *c)
+{
+    static const char *const party_keys[] = {"address", "gateway", NULL};
+    size_t n = ag_cnode_len(parties);
+    if (n < 2 || n > CLUSTER_MAX_PARTIES)
+        return ag_config_errorf(cfg, parties, AG_E_CONFIG_VALUE,
+                                "'parties' must name 2 to %d parties, got %zu",
+                                CLUSTER_MAX_PARTIES, n);
+    for (size_t i = 0; i < n; i++) {
+        const ag_cnode *key = ag_cnode_key(parties, i), *p = ag_cnode_item(parties, i);
+        const char *name = ag_cnode_scalar(key), *addr = NULL;
+        if (!name || !*name || strlen(name) >= sizeof(c->names[0]))
+            return ag_config_errorf(cfg, key, AG_E_CONFIG_VALUE, "bad party name");
+        int rc = ag_config_check_keys(cfg, p, party_keys);
+        if (rc == 0)
+            rc = ag_config_get_str(cfg, p, "address", AG_REQUIRED, &addr);
+        if (rc < 0)
+            return rc;
+        const ag_cnode *an = ag_cnode_get(p, "address");
+        if (!strchr(addr, ':') || strlen(addr) >= sizeof(c->addresses[0]))
+            return ag_config_errorf(cfg, an, AG_E_CONFIG_VALUE,
+                                    "address '%s' must be host:port", addr);
+        if (!on_loopback(addr))
+            return ag_config_errorf(cfg, an, AG_E_CONFIG_VALUE,
+                                    "address '%s' is not on loopback: argot requires tls off "
+                                    "loopback, and this build has no TLS yet", addr);
+        if (ag_cnode_get(p, "gateway"))
+            return ag_config_errorf(cfg, ag_cnode_get(p, "gateway"), AG_E_CONFIG_VALUE,
+                                    "gateways are not supported by this build yet");
+        snprintf(c->names[i], sizeof(c->names[i]), "%s", name);
+        snprintf(c->addresses[i], sizeof(c->addresses[i]), "%s", addr);
+    }
+    c->n = (int)n;
+    return 0;
+}
+
+static int load_spu(ag_config *cfg, const ag_cnode *spu, struct cluster *c)
+{
+    static const char *const spu_keys[] = {"protocol", "field", "fxp_fraction_bits", NULL};
+    const char *protocol = "semi2k", *field = "FM64";
+    int64_t bits = 0;
+    int rc = ag_config_check_keys(cfg, spu, spu_keys);
+    if (rc == 0)
+        rc = ag_config_get_str(cfg, spu, "protocol", AG_OPTIONAL, &protocol);
+    if (rc == 0)
+        rc = ag_config_get_str(cfg, spu, "field", AG_OPTIONAL, &field);
+    if (rc == 0)
+        rc = ag_config_get_i64(cfg, spu, "fxp_fraction_bits", AG_OPTIONAL, 1, 62, &bits);
+    if (rc < 0)
+        return rc;
+    if (strcmp(protocol, "semi2k") != 0)
+        return ag_config_errorf(cfg, ag_cnode_get(spu, "protocol"), AG_E_CONFIG_VALUE,
+                                "protocol '%s' is not supported (semi2k is)", protocol);
+    if (strcmp(field, "FM64") == 0)
+        c->field = AG_FM64;
+    else if (strcmp(field, "FM128") == 0)
+        c->field = AG_FM128;
+    else
+        return ag_config_errorf(cfg, ag_cnode_get(spu, "field"), AG_E_CONFIG_VALUE,
+                                "field '%s' must be FM64 or FM128", field);
+    c->fxp_bits = (unsigned)bits;
+    return 0;
+}
+
+int cluster_load(const char *path, struct cluster *c, char *err, size_t cap)
+{
+    static const char *const top[] = {"parties", "spu", "tls", "session", NULL};
+    memset(c, 0, sizeof(*c));
+    c->field = AG_FM64;
+    snprintf(c->session, sizeof(c->session), "argot");
+    ag_config *cfg = ag_config_new();
+    if (!cfg) {
+        snprintf(err, cap, "%s", ag_strerror(AG_E_NOMEM));
+        return AG_E_NOMEM;
+    }
+    const ag_cnode *parties = NULL, *spu = NULL;
+    const char *session = NULL;
+    int rc = ag_config_load_file(cfg, path);
+    if (rc == 0)
+        rc = ag_config_check_keys(cfg, ag_config_root(cfg), top);
+    if (rc == 0)
+        rc = ag_config_get_map(cfg, ag_config_root(cfg), "parties", AG_REQUIRED, &parties);
+    if (rc == 0)
+        rc = load_parties(cfg, parties, c);
+    if (rc == 0)
+        rc = ag_config_get_map(cfg, ag_config_root(cfg), "spu", AG_OPTIONAL, &spu);
+    if (rc == 0)
+        rc = load_spu(cfg, spu, c);
+    if (rc == 0 && ag_cnode_get(ag_config_root(cfg), "tls"))
+        rc = ag_config_errorf(cfg, ag_cnode_get(ag_config_root(cfg), "tls"), AG_E_CONFIG_VALUE,
+                              "tls is not supported by this build yet");
+    if (rc == 0)
+        rc = ag_config_get_str(cfg, ag_config_root(cfg), "session", AG_OPTIONAL, &session);
+    if (rc == 0 && session)
+        snprintf(c->session, sizeof(c->session), "%s", session);
+    if (rc < 0)
+        snprintf(err, cap, "%s", ag_config_errmsg(cfg));
+    ag_config_free(cfg);
+    return rc;
+}
+
+int cluster_rank(const struct cluster *c, const char *name)
+{
+    for (int i = 0; i < c->n; i++)
+        if (strcmp(c->names[i], name) == 0)
+            return i;
+    return -1;
+}
