@@ -64,9 +64,8 @@ void ag__conn_flush(ag__conn *c)
     ag__conn_update_senders(c);
     if (c->wbuf.len == 0) {
         if (!ag__h2conn_alive(c->h2) || !c->reading || c->draining)
-            ag__conn_close(c, c->draining ? AG_RPC_UNAVAILABLE : AG_RPC_UNAVAILABLE,
-                           !c->reading ? ag__h2conn_errmsg(c->h2)
-                                       : "the connection was shut down");
+            ag__conn_close(c, AG_RPC_UNAVAILABLE, !c->reading ? ag__h2conn_errmsg(c->h2)
+                                                              : "the connection was shut down");
         return;
     }
     uv_buf_t b = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);

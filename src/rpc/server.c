@@ -78,7 +78,11 @@ ag_rpc_server *ag_rpc_server_new(const ag_rpc_server_opts *o)
     if (!s->o.max_calls)
         s->o.max_calls = 1024;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
+    pthread_condattr_t ca; /* waits are on monotonic deadlines */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
     return s;
 }
 
@@ -493,12 +497,10 @@ void ag_rpc_server_shutdown(ag_rpc_server *s, uint64_t grace_ms)
     for (unsigned i = 0; i < s->nloops; i++)
         ag__loop_post(&s->loops[i].loop, task_goaway, &s->loops[i]);
     ag_deadline dl = ag_deadline_in_ms(grace_ms);
+    struct timespec ts = {(time_t)(dl.at_ns / 1000000000u), (long)(dl.at_ns % 1000000000u)};
     pthread_mutex_lock(&s->mu);
-    while (s->handlers > 0 && !ag_deadline_expired(dl)) {
-        pthread_mutex_unlock(&s->mu);
-        ag_sleep_ms(5);
-        pthread_mutex_lock(&s->mu);
-    }
+    while (s->handlers > 0 && !ag_deadline_expired(dl))
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
     pthread_mutex_unlock(&s->mu);
     for (unsigned i = 0; i < s->nloops; i++)
         ag__loop_post(&s->loops[i].loop, task_close, &s->loops[i]);
@@ -508,8 +510,7 @@ void ag_rpc_server_shutdown(ag_rpc_server *s, uint64_t grace_ms)
     while (s->handlers > 0)
         pthread_cond_wait(&s->cv, &s->mu);
     pthread_mutex_unlock(&s->mu);
-    for (unsigned i = 0; i < s->nloops; i++)
-        ag__loop_post(&s->loops[i].loop, task_close, &s->loops[i]);
+    /* the listeners are closed: no connection came after task_close */
     for (unsigned i = 0; i < s->nloops; i++)
         ag__loop_stop(&s->loops[i].loop);
 }
