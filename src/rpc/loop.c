@@ -9,10 +9,27 @@
  * ag__loop_stop queues a final step that closes the async handle, uv_run
  * returns once nothing is open, and the thread is joined.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "rt.h"
+
+/* A peer that closes its socket while we write must cost us an EPIPE, not
+ * the process: ignore SIGPIPE (as gRPC's C core does at init), once, and
+ * only if the program left it at its default. */
+static pthread_once_t sigpipe_once = PTHREAD_ONCE_INIT;
+
+static void ignore_sigpipe(void)
+{
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL) {
+        struct sigaction ign;
+        memset(&ign, 0, sizeof(ign));
+        ign.sa_handler = SIG_IGN;
+        sigaction(SIGPIPE, &ign, NULL);
+    }
+}
 
 static void run_tasks(uv_async_t *a)
 {
@@ -39,6 +56,7 @@ static void run_tasks(uv_async_t *a)
 
 int ag__loop_init(ag__loop *l)
 {
+    pthread_once(&sigpipe_once, ignore_sigpipe);
     memset(l, 0, sizeof(*l));
     if (uv_loop_init(&l->uv) != 0)
         return AG_E_SYS;
