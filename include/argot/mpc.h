@@ -40,6 +40,16 @@
  *   equal               lgK+2  (3K-1)/8 * (N-1)  (zero test, bits packed)
  *   select (shared c)   1      K/8 * 2 * (N-1)   (one mul)
  *   relu/abs/min/max    A + 2  msb's + mul's
+ *   reciprocal          S + 6F  S's + 9 mul's + 8 trunc's
+ *   div                 S + 6F  S's + 10 mul's + 9 trunc's
+ *   exp                 A + 8 + 4F + t  (FM128: A + 9 + 4F + t)
+ *   log                 S + 4F  (FM128: S + 5F)
+ *   sqrt, rsqrt         S + 9F  (FM128: S + 11F)
+ *   sigmoid MM1         t      trunc's
+ *   sigmoid SEG3        A + 2 + t  less' of 2 + 2 mul's + trunc's
+ *   sigmoid REAL        exp's + reciprocal's
+ *   argmax, n long      ceil(lg n) (A + 2)  (n-1) less' + (2n-2-n/2) mul's per output
+ *   (S, F, t and the nonlinear functions' measured bytes: "nonlinear functions" below)
  *
  * lgK = log2 K, and A = ceil(log2 N) * (lgK + 1) is the depth of a2b's tree
  * of adders (N - 1 adders of 2lgK ANDs: one AND fewer than SPU's row,
@@ -241,5 +251,117 @@ int ag_mpc_relu(ag_mpc *m, const ag_tensor *x, ag_tensor *out);
 int ag_mpc_abs(ag_mpc *m, const ag_tensor *x, ag_tensor *out);
 int ag_mpc_min(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out);
 int ag_mpc_max(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out);
+
+/* ---- nonlinear functions ------------------------------------------------- */
+/*
+ * Element-wise fixed-point approximations (src/mpc/nonlinear.c) on public or
+ * arithmetic-shared tensors of any shape: the result has x's shape and is
+ * shared when an operand is. An all-public call is computed in the clear with
+ * the C library, rounded to the nearest encoding, without a message; a result
+ * that is not finite or not encodable is then AG_E_MPC_RANGE naming the
+ * element. A shared call cannot see its values: outside a function's domain
+ * its result is unspecified, not an error. A public operand of a mixed call
+ * (div's) goes through the shared algorithm in the clear.
+ *
+ * u = 2^-f, one unit in the last place. Bounds are on |result - the exact
+ * function of the encoded operands|, for any number of parties, and checked
+ * by tests/unit/mpc/nonlinear_test.c on each domain and its edges.
+ *
+ * The domain. reciprocal, div, log, sqrt and rsqrt look for the highest set
+ * bit m of x (a2b, a prefix OR of the window's L = D + f bits in
+ * ceil(log2 L) rounds of ANDs, its one-hot converted to shares in one more:
+ * "the search" S below) and scale x by 2^-m into a fixed interval; every
+ * public function of m is then a local table. Their domain is x in
+ * [2^-f, 2^D) (in magnitude for reciprocal and div), with
+ *   D = ag_mpc_nl_domain_bits(m) = max(f, K - 41 - f), at most K - 2 - 2f:
+ * 18 for FM64 with f = 18 (x below 262144), 61 for FM128 with f = 26 (x
+ * below 2.3e18). Scaling by 2^-s, s <= D, is a product by 2^(D-s) and a
+ * truncation by D of a value below 2^(D+f), which fails (garbles the
+ * element) with probability about 2^(D+f+1-K): 2^-27 in FM64, as an fmul of
+ * operands near 1 does, and 2^-40 in FM128; scaling up is exact.
+ *
+ * Costs (the rows of the table at the top): S = A + ceil(log2 L) + 1 rounds
+ * (L = 36 in FM64, 87 in FM128) and a2b's + (N-1)(2 P + L + 1)/8 bytes, P =
+ * sum of L - d over d = 1, 2, 4, .. < L (153 and 482); t = 0 for two
+ * parties, 1 for more (a truncation's rounds: it sends K/8 (N-1) bytes),
+ * and F = 1 + t (an fmul's). Measured rounds and bytes sent per party per
+ * element (n a multiple of 8, so that the packed bits fill whole bytes):
+ *
+ *                   FM64, N = 2   FM64, N = 3   FM128, N = 2   FM128, N = 3
+ *   reciprocal      20   378.875  33  1269.75   22   867.5     36  2887
+ *   div             20   394.875  33  1317.75   22   899.5     36  2983
+ *   exp             19   334.875  31  1197.75   21   769.75    34  2787.5
+ *   log             18   330.75   29  1205.5    21   867.375   34  3110.75
+ *   sqrt, rsqrt     23   410.75   39  1397.5    27  1027.375   46  3430.75
+ *   sigmoid MM1      0     0       1    16       0     0        1    32
+ *   sigmoid SEG3     9   416.25   17  1616.5    10   960.25    19  3744.5
+ *   sigmoid REAL    39   713.75   64  2467.5    43  1637.25    70  5674.5
+ *
+ * A div by a public y costs only the truncations of x's products (none for
+ * two parties); a public x, one product fewer.
+ */
+typedef enum ag_sigmoid_mode {
+    AG_SIGMOID_MM1 = 0,  /* SPU's SIGMOID_MM1: 1/2 + x/8 */
+    AG_SIGMOID_SEG3 = 1, /* SPU's SIGMOID_SEG3: MM1 clamped to 0 and 1 */
+    AG_SIGMOID_REAL = 2, /* SPU's SIGMOID_REAL: 1 / (1 + exp(-x)) */
+} ag_sigmoid_mode;
+
+/* D, the domain's exponent (see above). */
+unsigned ag_mpc_nl_domain_bits(const ag_mpc *m);
+
+/* 1/x for |x| in [2^-f, 2^D). Goldschmidt: c = x 2^(f-1-m) is in +-[1/2, 1]
+ * (the sign folded in: the highest bit is |x| - s's for the sign s, and the
+ * initial guess is linear in s); w = (1 - 2s) a - 2c with a = 4 sqrt(3) - 4
+ * (relative error at most 7 - 4 sqrt(3) = 0.072); r = w, e = 1 - c w; then
+ * r *= 1 + e, e *= e, 3 times (for f <= 29); 1/x = r 2^(f-1-m), exact for
+ * |x| < 1. |1/x - result| <= 8u |1/x| + 2u. */
+int ag_mpc_reciprocal(ag_mpc *m, const ag_tensor *x, ag_tensor *out);
+/* x / y for |y| in [2^-f, 2^D): the reciprocal's iteration from r = x w.
+ * |x/y - result| <= 8u |x/y| + u (2 + 8/|y|): as if x were off by 8 units.
+ * Its products scale with x: those of the iteration fail as an fmul of x
+ * by a value below 2, the last scaling about |x| times as often as the
+ * normalization (FM64: |x| 2^-27; FM128: |x| 2^-40). */
+int ag_mpc_div(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out);
+/* e^x = 2^y, y = x log2(e) (the constant with 16 more fraction bits where
+ * K - 2f >= 60: FM128). a2b(y); the t bits of k = floor(y) (k in [-2^(t-1),
+ * 2^(t-1)) covering [-(f+1), D-1]) decoded into a one-hot by a tree of
+ * ANDs, ANDed with "every bit above k's equals the sign" (another tree in
+ * the same rounds); 2^(y-k) by a polynomial of degree 5 (f <= 20) or 7 in
+ * y - k - 1/2, Estrin's scheme; times 2^k, a local table. For any |x| <
+ * 2^(K-2-2f-g) (g the constant's extra bits: FM64 2^26, FM128 2^58): e^x
+ * for x < (D-1) ln 2 (FM64 11.78, FM128 41.6), saturating at 2^(D-1) above
+ * it, and 0 below -(f+1) ln 2. |e^x - result| <= 8u e^x + 2u. Scaling x
+ * fails as an fmul of x by 0.44 does. */
+int ag_mpc_exp(ag_mpc *m, const ag_tensor *x, ag_tensor *out);
+/* ln x for x in [2^-f, 2^D): ln c + (m + 1 - f) ln 2, c = x 2^(f-1-m) in
+ * [1/2, 1); ln c a polynomial of degree 7 (f <= 18) or 11 in c - 3/4
+ * (Estrin), the rest a local table of m. |ln x - result| <= 10u. */
+int ag_mpc_log(ag_mpc *m, const ag_tensor *x, ag_tensor *out);
+/* sqrt x and 1/sqrt x for x in [2^-f, 2^D) (sqrt also 0, giving 0 within
+ * 2u): x = c 4^j with c in [1/2, 2); y0 ~ 1/sqrt(c) a cubic (relative error
+ * 0.9%); Goldschmidt's coupled iteration g = c y0, H = y0, r = 3/2 - gH/2,
+ * g *= r, H *= r, 2 times (f <= 20) or 3, takes g to sqrt(c) and H to
+ * 1/sqrt(c); then g 2^j, H 2^-j. |sqrt x - result| <= 8u sqrt x + 2u and
+ * |1/sqrt x - result| <= 8u / sqrt x + 2u. */
+int ag_mpc_sqrt(ag_mpc *m, const ag_tensor *x, ag_tensor *out);
+int ag_mpc_rsqrt(ag_mpc *m, const ag_tensor *x, ag_tensor *out);
+/* The sigmoid in SPU's three modes. MM1: 1/2 + x/8 (a truncation by 3
+ * bits), for any x, within 2u of the formula. SEG3: 1 for x > 4, 0 for
+ * x < -4, MM1 between (one comparison of [4 | x] with [x | -4], then one
+ * round of products), within 2u of that formula. REAL: 1 / (1 + exp(-x))
+ * with ag_mpc_exp and ag_mpc_reciprocal (exp's saturation keeps 1 + e^-x in
+ * the reciprocal's domain), for exp's x, within 8u of the sigmoid. An
+ * unknown mode is AG_E_INVAL. */
+int ag_mpc_sigmoid(ag_mpc *m, const ag_tensor *x, ag_sigmoid_mode mode, ag_tensor *out);
+/* The index of the maximum along axis (ag_mpc_sum's axis: negative counts
+ * from the end; AG_AXIS_ALL gives the flat row-major index, a scalar),
+ * which is removed from the shape. The index is a ring integer (not fixed
+ * point), shared when x is. The first maximum wins a tie, as numpy's
+ * argmax: a tournament of ceil(log2 n) rounds, each comparing adjacent
+ * pairs (ag_mpc_less, exact for fixed-point encodings) and keeping the
+ * right one only where it is strictly greater, with one select for values
+ * and indices together (the indices are public in the first round, and
+ * their select is local). An empty axis is AG_E_MPC_SHAPE. */
+int ag_mpc_argmax(ag_mpc *m, const ag_tensor *x, int axis, ag_tensor *out);
 
 #endif /* ARGOT_MPC_H */
