@@ -160,7 +160,11 @@ typedef struct ag_mpc_config {
 typedef struct ag_mpc ag_mpc;
 
 /* A session over link (borrowed: it must outlive the session). NULL on
- * allocation failure. Nothing is sent until ag_mpc_setup. */
+ * allocation failure. Nothing is sent until ag_mpc_setup. A session keeps
+ * its kernels' temporaries (Beaver material, messages) for the next
+ * kernels, so that kernels repeated on the same shapes allocate only their
+ * outputs: up to 256 MiB between kernels (more while a large one runs).
+ * ag_mpc_free wipes and frees them. */
 ag_mpc *ag_mpc_new(ag_link *link, const ag_mpc_config *cfg);
 void ag_mpc_free(ag_mpc *m);
 /* Collective: checks that every party uses the same field, fraction bits

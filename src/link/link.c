@@ -112,19 +112,29 @@ int ag_link_recv(ag_link *l, unsigned peer, uint64_t tag, void **data, size_t *l
     return 0;
 }
 
-int ag_link_recv_into(ag_link *l, unsigned peer, uint64_t tag, void *buf, size_t len)
+int ag_link_recv_exact(ag_link *l, unsigned peer, uint64_t tag, size_t len, void **data)
 {
-    void *data;
+    void *got_data;
     size_t got;
-    int rc = ag_link_recv(l, peer, tag, &data, &got);
+    int rc = ag_link_recv(l, peer, tag, &got_data, &got);
     if (rc < 0)
         return rc;
     if (got != len) {
-        ag_free(data);
+        ag_free(got_data);
         return ag_errbuf_set(&l->err, AG_E_LINK_SIZE, "party %s sent %zu bytes where %zu were "
                              "expected (tag %llu): the parties disagree on a shape",
                              l->names[peer], got, len, (unsigned long long)tag);
     }
+    *data = got_data;
+    return 0;
+}
+
+int ag_link_recv_into(ag_link *l, unsigned peer, uint64_t tag, void *buf, size_t len)
+{
+    void *data;
+    int rc = ag_link_recv_exact(l, peer, tag, len, &data);
+    if (rc < 0)
+        return rc;
     if (len)
         memcpy(buf, data, len);
     ag_free(data);

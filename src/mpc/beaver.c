@@ -7,11 +7,6 @@
  * every opened value on its own: it must be trusted with the data (see the
  * warning in argot/mpc.h).
  *
- * Every party consumes its dealer stream in the same order for the same
- * request (a, then b, then c), so rank 0's copy of party j's stream stays
- * in step with party j's own. Rank 0 never draws its own last component
- * (c_0, b_0 of a square, rt_0): it computes it.
- *
  * Boolean correlations follow the same pattern with XOR in place of the
  * sum: AND triples (c = a & b bitwise, XOR-shared), random bits (additive
  * shares of r in {0, 1}; the low bits of those shares are also an XOR
@@ -19,255 +14,270 @@
  * random values shared both ways (ra additively, rb by XOR, same r). The
  * secret bits of a random-bit request come from rank 0's own stream, which
  * only rank 0 can expand.
+ *
+ * Invariants:
+ *   1. A request of `comps` components of `bytes` each is drawn by party
+ *      j > 0 as `comps` consecutive fills of its stream (a, then b, then
+ *      c), and by rank 0 as `own` consecutive fills of its own stream (its
+ *      components that are not computed: a_0 and b_0 of a triple, never
+ *      c_0). Whatever order rank 0 expands them in, its copy of party j's
+ *      stream ends the request where party j's own stream does.
+ *   2. Element-wise requests are dealt chunk by chunk (CHUNK_BYTES per
+ *      component), every chunk drawn at its position in the streams
+ *      (ag__prg_fill_at). Rank 0 draws the chunk of every party's
+ *      components, sums them in a chunk-sized workspace and computes its
+ *      last components for that chunk, so the dealer's sums never leave the
+ *      cache and cost no full-size buffer. A caller may pass a function that
+ *      runs on each chunk as soon as it is dealt (the _each variants), while
+ *      the chunk is still in the cache: mul computes its e = x - a there.
+ *      Only the matrix triple needs full sums (of a and b, for the product).
  */
 #include <string.h>
 
 #include "internal.h"
 
-/* One buffer per component, zeroed; sums accumulated over parties. */
-struct scratch {
-    void *buf[3];
-    size_t bytes[3];
-};
+enum { CHUNK_BYTES = AG__CHUNK_BYTES }; /* of one component */
 
-static int scratch_new(struct scratch *s, size_t b0, size_t b1, size_t b2)
+/* Fills dst with this party's next `bytes` of its own dealer stream. */
+static int draw_own(ag_mpc *m, void *dst, size_t bytes)
 {
-    memset(s, 0, sizeof(*s));
-    size_t b[3] = {b0, b1, b2};
-    for (int i = 0; i < 3; i++) {
-        s->bytes[i] = b[i];
-        if (!b[i])
+    ag__prg *p = m->rank == 0 ? &m->dealer_all[0] : &m->dealer_self;
+    return ag__prg_fill(p, dst, bytes);
+}
+
+static uint64_t blocks(size_t bytes)
+{
+    return (bytes + 15) / 16;
+}
+
+/* Rank 0: into sum, the sum (XOR when xored) over parties j > 0 of one
+ * component of a request: len bytes from byte off (a multiple of 16) of the
+ * component that starts `comp` blocks after pos[j], party j's position at
+ * the start of the request. tmp (len bytes) is needed for more than two
+ * parties. */
+static int others_sum(ag_mpc *m, const uint64_t *pos, uint64_t comp, size_t off, size_t len,
+                      bool xored, void *sum, void *tmp)
+{
+    ag_field f = m->field;
+    size_t n = len / ag_field_bytes(f);
+    for (unsigned j = 1; j < m->n; j++) {
+        void *dst = j == 1 ? sum : tmp;
+        int rc = ag__prg_fill_at(&m->dealer_all[j], pos[j] + comp + off / 16, dst, len);
+        if (rc < 0)
+            return rc;
+        if (j == 1)
             continue;
-        s->buf[i] = ag_calloc(1, b[i]);
-        if (!s->buf[i])
-            return AG_E_NOMEM;
+        if (xored)
+            ag__bits_xor(len, sum, sum, tmp);
+        else
+            ag__ring_add_inplace(f, n, sum, tmp);
     }
     return 0;
 }
 
-static void scratch_free(struct scratch *s)
+/* Rank 0: every party's position in its stream (a scratch buffer), read
+ * before a request moves them; NULL when out of memory. */
+static uint64_t *positions(ag_mpc *m)
 {
-    for (int i = 0; i < 3; i++) {
-        ag_wipe(s->buf[i], s->bytes[i]);
-        ag_free(s->buf[i]);
-    }
+    uint64_t *pos = ag__scratch_get(m, m->n * sizeof(*pos));
+    if (pos)
+        for (unsigned j = 0; j < m->n; j++)
+            pos[j] = m->dealer_all[j].ctr;
+    return pos;
 }
 
-/* Fills dst with party j's next `bytes` of dealer stream (rank 0 only for
- * j != rank). */
-static int draw(ag_mpc *m, unsigned j, void *dst, size_t bytes)
+/* ---- element-wise correlations ---------------------------------------- */
+
+/* One element-wise request: what differs between mul, square, trunc, AND,
+ * random bits and random values shared both ways. */
+struct request {
+    unsigned comps; /* components each party j > 0 draws */
+    unsigned own;   /* of which rank 0 draws its first `own` */
+    unsigned xored; /* bit k: component k is XOR-shared */
+    unsigned bits;  /* trunc: the shift */
+    /* Rank 0, one chunk of len elements: computes its components own..
+     * comps-1 (or rewrites drawn ones) in out[], from its drawn ones and
+     * sum[k], the others' component k summed (or XORed). */
+    void (*finish)(ag_field f, size_t len, void **out, void **sum, unsigned bits);
+};
+
+/* Rank 0's part of one chunk (len bytes from byte off) of a request:
+ * draws its own components, sums the others' in work and finishes its
+ * computed components. pos: every party's position at the request's start;
+ * step: blocks per component. */
+static int deal_chunk0(ag_mpc *m, const struct request *rq, const uint64_t *pos, uint64_t step,
+                       size_t off, size_t len, void **out, uint8_t *work)
 {
-    ag__prg *p = m->rank == 0 ? &m->dealer_all[j] : &m->dealer_self;
-    return ag__prg_fill(p, dst, bytes);
+    void *chunk[4], *sum[4];
+    int rc = 0;
+    for (unsigned k = 0; k < rq->comps; k++) {
+        chunk[k] = (uint8_t *)out[k] + off;
+        sum[k] = work + k * (size_t)CHUNK_BYTES;
+    }
+    for (unsigned k = 0; k < rq->own && rc == 0; k++)
+        rc = ag__prg_fill_at(&m->dealer_all[0], pos[0] + k * step + off / 16, chunk[k], len);
+    for (unsigned k = 0; k < rq->comps && rc == 0; k++)
+        rc = others_sum(m, pos, k * step, off, len, rq->xored >> k & 1, sum[k],
+                        work + rq->comps * (size_t)CHUNK_BYTES);
+    if (rc == 0)
+        rq->finish(m->field, len / ag_field_bytes(m->field), chunk, sum, rq->bits);
+    return rc;
+}
+
+/* Draws this party's shares of a request into out[0..comps) (n elements
+ * each), chunk by chunk (invariant 2), calling each(ctx, i, len) after the
+ * chunk of elements [i, i + len) is dealt when each is not NULL. At the
+ * end, every stream stands where `comps` (rank 0's own: `own`) whole fills
+ * would have left it. */
+static int deal(ag_mpc *m, const struct request *rq, size_t n, void **out, ag__deal_fn each,
+                void *ctx)
+{
+    size_t eb = ag_field_bytes(m->field), bytes = n * eb;
+    ag__prg *self = m->rank == 0 ? &m->dealer_all[0] : &m->dealer_self;
+    uint64_t step = blocks(bytes), self_pos = self->ctr;
+    uint64_t *pos = NULL;
+    uint8_t *work = NULL;
+    int rc = 0;
+    if (m->rank == 0) {
+        pos = positions(m);
+        work = ag__scratch_get(m, (rq->comps + 1) * (size_t)CHUNK_BYTES);
+        if (!pos || !work) {
+            rc = AG_E_NOMEM;
+            goto out;
+        }
+    }
+    for (size_t off = 0; off < bytes && rc == 0; off += CHUNK_BYTES) {
+        size_t len = AG_MIN((size_t)CHUNK_BYTES, bytes - off);
+        if (m->rank == 0) {
+            rc = deal_chunk0(m, rq, pos, step, off, len, out, work);
+        } else {
+            for (unsigned k = 0; k < rq->comps && rc == 0; k++)
+                rc = ag__prg_fill_at(self, self_pos + k * step + off / 16,
+                                     (uint8_t *)out[k] + off, len);
+        }
+        if (rc == 0 && each)
+            each(ctx, off / eb, len / eb);
+    }
+    if (rc == 0) {
+        for (unsigned k = 0; k < (m->rank == 0 ? rq->own : rq->comps); k++)
+            ag__prg_skip(self, bytes);
+        for (unsigned j = 1; m->rank == 0 && j < m->n; j++)
+            for (unsigned k = 0; k < rq->comps; k++)
+                ag__prg_skip(&m->dealer_all[j], bytes);
+    }
+out:
+    ag__scratch_put(m, work);
+    ag__scratch_put(m, pos);
+    return rc;
+}
+
+/* c_0 = (a_0 + A) * (b_0 + B) - C, with A, B, C the others' sums. */
+static void finish_mul(ag_field f, size_t len, void **out, void **sum, unsigned bits)
+{
+    (void)bits;
+    ag__ring_add_inplace(f, len, sum[0], out[0]);
+    ag__ring_add_inplace(f, len, sum[1], out[1]);
+    ag__ring_mul(f, len, out[2], sum[0], sum[1]);
+    ag__ring_sub(f, len, out[2], out[2], sum[2]);
+}
+
+/* b_0 = (a_0 + A)^2 - B. */
+static void finish_square(ag_field f, size_t len, void **out, void **sum, unsigned bits)
+{
+    (void)bits;
+    ag__ring_add_inplace(f, len, sum[0], out[0]);
+    ag__ring_mul(f, len, out[1], sum[0], sum[0]);
+    ag__ring_sub(f, len, out[1], out[1], sum[1]);
+}
+
+/* rt_0 = ((r_0 + R) >> bits) - RT, the shift arithmetic. */
+static void finish_trunc(ag_field f, size_t len, void **out, void **sum, unsigned bits)
+{
+    ag__ring_add_inplace(f, len, sum[0], out[0]);
+    ag__ring_arshift(f, len, out[1], sum[0], bits);
+    ag__ring_sub(f, len, out[1], out[1], sum[1]);
+}
+
+/* c_0 = ((a_0 ^ A) & (b_0 ^ B)) ^ C. */
+static void finish_and(ag_field f, size_t len, void **out, void **sum, unsigned bits)
+{
+    (void)bits;
+    size_t nb = len * ag_field_bytes(f);
+    ag__bits_xor(nb, sum[0], sum[0], out[0]);
+    ag__bits_xor(nb, sum[1], sum[1], out[1]);
+    ag__bits_and(nb, out[2], sum[0], sum[1]);
+    ag__bits_xor(nb, out[2], out[2], sum[2]);
+}
+
+/* r_0 = (low bit of rank 0's draw) - R: the bit is the secret. */
+static void finish_randbit(ag_field f, size_t len, void **out, void **sum, unsigned bits)
+{
+    (void)bits;
+    if (f == AG_FM64) {
+        uint64_t *p = out[0];
+        for (size_t i = 0; i < len; i++)
+            p[i] &= 1;
+    } else {
+        ag_u128 *p = out[0];
+        for (size_t i = 0; i < len; i++)
+            p[i] &= 1;
+    }
+    ag__ring_sub(f, len, out[0], out[0], sum[0]);
+}
+
+/* rb_0 = (ra_0 + RA) ^ RB: r's XOR shares. */
+static void finish_rand_ab(ag_field f, size_t len, void **out, void **sum, unsigned bits)
+{
+    (void)bits;
+    ag__ring_add_inplace(f, len, sum[0], out[0]);
+    ag__bits_xor(len * ag_field_bytes(f), out[1], sum[0], sum[1]);
+}
+
+int ag__beaver_mul_each(ag_mpc *m, size_t n, void *a, void *b, void *c, ag__deal_fn each,
+                        void *ctx)
+{
+    static const struct request rq = {3, 2, 0, 0, finish_mul};
+    void *out[3] = {a, b, c};
+    return deal(m, &rq, n, out, each, ctx);
 }
 
 int ag__beaver_mul(ag_mpc *m, size_t n, void *a, void *b, void *c)
 {
-    ag_field f = m->field;
-    size_t bytes = n * ag_field_bytes(f);
-    int rc = draw(m, m->rank, a, bytes);
-    if (rc == 0)
-        rc = draw(m, m->rank, b, bytes);
-    if (m->rank != 0)
-        return rc == 0 ? draw(m, m->rank, c, bytes) : rc;
-    /* rank 0: A = sum a_j, B = sum b_j, S = sum_{j>0} c_j; c_0 = A*B - S */
-    struct scratch s;
-    if (rc == 0)
-        rc = scratch_new(&s, bytes, bytes, bytes);
-    else
-        memset(&s, 0, sizeof(s));
-    if (rc == 0) {
-        memcpy(s.buf[0], a, bytes);
-        memcpy(s.buf[1], b, bytes);
-    }
-    for (unsigned j = 1; j < m->n && rc == 0; j++) {
-        /* c (rank 0's output) is free until the end: use it as a buffer */
-        rc = draw(m, j, c, bytes);
-        if (rc < 0)
-            break;
-        ag__ring_add_inplace(f, n, s.buf[0], c);
-        rc = draw(m, j, c, bytes);
-        if (rc < 0)
-            break;
-        ag__ring_add_inplace(f, n, s.buf[1], c);
-        rc = draw(m, j, c, bytes);
-        if (rc < 0)
-            break;
-        ag__ring_add_inplace(f, n, s.buf[2], c);
-    }
-    if (rc == 0) {
-        ag__ring_mul(f, n, c, s.buf[0], s.buf[1]);
-        ag__ring_sub(f, n, c, c, s.buf[2]);
-    }
-    scratch_free(&s);
-    return rc;
+    return ag__beaver_mul_each(m, n, a, b, c, NULL, NULL);
+}
+
+int ag__beaver_square_each(ag_mpc *m, size_t n, void *a, void *b, ag__deal_fn each, void *ctx)
+{
+    static const struct request rq = {2, 1, 0, 0, finish_square};
+    void *out[2] = {a, b};
+    return deal(m, &rq, n, out, each, ctx);
 }
 
 int ag__beaver_square(ag_mpc *m, size_t n, void *a, void *b)
 {
-    ag_field f = m->field;
-    size_t bytes = n * ag_field_bytes(f);
-    int rc = draw(m, m->rank, a, bytes);
-    if (m->rank != 0)
-        return rc == 0 ? draw(m, m->rank, b, bytes) : rc;
-    struct scratch s;
-    if (rc == 0)
-        rc = scratch_new(&s, bytes, bytes, 0);
-    else
-        memset(&s, 0, sizeof(s));
-    if (rc == 0)
-        memcpy(s.buf[0], a, bytes);
-    for (unsigned j = 1; j < m->n && rc == 0; j++) {
-        rc = draw(m, j, b, bytes);
-        if (rc < 0)
-            break;
-        ag__ring_add_inplace(f, n, s.buf[0], b);
-        rc = draw(m, j, b, bytes);
-        if (rc < 0)
-            break;
-        ag__ring_add_inplace(f, n, s.buf[1], b);
-    }
-    if (rc == 0) {
-        ag__ring_mul(f, n, b, s.buf[0], s.buf[0]);
-        ag__ring_sub(f, n, b, b, s.buf[1]);
-    }
-    scratch_free(&s);
-    return rc;
+    return ag__beaver_square_each(m, n, a, b, NULL, NULL);
 }
 
-int ag__beaver_matmul(ag_mpc *m, size_t mm, size_t k, size_t nn, void *a, void *b, void *c)
+int ag__beaver_trunc_each(ag_mpc *m, size_t n, unsigned bits, void *r, void *rt,
+                          ag__deal_fn each, void *ctx)
 {
-    ag_field f = m->field;
-    size_t eb = ag_field_bytes(f);
-    size_t ab = mm * k * eb, bb = k * nn * eb, cb = mm * nn * eb;
-    int rc = draw(m, m->rank, a, ab);
-    if (rc == 0)
-        rc = draw(m, m->rank, b, bb);
-    if (m->rank != 0)
-        return rc == 0 ? draw(m, m->rank, c, cb) : rc;
-    /* rank 0: sums of a_j, b_j and of c_j (j > 0), then c_0 = A.B - S */
-    struct scratch s;
-    if (rc == 0)
-        rc = scratch_new(&s, ab, bb, cb);
-    else
-        memset(&s, 0, sizeof(s));
-    void *tmp = NULL;
-    size_t tb = AG_MAX(ab, bb);
-    if (rc == 0) {
-        tmp = ag_malloc(tb ? tb : 1);
-        rc = tmp ? 0 : AG_E_NOMEM;
-    }
-    if (rc == 0) {
-        memcpy(s.buf[0], a, ab);
-        memcpy(s.buf[1], b, bb);
-    }
-    for (unsigned j = 1; j < m->n && rc == 0; j++) {
-        rc = draw(m, j, tmp, ab);
-        if (rc < 0)
-            break;
-        ag__ring_add_inplace(f, mm * k, s.buf[0], tmp);
-        rc = draw(m, j, tmp, bb);
-        if (rc < 0)
-            break;
-        ag__ring_add_inplace(f, k * nn, s.buf[1], tmp);
-        rc = draw(m, j, c, cb);
-        if (rc < 0)
-            break;
-        ag__ring_add_inplace(f, mm * nn, s.buf[2], c);
-    }
-    if (rc == 0) {
-        ag__ring_matmul(f, mm, k, nn, c, s.buf[0], s.buf[1]);
-        ag__ring_sub(f, mm * nn, c, c, s.buf[2]);
-    }
-    if (tmp)
-        ag_wipe(tmp, tb);
-    ag_free(tmp);
-    scratch_free(&s);
-    return rc;
+    struct request rq = {2, 1, 0, bits, finish_trunc};
+    void *out[2] = {r, rt};
+    return deal(m, &rq, n, out, each, ctx);
 }
 
 int ag__beaver_trunc(ag_mpc *m, size_t n, unsigned bits, void *r, void *rt)
 {
-    ag_field f = m->field;
-    size_t bytes = n * ag_field_bytes(f);
-    int rc = draw(m, m->rank, r, bytes);
-    if (m->rank != 0)
-        return rc == 0 ? draw(m, m->rank, rt, bytes) : rc;
-    struct scratch s;
-    if (rc == 0)
-        rc = scratch_new(&s, bytes, bytes, 0);
-    else
-        memset(&s, 0, sizeof(s));
-    if (rc == 0)
-        memcpy(s.buf[0], r, bytes);
-    for (unsigned j = 1; j < m->n && rc == 0; j++) {
-        rc = draw(m, j, rt, bytes);
-        if (rc < 0)
-            break;
-        ag__ring_add_inplace(f, n, s.buf[0], rt);
-        rc = draw(m, j, rt, bytes);
-        if (rc < 0)
-            break;
-        ag__ring_add_inplace(f, n, s.buf[1], rt);
-    }
-    if (rc == 0) {
-        ag__ring_arshift(f, n, rt, s.buf[0], bits);
-        ag__ring_sub(f, n, rt, rt, s.buf[1]);
-    }
-    scratch_free(&s);
-    return rc;
+    return ag__beaver_trunc_each(m, n, bits, r, rt, NULL, NULL);
 }
 
-/* ---- boolean correlations ------------------------------------------------ */
-
-/* Keeps only the lowest bit of each of n elements. */
-static void keep_low_bit(ag_field f, size_t n, void *v)
-{
-    if (f == AG_FM64) {
-        uint64_t *p = v;
-        for (size_t i = 0; i < n; i++)
-            p[i] &= 1;
-    } else {
-        ag_u128 *p = v;
-        for (size_t i = 0; i < n; i++)
-            p[i] &= 1;
-    }
-}
-
-/* AND triples: every party draws a, b, c from its stream; rank 0 draws a_0
- * and b_0, XORs everyone's a, b and c_(j>0), and sets c_0 so the XOR of
- * the c shares is (XOR a) & (XOR b). */
+/* AND triples: every party draws a, b, c; rank 0 draws a_0 and b_0 and
+ * sets c_0 so the XOR of the c shares is (XOR a) & (XOR b). */
 int ag__beaver_and(ag_mpc *m, size_t n, void *a, void *b, void *c)
 {
-    size_t bytes = n * ag_field_bytes(m->field);
-    int rc = draw(m, m->rank, a, bytes);
-    if (rc == 0)
-        rc = draw(m, m->rank, b, bytes);
-    if (m->rank != 0)
-        return rc == 0 ? draw(m, m->rank, c, bytes) : rc;
-    struct scratch s;
-    if (rc == 0)
-        rc = scratch_new(&s, bytes, bytes, bytes);
-    else
-        memset(&s, 0, sizeof(s));
-    if (rc == 0) {
-        memcpy(s.buf[0], a, bytes);
-        memcpy(s.buf[1], b, bytes);
-    }
-    for (unsigned j = 1; j < m->n && rc == 0; j++) {
-        for (int k = 0; k < 3 && rc == 0; k++) {
-            /* c (rank 0's output) is free until the end: use it as a buffer */
-            rc = draw(m, j, c, bytes);
-            if (rc == 0)
-                ag__bits_xor(bytes, s.buf[k], s.buf[k], c);
-        }
-    }
-    if (rc == 0) {
-        ag__bits_and(bytes, c, s.buf[0], s.buf[1]);
-        ag__bits_xor(bytes, c, c, s.buf[2]);
-    }
-    scratch_free(&s);
-    return rc;
+    static const struct request rq = {3, 2, 7, 0, finish_and};
+    void *out[3] = {a, b, c};
+    return deal(m, &rq, n, out, NULL, NULL);
 }
 
 /* Random bits: parties j > 0 draw their shares; rank 0 draws n elements
@@ -275,55 +285,82 @@ int ag__beaver_and(ag_mpc *m, size_t n, void *a, void *b, void *c)
  * as the secret bits and subtracts the others' shares from them. */
 int ag__beaver_randbit(ag_mpc *m, size_t n, void *r)
 {
-    ag_field f = m->field;
-    size_t bytes = n * ag_field_bytes(f);
-    int rc = draw(m, m->rank, r, bytes);
-    if (m->rank != 0 || rc < 0)
-        return rc;
-    struct scratch s;
-    rc = scratch_new(&s, bytes, bytes, 0);
-    for (unsigned j = 1; j < m->n && rc == 0; j++) {
-        rc = draw(m, j, s.buf[1], bytes);
-        if (rc == 0)
-            ag__ring_add_inplace(f, n, s.buf[0], s.buf[1]);
-    }
-    if (rc == 0) {
-        keep_low_bit(f, n, r);
-        ag__ring_sub(f, n, r, r, s.buf[0]);
-    }
-    scratch_free(&s);
-    return rc;
+    static const struct request rq = {1, 1, 0, 0, finish_randbit};
+    void *out[1] = {r};
+    return deal(m, &rq, n, out, NULL, NULL);
 }
 
 /* A random r shared both ways: every party draws ra then rb; rank 0 draws
- * ra_0 only, adds everyone's ra into r, and sets rb_0 = r ^ (XOR of rb_j,
- * j > 0). */
+ * ra_0 only, and sets rb_0 = r ^ (XOR of rb_j, j > 0), r the sum of the
+ * ra. */
 int ag__beaver_rand_ab(ag_mpc *m, size_t n, void *ra, void *rb)
 {
+    static const struct request rq = {2, 1, 2, 0, finish_rand_ab};
+    void *out[2] = {ra, rb};
+    return deal(m, &rq, n, out, NULL, NULL);
+}
+
+/* ---- the matrix triple --------------------------------------------------- */
+
+/* Rank 0: dst = mine + (or - when sub) the others' component that starts
+ * `comp` blocks after pos[j] (bytes long), chunk by chunk in work (two
+ * chunks). dst may be mine. */
+static int full_sum(ag_mpc *m, const uint64_t *pos, uint64_t comp, size_t bytes,
+                    const void *mine, bool sub, void *dst, uint8_t *work)
+{
     ag_field f = m->field;
-    size_t bytes = n * ag_field_bytes(f);
-    int rc = draw(m, m->rank, ra, bytes);
+    size_t eb = ag_field_bytes(f);
+    for (size_t off = 0; off < bytes; off += CHUNK_BYTES) {
+        size_t len = AG_MIN((size_t)CHUNK_BYTES, bytes - off);
+        int rc = others_sum(m, pos, comp, off, len, false, work, work + CHUNK_BYTES);
+        if (rc < 0)
+            return rc;
+        void *d = (uint8_t *)dst + off;
+        const void *s = (const uint8_t *)mine + off;
+        if (sub)
+            ag__ring_sub(f, len / eb, d, s, work);
+        else
+            ag__ring_add(f, len / eb, d, s, work);
+    }
+    return 0;
+}
+
+/* Matrix triple: every party draws a, b, c (c only at j > 0); rank 0 sums
+ * everyone's a and b in full (the product needs them whole) and sets
+ * c_0 = A.B - the sum of the others' c. */
+int ag__beaver_matmul(ag_mpc *m, size_t mm, size_t k, size_t nn, void *a, void *b, void *c)
+{
+    ag_field f = m->field;
+    size_t eb = ag_field_bytes(f);
+    size_t ab = mm * k * eb, bb = k * nn * eb, cb = mm * nn * eb;
+    int rc = draw_own(m, a, ab);
+    if (rc == 0)
+        rc = draw_own(m, b, bb);
     if (m->rank != 0)
-        return rc == 0 ? draw(m, m->rank, rb, bytes) : rc;
-    struct scratch s;
+        return rc == 0 ? draw_own(m, c, cb) : rc;
+    if (rc < 0)
+        return rc;
+    size_t sizes[4] = {m->n * sizeof(uint64_t), ab, bb, 2 * (size_t)CHUNK_BYTES};
+    void *buf[4]; /* positions, A, B, chunk workspace */
+    if (ag__scratch_get_n(m, buf, 4, sizes) < 0)
+        return AG_E_NOMEM;
+    uint64_t *pos = buf[0];
+    for (unsigned j = 0; j < m->n; j++)
+        pos[j] = m->dealer_all[j].ctr;
+    uint64_t pb = blocks(ab), pc = pb + blocks(bb);
+    rc = full_sum(m, pos, 0, ab, a, false, buf[1], buf[3]);
     if (rc == 0)
-        rc = scratch_new(&s, bytes, bytes, 0);
-    else
-        memset(&s, 0, sizeof(s));
-    if (rc == 0)
-        memcpy(s.buf[0], ra, bytes);
-    for (unsigned j = 1; j < m->n && rc == 0; j++) {
-        /* rb (rank 0's output) is free until the end: use it as a buffer */
-        rc = draw(m, j, rb, bytes);
-        if (rc == 0) {
-            ag__ring_add_inplace(f, n, s.buf[0], rb);
-            rc = draw(m, j, rb, bytes);
-        }
-        if (rc == 0)
-            ag__bits_xor(bytes, s.buf[1], s.buf[1], rb);
+        rc = full_sum(m, pos, pb, bb, b, false, buf[2], buf[3]);
+    if (rc == 0) {
+        ag__ring_matmul(f, mm, k, nn, c, buf[1], buf[2]);
+        rc = full_sum(m, pos, pc, cb, c, true, c, buf[3]);
     }
     if (rc == 0)
-        ag__bits_xor(bytes, rb, s.buf[0], s.buf[1]);
-    scratch_free(&s);
+        for (unsigned j = 1; j < m->n; j++) {
+            ag__prg_skip(&m->dealer_all[j], ab);
+            ag__prg_skip(&m->dealer_all[j], bb);
+            ag__prg_skip(&m->dealer_all[j], cb);
+        }
+    ag__scratch_put_n(m, buf, 4);
     return rc;
 }

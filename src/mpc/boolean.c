@@ -196,32 +196,22 @@ void ag__bufs_free(void **bufs, int n_bufs, const size_t *bytes)
 /* ---- opening and AND ----------------------------------------------------- */
 
 /* Sends buf (nbytes) to every peer and XORs every peer's into it: the XOR
- * over all parties, in place. One round. */
+ * over all parties, in place. One round. Peers' messages are kept as
+ * scratch. */
 static int xor_open(ag_mpc *m, const char *op, void *buf, size_t nbytes)
 {
     uint64_t tag = ag__mpc_tag(m);
-    for (unsigned p = 0; p < m->n; p++) {
-        if (p == m->rank)
-            continue;
-        int rc = ag_link_send(m->link, p, tag, buf, nbytes);
-        if (rc < 0)
-            return ag__mpc_link_fail(m, rc, op);
-    }
-    uint8_t *peer = ag_malloc(nbytes ? nbytes : 1);
-    if (!peer)
-        return ag__mpc_fail(m, AG_E_NOMEM, op, "no memory for %zu bytes", nbytes);
-    int rc = 0;
+    int rc = ag__mpc_send_all(m, op, tag, buf, nbytes);
     for (unsigned p = 0; p < m->n && rc == 0; p++) {
         if (p == m->rank)
             continue;
-        rc = ag_link_recv_into(m->link, p, tag, peer, nbytes);
+        void *peer;
+        rc = ag__mpc_recv(m, op, p, tag, nbytes, &peer);
         if (rc < 0)
-            ag__mpc_link_fail(m, rc, op);
-        else
-            ag__bits_xor(nbytes, buf, buf, peer);
+            break;
+        ag__bits_xor(nbytes, buf, buf, peer);
+        ag__scratch_adopt(m, peer, nbytes);
     }
-    ag_wipe(peer, nbytes);
-    ag_free(peer);
     return rc;
 }
 
@@ -261,13 +251,11 @@ int ag__bool_and_in(ag_mpc *m, const char *op, void *work, size_t nbytes, const 
 
 int ag__bool_and(ag_mpc *m, const char *op, size_t nbytes, const void *x, const void *y, void *z)
 {
-    size_t wb = ag__bool_and_work_bytes(m, nbytes);
-    void *work = ag_malloc(wb ? wb : 1);
+    void *work = ag__scratch_get(m, ag__bool_and_work_bytes(m, nbytes));
     if (!work)
         return ag__mpc_fail(m, AG_E_NOMEM, op, "no memory for %zu bytes of AND", nbytes);
     int rc = ag__bool_and_in(m, op, work, nbytes, x, y, z);
-    ag_wipe(work, wb);
-    ag_free(work);
+    ag__scratch_put(m, work);
     return rc;
 }
 
@@ -284,7 +272,7 @@ static int ks_add(ag_mpc *m, const char *op, size_t n, const void *x, const void
     /* one allocation for every level: P, G, [left operands], [right
      * operands], then the AND triples and openings of the widest level */
     size_t work = ag__bool_and_work_bytes(m, 2 * wb), total = 6 * wb + work;
-    uint8_t *p = ag_malloc(total ? total : 1);
+    uint8_t *p = ag__scratch_get(m, total);
     if (!p)
         return ag__mpc_fail(m, AG_E_NOMEM, op, "no memory for an adder of %zu elements", n);
     uint8_t *g = p + wb, *l = g + wb, *r = l + 2 * wb, *and_work = r + 2 * wb;
@@ -315,8 +303,7 @@ static int ks_add(ag_mpc *m, const char *op, size_t n, const void *x, const void
         ag__bits_xor(wb, sum, x, y);
         ag__bits_xor(wb, sum, sum, r);
     }
-    ag_wipe(p, total);
-    ag_free(p);
+    ag__scratch_put(m, p);
     return rc;
 }
 
@@ -329,9 +316,11 @@ static int a2b_words(ag_mpc *m, const char *op, size_t n, const void *x, void *o
     unsigned cnt = m->n;
     size_t sizes[3] = {cnt * wb, cnt / 2 * wb, cnt / 2 * wb};
     void *buf[3]; /* the values still to add, then left and right operands */
-    if (ag__bufs_new(buf, 3, sizes) < 0)
+    if (ag__scratch_get_n(m, buf, 3, sizes) < 0)
         return ag__mpc_fail(m, AG_E_NOMEM, op, "no memory for %zu elements", n);
     uint8_t *v = buf[0], *xs = buf[1], *ys = buf[2];
+    /* the other parties' shares count as 0 here */
+    memset(v, 0, cnt * wb);
     memcpy(v + m->rank * wb, x, wb);
     int rc = 0;
     while (cnt > 1 && rc == 0) {
@@ -348,7 +337,7 @@ static int a2b_words(ag_mpc *m, const char *op, size_t n, const void *x, void *o
     }
     if (rc == 0)
         memcpy(out, v, wb);
-    ag__bufs_free(buf, 3, sizes);
+    ag__scratch_put_n(m, buf, 3);
     return rc;
 }
 
@@ -391,7 +380,7 @@ static int b2a_words(ag_mpc *m, const char *op, size_t n, const void *x, void *o
     size_t eb = ag_field_bytes(f), k = field_bits(f);
     size_t sizes[2] = {n * k * eb, n * eb};
     void *buf[2]; /* the random bits, then c */
-    if (ag__bufs_new(buf, 2, sizes) < 0)
+    if (ag__scratch_get_n(m, buf, 2, sizes) < 0)
         return ag__mpc_fail(m, AG_E_NOMEM, op, "no memory for %zu elements", n);
     int rc = ag__beaver_randbit(m, n * k, buf[0]);
     if (rc < 0) {
@@ -410,7 +399,7 @@ static int b2a_words(ag_mpc *m, const char *op, size_t n, const void *x, void *o
     else
         b2a_combine128(n, out, buf[1], buf[0], m->rank == 0);
 out:
-    ag__bufs_free(buf, 2, sizes);
+    ag__scratch_put_n(m, buf, 2);
     return rc;
 }
 
@@ -433,9 +422,10 @@ static void one_minus(ag_field f, void *v, size_t i, unsigned one)
 int ag__bool_bits_to_a(ag_mpc *m, const char *op, size_t n, const uint8_t *bits, void *out)
 {
     size_t nb = (n + 7) / 8;
-    uint8_t *c = ag_calloc(1, nb ? nb : 1);
+    uint8_t *c = ag__scratch_get(m, nb);
     if (!c)
         return ag__mpc_fail(m, AG_E_NOMEM, op, "no memory for %zu bits", n);
+    memset(c, 0, nb);
     /* out holds this party's shares of the random bits r until the end */
     int rc = ag__beaver_randbit(m, n, out);
     if (rc < 0) {
@@ -454,8 +444,7 @@ int ag__bool_bits_to_a(ag_mpc *m, const char *op, size_t n, const uint8_t *bits,
         if (c[i / 8] >> (i % 8) & 1)
             one_minus(m->field, out, i, m->rank == 0);
 out:
-    ag_wipe(c, nb);
-    ag_free(c);
+    ag__scratch_put(m, c);
     return rc;
 }
 
@@ -473,10 +462,11 @@ int ag__bool_msb(ag_mpc *m, const char *op, const ag_tensor *x, ag_tensor *out)
     }
     size_t sizes[2] = {x->vis == AG_VIS_ASHARE ? wb : 0, nb};
     void *buf[2]; /* boolean shares of an arithmetic x, then the top bits */
-    if (ag__bufs_new(buf, 2, sizes) < 0) {
+    if (ag__scratch_get_n(m, buf, 2, sizes) < 0) {
         ag_tensor_cleanup(out);
         return ag__mpc_fail(m, AG_E_NOMEM, op, "no memory for %zu elements", n);
     }
+    memset(buf[1], 0, nb);
     const void *words = x->data;
     if (x->vis == AG_VIS_ASHARE) {
         rc = a2b_words(m, op, n, x->data, buf[0]);
@@ -486,7 +476,7 @@ int ag__bool_msb(ag_mpc *m, const char *op, const ag_tensor *x, ag_tensor *out)
         top_bits(f, n, words, buf[1]);
         rc = ag__bool_bits_to_a(m, op, n, buf[1], out->data);
     }
-    ag__bufs_free(buf, 2, sizes);
+    ag__scratch_put_n(m, buf, 2);
     if (rc < 0)
         ag_tensor_cleanup(out);
     return rc;

@@ -140,7 +140,7 @@ static int zero_test(ag_mpc *m, const char *op, const ag_tensor *d, ag_tensor *o
     size_t n = d->numel, wb = n * ag_field_bytes(f), half = (n * k / 2 + 7) / 8;
     size_t sizes[6] = {wb, wb, n * sizeof(ag_u128), half, half, ag__bool_and_work_bytes(m, half)};
     void *buf[6]; /* ra then c, rb, the bits left, two halves, AND workspace */
-    if (ag__bufs_new(buf, 6, sizes) < 0)
+    if (ag__scratch_get_n(m, buf, 6, sizes) < 0)
         return ag__mpc_fail(m, AG_E_NOMEM, op, "no memory for %zu elements", n);
     ag_u128 *v = buf[2];
     uint8_t *lo = buf[3], *hi = buf[4];
@@ -165,7 +165,7 @@ static int zero_test(ag_mpc *m, const char *op, const ag_tensor *d, ag_tensor *o
     if (rc == 0)
         rc = ag__bool_bits_to_a(m, op, n, lo, out->data);
 out:
-    ag__bufs_free(buf, 6, sizes);
+    ag__scratch_put_n(m, buf, 6);
     return rc;
 }
 

@@ -1,6 +1,7 @@
 /*
  * What the mpc sources share: ring kernels over both fields, the AES-CTR
- * PRG, the session's state and the Beaver dealer.
+ * PRG, the session's state (with its scratch memory and the halves of an
+ * opening), the Beaver dealer and the boolean helpers.
  */
 #ifndef ARGOT_MPC_INTERNAL_H
 #define ARGOT_MPC_INTERNAL_H
@@ -22,6 +23,15 @@ void ag__ring_arshift(ag_field f, size_t n, void *dst, const void *a, unsigned b
 /* dst (m x n) = a (m x k) * b (k x n); dst must not alias a or b */
 void ag__ring_matmul(ag_field f, size_t m, size_t k, size_t n, void *dst, const void *a,
                      const void *b);
+/* dst += a * b, matrices as above */
+void ag__ring_matmul_acc(ag_field f, size_t m, size_t k, size_t n, void *dst, const void *a,
+                         const void *b);
+/* Beaver's recombination in one pass, from the parts of the opening: with
+ * e = x - a + pe and g = y - b + pg (this party's part recomputed, plus the
+ * peers' parts summed), z += e*b + g*a, plus e*g when with_eg (rank 0's
+ * term). Square passes y = x, b = a, pg = pe: z += 2ea (+ e^2). */
+void ag__ring_beaver(ag_field f, size_t n, void *z, const void *x, const void *y, const void *a,
+                     const void *b, const void *pe, const void *pg, bool with_eg);
 
 /* ---- PRG (prg.c): AES-128 in counter mode ---------------------------- */
 
@@ -29,16 +39,37 @@ void ag__ring_matmul(ag_field f, size_t m, size_t k, size_t n, void *dst, const 
  * holding the same key and making the same calls stay in step. */
 typedef struct ag__prg {
     EVP_CIPHER_CTX *ctx;
-    uint8_t key[16];
     uint64_t ctr; /* next block */
 } ag__prg;
 
 int ag__prg_init(ag__prg *p, const uint8_t key[16]);
 void ag__prg_cleanup(ag__prg *p);
-/* n pseudorandom bytes into out. */
+/* n pseudorandom bytes into out, from the stream's position, which moves
+ * on by ceil(n / 16) blocks. */
 int ag__prg_fill(ag__prg *p, void *out, size_t n);
+/* The n bytes a fill would write if the stream stood at block `block`;
+ * the position does not move. */
+int ag__prg_fill_at(const ag__prg *p, uint64_t block, void *out, size_t n);
+/* Moves the position as a fill of n bytes would. */
+void ag__prg_skip(ag__prg *p, size_t n);
 
 /* ---- session ----------------------------------------------------------- */
+
+/* Bytes a kernel works on at a time where it goes chunk by chunk (the
+ * dealer, the PRSS): a multiple of 16 (a PRG block) and of both element
+ * sizes, small enough that a few chunks stay in the L1 and L2 caches. */
+#define AG__CHUNK_BYTES 16384
+
+/* Scratch buffers a session keeps between kernels (session.c). */
+#define AG__SCRATCH_SLOTS 32
+#define AG__SCRATCH_KEEP ((size_t)256 << 20) /* bytes kept once no kernel runs */
+
+struct ag__scratch_slot {
+    void *p;       /* NULL: the slot is empty */
+    size_t cap;    /* bytes */
+    bool lent;     /* in use by the running kernel */
+    uint64_t used; /* the session's tick when last returned (eviction order) */
+};
 
 struct ag_mpc {
     ag_link *link;
@@ -52,6 +83,9 @@ struct ag_mpc {
     ag__prg prss_prev;     /* seed shared with rank - 1 */
     ag__prg dealer_self;   /* this party's dealer stream */
     ag__prg *dealer_all;   /* rank 0 only: every party's dealer stream */
+    struct ag__scratch_slot scratch[AG__SCRATCH_SLOTS];
+    size_t scratch_bytes;  /* bytes in all slots, lent or not */
+    uint64_t scratch_tick; /* returns so far */
     ag_errbuf err;
 };
 
@@ -67,6 +101,59 @@ int ag__mpc_zero_share(ag_mpc *m, size_t n, void *dst);
  * be mine): the sum over all parties. One round. */
 int ag__mpc_open(ag_mpc *m, const char *op, uint64_t tag, const void *mine, void *sum,
                  size_t n_elems);
+/* As ag__mpc_send_all, but the last peer gets *mine itself, a lent scratch
+ * buffer of len bytes, which leaves the session (*mine becomes NULL as it
+ * goes, also when that send fails): one copy fewer. */
+int ag__mpc_send_all_take(ag_mpc *m, const char *op, uint64_t tag, void **mine, size_t len);
+/* Receives every peer's message of n_elems ring elements under tag and
+ * sums them into the first one received, which *sum holds on success: the
+ * caller owns it (adopt it into the scratch, or give it away); the others
+ * join the scratch. */
+int ag__mpc_recv_sum(ag_mpc *m, const char *op, uint64_t tag, size_t n_elems, void **sum);
+/* The halves of an opening. send_all sends every peer its own copy of mine
+ * (len bytes) in a scratch buffer, handed to the link without another copy.
+ * recv receives peer's message under tag, which must be len bytes
+ * (AG_E_LINK_SIZE otherwise), into *data: the caller owns it (and adopts
+ * it into the scratch, or gives it away, e.g. as a tensor's data). Both
+ * record a failure under op. */
+int ag__mpc_send_all(ag_mpc *m, const char *op, uint64_t tag, const void *mine, size_t len);
+/* The same to one peer. */
+int ag__mpc_send(ag_mpc *m, const char *op, unsigned peer, uint64_t tag, const void *mine,
+                 size_t len);
+int ag__mpc_recv(ag_mpc *m, const char *op, unsigned peer, uint64_t tag, size_t len,
+                 void **data);
+
+/* Scratch: the session's buffers for kernels' temporaries (Beaver
+ * material, openings, workspaces), reused from one kernel to the next so
+ * that a kernel touches no fresh page. Not zeroed: a kernel writes what it
+ * reads. Secret contents stay in the session's memory and are wiped when a
+ * buffer is freed (evicted, or with the session), not when returned.
+ *
+ * get lends the smallest free buffer of at least bytes, or a new one; NULL
+ * when out of memory (or, a bug, with every slot lent). put returns it
+ * (NULL does nothing); the session then keeps at most AG__SCRATCH_KEEP
+ * bytes, freeing the least recently returned buffers beyond. get_n and
+ * put_n do several (all or none). give forgets a lent buffer that leaves
+ * the session (sent with ag_link_send_take, or a tensor's data), wiping its
+ * bytes past `used` so no earlier secret leaves with it. adopt takes a
+ * buffer allocated elsewhere with ag_malloc (a received message of len
+ * bytes) as a free scratch buffer, or frees it if it cannot be kept. */
+void *ag__scratch_get(ag_mpc *m, size_t bytes);
+void ag__scratch_put(ag_mpc *m, void *p);
+int ag__scratch_get_n(ag_mpc *m, void **bufs, int n_bufs, const size_t *bytes);
+void ag__scratch_put_n(ag_mpc *m, void **bufs, int n_bufs);
+void ag__scratch_give(ag_mpc *m, void *p, size_t used);
+void ag__scratch_adopt(ag_mpc *m, void *p, size_t len);
+
+/* ---- tensors (tensor.c) -------------------------------------------------- */
+
+/* As ag_tensor_init, without zeroing the data: for a kernel's output that it
+ * writes in full. */
+int ag__tensor_init_raw(ag_tensor *t, ag_field f, ag_vis v, int ndim, const int64_t *shape);
+/* As ag_tensor_init around data (ag_malloc'd, numel elements of a valid
+ * shape), which the tensor takes over. */
+void ag__tensor_init_with(ag_tensor *t, ag_field f, ag_vis v, int ndim, const int64_t *shape,
+                          void *data);
 
 /* ---- Beaver dealer (beaver.c) ---------------------------------------- */
 
@@ -74,6 +161,15 @@ int ag__mpc_open(ag_mpc *m, const char *op, uint64_t tag, const void *mine, void
 int ag__beaver_mul(ag_mpc *m, size_t n, void *a, void *b, void *c);
 /* Shares of a square pair b = a * a. */
 int ag__beaver_square(ag_mpc *m, size_t n, void *a, void *b);
+/* The element-wise requests are dealt in chunks; the _each variants call
+ * each(ctx, i, len) as soon as elements [i, i + len) of every output are
+ * dealt, while they are still in the cache (mul computes x - a there). */
+typedef void (*ag__deal_fn)(void *ctx, size_t i, size_t len);
+int ag__beaver_mul_each(ag_mpc *m, size_t n, void *a, void *b, void *c, ag__deal_fn each,
+                        void *ctx);
+int ag__beaver_square_each(ag_mpc *m, size_t n, void *a, void *b, ag__deal_fn each, void *ctx);
+int ag__beaver_trunc_each(ag_mpc *m, size_t n, unsigned bits, void *r, void *rt,
+                          ag__deal_fn each, void *ctx);
 /* Matrix triple: a (mm x k), b (k x nn), c = a * b (mm x nn). */
 int ag__beaver_matmul(ag_mpc *m, size_t mm, size_t k, size_t nn, void *a, void *b, void *c);
 /* Truncation pairs: r and rt = r >> bits (arithmetic), n elements each. */
@@ -103,7 +199,8 @@ void ag__bits_and(size_t nbytes, void *dst, const void *a, const void *b);
 int ag__mpc_begin(ag_mpc *m, const char *op, unsigned vis_ok, ag_tensor *out,
                   const ag_tensor *const *in, size_t n_in);
 /* Allocates n_bufs zeroed buffers of bytes[i] each (all or none); frees
- * (and wipes) them. */
+ * (and wipes) them. Fresh memory every call: a kernel's temporaries come
+ * from the session's scratch instead (ag__scratch_get_n). */
 int ag__bufs_new(void **bufs, int n_bufs, const size_t *bytes);
 void ag__bufs_free(void **bufs, int n_bufs, const size_t *bytes);
 /* One round of ANDs on XOR-shared bit strings: z = x & y over nbytes bytes

@@ -45,6 +45,44 @@ ELEMENTWISE(add, a[i] + b[i])
 ELEMENTWISE(sub, a[i] - b[i])
 ELEMENTWISE(mul, a[i] * b[i])
 
+/* With e = x - a + pe and g = y - b + pg: z += e*b + g*a, or at rank 0
+ * z += e*(b + g) + g*a (= e*b + g*a + e*g, one product fewer). */
+#define BEAVER_LOOP(T)                                                             \
+    do {                                                                           \
+        if (with_eg)                                                               \
+            for (size_t i = 0; i < n; i++) {                                       \
+                T e = x[i] - a[i] + pe[i], g = y[i] - b[i] + pg[i];                \
+                z[i] += e * (b[i] + g) + g * a[i];                                 \
+            }                                                                      \
+        else                                                                       \
+            for (size_t i = 0; i < n; i++) {                                       \
+                T e = x[i] - a[i] + pe[i], g = y[i] - b[i] + pg[i];                \
+                z[i] += e * b[i] + g * a[i];                                       \
+            }                                                                      \
+    } while (0)
+
+HOT static void beaver64(size_t n, uint64_t *z, const uint64_t *x, const uint64_t *y,
+                         const uint64_t *a, const uint64_t *b, const uint64_t *pe,
+                         const uint64_t *pg, bool with_eg)
+{
+    BEAVER_LOOP(uint64_t);
+}
+
+static void beaver128(size_t n, ag_u128 *z, const ag_u128 *x, const ag_u128 *y, const ag_u128 *a,
+                      const ag_u128 *b, const ag_u128 *pe, const ag_u128 *pg, bool with_eg)
+{
+    BEAVER_LOOP(ag_u128);
+}
+
+void ag__ring_beaver(ag_field f, size_t n, void *z, const void *x, const void *y, const void *a,
+                     const void *b, const void *pe, const void *pg, bool with_eg)
+{
+    if (f == AG_FM64)
+        beaver64(n, z, x, y, a, b, pe, pg, with_eg);
+    else
+        beaver128(n, z, x, y, a, b, pe, pg, with_eg);
+}
+
 void ag__ring_add_inplace(ag_field f, size_t n, void *dst, const void *a)
 {
     ag__ring_add(f, n, dst, dst, a);
@@ -83,15 +121,14 @@ void ag__ring_arshift(ag_field f, size_t n, void *dst, const void *a, unsigned b
     }
 }
 
-/* Blocked i-k-j matrix product: a block of b's rows (KB x JB) stays in the
- * L2 cache while every row of a sweeps it; the inner loop is a scaled
- * vector add the compiler vectorizes. */
+/* Blocked i-k-j matrix product, accumulated into c: a block of b's rows
+ * (KB x JB) stays in the L2 cache while every row of a sweeps it; the inner
+ * loop is a scaled vector add the compiler vectorizes. */
 enum { KB = 128, JB = 512 };
 
 HOT static void matmul64(size_t m, size_t k, size_t n, uint64_t *c, const uint64_t *a,
                          const uint64_t *b)
 {
-    memset(c, 0, m * n * sizeof(*c));
     for (size_t j0 = 0; j0 < n; j0 += JB) {
         size_t j1 = j0 + JB < n ? j0 + JB : n;
         for (size_t k0 = 0; k0 < k; k0 += KB) {
@@ -113,7 +150,6 @@ HOT static void matmul64(size_t m, size_t k, size_t n, uint64_t *c, const uint64
 static void matmul128(size_t m, size_t k, size_t n, ag_u128 *c, const ag_u128 *a,
                       const ag_u128 *b)
 {
-    memset(c, 0, m * n * sizeof(*c));
     for (size_t j0 = 0; j0 < n; j0 += JB / 2) {
         size_t j1 = j0 + JB / 2 < n ? j0 + JB / 2 : n;
         for (size_t k0 = 0; k0 < k; k0 += KB) {
@@ -132,11 +168,18 @@ static void matmul128(size_t m, size_t k, size_t n, ag_u128 *c, const ag_u128 *a
     }
 }
 
-void ag__ring_matmul(ag_field f, size_t m, size_t k, size_t n, void *dst, const void *a,
-                     const void *b)
+void ag__ring_matmul_acc(ag_field f, size_t m, size_t k, size_t n, void *dst, const void *a,
+                         const void *b)
 {
     if (f == AG_FM64)
         matmul64(m, k, n, dst, a, b);
     else
         matmul128(m, k, n, dst, a, b);
+}
+
+void ag__ring_matmul(ag_field f, size_t m, size_t k, size_t n, void *dst, const void *a,
+                     const void *b)
+{
+    memset(dst, 0, m * n * ag_field_bytes(f));
+    ag__ring_matmul_acc(f, m, k, n, dst, a, b);
 }

@@ -9,6 +9,16 @@
  * is the same with matrix products; rank 0 folds its extra term as
  * e.(b_0 + f) so it does two matrix products, like everyone else.
  *
+ * Memory traffic is what these kernels cost once the dealer's AES is paid,
+ * so mul, square and the truncation pair touch each buffer as few times as
+ * they can: a party masks (x - a) each chunk of the dealer's output while it
+ * is still in the cache, sends the message itself to its last peer (a copy
+ * only to the others), and recombines in one pass that recomputes its own
+ * part of e and f from x - a instead of keeping a copy. Reveal's output is
+ * the first peer's message with the other shares added in. Temporaries come
+ * from the session's scratch (session.c), so a kernel run again on the same
+ * shapes allocates only its output.
+ *
  * Truncation: for two parties, SecureML's local truncation with the
  * asymmetric rounding SPU uses (rank 0 shifts x_0, rank 1 negates, shifts,
  * negates); for more, a truncation pair (r, r >> d) from the dealer: open
@@ -41,9 +51,10 @@ static void out_reset(ag_tensor *out)
     memset(out, 0, sizeof(*out));
 }
 
+/* out of x's shape, not zeroed: every kernel here writes all of it. */
 static int new_like(ag_mpc *m, const char *op, const ag_tensor *x, ag_vis v, ag_tensor *out)
 {
-    int rc = ag_tensor_init(out, m->field, v, x->ndim, x->shape);
+    int rc = ag__tensor_init_raw(out, m->field, v, x->ndim, x->shape);
     if (rc < 0)
         return ag__mpc_fail(m, rc, op, "%s", ag_strerror(rc));
     return 0;
@@ -69,7 +80,7 @@ int ag_mpc_share(ag_mpc *m, unsigned owner, const ag_tensor *in, int ndim, const
     if (owner >= m->n)
         return ag__mpc_fail(m, AG_E_INVAL, "share", "no party of rank %u", owner);
     ag_tensor want;
-    rc = ag_tensor_init(&want, m->field, AG_VIS_ASHARE, ndim, shape);
+    rc = ag__tensor_init_raw(&want, m->field, AG_VIS_ASHARE, ndim, shape);
     if (rc < 0)
         return ag__mpc_fail(m, rc, "share", "%s", ag_strerror(rc));
     if (m->rank == owner) {
@@ -97,20 +108,35 @@ int ag_mpc_share(ag_mpc *m, unsigned owner, const ag_tensor *in, int ndim, const
     return 0;
 }
 
+/* At a party that opens x: receives every peer's share of x under tag and
+ * initializes out, public, with the sum. The sum is made in the first
+ * peer's message, which becomes out's data: no copy, no allocation. */
+static int recv_sum(ag_mpc *m, const char *op, uint64_t tag, const ag_tensor *x, ag_tensor *out)
+{
+    void *sum;
+    int rc = ag__mpc_recv_sum(m, op, tag, x->numel, &sum);
+    if (rc < 0)
+        return rc;
+    ag__ring_add_inplace(m->field, x->numel, sum, x->data);
+    ag__tensor_init_with(out, m->field, AG_VIS_PUBLIC, x->ndim, x->shape, sum);
+    return 0;
+}
+
 int ag_mpc_reveal(ag_mpc *m, const ag_tensor *x, ag_tensor *out)
 {
     int rc = check_unary(m, "reveal", x, out);
-    if (rc == 0)
-        rc = new_like(m, "reveal", x, AG_VIS_PUBLIC, out);
     if (rc < 0)
         return rc;
     if (x->vis == AG_VIS_PUBLIC) {
-        memcpy(out->data, x->data, x->numel * ag_field_bytes(m->field));
-        return 0;
+        rc = new_like(m, "reveal", x, AG_VIS_PUBLIC, out);
+        if (rc == 0)
+            memcpy(out->data, x->data, x->numel * ag_field_bytes(m->field));
+        return rc;
     }
-    rc = ag__mpc_open(m, "reveal", ag__mpc_tag(m), x->data, out->data, x->numel);
-    if (rc < 0)
-        ag_tensor_cleanup(out);
+    uint64_t tag = ag__mpc_tag(m);
+    rc = ag__mpc_send_all(m, "reveal", tag, x->data, x->numel * ag_field_bytes(m->field));
+    if (rc == 0)
+        rc = recv_sum(m, "reveal", tag, x, out);
     return rc;
 }
 
@@ -125,33 +151,9 @@ int ag_mpc_reveal_to(ag_mpc *m, const ag_tensor *x, unsigned to, ag_tensor *out)
     size_t bytes = x->numel * ag_field_bytes(m->field);
     if (x->vis == AG_VIS_PUBLIC)
         return m->rank == to ? ag_tensor_copy(out, x) : 0;
-    if (m->rank != to) {
-        rc = ag_link_send(m->link, to, tag, x->data, bytes);
-        return rc < 0 ? ag__mpc_link_fail(m, rc, "reveal_to") : 0;
-    }
-    rc = new_like(m, "reveal_to", x, AG_VIS_PUBLIC, out);
-    if (rc < 0)
-        return rc;
-    memcpy(out->data, x->data, bytes);
-    void *peer = ag_malloc(bytes ? bytes : 1);
-    if (!peer) {
-        ag_tensor_cleanup(out);
-        return ag__mpc_fail(m, AG_E_NOMEM, "reveal_to", "no memory");
-    }
-    for (unsigned p = 0; p < m->n && rc == 0; p++) {
-        if (p == m->rank)
-            continue;
-        rc = ag_link_recv_into(m->link, p, tag, peer, bytes);
-        if (rc < 0)
-            ag__mpc_link_fail(m, rc, "reveal_to");
-        else
-            ag__ring_add_inplace(m->field, x->numel, out->data, peer);
-    }
-    ag_wipe(peer, bytes);
-    ag_free(peer);
-    if (rc < 0)
-        ag_tensor_cleanup(out);
-    return rc;
+    if (m->rank != to)
+        return ag__mpc_send(m, "reveal_to", to, tag, x->data, bytes);
+    return recv_sum(m, "reveal_to", tag, x, out);
 }
 
 /* ---- local arithmetic --------------------------------------------------- */
@@ -205,38 +207,66 @@ int ag_mpc_neg(ag_mpc *m, const ag_tensor *x, ag_tensor *out)
 
 /* ---- multiplication ----------------------------------------------------- */
 
-/* z = x * y for shares x, y (Beaver). */
+/* What a mul or square computes on each chunk the dealer deals: this
+ * party's e = x - a (and f = y - b), into the message. */
+struct mask_ctx {
+    ag_field f;
+    size_t eb;            /* bytes per element */
+    const uint8_t *x, *a; /* e = x - a into e */
+    const uint8_t *y, *b; /* f = y - b into fv; y NULL for square */
+    uint8_t *e, *fv;
+};
+
+static void mask_chunk(void *ctx, size_t i, size_t len)
+{
+    const struct mask_ctx *c = ctx;
+    size_t o = i * c->eb;
+    ag__ring_sub(c->f, len, c->e + o, c->x + o, c->a + o);
+    if (c->y)
+        ag__ring_sub(c->f, len, c->fv + o, c->y + o, c->b + o);
+}
+
+/* The opening and recombination of a mul (y != NULL) or square: sends msg
+ * ([e | f], or e), which leaves the session, receives the peers' parts and
+ * adds e*b + f*a (+ e*f at rank 0) to z, recomputing this party's e and f
+ * from x - a and y - b rather than keeping a copy of what it sent. */
+static int beaver_open(ag_mpc *m, const char *op, const ag_tensor *x, const ag_tensor *y,
+                       const void *a, const void *b, void **msg, ag_tensor *z)
+{
+    ag_field f = m->field;
+    size_t n = x->numel, bytes = n * ag_field_bytes(f), parts = y ? 2 : 1;
+    uint64_t tag = ag__mpc_tag(m);
+    void *peers = NULL;
+    int rc = ag__mpc_send_all_take(m, op, tag, msg, parts * bytes);
+    if (rc == 0)
+        rc = ag__mpc_recv_sum(m, op, tag, parts * n, &peers);
+    if (rc < 0)
+        return rc;
+    const uint8_t *pe = peers, *pf = y ? pe + bytes : pe;
+    ag__ring_beaver(f, n, z->data, x->data, y ? y->data : x->data, a, y ? b : a, pe, pf,
+                    m->rank == 0);
+    ag__scratch_adopt(m, peers, parts * bytes);
+    return 0;
+}
+
+/* z = x * y for shares x, y (Beaver): the dealer's chunks are masked as
+ * they come (mask_chunk), then one opening and one recombination pass. */
 static int mul_aa(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *z)
 {
     ag_field f = m->field;
     size_t n = x->numel, eb = ag_field_bytes(f), bytes = n * eb;
-    /* a, b, then [e | f] opened together, then a temporary */
-    size_t sizes[4] = {bytes, bytes, 2 * bytes, bytes};
-    void *buf[4];
-    if (ag__bufs_new(buf, 4, sizes) < 0)
+    size_t sizes[3] = {bytes, bytes, 2 * bytes};
+    void *buf[3]; /* a, b, then [e | f] opened together */
+    if (ag__scratch_get_n(m, buf, 3, sizes) < 0)
         return ag__mpc_fail(m, AG_E_NOMEM, "mul", "no memory for %zu elements", n);
-    uint8_t *ef = buf[2];
-    int rc = ag__beaver_mul(m, n, buf[0], buf[1], z->data);
-    if (rc < 0) {
-        rc = ag__mpc_fail(m, rc, "mul", "dealer: %s", ag_strerror(rc));
-        goto out;
-    }
-    ag__ring_sub(f, n, ef, x->data, buf[0]);
-    ag__ring_sub(f, n, ef + bytes, y->data, buf[1]);
-    rc = ag__mpc_open(m, "mul", ag__mpc_tag(m), ef, ef, 2 * n);
+    struct mask_ctx mc = {f, eb, x->data, buf[0], y->data, buf[1], buf[2],
+                          (uint8_t *)buf[2] + bytes};
+    int rc = ag__beaver_mul_each(m, n, buf[0], buf[1], z->data, mask_chunk, &mc);
     if (rc < 0)
-        goto out;
-    /* z = c + e*b + f*a (+ e*f at rank 0) */
-    ag__ring_mul(f, n, buf[3], ef, buf[1]);
-    ag__ring_add_inplace(f, n, z->data, buf[3]);
-    ag__ring_mul(f, n, buf[3], ef + bytes, buf[0]);
-    ag__ring_add_inplace(f, n, z->data, buf[3]);
-    if (m->rank == 0) {
-        ag__ring_mul(f, n, buf[3], ef, ef + bytes);
-        ag__ring_add_inplace(f, n, z->data, buf[3]);
-    }
-out:
-    ag__bufs_free(buf, 4, sizes);
+        rc = ag__mpc_fail(m, rc, "mul", "dealer: %s", ag_strerror(rc));
+    else
+        rc = beaver_open(m, "mul", x, y, buf[0], buf[1], &buf[2], z);
+    ag__scratch_put_n(m, buf, 3);
     return rc;
 }
 
@@ -269,31 +299,20 @@ int ag_mpc_square(ag_mpc *m, const ag_tensor *x, ag_tensor *out)
         ag__ring_mul(f, n, out->data, x->data, x->data);
         return 0;
     }
-    size_t sizes[3] = {bytes, bytes, bytes};
-    void *buf[3]; /* a, e, temporary */
-    if (ag__bufs_new(buf, 3, sizes) < 0) {
+    size_t sizes[2] = {bytes, bytes};
+    void *buf[2]; /* a, e */
+    if (ag__scratch_get_n(m, buf, 2, sizes) < 0) {
         ag_tensor_cleanup(out);
         return ag__mpc_fail(m, AG_E_NOMEM, "square", "no memory for %zu elements", n);
     }
-    rc = ag__beaver_square(m, n, buf[0], out->data);
-    if (rc < 0) {
-        rc = ag__mpc_fail(m, rc, "square", "dealer: %s", ag_strerror(rc));
-        goto out;
-    }
-    ag__ring_sub(f, n, buf[1], x->data, buf[0]);
-    rc = ag__mpc_open(m, "square", ag__mpc_tag(m), buf[1], buf[1], n);
-    if (rc < 0)
-        goto out;
     /* z = b + 2*e*a (+ e*e at rank 0) */
-    ag__ring_mul(f, n, buf[2], buf[1], buf[0]);
-    ag__ring_add_inplace(f, n, out->data, buf[2]);
-    ag__ring_add_inplace(f, n, out->data, buf[2]);
-    if (m->rank == 0) {
-        ag__ring_mul(f, n, buf[2], buf[1], buf[1]);
-        ag__ring_add_inplace(f, n, out->data, buf[2]);
-    }
-out:
-    ag__bufs_free(buf, 3, sizes);
+    struct mask_ctx mc = {f, ag_field_bytes(f), x->data, buf[0], NULL, NULL, buf[1], NULL};
+    rc = ag__beaver_square_each(m, n, buf[0], out->data, mask_chunk, &mc);
+    if (rc < 0)
+        rc = ag__mpc_fail(m, rc, "square", "dealer: %s", ag_strerror(rc));
+    else
+        rc = beaver_open(m, "square", x, NULL, buf[0], NULL, &buf[1], out);
+    ag__scratch_put_n(m, buf, 2);
     if (rc < 0)
         ag_tensor_cleanup(out);
     return rc;
@@ -322,11 +341,10 @@ static int matmul_aa(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tenso
 {
     ag_field f = m->field;
     size_t mm = (size_t)x->shape[0], k = (size_t)x->shape[1], nn = (size_t)y->shape[1];
-    size_t eb = ag_field_bytes(f), xb = mm * k * eb, yb = k * nn * eb, zb = mm * nn * eb;
-    /* a, b, [e | f], temporary product */
-    size_t sizes[4] = {xb, yb, xb + yb, zb};
-    void *buf[4];
-    if (ag__bufs_new(buf, 4, sizes) < 0)
+    size_t eb = ag_field_bytes(f), xb = mm * k * eb, yb = k * nn * eb;
+    size_t sizes[3] = {xb, yb, xb + yb};
+    void *buf[3]; /* a, b, [e | f] */
+    if (ag__scratch_get_n(m, buf, 3, sizes) < 0)
         return ag__mpc_fail(m, AG_E_NOMEM, "matmul", "no memory");
     uint8_t *e = buf[2], *fm = e + xb;
     int rc = ag__beaver_matmul(m, mm, k, nn, buf[0], buf[1], z->data);
@@ -342,12 +360,10 @@ static int matmul_aa(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tenso
     /* z = c + e.b + a.f; rank 0: c + e.(b + f) + a.f */
     if (m->rank == 0)
         ag__ring_add_inplace(f, k * nn, buf[1], fm);
-    ag__ring_matmul(f, mm, k, nn, buf[3], e, buf[1]);
-    ag__ring_add_inplace(f, mm * nn, z->data, buf[3]);
-    ag__ring_matmul(f, mm, k, nn, buf[3], buf[0], fm);
-    ag__ring_add_inplace(f, mm * nn, z->data, buf[3]);
+    ag__ring_matmul_acc(f, mm, k, nn, z->data, e, buf[1]);
+    ag__ring_matmul_acc(f, mm, k, nn, z->data, buf[0], fm);
 out:
-    ag__bufs_free(buf, 4, sizes);
+    ag__scratch_put_n(m, buf, 3);
     return rc;
 }
 
@@ -357,7 +373,7 @@ int ag_mpc_matmul(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *
     if (rc < 0)
         return rc;
     int64_t shape[2] = {x->shape[0], y->shape[1]};
-    rc = ag_tensor_init(out, m->field, result_vis(x, y), 2, shape);
+    rc = ag__tensor_init_raw(out, m->field, result_vis(x, y), 2, shape);
     if (rc < 0)
         return ag__mpc_fail(m, rc, "matmul", "%s", ag_strerror(rc));
     if (x->vis == AG_VIS_ASHARE && y->vis == AG_VIS_ASHARE)
@@ -372,29 +388,51 @@ int ag_mpc_matmul(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *
 
 /* ---- truncation --------------------------------------------------------- */
 
+/* Rank 0's share of x >> bits from a truncation pair: with the peers' parts
+ * of the opening in peers, z += (x - r + peers) >> bits, chunk by chunk in
+ * tmp (AG__CHUNK_BYTES) so the opened value is never stored whole. */
+static void trunc_open0(ag_field f, size_t n, unsigned bits, const uint8_t *x, const uint8_t *r,
+                        const uint8_t *peers, uint8_t *z, void *tmp)
+{
+    size_t eb = ag_field_bytes(f), step = AG__CHUNK_BYTES / eb;
+    for (size_t i = 0; i < n; i += step) {
+        size_t len = AG_MIN(step, n - i), o = i * eb;
+        ag__ring_sub(f, len, tmp, x + o, r + o);
+        ag__ring_add_inplace(f, len, tmp, peers + o);
+        ag__ring_arshift(f, len, tmp, tmp, bits);
+        ag__ring_add_inplace(f, len, z + o, tmp);
+    }
+}
+
+/* Truncation by a pair (r, r >> bits): x - r is opened (its mask computed
+ * as the dealer's chunks come, and sent without a copy to the last peer);
+ * rank 0 adds the shifted opening to its share of r >> bits. */
 static int trunc_pair(ag_mpc *m, const ag_tensor *x, unsigned bits, ag_tensor *z)
 {
     ag_field f = m->field;
-    size_t n = x->numel, bytes = n * ag_field_bytes(f);
-    size_t sizes[2] = {bytes, bytes};
-    void *buf[2]; /* r, then x - r opened */
-    if (ag__bufs_new(buf, 2, sizes) < 0)
+    size_t n = x->numel, eb = ag_field_bytes(f), bytes = n * eb;
+    size_t sizes[3] = {bytes, bytes, AG__CHUNK_BYTES};
+    void *buf[3]; /* r, x - r (the message), a chunk */
+    if (ag__scratch_get_n(m, buf, 3, sizes) < 0)
         return ag__mpc_fail(m, AG_E_NOMEM, "trunc", "no memory");
-    int rc = ag__beaver_trunc(m, n, bits, buf[0], z->data);
+    struct mask_ctx mc = {f, eb, x->data, buf[0], NULL, NULL, buf[1], NULL};
+    uint64_t tag = ag__mpc_tag(m);
+    void *peers = NULL;
+    int rc = ag__beaver_trunc_each(m, n, bits, buf[0], z->data, mask_chunk, &mc);
     if (rc < 0) {
         rc = ag__mpc_fail(m, rc, "trunc", "dealer: %s", ag_strerror(rc));
         goto out;
     }
-    ag__ring_sub(f, n, buf[1], x->data, buf[0]);
-    rc = ag__mpc_open(m, "trunc", ag__mpc_tag(m), buf[1], buf[1], n);
+    rc = ag__mpc_send_all_take(m, "trunc", tag, &buf[1], bytes);
+    if (rc == 0)
+        rc = ag__mpc_recv_sum(m, "trunc", tag, n, &peers);
     if (rc < 0)
         goto out;
-    if (m->rank == 0) {
-        ag__ring_arshift(f, n, buf[1], buf[1], bits);
-        ag__ring_add_inplace(f, n, z->data, buf[1]);
-    }
+    if (m->rank == 0)
+        trunc_open0(f, n, bits, x->data, buf[0], peers, z->data, buf[2]);
+    ag__scratch_adopt(m, peers, bytes);
 out:
-    ag__bufs_free(buf, 2, sizes);
+    ag__scratch_put_n(m, buf, 3);
     return rc;
 }
 

@@ -21,7 +21,26 @@
  * A failed kernel fails the job: the error is recorded here and the link is
  * aborted with it, so every other party's pending receive fails at once
  * with "party <name> failed: <op>: <why>" instead of waiting for a timeout.
+ *
+ * Scratch: the session owns up to AG__SCRATCH_SLOTS buffers that kernels
+ * borrow for their temporaries and return, so that a kernel run after run
+ * on the same shapes allocates nothing and faults in no page (a fresh
+ * multi-megabyte allocation is served by mmap and costs a page fault per
+ * 4 KiB at its first touch: far more than the arithmetic). Messages ride
+ * on the same buffers: a message is sent in a scratch buffer that the link
+ * takes over, and a received one joins the receiver's scratch, so in an
+ * opening the buffers pass from party to party instead of being allocated
+ * and freed. Invariants:
+ *   1. every non-empty slot is lent (to the running kernel) or free, and
+ *      scratch_bytes is the sum of the slots' capacities;
+ *   2. between kernels no slot is lent, and the free ones hold at most
+ *      AG__SCRATCH_KEEP bytes (beyond, the least recently returned are
+ *      freed);
+ *   3. every buffer that is freed is wiped first (it may hold masks); a
+ *      buffer that leaves the session holds nothing past the bytes the
+ *      receiver is told about.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -48,10 +67,23 @@ ag_mpc *ag_mpc_new(ag_link *link, const ag_mpc_config *cfg)
     return m;
 }
 
+/* Wipes and frees the buffer in slot i, which becomes empty. */
+static void scratch_evict(ag_mpc *m, int i)
+{
+    struct ag__scratch_slot *s = &m->scratch[i];
+    ag_wipe(s->p, s->cap);
+    ag_free(s->p);
+    m->scratch_bytes -= s->cap;
+    memset(s, 0, sizeof(*s));
+}
+
 void ag_mpc_free(ag_mpc *m)
 {
     if (!m)
         return;
+    for (int i = 0; i < AG__SCRATCH_SLOTS; i++)
+        if (m->scratch[i].p)
+            scratch_evict(m, i);
     ag__prg_cleanup(&m->prss_next);
     ag__prg_cleanup(&m->prss_prev);
     ag__prg_cleanup(&m->dealer_self);
@@ -114,50 +146,262 @@ uint64_t ag__mpc_tag(ag_mpc *m)
     return ++m->op << 8;
 }
 
+/* G(s_next) - G(s_prev), chunk by chunk: each chunk of the second stream is
+ * drawn into a chunk-sized buffer at its position, so no full-size
+ * temporary is written. The streams move as two fills of n elements. */
 int ag__mpc_zero_share(ag_mpc *m, size_t n, void *dst)
 {
-    size_t bytes = n * ag_field_bytes(m->field);
-    void *tmp = ag_malloc(bytes);
+    size_t eb = ag_field_bytes(m->field), bytes = n * eb;
+    uint8_t *tmp = ag__scratch_get(m, AG__CHUNK_BYTES);
     if (!tmp)
         return AG_E_NOMEM;
-    int rc = ag__prg_fill(&m->prss_next, dst, bytes);
-    if (rc == 0)
-        rc = ag__prg_fill(&m->prss_prev, tmp, bytes);
-    if (rc == 0)
-        ag__ring_sub(m->field, n, dst, dst, tmp);
-    ag_wipe(tmp, bytes);
-    ag_free(tmp);
+    int rc = 0;
+    for (size_t off = 0; off < bytes && rc == 0; off += AG__CHUNK_BYTES) {
+        size_t len = AG_MIN((size_t)AG__CHUNK_BYTES, bytes - off);
+        uint8_t *d = (uint8_t *)dst + off;
+        rc = ag__prg_fill_at(&m->prss_next, m->prss_next.ctr + off / 16, d, len);
+        if (rc == 0)
+            rc = ag__prg_fill_at(&m->prss_prev, m->prss_prev.ctr + off / 16, tmp, len);
+        if (rc == 0)
+            ag__ring_sub(m->field, len / eb, d, d, tmp);
+    }
+    if (rc == 0) {
+        ag__prg_skip(&m->prss_next, bytes);
+        ag__prg_skip(&m->prss_prev, bytes);
+    }
+    ag__scratch_put(m, tmp);
     return rc;
 }
 
-int ag__mpc_open(ag_mpc *m, const char *op, uint64_t tag, const void *mine, void *sum,
-                 size_t n_elems)
+int ag__mpc_send(ag_mpc *m, const char *op, unsigned peer, uint64_t tag, const void *mine,
+                 size_t len)
 {
-    size_t bytes = n_elems * ag_field_bytes(m->field);
+    void *copy = ag__scratch_get(m, len);
+    if (!copy)
+        return ag__mpc_fail(m, AG_E_NOMEM, op, "no memory for a %zu-byte message", len);
+    if (len)
+        memcpy(copy, mine, len);
+    ag__scratch_give(m, copy, len);
+    int rc = ag_link_send_take(m->link, peer, tag, copy, len);
+    if (rc < 0)
+        return ag__mpc_link_fail(m, rc, op);
+    return 0;
+}
+
+int ag__mpc_send_all(ag_mpc *m, const char *op, uint64_t tag, const void *mine, size_t len)
+{
     for (unsigned p = 0; p < m->n; p++) {
         if (p == m->rank)
             continue;
-        int rc = ag_link_send(m->link, p, tag, mine, bytes);
+        int rc = ag__mpc_send(m, op, p, tag, mine, len);
         if (rc < 0)
-            return ag__mpc_link_fail(m, rc, op);
+            return rc;
     }
-    if (sum != mine)
-        memcpy(sum, mine, bytes);
-    void *peer = ag_malloc(bytes ? bytes : 1);
-    if (!peer)
-        return ag__mpc_fail(m, AG_E_NOMEM, op, "no memory for %zu bytes", bytes);
+    return 0;
+}
+
+int ag__mpc_send_all_take(ag_mpc *m, const char *op, uint64_t tag, void **mine, size_t len)
+{
+    unsigned last = m->rank == m->n - 1 ? m->n - 2 : m->n - 1;
+    for (unsigned p = 0; p < last; p++) {
+        if (p == m->rank)
+            continue;
+        int rc = ag__mpc_send(m, op, p, tag, *mine, len);
+        if (rc < 0)
+            return rc;
+    }
+    void *data = *mine;
+    *mine = NULL;
+    ag__scratch_give(m, data, len);
+    int rc = ag_link_send_take(m->link, last, tag, data, len);
+    if (rc < 0)
+        return ag__mpc_link_fail(m, rc, op);
+    return 0;
+}
+
+int ag__mpc_recv(ag_mpc *m, const char *op, unsigned peer, uint64_t tag, size_t len,
+                 void **data)
+{
+    int rc = ag_link_recv_exact(m->link, peer, tag, len, data);
+    if (rc < 0)
+        return ag__mpc_link_fail(m, rc, op);
+    return 0;
+}
+
+int ag__mpc_recv_sum(ag_mpc *m, const char *op, uint64_t tag, size_t n_elems, void **sum)
+{
+    size_t bytes = n_elems * ag_field_bytes(m->field);
+    void *first = NULL;
     int rc = 0;
     for (unsigned p = 0; p < m->n && rc == 0; p++) {
         if (p == m->rank)
             continue;
-        rc = ag_link_recv_into(m->link, p, tag, peer, bytes);
-        if (rc == 0)
-            ag__ring_add_inplace(m->field, n_elems, sum, peer);
-        else
-            ag__mpc_link_fail(m, rc, op);
+        void *peer;
+        rc = ag__mpc_recv(m, op, p, tag, bytes, &peer);
+        if (rc < 0)
+            break;
+        if (!first) {
+            first = peer;
+        } else {
+            ag__ring_add_inplace(m->field, n_elems, first, peer);
+            ag__scratch_adopt(m, peer, bytes);
+        }
     }
-    ag_free(peer);
-    return rc;
+    if (rc < 0) {
+        if (first)
+            ag__scratch_adopt(m, first, bytes);
+        return rc;
+    }
+    *sum = first;
+    return 0;
+}
+
+/* The peers' shares are summed in the first one's message, added to mine
+ * into sum, and kept as scratch (the next kernel's message may go out in
+ * it). */
+int ag__mpc_open(ag_mpc *m, const char *op, uint64_t tag, const void *mine, void *sum,
+                 size_t n_elems)
+{
+    size_t bytes = n_elems * ag_field_bytes(m->field);
+    void *peers = NULL;
+    int rc = ag__mpc_send_all(m, op, tag, mine, bytes);
+    if (rc == 0)
+        rc = ag__mpc_recv_sum(m, op, tag, n_elems, &peers);
+    if (rc < 0)
+        return rc;
+    ag__ring_add(m->field, n_elems, sum, mine, peers);
+    ag__scratch_adopt(m, peers, bytes);
+    return 0;
+}
+
+/* ---- scratch -------------------------------------------------------------- */
+
+/* The slot lending p; asserts that there is one. */
+static int scratch_find(ag_mpc *m, const void *p)
+{
+    for (int i = 0; i < AG__SCRATCH_SLOTS; i++)
+        if (m->scratch[i].p == p && m->scratch[i].lent)
+            return i;
+    assert(!"not a lent scratch buffer");
+    return -1;
+}
+
+/* The free slot returned longest ago, or -1. */
+static int scratch_lru(const ag_mpc *m)
+{
+    int lru = -1;
+    for (int i = 0; i < AG__SCRATCH_SLOTS; i++) {
+        const struct ag__scratch_slot *s = &m->scratch[i];
+        if (s->p && !s->lent && (lru < 0 || s->used < m->scratch[lru].used))
+            lru = i;
+    }
+    return lru;
+}
+
+/* Frees free buffers, least recently returned first, while the slots hold
+ * more than AG__SCRATCH_KEEP bytes (invariant 2). */
+static void scratch_trim(ag_mpc *m)
+{
+    while (m->scratch_bytes > AG__SCRATCH_KEEP) {
+        int i = scratch_lru(m);
+        if (i < 0)
+            break;
+        scratch_evict(m, i);
+    }
+}
+
+/* An empty slot, or the least recently returned free one emptied; -1 when
+ * every slot is lent. */
+static int scratch_slot(ag_mpc *m)
+{
+    for (int i = 0; i < AG__SCRATCH_SLOTS; i++)
+        if (!m->scratch[i].p)
+            return i;
+    int i = scratch_lru(m);
+    if (i >= 0)
+        scratch_evict(m, i);
+    return i;
+}
+
+void *ag__scratch_get(ag_mpc *m, size_t bytes)
+{
+    int best = -1;
+    for (int i = 0; i < AG__SCRATCH_SLOTS; i++) {
+        const struct ag__scratch_slot *s = &m->scratch[i];
+        if (s->p && !s->lent && s->cap >= bytes && (best < 0 || s->cap < m->scratch[best].cap))
+            best = i;
+    }
+    if (best >= 0) {
+        m->scratch[best].lent = true;
+        return m->scratch[best].p;
+    }
+    void *p = ag_malloc(bytes ? bytes : 1);
+    if (!p)
+        return NULL;
+    int i = scratch_slot(m);
+    assert(i >= 0 && "every scratch slot is lent");
+    if (i < 0) {
+        ag_free(p);
+        return NULL;
+    }
+    m->scratch[i] = (struct ag__scratch_slot){p, bytes, true, 0};
+    m->scratch_bytes += bytes;
+    return p;
+}
+
+void ag__scratch_put(ag_mpc *m, void *p)
+{
+    if (!p)
+        return;
+    int i = scratch_find(m, p);
+    if (i < 0)
+        return;
+    m->scratch[i].lent = false;
+    m->scratch[i].used = ++m->scratch_tick;
+    scratch_trim(m);
+}
+
+int ag__scratch_get_n(ag_mpc *m, void **bufs, int n_bufs, const size_t *bytes)
+{
+    for (int i = 0; i < n_bufs; i++) {
+        bufs[i] = ag__scratch_get(m, bytes[i]);
+        if (!bufs[i]) {
+            ag__scratch_put_n(m, bufs, i);
+            return AG_E_NOMEM;
+        }
+    }
+    return 0;
+}
+
+void ag__scratch_put_n(ag_mpc *m, void **bufs, int n_bufs)
+{
+    for (int i = 0; i < n_bufs; i++)
+        ag__scratch_put(m, bufs[i]);
+}
+
+void ag__scratch_give(ag_mpc *m, void *p, size_t used)
+{
+    int i = scratch_find(m, p);
+    if (i < 0)
+        return;
+    struct ag__scratch_slot *s = &m->scratch[i];
+    if (used < s->cap)
+        ag_wipe((uint8_t *)s->p + used, s->cap - used);
+    m->scratch_bytes -= s->cap;
+    memset(s, 0, sizeof(*s));
+}
+
+void ag__scratch_adopt(ag_mpc *m, void *p, size_t len)
+{
+    int i = scratch_slot(m);
+    if (i < 0) {
+        ag_wipe(p, len);
+        ag_free(p);
+        return;
+    }
+    m->scratch[i] = (struct ag__scratch_slot){p, len, false, ++m->scratch_tick};
+    m->scratch_bytes += len;
+    scratch_trim(m);
 }
 
 /* ---- setup -------------------------------------------------------------- */

@@ -34,23 +34,49 @@ static size_t shape_numel(int ndim, const int64_t *shape)
     return n;
 }
 
-int ag_tensor_init(ag_tensor *t, ag_field f, ag_vis v, int ndim, const int64_t *shape)
+/* The header of t for a tensor of n elements around data. */
+static void header(ag_tensor *t, ag_field f, ag_vis v, int ndim, const int64_t *shape, size_t n,
+                   void *data)
 {
-    memset(t, 0, sizeof(*t));
-    size_t n = shape_numel(ndim, shape);
-    if (n == SIZE_MAX)
-        return AG_E_MPC_SHAPE;
-    void *d = ag_calloc(n ? n : 1, ag_field_bytes(f));
-    if (!d)
-        return AG_E_NOMEM;
     t->field = f;
     t->vis = v;
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++)
         t->shape[i] = shape[i];
     t->numel = n;
-    t->data = d;
+    t->data = data;
+}
+
+/* ag_tensor_init, zeroing the data or not. */
+static int init(ag_tensor *t, ag_field f, ag_vis v, int ndim, const int64_t *shape, bool zero)
+{
+    memset(t, 0, sizeof(*t));
+    size_t n = shape_numel(ndim, shape);
+    if (n == SIZE_MAX)
+        return AG_E_MPC_SHAPE;
+    size_t eb = ag_field_bytes(f);
+    void *d = zero ? ag_calloc(n ? n : 1, eb) : ag_malloc(n ? n * eb : eb);
+    if (!d)
+        return AG_E_NOMEM;
+    header(t, f, v, ndim, shape, n, d);
     return 0;
+}
+
+int ag_tensor_init(ag_tensor *t, ag_field f, ag_vis v, int ndim, const int64_t *shape)
+{
+    return init(t, f, v, ndim, shape, true);
+}
+
+int ag__tensor_init_raw(ag_tensor *t, ag_field f, ag_vis v, int ndim, const int64_t *shape)
+{
+    return init(t, f, v, ndim, shape, false);
+}
+
+void ag__tensor_init_with(ag_tensor *t, ag_field f, ag_vis v, int ndim, const int64_t *shape,
+                          void *data)
+{
+    memset(t, 0, sizeof(*t));
+    header(t, f, v, ndim, shape, shape_numel(ndim, shape), data);
 }
 
 void ag_tensor_cleanup(ag_tensor *t)
