@@ -247,6 +247,8 @@ uint64_t ag_random_uniform(uint64_t bound);
 /* Hex and base64                                                            */
 /* ------------------------------------------------------------------------ */
 
+/* The value of a hex digit (0-9, a-f, A-F), or -1. */
+int ag_hex_digit(char c);
 /* Lowercase hex of n bytes into out, which has room for 2n + 1 bytes
  * (NUL-terminated). Returns 2n. */
 size_t ag_hex_encode(char *out, const void *in, size_t n);

@@ -28,7 +28,7 @@ size_t ag_hex_encode(char *out, const void *in, size_t n)
     return 2 * n;
 }
 
-static int hexval(char c)
+int ag_hex_digit(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -47,7 +47,7 @@ ssize_t ag_hex_decode(void *out, size_t outcap, const char *in, size_t n)
         return AG_E_TOO_LARGE;
     uint8_t *o = out;
     for (size_t i = 0; i < n; i += 2) {
-        int hi = hexval(in[i]), lo = hexval(in[i + 1]);
+        int hi = ag_hex_digit(in[i]), lo = ag_hex_digit(in[i + 1]);
         if (hi < 0 || lo < 0)
             return AG_E_ENCODING;
         o[i / 2] = (uint8_t)(hi << 4 | lo);

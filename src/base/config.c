@@ -1151,17 +1151,6 @@ static bool plain_scalar(const ag_cnode *v)
 
 enum { PARSE_OK = 0, PARSE_BAD = -1, PARSE_RANGE = -2 };
 
-static int digit_value(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return 99;
-}
-
 /* len > 0 digits of base, all of them, into *out. */
 static int parse_digits(const char *s, size_t len, unsigned base, uint64_t *out)
 {
@@ -1170,7 +1159,7 @@ static int parse_digits(const char *s, size_t len, unsigned base, uint64_t *out)
     if (len == 0)
         return PARSE_BAD;
     for (size_t i = 0; i < len; i++) {
-        unsigned d = (unsigned)digit_value(s[i]);
+        unsigned d = (unsigned)ag_hex_digit(s[i]); /* -1 becomes too big */
         if (d >= base)
             return PARSE_BAD;
         if (v > (UINT64_MAX - d) / base)

@@ -231,23 +231,12 @@ int ag__grpc_message_encode(ag_buf *out, const char *msg, size_t len)
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 int ag__grpc_message_decode(ag_buf *out, const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         uint8_t c = (uint8_t)s[i];
         if (c == '%' && i + 2 < len) {
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            int hi = ag_hex_digit(s[i + 1]), lo = ag_hex_digit(s[i + 2]);
             if (hi >= 0 && lo >= 0) {
                 c = (uint8_t)(hi << 4 | lo);
                 i += 2;
