@@ -102,6 +102,9 @@ typedef struct ag_link_rpc_opts {
 ag_link *ag_link_rpc_new(const ag_link_rpc_opts *o, char *err, size_t errcap);
 /* The port this party serves on. */
 int ag_link_rpc_port(const ag_link *l);
+/* ag_link_free on a gRPC link first waits (up to 10 s, not after an abort)
+ * until every peer acknowledged what was sent to it, so a party that
+ * finishes first does not take its last messages with it. */
 /* Sets (before the first message to it) where peer rank is served. */
 int ag_link_rpc_set_peer(ag_link *l, unsigned rank, const char *address);
 

@@ -37,6 +37,7 @@
 #define METHOD "/argot.link.v1.Link/Push"
 #define CHUNK (1u << 20)
 #define MAX_MESSAGE ((uint64_t)1 << 36) /* 64 GiB: a bound on a peer's claim */
+#define LINGER_MS 10000                 /* ag_link_free waits this long for acks */
 
 struct out_msg {
     struct out_msg *next;
@@ -211,6 +212,7 @@ static void *acker_main(void *arg)
             pthread_mutex_lock(&p->mu);
             if (a) {
                 drop_acked(p, a->seq);
+                pthread_cond_broadcast(&p->cv); /* a lingering free may be waiting */
                 argot__link__v1__ack__free_unpacked(a, &pb_allocator);
                 backoff = 50;
             }
@@ -437,9 +439,37 @@ static void rpc_abort(ag_link *base, const char *msg)
 
 /* ---- life cycle -------------------------------------------------------------------- */
 
+/* Waits until every peer acknowledged what was sent to it, or the linger
+ * time passed: a party that finishes first must not take its last
+ * messages (its share of the final reveal) with it. Not after an abort. */
+static void linger(struct rpc_link *l)
+{
+    pthread_mutex_lock(&l->mu);
+    bool aborted = l->aborted;
+    pthread_mutex_unlock(&l->mu);
+    if (aborted)
+        return;
+    ag_deadline d = ag_deadline_in_ms(LINGER_MS);
+    struct timespec ts = {(time_t)(d.at_ns / 1000000000u), (long)(d.at_ns % 1000000000u)};
+    for (unsigned i = 0; i < l->base.size; i++) {
+        struct peer *p = &l->peers[i];
+        if (i == l->base.rank)
+            continue;
+        pthread_mutex_lock(&p->mu);
+        while (p->unacked && p->acker_started && !ag_deadline_expired(d))
+            pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+        if (p->unacked)
+            AG_LOG(AG_LOG_WARN, "link", "unacked_on_close peer=%s first_seq=%llu",
+                   l->base.names[i], (unsigned long long)p->unacked->seq);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
 static void rpc_destroy(ag_link *base)
 {
     struct rpc_link *l = (struct rpc_link *)base;
+    if (l->peers && l->srv)
+        linger(l);
     for (unsigned i = 0; l->peers && i < base->size; i++) {
         struct peer *p = &l->peers[i];
         if (i == base->rank)

@@ -249,3 +249,28 @@ TEST_TIMEOUT(link_rpc_abort_reaches_the_peer, 60)
     ag_link_free(l[0]);
     ag_link_free(l[1]);
 }
+
+/* A party that sends its last messages and exits at once does not take
+ * them with it: freeing the link waits for the acks. */
+TEST_TIMEOUT(link_rpc_free_delivers_what_was_sent, 60)
+{
+    ag_link *l[2];
+    links_up(2, "job-linger", l);
+    uint8_t *big = ag_calloc(1, 2u << 20);
+    CHECK_OK(ag_link_send(l[0], 1, 1, "one", 3));
+    CHECK_OK(ag_link_send(l[0], 1, 2, big, 2u << 20));
+    CHECK_OK(ag_link_send(l[0], 1, 3, "last", 4));
+    ag_link_free(l[0]); /* right away */
+    void *d;
+    size_t n;
+    CHECK_OK(ag_link_recv(l[1], 0, 1, &d, &n));
+    ag_free(d);
+    CHECK_OK(ag_link_recv(l[1], 0, 2, &d, &n));
+    CHECK_EQ(n, 2u << 20);
+    ag_free(d);
+    CHECK_OK(ag_link_recv(l[1], 0, 3, &d, &n));
+    CHECK(n == 4 && memcmp(d, "last", 4) == 0);
+    ag_free(d);
+    ag_free(big);
+    ag_link_free(l[1]);
+}
