@@ -97,6 +97,46 @@ static inline void run_parties(unsigned n, ag_field f, party_fn fn, void *ctx, s
     run_parties_cfg(n, &cfg, false, fn, ctx, out, 0);
 }
 
+/* ---- under failmalloc ------------------------------------------------------ */
+
+/* One party of a failmalloc run: its function sets rc (0, or the failure,
+ * which must leave nothing behind). */
+struct fm_party {
+    unsigned rank;
+    ag_mpc *m;
+    int rc;
+};
+
+/* For TEST_FM tests: runs fn (a thread body taking a struct fm_party) at n
+ * parties with FM64 sessions over an in-memory link. Setup may fail only
+ * for an injected allocation failure, and a party only for an injected
+ * failure, its own or another's. */
+static inline void run_parties_fm(unsigned n, void *(*fn)(void *))
+{
+    ag_link *l[MAX_PARTIES] = {NULL};
+    struct fm_party ps[MAX_PARTIES] = {{0}};
+    pthread_t th[MAX_PARTIES];
+    ag_mpc_config cfg = {AG_FM64, 0};
+    CHECK(n <= MAX_PARTIES);
+    FM_TRY(ag_link_mem_group(n, NULL, l), 0);
+    for (unsigned i = 0; i < n; i++) {
+        ps[i].rank = i;
+        ps[i].m = ag_mpc_new(l[i], &cfg);
+        FM_NEW(ps[i].m);
+    }
+    for (unsigned i = 0; i < n; i++)
+        CHECK_EQ(pthread_create(&th[i], NULL, fn, &ps[i]), 0);
+    for (unsigned i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    for (unsigned i = 0; i < n; i++)
+        CHECK(ps[i].rc == 0 || ag_alloc_failed());
+out:
+    for (unsigned i = 0; i < n; i++) {
+        ag_mpc_free(ps[i].m);
+        ag_link_free(l[i]);
+    }
+}
+
 /* The user context inside a party function. */
 static inline void *party_ctx(struct party *p)
 {

@@ -153,12 +153,6 @@ TEST(mpc_kernels_run_again_allocate_only_outputs_and_headers)
 
 /* ---- under failmalloc ---------------------------------------------------------- */
 
-struct fm_party {
-    unsigned rank;
-    ag_mpc *m;
-    int rc;
-};
-
 /* Setup and one of each kind of kernel; stops at the first failure. */
 static void *fm_party_main(void *arg)
 {
@@ -203,27 +197,5 @@ static void *fm_party_main(void *arg)
 
 TEST_FM(mpc_kernels_failmalloc)
 {
-    enum { N = 3 };
-    ag_link *l[N] = {NULL};
-    struct fm_party ps[N] = {{0}};
-    pthread_t th[N];
-    ag_mpc_config cfg = {AG_FM64, 0};
-    FM_TRY(ag_link_mem_group(N, NULL, l), 0);
-    for (unsigned i = 0; i < N; i++) {
-        ps[i].rank = i;
-        ps[i].m = ag_mpc_new(l[i], &cfg);
-        FM_NEW(ps[i].m);
-    }
-    for (unsigned i = 0; i < N; i++)
-        CHECK_EQ(pthread_create(&th[i], NULL, fm_party_main, &ps[i]), 0);
-    for (unsigned i = 0; i < N; i++)
-        pthread_join(th[i], NULL);
-    /* a party fails only for an injected failure, its own or another's */
-    for (unsigned i = 0; i < N; i++)
-        CHECK(ps[i].rc == 0 || ag_alloc_failed());
-out:
-    for (unsigned i = 0; i < N; i++) {
-        ag_mpc_free(ps[i].m);
-        ag_link_free(l[i]);
-    }
+    run_parties_fm(3, fm_party_main);
 }
