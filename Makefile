@@ -54,7 +54,7 @@ LDFLAGS_ALL = $(SANFLAGS) -pthread $(LDFLAGS)
 
 LIB_SRCS :=
 PKGS :=
-MODULES := base rpc link mpc
+MODULES := base rpc link mpc fed
 include $(foreach m,$(MODULES),src/$(m)/module.mk)
 
 PROTOS := $(sort $(shell find proto -name '*.proto' 2>/dev/null))
@@ -84,7 +84,9 @@ INTEG_SRCS := $(wildcard tests/integration/*.c)
 BENCH_SRCS := $(wildcard bench/*.c)
 FUZZ_SRCS := $(wildcard fuzz/*.c)
 
-BINS := $(BUILD)/bin/argot
+EXAMPLE_SRCS := $(wildcard examples/*.c)
+EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/bin/example-%)
+BINS := $(BUILD)/bin/argot $(EXAMPLE_BINS)
 UNIT_BIN := $(BUILD)/test/unit
 INTEG_BIN := $(BUILD)/test/integration
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
@@ -92,7 +94,8 @@ FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=$(BUILD)/fuzz/%)
 
 ALL_OBJS := $(LIB_OBJS) $(CMD_OBJS) $(HARNESS_SRCS:%.c=$(BUILD)/obj/%.o) \
             $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(INTEG_SRCS:%.c=$(BUILD)/obj/%.o) \
-            $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o) $(FUZZ_SRCS:%.c=$(BUILD)/obj/%.o)
+            $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o) $(FUZZ_SRCS:%.c=$(BUILD)/obj/%.o) \
+            $(EXAMPLE_SRCS:%.c=$(BUILD)/obj/%.o)
 
 # ---- rules ------------------------------------------------------------------
 
@@ -130,6 +133,11 @@ $(LIB): $(LIB_OBJS)
 $(BUILD)/bin/argot: $(CMD_OBJS) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(CMD_OBJS) $(LIB) $(LIBS)
+
+# Example programs (examples/NAME.c) become build/bin/example-NAME.
+$(BUILD)/bin/example-%: $(BUILD)/obj/examples/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(LIBS)
 
 $(UNIT_BIN): $(HARNESS_SRCS:%.c=$(BUILD)/obj/%.o) $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
 	@mkdir -p $(@D)

@@ -40,6 +40,7 @@ struct subcmd {
     const char *details; /* paragraphs for `argot <name> --help` */
     const struct flag_def *flags; /* terminated by {NULL} */
     int (*run)(struct cmd_args *a);
+    const char *rest;    /* "-- PROG [ARGS...]": takes what follows "--" */
 };
 
 /* Parsed flags of one subcommand. Values point into argv. */
@@ -48,6 +49,8 @@ struct cmd_args {
     size_t nvals[MAX_FLAGS];
     const char **vals[MAX_FLAGS]; /* per flag, its values in order */
     bool seen[MAX_FLAGS];
+    int nrest;            /* after "--", for a subcommand with `rest` */
+    char **rest;
 };
 
 /* Parses argv (after the subcommand's name) into a. Returns EXIT_OK, or
@@ -82,5 +85,6 @@ void print_usage(const struct subcmd *sc);
 /* The subcommands, one per file in src/cmd/. */
 extern const struct subcmd cmd_csv_check;
 extern const struct subcmd cmd_demo;
+extern const struct subcmd cmd_launch;
 
 #endif /* ARGOT_CMD_H */

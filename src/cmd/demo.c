@@ -19,9 +19,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "argot/fed.h"
 #include "argot/link.h"
 #include "argot/mpc.h"
-#include "cluster.h"
 #include "cmd.h"
 
 #define TAG_ROWS ((uint64_t)1 << 62) /* demo metadata, apart from mpc's tags */
@@ -365,18 +365,18 @@ static int run_party(struct cmd_args *a)
         return usage_error(a->sc, "--config needs --party NAME (which party this process is)");
     if (args_get(a, "sim"))
         return usage_error(a->sc, "--sim and --config are two modes: give one");
-    struct cluster c;
+    ag_cluster c;
     char err[AG_ERRMSG_MAX];
-    if (cluster_load(path, &c, err, sizeof(err)) < 0)
+    if (ag_cluster_load(path, &c, err, sizeof(err)) < 0)
         return runtime_error("%s", err);
-    int me = cluster_rank(&c, party);
+    int me = ag_cluster_rank(&c, party);
     if (me < 0)
         return usage_error(a->sc, "--party %s: no such party in %s", party, path);
     if (c.n > 3)
         return runtime_error("%s: the demo runs 2 or 3 parties, the config names %d", path, c.n);
-    if (c.field != AG_FM128)
+    if (c.spu.field != AG_FM128)
         return runtime_error("%s: the demo's sums of squares need spu.field FM128", path);
-    d.field = c.field;
+    d.field = c.spu.field;
     d.n = c.n;
     for (int i = 0; i < c.n; i++)
         snprintf(d.names[i], sizeof(d.names[i]), "%s", c.names[i]);
@@ -393,7 +393,7 @@ static int run_party(struct cmd_args *a)
     } else if (in) {
         return usage_error(a->sc, "--in: party %s holds no data in this job", party);
     }
-    const char *addrs[CLUSTER_MAX_PARTIES], *names[CLUSTER_MAX_PARTIES];
+    const char *addrs[AG_CLUSTER_MAX_PARTIES], *names[AG_CLUSTER_MAX_PARTIES];
     for (int i = 0; i < c.n; i++) {
         addrs[i] = c.addresses[i];
         names[i] = c.names[i];
@@ -406,7 +406,7 @@ static int run_party(struct cmd_args *a)
     if (!link)
         return runtime_error("demo: party %s: %s", party, err);
     printf("argot demo: party %s of %d in production mode, serving %s; semi2k over %s\n", party,
-           c.n, c.addresses[me], ag_field_name(c.field));
+           c.n, c.addresses[me], ag_field_name(c.spu.field));
     fflush(stdout);
     d.runs[me] = (struct party_run){.d = &d, .rank = (unsigned)me, .link = link};
     party_main(&d.runs[me]);

@@ -48,6 +48,8 @@ void print_usage(const struct subcmd *sc)
         printf(" %s--%s%s%s%s%s", opt ? "[" : "", f->name, f->metavar ? " " : "",
                f->metavar ? f->metavar : "", opt ? "]" : "", (f->flags & FLAG_REPEAT) ? "..." : "");
     }
+    if (sc->rest)
+        printf(" %s", sc->rest);
     printf("\n\n%s\n", sc->summary);
     if (sc->details)
         printf("\n%s\n", sc->details);
@@ -94,6 +96,11 @@ int args_parse(struct cmd_args *a, const struct subcmd *sc, int argc, char **arg
         const char *arg = argv[i];
         if (strcmp(arg, "--") == 0) {
             i++;
+            if (sc->rest) {
+                a->nrest = argc - i;
+                a->rest = argv + i;
+                i = argc;
+            }
             break;
         }
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {

@@ -12,6 +12,7 @@
 
 static const struct subcmd *const subcmds[] = {
     &cmd_demo,
+    &cmd_launch,
     &cmd_csv_check,
 };
 

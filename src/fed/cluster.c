@@ -1,5 +1,5 @@
 /*
- * Reading the cluster config (cluster.h): typed getters over the YAML
+ * Reading the cluster config (fed.h): typed getters over the YAML
  * reader, every error with its file, line and column. Security rule of
  * design.md: TLS is required off loopback; this build has no TLS yet, so
  * a tls section, or a party address that is not on loopback, is refused
@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cluster.h"
+#include "argot/fed.h"
 
 static bool on_loopback(const char *addr)
 {
@@ -16,14 +16,14 @@ static bool on_loopback(const char *addr)
            strncmp(addr, "[::1]:", 6) == 0;
 }
 
-static int load_parties(ag_config *cfg, const ag_cnode *parties, struct cluster *c)
+static int load_parties(ag_config *cfg, const ag_cnode *parties, ag_cluster *c)
 {
     static const char *const party_keys[] = {"address", "gateway", NULL};
     size_t n = ag_cnode_len(parties);
-    if (n < 2 || n > CLUSTER_MAX_PARTIES)
+    if (n < 2 || n > AG_CLUSTER_MAX_PARTIES)
         return ag_config_errorf(cfg, parties, AG_E_CONFIG_VALUE,
                                 "'parties' must name 2 to %d parties, got %zu",
-                                CLUSTER_MAX_PARTIES, n);
+                                AG_CLUSTER_MAX_PARTIES, n);
     for (size_t i = 0; i < n; i++) {
         const ag_cnode *key = ag_cnode_key(parties, i), *p = ag_cnode_item(parties, i);
         const char *name = ag_cnode_scalar(key), *addr = NULL;
@@ -52,10 +52,11 @@ static int load_parties(ag_config *cfg, const ag_cnode *parties, struct cluster 
     return 0;
 }
 
-static int load_spu(ag_config *cfg, const ag_cnode *spu, struct cluster *c)
+static int load_spu(ag_config *cfg, const ag_cnode *spu, ag_cluster *c)
 {
-    static const char *const spu_keys[] = {"protocol", "field", "fxp_fraction_bits", NULL};
-    const char *protocol = "semi2k", *field = "FM64";
+    static const char *const spu_keys[] = {"protocol", "field", "fxp_fraction_bits", "beaver",
+                                           NULL};
+    const char *protocol = "semi2k", *field = "FM64", *beaver = "tfp";
     int64_t bits = 0;
     int rc = ag_config_check_keys(cfg, spu, spu_keys);
     if (rc == 0)
@@ -64,27 +65,41 @@ static int load_spu(ag_config *cfg, const ag_cnode *spu, struct cluster *c)
         rc = ag_config_get_str(cfg, spu, "field", AG_OPTIONAL, &field);
     if (rc == 0)
         rc = ag_config_get_i64(cfg, spu, "fxp_fraction_bits", AG_OPTIONAL, 1, 62, &bits);
+    if (rc == 0)
+        rc = ag_config_get_str(cfg, spu, "beaver", AG_OPTIONAL, &beaver);
     if (rc < 0)
         return rc;
     if (strcmp(protocol, "semi2k") != 0)
         return ag_config_errorf(cfg, ag_cnode_get(spu, "protocol"), AG_E_CONFIG_VALUE,
                                 "protocol '%s' is not supported (semi2k is)", protocol);
     if (strcmp(field, "FM64") == 0)
-        c->field = AG_FM64;
+        c->spu.field = AG_FM64;
     else if (strcmp(field, "FM128") == 0)
-        c->field = AG_FM128;
+        c->spu.field = AG_FM128;
     else
         return ag_config_errorf(cfg, ag_cnode_get(spu, "field"), AG_E_CONFIG_VALUE,
                                 "field '%s' must be FM64 or FM128", field);
-    c->fxp_bits = (unsigned)bits;
+    if (strcmp(beaver, "tfp") != 0)
+        return ag_config_errorf(cfg, ag_cnode_get(spu, "beaver"), AG_E_CONFIG_VALUE,
+                                "beaver dealer '%s' is not available (tfp is: the trusted "
+                                "first party)", beaver);
+    if (bits && (c->spu.field == AG_FM64 ? bits > 40 : bits > 100))
+        return ag_config_errorf(cfg, ag_cnode_get(spu, "fxp_fraction_bits"), AG_E_CONFIG_VALUE,
+                                "fxp_fraction_bits %lld leaves too few integer bits in %s",
+                                (long long)bits, field);
+    snprintf(c->spu.protocol, sizeof(c->spu.protocol), "semi2k");
+    c->spu.fxp_bits = (unsigned)bits;
+    c->spu.dealer = AG_BEAVER_TFP;
+    c->has_spu = true;
     return 0;
 }
 
-int cluster_load(const char *path, struct cluster *c, char *err, size_t cap)
+int ag_cluster_load(const char *path, ag_cluster *c, char *err, size_t cap)
 {
-    static const char *const top[] = {"parties", "spu", "tls", "session", NULL};
+    static const char *const top[] = {"parties", "spu", "tls", "session", "timeout", NULL};
     memset(c, 0, sizeof(*c));
-    c->field = AG_FM64;
+    snprintf(c->spu.protocol, sizeof(c->spu.protocol), "semi2k");
+    c->spu.field = AG_FM64;
     snprintf(c->session, sizeof(c->session), "argot");
     ag_config *cfg = ag_config_new();
     if (!cfg) {
@@ -102,8 +117,11 @@ int cluster_load(const char *path, struct cluster *c, char *err, size_t cap)
         rc = load_parties(cfg, parties, c);
     if (rc == 0)
         rc = ag_config_get_map(cfg, ag_config_root(cfg), "spu", AG_OPTIONAL, &spu);
-    if (rc == 0)
+    if (rc == 0 && spu)
         rc = load_spu(cfg, spu, c);
+    if (rc == 0)
+        rc = ag_config_get_duration_ms(cfg, ag_config_root(cfg), "timeout", AG_OPTIONAL,
+                                       &c->timeout_ms);
     if (rc == 0 && ag_cnode_get(ag_config_root(cfg), "tls"))
         rc = ag_config_errorf(cfg, ag_cnode_get(ag_config_root(cfg), "tls"), AG_E_CONFIG_VALUE,
                               "tls is not supported by this build yet");
@@ -117,7 +135,7 @@ int cluster_load(const char *path, struct cluster *c, char *err, size_t cap)
     return rc;
 }
 
-int cluster_rank(const struct cluster *c, const char *name)
+int ag_cluster_rank(const ag_cluster *c, const char *name)
 {
     for (int i = 0; i < c->n; i++)
         if (strcmp(c->names[i], name) == 0)
