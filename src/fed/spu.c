@@ -136,6 +136,38 @@ typedef enum binop {
     B_ADD, B_SUB, B_MUL, B_DIV, B_MATMUL, B_LESS, B_GREATER, B_EQUAL, B_MIN, B_MAX,
 } binop;
 
+/* numpy's broadcasting of two operands to one shape (not for matmul). */
+static int operands_broadcast(operand *a, operand *b)
+{
+    const ag_tensor *x = a->t, *y = b->t;
+    if (ag_tensor_same_shape(x, y))
+        return 0;
+    int nd = x->ndim > y->ndim ? x->ndim : y->ndim;
+    int64_t shape[AG_TENSOR_MAX_DIMS];
+    for (int i = 0; i < nd; i++) {
+        int xi = x->ndim - nd + i, yi = y->ndim - nd + i;
+        int64_t dx = xi >= 0 ? x->shape[xi] : 1, dy = yi >= 0 ? y->shape[yi] : 1;
+        if (dx != dy && dx != 1 && dy != 1)
+            return AG_E_MPC_SHAPE;
+        shape[i] = dx == 1 ? dy : dx;
+    }
+    operand *ops[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        const ag_tensor *t = ops[k]->t;
+        bool same = t->ndim == nd && memcmp(t->shape, shape, (size_t)nd * 8) == 0;
+        if (same)
+            continue;
+        ag_tensor out = {0};
+        int rc = ag_tensor_broadcast(&out, t, nd, shape);
+        if (rc < 0)
+            return rc;
+        ag_tensor_cleanup(&ops[k]->own);
+        ops[k]->own = out;
+        ops[k]->t = &ops[k]->own;
+    }
+    return 0;
+}
+
 static const char *const binop_names[] = {
     "add", "sub", "mul", "div", "matmul", "less", "greater", "equal", "min", "max",
 };
@@ -164,7 +196,17 @@ static ag_obj *binary(ag_fed *f, binop op, ag_obj *x, ag_obj *y)
         fxp = true;
     }
     ag_obj *res = c.res;
-    if (rc == 0) {
+    if (rc == 0 && op != B_MATMUL && (rc = operands_broadcast(&a, &b)) < 0) {
+        char sa[64], sb[64];
+        ag__fed_obj_fail(res, rc, "%s: shapes %s and %s do not broadcast", binop_names[op],
+                         ag_tensor_shape_str(a.t, sa, sizeof(sa)),
+                         ag_tensor_shape_str(b.t, sb, sizeof(sb)));
+        rc = 0;
+        operand_cleanup(&a);
+        operand_cleanup(&b);
+        return op_end(&c, rc);
+    }
+    if (rc == 0 && !ag_obj_status(res, NULL)) {
         switch (op) {
         case B_ADD: rc = ag_mpc_add(m, a.t, b.t, &res->t); break;
         case B_SUB: rc = ag_mpc_sub(m, a.t, b.t, &res->t); break;
@@ -231,6 +273,16 @@ ag_obj *ag_spu_select(ag_fed *f, ag_obj *cond, ag_obj *x, ag_obj *y)
             rc = operand_to_fxp(&c, &b);
     }
     if (rc == 0)
+        rc = operands_broadcast(&a, &b);
+    if (rc == 0)
+        rc = operands_broadcast(&k, &a);
+    if (rc == 0)
+        rc = operands_broadcast(&a, &b);
+    if (rc == AG_E_MPC_SHAPE) {
+        ag__fed_obj_fail(c.res, rc, "select: shapes do not broadcast");
+        rc = 0;
+    }
+    if (rc == 0 && !ag_obj_status(c.res, NULL))
         rc = ag_mpc_select(f->mpc, k.t, a.t, b.t, &c.res->t);
     c.res->fxp = a.fxp;
     operand_cleanup(&k);
