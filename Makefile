@@ -81,6 +81,7 @@ CMD_OBJS := $(CMD_SRCS:%.c=$(BUILD)/obj/%.o)
 HARNESS_SRCS := $(wildcard tests/harness/*.c)
 UNIT_SRCS := $(wildcard tests/unit/*/*.c)
 INTEG_SRCS := $(wildcard tests/integration/*.c)
+PROG_SRCS := $(wildcard tests/progs/*.c)
 BENCH_SRCS := $(wildcard bench/*.c)
 FUZZ_SRCS := $(wildcard fuzz/*.c)
 
@@ -89,13 +90,14 @@ EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/bin/example-%)
 BINS := $(BUILD)/bin/argot $(EXAMPLE_BINS)
 UNIT_BIN := $(BUILD)/test/unit
 INTEG_BIN := $(BUILD)/test/integration
+PROG_BINS := $(PROG_SRCS:tests/progs/%.c=$(BUILD)/test/%)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=$(BUILD)/fuzz/%)
 
 ALL_OBJS := $(LIB_OBJS) $(CMD_OBJS) $(HARNESS_SRCS:%.c=$(BUILD)/obj/%.o) \
             $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(INTEG_SRCS:%.c=$(BUILD)/obj/%.o) \
             $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o) $(FUZZ_SRCS:%.c=$(BUILD)/obj/%.o) \
-            $(EXAMPLE_SRCS:%.c=$(BUILD)/obj/%.o)
+            $(EXAMPLE_SRCS:%.c=$(BUILD)/obj/%.o) $(PROG_SRCS:%.c=$(BUILD)/obj/%.o)
 
 # ---- rules ------------------------------------------------------------------
 
@@ -139,6 +141,11 @@ $(BUILD)/bin/example-%: $(BUILD)/obj/examples/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(LIBS)
 
+# Programs the integration tests run (tests/progs/NAME.c: build/test/NAME).
+$(BUILD)/test/%: $(BUILD)/obj/tests/progs/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(LIBS)
+
 $(UNIT_BIN): $(HARNESS_SRCS:%.c=$(BUILD)/obj/%.o) $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB) $(LIBS)
@@ -157,7 +164,7 @@ $(BUILD)/fuzz/%: $(BUILD)/obj/fuzz/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -fsanitize=fuzzer -o $@ $< $(LIB) $(LIBS)
 
-test-bins: all $(UNIT_BIN) $(INTEG_BIN)
+test-bins: all $(UNIT_BIN) $(INTEG_BIN) $(PROG_BINS)
 bench-bins: $(BENCH_BINS)
 fuzz-bins: $(FUZZ_BINS)
 

@@ -290,8 +290,10 @@ static int run_party(main_args *a)
                            .timeout_ms = a->timeout_ms ? a->timeout_ms : c.timeout_ms};
     ag_link *link = ag_link_rpc_new(&lo, err, sizeof(err));
     if (!link) {
+        size_t al = strlen(c.addresses[me]);
+        bool named = strncmp(err, c.addresses[me], al) == 0 && strncmp(err + al, ": ", 2) == 0;
         fprintf(stderr, "%s: party %s cannot serve on %s: %s\n", a->prog, a->party,
-                c.addresses[me], err);
+                c.addresses[me], named ? err + al + 2 : err);
         return EXIT_RUNTIME;
     }
     party_run run = {.a = a};

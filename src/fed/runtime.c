@@ -573,7 +573,7 @@ ag_obj *ag_to_spu(ag_fed *f, ag_obj *o)
             status = value_to_ring(f, &o->val, &plain, &res->fxp, err, sizeof(err));
             if (status < 0) {
                 char msg[AG_ERRMSG_MAX];
-                snprintf(msg, sizeof(msg), "party %s: to_spu: %s", f->names[owner], err);
+                snprintf(msg, sizeof(msg), "party %s: to_spu: %.400s", f->names[owner], err);
                 snprintf(err, sizeof(err), "%s", msg);
             }
         } else {

@@ -22,6 +22,16 @@ const char *ag_test_bin(const char *name)
     return p;
 }
 
+const char *ag_test_prog(const char *name)
+{
+    static char slots[8][512];
+    static unsigned next;
+    const char *dir = getenv("ARGOT_BIN_DIR");
+    char *p = slots[next++ % 8];
+    snprintf(p, sizeof(slots[0]), "%s/../test/%s", dir ? dir : "build/bin", name);
+    return p;
+}
+
 static int append(char **buf, size_t *len, const char *data, size_t n)
 {
     char *nb = realloc(*buf, *len + n + 1);
@@ -167,6 +177,19 @@ ssize_t ag_test_read_line(int fd, char *buf, size_t cap, unsigned timeout_s)
     }
     buf[n] = '\0';
     return (ssize_t)n;
+}
+
+int ag_test_wait(pid_t pid, unsigned timeout_s)
+{
+    int status;
+    for (unsigned i = 0; i < timeout_s * 100; i++) {
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        ag_sleep_ms(10);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 int ag_test_stop(pid_t pid)

@@ -170,7 +170,12 @@ ssize_t ag_test_read_line(int fd, char *buf, size_t cap, unsigned timeout_s);
 /* SIGTERM, then SIGKILL after 2 s; reaps it; returns its exit status (or
  * 128 + signal). */
 int ag_test_stop(pid_t pid);
+/* Waits up to timeout_s for it to exit (then SIGKILL); returns its exit
+ * status (or 128 + signal). */
+int ag_test_wait(pid_t pid, unsigned timeout_s);
 /* $ARGOT_BIN_DIR/name (default build/bin/name). Static storage, 8 slots. */
 const char *ag_test_bin(const char *name);
+/* A test program (tests/progs/name.c): $ARGOT_BIN_DIR/../test/name. */
+const char *ag_test_prog(const char *name);
 
 #endif /* ARGOT_TEST_H */

@@ -1,0 +1,264 @@
+/*
+ * The federated runtime end to end, with real processes: example-hello and
+ * a richer job (tests/progs/fedjob.c) in the three modes (threads, `argot
+ * launch`, one process per party from a cluster config) giving the same
+ * results; a party killed mid-job; an error at one party reaching all; the
+ * usage errors of ag_fed_main.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "test.h"
+
+static int free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    CHECK(bind(s, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    CHECK(getsockname(s, (struct sockaddr *)&sa, &len) == 0);
+    close(s);
+    return ntohs(sa.sin_port);
+}
+
+/* A two-party cluster config on free loopback ports; returns its path. */
+static const char *write_cluster(const char *name, const char *extra)
+{
+    int pa = free_port(), pb;
+    do
+        pb = free_port();
+    while (pb == pa);
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "parties:\n  alice: {address: \"127.0.0.1:%d\"}\n  bob: {address: "
+             "\"127.0.0.1:%d\"}\n%s",
+             pa, pb, extra ? extra : "");
+    return ag_test_write_file(name, text, strlen(text));
+}
+
+/* Starts one party in production mode; its stderr goes to errfile. */
+static pid_t start_party(const char *prog, const char *job, const char *config,
+                         const char *party, const char *errfile, const char *timeout, int *out)
+{
+    const char *argv[] = {"/bin/sh", "-c", "f=$1; shift; exec \"$@\" 2>\"$f\"", "sh", errfile,
+                          prog, "--config", config, "--party", party, "--timeout", timeout,
+                          job, NULL};
+    if (!job)
+        argv[12] = NULL;
+    return ag_test_spawn(argv, out);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    CHECK(fp != NULL);
+    static char buf[8][4096];
+    static unsigned next;
+    char *b = buf[next++ % 8];
+    size_t n = fread(b, 1, sizeof(buf[0]) - 1, fp);
+    b[n] = '\0';
+    fclose(fp);
+    return b;
+}
+
+/* Runs prog as alice and bob from one config; returns both outputs
+ * (stdout lines joined) in out_a/out_b; both must succeed. */
+static void run_production(const char *prog, const char *job, char *out_a, char *out_b,
+                           size_t cap)
+{
+    const char *cfg = write_cluster("cluster.yaml", NULL);
+    char config[600], ea[600], eb[600];
+    snprintf(config, sizeof(config), "%s", cfg);
+    snprintf(ea, sizeof(ea), "%s", ag_test_path("alice.err"));
+    snprintf(eb, sizeof(eb), "%s", ag_test_path("bob.err"));
+    int fa, fb;
+    pid_t a = start_party(prog, job, config, "alice", ea, "30", &fa);
+    pid_t b = start_party(prog, job, config, "bob", eb, "30", &fb);
+    char *outs[2] = {out_a, out_b};
+    int fds[2] = {fa, fb};
+    for (int k = 0; k < 2; k++) {
+        size_t n = 0;
+        char line[1024];
+        outs[k][0] = '\0';
+        while (ag_test_read_line(fds[k], line, sizeof(line), 60) >= 0)
+            n += (size_t)snprintf(outs[k] + n, cap - n, "%s\n", line);
+        close(fds[k]);
+    }
+    int sa = ag_test_wait(a, 30), sb = ag_test_wait(b, 30);
+    if (sa != 0 || sb != 0)
+        FAIL("production run failed: alice %d (%s), bob %d (%s)", sa, slurp(ea), sb, slurp(eb));
+}
+
+TEST(fed_example_hello_prints_nine_in_three_modes)
+{
+    ag_test_proc p;
+    const char *sim[] = {ag_test_bin("example-hello"), "--sim", "alice,bob", NULL};
+    CHECK_EQ(ag_test_run(&p, sim, NULL, 60), 0);
+    CHECK_STR_EQ(p.out, "9\n9\n");
+    CHECK_STR_EQ(p.err, "");
+    ag_test_proc_cleanup(&p);
+
+    const char *launch[] = {ag_test_bin("argot"), "launch", "--sim", "alice,bob", "--",
+                            ag_test_bin("example-hello"), NULL};
+    CHECK_EQ(ag_test_run(&p, launch, NULL, 60), 0);
+    CHECK_CONTAINS(p.out, "[alice] 9\n");
+    CHECK_CONTAINS(p.out, "[bob] 9\n");
+    CHECK_EQ(p.out_len, strlen("[alice] 9\n[bob] 9\n"));
+    ag_test_proc_cleanup(&p);
+
+    char a[4096], b[4096];
+    run_production(ag_test_bin("example-hello"), NULL, a, b, sizeof(a));
+    CHECK_STR_EQ(a, "9\n");
+    CHECK_STR_EQ(b, "9\n");
+}
+
+TEST(fed_the_same_job_gives_the_same_results_in_every_mode)
+{
+    const char *prog = ag_test_prog("fedjob");
+    ag_test_proc p;
+    const char *sim[] = {prog, "--sim", "alice,bob", "pipeline", NULL};
+    CHECK_EQ(ag_test_run(&p, sim, NULL, 60), 0);
+    /* alice's series 1.75 .. 10.5, bob's 2.5 .. -1: the dot product, the
+     * max of 2 * sum(alice) and 100, how often alice's is greater */
+    const char *want = "result: dot 10.500 max 100.000 greater 7\n";
+    CHECK_CONTAINS(p.out, want);
+    CHECK_CONTAINS(p.out, "bob alone learned the mean of alice's series: 6.1250\n");
+    ag_test_proc_cleanup(&p);
+
+    const char *launch[] = {ag_test_bin("argot"), "launch", "--sim", "alice,bob", "--", prog,
+                            "pipeline", NULL};
+    CHECK_EQ(ag_test_run(&p, launch, NULL, 60), 0);
+    CHECK_CONTAINS(p.out, "[alice] result: dot 10.500 max 100.000 greater 7\n");
+    CHECK_CONTAINS(p.out, "[bob] result: dot 10.500 max 100.000 greater 7\n");
+    CHECK_CONTAINS(p.out, "[bob] bob alone learned the mean of alice's series: 6.1250\n");
+    CHECK(!strstr(p.out, "[alice] bob alone"));
+    ag_test_proc_cleanup(&p);
+
+    char a[4096], b[4096];
+    run_production(prog, "pipeline", a, b, sizeof(a));
+    CHECK_STR_EQ(a, want);
+    CHECK_CONTAINS(b, want);
+    CHECK_CONTAINS(b, "bob alone learned the mean of alice's series: 6.1250\n");
+}
+
+TEST_TIMEOUT(fed_a_party_killed_mid_job_is_named_within_the_timeout, 60)
+{
+    const char *cfg = write_cluster("cluster.yaml", NULL);
+    char config[600], ea[600], eb[600], line[256];
+    snprintf(config, sizeof(config), "%s", cfg);
+    snprintf(ea, sizeof(ea), "%s", ag_test_path("alice.err"));
+    snprintf(eb, sizeof(eb), "%s", ag_test_path("bob.err"));
+    int fa, fb;
+    pid_t a = start_party(ag_test_prog("fedjob"), "stall", config, "alice", ea, "3", &fa);
+    pid_t b = start_party(ag_test_prog("fedjob"), "stall", config, "bob", eb, "3", &fb);
+    CHECK(ag_test_read_line(fa, line, sizeof(line), 30) >= 0);
+    CHECK_STR_EQ(line, "ready");
+    CHECK(ag_test_read_line(fb, line, sizeof(line), 30) >= 0);
+    CHECK_STR_EQ(line, "ready");
+    kill(b, SIGKILL);
+    CHECK_EQ(ag_test_wait(b, 10), 128 + SIGKILL);
+    uint64_t t0 = ag_now_ms();
+    CHECK_EQ(ag_test_wait(a, 20), 1);
+    uint64_t waited = ag_now_ms() - t0;
+    CHECK(waited < 10000); /* the 3 s timeout, and the link's shutdown */
+    const char *err = slurp(ea);
+    CHECK_CONTAINS(err, "fedjob: ");
+    CHECK_CONTAINS(err, "party bob");
+    CHECK_CONTAINS(err, "3000 ms");
+    close(fa);
+    close(fb);
+}
+
+TEST(fed_an_error_at_one_party_reaches_every_party)
+{
+    ag_test_proc p;
+    const char *sim[] = {ag_test_prog("fedjob"), "--sim", "alice,bob,carol", "fail", NULL};
+    CHECK_EQ(ag_test_run(&p, sim, NULL, 60), 1);
+    CHECK_STR_EQ(p.err, "fedjob: party bob: missing_file: bob.csv: no such file\n");
+    ag_test_proc_cleanup(&p);
+    /* under launch, every party's process says it and exits 1 */
+    const char *launch[] = {ag_test_bin("argot"), "launch", "--sim", "alice,bob", "--",
+                            ag_test_prog("fedjob"), "fail", NULL};
+    CHECK_EQ(ag_test_run(&p, launch, NULL, 60), 1);
+    CHECK_CONTAINS(p.err, "[alice] fedjob: party bob: missing_file: bob.csv: no such file\n");
+    CHECK_CONTAINS(p.err, "[bob] fedjob: party bob: missing_file: bob.csv: no such file\n");
+    CHECK_CONTAINS(p.err, "argot: launch: party alice exited with status 1\n");
+    CHECK_CONTAINS(p.err, "argot: launch: party bob exited with status 1\n");
+    ag_test_proc_cleanup(&p);
+}
+
+TEST(fed_main_usage_errors)
+{
+    ag_test_proc p;
+    const char *none[] = {ag_test_bin("example-hello"), NULL};
+    CHECK_EQ(ag_test_run(&p, none, NULL, 10), 2);
+    CHECK_STR_EQ(p.err, "example-hello: choose a mode: --sim alice,bob (one process) or "
+                        "--config cluster.yaml --party NAME (this process is one party) (see "
+                        "'example-hello --help')\n");
+    ag_test_proc_cleanup(&p);
+    const char *one[] = {ag_test_bin("example-hello"), "--sim", "alice", NULL};
+    CHECK_EQ(ag_test_run(&p, one, NULL, 10), 2);
+    CHECK_CONTAINS(p.err, "--sim alice: a job needs at least 2 parties");
+    ag_test_proc_cleanup(&p);
+    const char *dup[] = {ag_test_bin("example-hello"), "--sim", "alice,alice", NULL};
+    CHECK_EQ(ag_test_run(&p, dup, NULL, 10), 2);
+    CHECK_CONTAINS(p.err, "party 'alice' appears twice");
+    ag_test_proc_cleanup(&p);
+    const char *cfg = write_cluster("c.yaml", NULL);
+    const char *noparty[] = {ag_test_bin("example-hello"), "--config", cfg, NULL};
+    CHECK_EQ(ag_test_run(&p, noparty, NULL, 10), 2);
+    CHECK_CONTAINS(p.err, "--config needs --party NAME");
+    ag_test_proc_cleanup(&p);
+    const char *who[] = {ag_test_bin("example-hello"), "--config", cfg, "--party", "eve", NULL};
+    CHECK_EQ(ag_test_run(&p, who, NULL, 10), 2);
+    CHECK_CONTAINS(p.err, "--party eve: no such party in ");
+    ag_test_proc_cleanup(&p);
+    static const char bad_yaml[] = "parties:\n  alice: {adress: x}\n  bob: {address: x}\n";
+    const char *bad = ag_test_write_file("bad.yaml", bad_yaml, strlen(bad_yaml));
+    const char *badcfg[] = {ag_test_bin("example-hello"), "--config", bad, "--party", "alice",
+                            NULL};
+    CHECK_EQ(ag_test_run(&p, badcfg, NULL, 10), 1);
+    CHECK_CONTAINS(p.err, "bad.yaml:2:11: unknown key 'adress' (did you mean 'address'?)");
+    ag_test_proc_cleanup(&p);
+    const char *help[] = {ag_test_bin("example-hello"), "--help", NULL};
+    CHECK_EQ(ag_test_run(&p, help, NULL, 10), 0);
+    CHECK_CONTAINS(p.out, "usage: example-hello --sim PARTIES");
+    ag_test_proc_cleanup(&p);
+    const char *nolaunch[] = {ag_test_bin("argot"), "launch", "--sim", "alice,bob", NULL};
+    CHECK_EQ(ag_test_run(&p, nolaunch, NULL, 10), 2);
+    CHECK_CONTAINS(p.err, "argot: launch: give the program after --");
+    ag_test_proc_cleanup(&p);
+    const char *missing[] = {ag_test_bin("argot"), "launch", "--sim", "alice,bob", "--",
+                             "/nonexistent/prog", NULL};
+    CHECK_EQ(ag_test_run(&p, missing, NULL, 10), 1);
+    CHECK_CONTAINS(p.err, "[alice] argot: launch: cannot run /nonexistent/prog: No such file");
+    ag_test_proc_cleanup(&p);
+}
+
+TEST(fed_a_taken_address_names_the_party_and_the_address)
+{
+    /* alice's port is held by someone else */
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    CHECK(bind(s, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    CHECK(listen(s, 1) == 0);
+    CHECK(getsockname(s, (struct sockaddr *)&sa, &len) == 0);
+    char text[256];
+    snprintf(text, sizeof(text), "parties:\n  alice: {address: \"127.0.0.1:%d\"}\n  bob: "
+             "{address: \"127.0.0.1:%d\"}\n", ntohs(sa.sin_port), free_port());
+    const char *cfg = ag_test_write_file("c.yaml", text, strlen(text));
+    ag_test_proc p;
+    const char *argv[] = {ag_test_bin("example-hello"), "--config", cfg, "--party", "alice",
+                          NULL};
+    CHECK_EQ(ag_test_run(&p, argv, NULL, 10), 1);
+    char want[128];
+    snprintf(want, sizeof(want), "example-hello: party alice cannot serve on 127.0.0.1:%d: "
+             "Address already in use\n", ntohs(sa.sin_port));
+    CHECK_STR_EQ(p.err, want);
+    ag_test_proc_cleanup(&p);
+    close(s);
+}
