@@ -199,6 +199,29 @@ int ag_fed_main(int argc, char **argv, ag_fed_job *job, const ag_spu_config *def
 int ag_fed_main_ud(int argc, char **argv, ag_fed_job *job, void *udata,
                    const ag_spu_config *defaults);
 
+/* The modes as library calls, for programs with their own command line
+ * (the argot subcommands). */
+typedef struct ag_fed_run {
+    ag_fed_job *job;
+    void *udata;
+    ag_spu_config spu;          /* unless the cluster config has an spu section */
+    uint64_t timeout_ms;        /* receive timeout; 0: the config's, else 60 s */
+    const char *session;        /* production: overrides the config's */
+    int argc;                   /* the job's arguments (may be 0) */
+    char **argv;
+    char err[AG_ERRMSG_MAX];    /* out: why it failed ("party bob: ...") */
+} ag_fed_run;
+
+/* Initializes r for job (semi2k over FM64). */
+void ag_fed_run_init(ag_fed_run *r, ag_fed_job *job, void *udata);
+/* Simulation mode: the job at n parties, a thread each, in-memory links.
+ * Returns 0 when it succeeded at every party, else the root cause's code
+ * (the first failure that is not another party's echoed back). */
+int ag_fed_run_sim(ag_fed_run *r, unsigned n, const char *const *names);
+/* Production mode: this process is party of the cluster c, serving on its
+ * address. AG_E_USAGE when c has no such party. */
+int ag_fed_run_party(ag_fed_run *r, const ag_cluster *c, const char *party);
+
 unsigned ag_fed_rank(const ag_fed *f);
 unsigned ag_fed_size(const ag_fed *f);
 /* This party's name; ag_fed_party_name(f, r) another's. */

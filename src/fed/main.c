@@ -136,10 +136,20 @@ static int parse(main_args *a, int argc, char **argv)
     return EXIT_OK;
 }
 
-/* ---- running one party --------------------------------------------------------- */
+/* ---- running the job ---------------------------------------------------------- */
+
+void ag_fed_run_init(ag_fed_run *r, ag_fed_job *job, void *udata)
+{
+    memset(r, 0, sizeof(*r));
+    ag_fed_opts o;
+    ag_fed_opts_init(&o);
+    r->spu = o.spu;
+    r->job = job;
+    r->udata = udata;
+}
 
 typedef struct party_run {
-    const main_args *a;
+    const ag_fed_run *r;
     ag_fed_opts o;
     int rc;
     char err[AG_ERRMSG_MAX];
@@ -156,7 +166,7 @@ static void *party_main(void *arg)
         ag_link_abort(p->o.link, p->err);
         return NULL;
     }
-    int rc = p->a->job(f, p->a->udata);
+    int rc = p->r->job(f, p->r->udata);
     if (rc < 0) {
         p->rc = rc;
         const char *why = f->broken || f->err[0] ? f->err : NULL;
@@ -176,10 +186,10 @@ static void *party_main(void *arg)
 
 /* The root cause among failed parties: the first error that is not another
  * party's failure echoed back through the link. */
-static const party_run *root_cause(const party_run *runs, int n)
+static const party_run *root_cause(const party_run *runs, unsigned n)
 {
     const party_run *first = NULL;
-    for (int i = 0; i < n; i++) {
+    for (unsigned i = 0; i < n; i++) {
         if (runs[i].rc >= 0)
             continue;
         if (!first)
@@ -189,6 +199,88 @@ static const party_run *root_cause(const party_run *runs, int n)
     }
     return first;
 }
+
+int ag_fed_run_sim(ag_fed_run *r, unsigned n, const char *const *names)
+{
+    r->err[0] = '\0';
+    if (n < 2 || n > AG_CLUSTER_MAX_PARTIES) {
+        snprintf(r->err, sizeof(r->err), "a job runs 2 to %d parties, not %u",
+                 AG_CLUSTER_MAX_PARTIES, n);
+        return AG_E_USAGE;
+    }
+    ag_link *links[AG_CLUSTER_MAX_PARTIES];
+    int rc = ag_link_mem_group(n, names, links);
+    if (rc < 0) {
+        snprintf(r->err, sizeof(r->err), "%s", ag_strerror(rc));
+        return rc;
+    }
+    party_run runs[AG_CLUSTER_MAX_PARTIES];
+    pthread_t th[AG_CLUSTER_MAX_PARTIES];
+    unsigned started = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (r->timeout_ms)
+            ag_link_set_timeout_ms(links[i], r->timeout_ms);
+        runs[i] = (party_run){.r = r};
+        runs[i].o = (ag_fed_opts){.rank = i, .n = n, .names = names, .link = links[i],
+                                  .spu = r->spu, .argc = r->argc, .argv = r->argv};
+    }
+    for (; started < n; started++)
+        if (pthread_create(&th[started], NULL, party_main, &runs[started]) != 0) {
+            ag_link_abort(links[0], "cannot start a thread per party");
+            break;
+        }
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    for (unsigned i = 0; i < n; i++)
+        ag_link_free(links[i]);
+    if (started < n) {
+        snprintf(r->err, sizeof(r->err), "cannot start a thread per party");
+        return AG_E_SYS;
+    }
+    const party_run *bad = root_cause(runs, n);
+    if (!bad)
+        return 0;
+    snprintf(r->err, sizeof(r->err), "%s", bad->err);
+    return bad->rc;
+}
+
+int ag_fed_run_party(ag_fed_run *r, const ag_cluster *c, const char *party)
+{
+    r->err[0] = '\0';
+    int me = ag_cluster_rank(c, party);
+    if (me < 0) {
+        snprintf(r->err, sizeof(r->err), "no party '%s' in the cluster config", party);
+        return AG_E_USAGE;
+    }
+    const char *addrs[AG_CLUSTER_MAX_PARTIES], *names[AG_CLUSTER_MAX_PARTIES];
+    for (int i = 0; i < c->n; i++) {
+        addrs[i] = c->addresses[i];
+        names[i] = c->names[i];
+    }
+    ag_link_rpc_opts lo = {.rank = (unsigned)me, .n = (unsigned)c->n, .names = names,
+                           .addresses = addrs, .session = r->session ? r->session : c->session,
+                           .timeout_ms = r->timeout_ms ? r->timeout_ms : c->timeout_ms};
+    char err[AG_ERRMSG_MAX];
+    ag_link *link = ag_link_rpc_new(&lo, err, sizeof(err));
+    if (!link) {
+        size_t al = strlen(c->addresses[me]);
+        bool named = strncmp(err, c->addresses[me], al) == 0 && strncmp(err + al, ": ", 2) == 0;
+        snprintf(r->err, sizeof(r->err), "party %s cannot serve on %s: %.400s", party,
+                 c->addresses[me], named ? err + al + 2 : err);
+        return AG_E_IO;
+    }
+    party_run run = {.r = r};
+    run.o = (ag_fed_opts){.rank = (unsigned)me, .n = (unsigned)c->n, .names = names,
+                          .link = link, .spu = c->has_spu ? c->spu : r->spu, .argc = r->argc,
+                          .argv = r->argv};
+    party_main(&run);
+    ag_link_free(link);
+    if (run.rc < 0)
+        snprintf(r->err, sizeof(r->err), "%s", run.err);
+    return run.rc < 0 ? run.rc : 0;
+}
+
+/* ---- ag_fed_main ------------------------------------------------------------------ */
 
 static int parse_parties(const main_args *a, char names[][32])
 {
@@ -217,6 +309,16 @@ static int parse_parties(const main_args *a, char names[][32])
     return n;
 }
 
+static void run_from_args(ag_fed_run *r, const main_args *a)
+{
+    ag_fed_run_init(r, a->job, a->udata);
+    r->spu = a->spu;
+    r->timeout_ms = a->timeout_ms;
+    r->session = a->session;
+    r->argc = a->argc;
+    r->argv = a->argv;
+}
+
 static int run_sim(main_args *a)
 {
     char names[AG_CLUSTER_MAX_PARTIES][32];
@@ -226,43 +328,12 @@ static int run_sim(main_args *a)
     const char *np[AG_CLUSTER_MAX_PARTIES];
     for (int i = 0; i < n; i++)
         np[i] = names[i];
-    ag_link *links[AG_CLUSTER_MAX_PARTIES];
-    int rc = ag_link_mem_group((unsigned)n, np, links);
-    if (rc < 0) {
-        fprintf(stderr, "%s: %s\n", a->prog, ag_strerror(rc));
-        return EXIT_RUNTIME;
-    }
-    party_run runs[AG_CLUSTER_MAX_PARTIES];
-    pthread_t th[AG_CLUSTER_MAX_PARTIES];
-    int started = 0;
-    for (int i = 0; i < n; i++) {
-        if (a->timeout_ms)
-            ag_link_set_timeout_ms(links[i], a->timeout_ms);
-        runs[i] = (party_run){.a = a};
-        ag_fed_opts_init(&runs[i].o);
-        runs[i].o = (ag_fed_opts){.rank = (unsigned)i, .n = (unsigned)n, .names = np,
-                                  .link = links[i], .spu = a->spu, .argc = a->argc,
-                                  .argv = a->argv};
-    }
-    for (; started < n; started++)
-        if (pthread_create(&th[started], NULL, party_main, &runs[started]) != 0) {
-            ag_link_abort(links[0], "cannot start a thread per party");
-            break;
-        }
-    for (int i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    for (int i = 0; i < n; i++)
-        ag_link_free(links[i]);
-    if (started < n) {
-        fprintf(stderr, "%s: cannot start a thread per party\n", a->prog);
-        return EXIT_RUNTIME;
-    }
-    const party_run *bad = root_cause(runs, n);
-    if (bad) {
-        fprintf(stderr, "%s: %s\n", a->prog, bad->err);
-        return EXIT_RUNTIME;
-    }
-    return EXIT_OK;
+    static ag_fed_run r;
+    run_from_args(&r, a);
+    if (ag_fed_run_sim(&r, (unsigned)n, np) == 0)
+        return EXIT_OK;
+    fprintf(stderr, "%s: %s\n", a->prog, r.err);
+    return EXIT_RUNTIME;
 }
 
 static int run_party(main_args *a)
@@ -273,39 +344,16 @@ static int run_party(main_args *a)
         fprintf(stderr, "%s: %s\n", a->prog, err);
         return EXIT_RUNTIME;
     }
-    int me = ag_cluster_rank(&c, a->party);
-    if (me < 0) {
+    if (ag_cluster_rank(&c, a->party) < 0) {
         fprintf(stderr, "%s: --party %s: no such party in %s\n", a->prog, a->party, a->config);
         return EXIT_USAGE;
     }
-    if (c.has_spu)
-        a->spu = c.spu;
-    const char *addrs[AG_CLUSTER_MAX_PARTIES], *names[AG_CLUSTER_MAX_PARTIES];
-    for (int i = 0; i < c.n; i++) {
-        addrs[i] = c.addresses[i];
-        names[i] = c.names[i];
-    }
-    ag_link_rpc_opts lo = {.rank = (unsigned)me, .n = (unsigned)c.n, .names = names,
-                           .addresses = addrs, .session = a->session ? a->session : c.session,
-                           .timeout_ms = a->timeout_ms ? a->timeout_ms : c.timeout_ms};
-    ag_link *link = ag_link_rpc_new(&lo, err, sizeof(err));
-    if (!link) {
-        size_t al = strlen(c.addresses[me]);
-        bool named = strncmp(err, c.addresses[me], al) == 0 && strncmp(err + al, ": ", 2) == 0;
-        fprintf(stderr, "%s: party %s cannot serve on %s: %s\n", a->prog, a->party,
-                c.addresses[me], named ? err + al + 2 : err);
-        return EXIT_RUNTIME;
-    }
-    party_run run = {.a = a};
-    run.o = (ag_fed_opts){.rank = (unsigned)me, .n = (unsigned)c.n, .names = names,
-                          .link = link, .spu = a->spu, .argc = a->argc, .argv = a->argv};
-    party_main(&run);
-    ag_link_free(link);
-    if (run.rc < 0) {
-        fprintf(stderr, "%s: %s\n", a->prog, run.err);
-        return EXIT_RUNTIME;
-    }
-    return EXIT_OK;
+    static ag_fed_run r;
+    run_from_args(&r, a);
+    if (ag_fed_run_party(&r, &c, a->party) == 0)
+        return EXIT_OK;
+    fprintf(stderr, "%s: %s\n", a->prog, r.err);
+    return EXIT_RUNTIME;
 }
 
 int ag_fed_main_ud(int argc, char **argv, ag_fed_job *job, void *udata,
