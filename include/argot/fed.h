@@ -147,6 +147,7 @@ typedef struct ag_fed_opts {
     ag_spu_config spu;
     int argc;                        /* the job's own arguments */
     char **argv;
+    void *udata;                     /* the job's (ag_fed_udata) */
 } ag_fed_opts;
 
 /* The cluster config of production mode (design.md), YAML:
@@ -229,6 +230,9 @@ const char *ag_fed_party(const ag_fed *f);
 const char *ag_fed_party_name(const ag_fed *f, unsigned r);
 /* The rank of a party name, or -1. */
 int ag_fed_party_rank(const ag_fed *f, const char *name);
+/* The udata given with the job (to its PYU functions through
+ * ag_pyu_fed): per process, so in simulation mode shared by the parties. */
+void *ag_fed_udata(const ag_fed *f);
 int ag_fed_argc(const ag_fed *f);
 char **ag_fed_argv(const ag_fed *f);
 /* The link (for apps that run their own protocol between calls: they must

@@ -43,6 +43,7 @@ struct ag_fed {
     ag_mpc *mpc;        /* at the first SPU call */
     int argc;
     char **argv;
+    void *udata;
     uint64_t next_id;
     uint64_t seq;       /* communicating calls so far */
     int broken;         /* 0, or the error that broke the runtime */

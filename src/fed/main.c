@@ -222,7 +222,8 @@ int ag_fed_run_sim(ag_fed_run *r, unsigned n, const char *const *names)
             ag_link_set_timeout_ms(links[i], r->timeout_ms);
         runs[i] = (party_run){.r = r};
         runs[i].o = (ag_fed_opts){.rank = i, .n = n, .names = names, .link = links[i],
-                                  .spu = r->spu, .argc = r->argc, .argv = r->argv};
+                                  .spu = r->spu, .argc = r->argc, .argv = r->argv,
+                                  .udata = r->udata};
     }
     for (; started < n; started++)
         if (pthread_create(&th[started], NULL, party_main, &runs[started]) != 0) {
@@ -272,7 +273,7 @@ int ag_fed_run_party(ag_fed_run *r, const ag_cluster *c, const char *party)
     party_run run = {.r = r};
     run.o = (ag_fed_opts){.rank = (unsigned)me, .n = (unsigned)c->n, .names = names,
                           .link = link, .spu = c->has_spu ? c->spu : r->spu, .argc = r->argc,
-                          .argv = r->argv};
+                          .argv = r->argv, .udata = r->udata};
     party_main(&run);
     ag_link_free(link);
     if (run.rc < 0)

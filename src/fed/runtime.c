@@ -42,6 +42,7 @@ ag_fed *ag_fed_new(const ag_fed_opts *o)
     f->spu = o->spu;
     f->argc = o->argc;
     f->argv = o->argv;
+    f->udata = o->udata;
     return f;
 }
 
@@ -72,6 +73,7 @@ unsigned ag_fed_size(const ag_fed *f) { return f->n; }
 const char *ag_fed_party(const ag_fed *f) { return f->names[f->rank]; }
 int ag_fed_argc(const ag_fed *f) { return f->argc; }
 char **ag_fed_argv(const ag_fed *f) { return f->argv; }
+void *ag_fed_udata(const ag_fed *f) { return f->udata; }
 ag_link *ag_fed_link(ag_fed *f) { return f->link; }
 const char *ag_fed_errmsg(const ag_fed *f) { return f->err; }
 

@@ -70,7 +70,7 @@ TEST(demo_broken_row_names_party_file_and_line)
     snprintf(in_b, sizeof(in_b), "bob=%s", ag_test_path("bob.csv"));
     ag_test_proc p;
     CHECK_EQ(demo(&p, "--in", in_a, "--in", in_b, NULL, NULL), 1);
-    snprintf(want, sizeof(want), "argot: demo: party bob: %s:3: column 'y': 'lots' is not a "
+    snprintf(want, sizeof(want), "argot: demo: party bob: value_column: %s:3: column 'y': 'lots' is not a "
              "number\n", ag_test_path("bob.csv"));
     CHECK_STR_EQ(p.err, want);
     CHECK(!strstr(p.out, "learned"));
@@ -84,7 +84,7 @@ TEST(demo_broken_row_names_party_file_and_line)
     ag_test_proc_cleanup(&p);
 
     CHECK_EQ(demo(&p, "--in", "alice=/nonexistent.csv", NULL, NULL, NULL, NULL), 1);
-    CHECK_STR_EQ(p.err, "argot: demo: party alice: /nonexistent.csv: No such file or "
+    CHECK_STR_EQ(p.err, "argot: demo: party alice: load_table: /nonexistent.csv: No such file or "
                         "directory\n");
     ag_test_proc_cleanup(&p);
 }
