@@ -60,6 +60,7 @@
     /* rpc */                                                                \
     X(RPC_PROTOCOL, -200, "gRPC protocol violation")                         \
     X(RPC_COMPRESSION, -201, "gRPC message compression failed")              \
+    X(RPC_TLS, -202, "TLS failure")                                          \
     /* mpc */                                                                \
     X(MPC_SHAPE, -300, "tensor shapes do not match")                         \
     X(MPC_FIELD, -301, "ring fields do not match")                           \

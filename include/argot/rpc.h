@@ -8,9 +8,16 @@
  * metadata, compression; h2.c: one HTTP/2 connection's gRPC) do no I/O, so
  * tests and fuzzers drive them directly.
  *
- * Not yet here (issue 4): TLS, DNS names beyond what getaddrinfo gives,
+ * TLS (OpenSSL 3, tls.c) is optional on both sides, plaintext being the
+ * default: TLS 1.2 or 1.3, ALPN "h2", the server's certificate verified by
+ * the client (issuer and name), and with a CA on the server, mutual TLS:
+ * every client presents a certificate that CA issued, and handlers see
+ * whom it names (ag_rpc_call_peer_identity).
+ *
+ * Not yet here (issue 4): DNS names beyond what getaddrinfo gives,
  * reconnect backoff, keepalive pings, compression choice per call, health
- * and reflection services, code generation.
+ * and reflection services, code generation, certificate reloading and
+ * revocation lists.
  */
 #ifndef ARGOT_RPC_H
 #define ARGOT_RPC_H
@@ -75,6 +82,14 @@ void ag_rpc_call_cancel(ag_rpc_call *c);
 bool ag_rpc_call_is_cancelled(ag_rpc_call *c);
 ag_deadline ag_rpc_call_deadline(const ag_rpc_call *c);
 const char *ag_rpc_call_method(const ag_rpc_call *c);
+/* Server, mutual TLS: who the client is, from the certificate it presented
+ * and the server verified against its CA file: the subject's common name
+ * (the last one if several), or if it has none, its first DNS
+ * subjectAltName. NULL on a plaintext connection, with TLS but no client
+ * certificates (no CA configured), on a client's call, and for a
+ * certificate whose names are empty or hold a NUL byte. Valid until the
+ * call is freed; the same for every call of one connection. */
+const char *ag_rpc_call_peer_identity(const ag_rpc_call *c);
 
 /* ---- server ------------------------------------------------------------------ */
 
@@ -95,15 +110,30 @@ typedef struct ag_rpc_server_opts {
     unsigned loops;          /* event-loop threads (0: one per CPU, at most 4) */
     uint32_t max_recv_msg;   /* bytes (default 4 MiB) */
     unsigned max_calls;      /* concurrent calls (default 1024): more get RESOURCE_EXHAUSTED */
+    /* TLS: on when any tls_* file is set (default NULL: plaintext). PEM
+     * files; ag_rpc_server_new copies their names, ag_rpc_server_start
+     * reads them, and a file that cannot be used fails the start with a
+     * message naming it ("alice.key: no such file or directory", "bob.crt:
+     * key does not match certificate (key from bob.key)"); so does a CA
+     * or key file without a certificate. Clients must offer ALPN h2; the
+     * handshakes run on the loop threads. */
+    const char *tls_cert_file; /* the server's certificate, then its chain */
+    const char *tls_key_file;  /* its private key, unencrypted */
+    const char *tls_ca_file;   /* NULL, or CAs: then every client must present a
+                                * certificate one of them issued (mutual TLS) */
 } ag_rpc_server_opts;
 
 void ag_rpc_server_opts_init(ag_rpc_server_opts *o);
 ag_rpc_server *ag_rpc_server_new(const ag_rpc_server_opts *o);
 /* method: "/package.Service/Method". Before start. */
 int ag_rpc_server_register(ag_rpc_server *s, const char *method, ag_rpc_handler h, void *ud);
-/* addr: "host:port" (port 0 picks a free one) or "unix:/path". Starts the
- * loop threads; returns 0 or an error with ag_rpc_server_errmsg naming the
- * address ("127.0.0.1:9100: address already in use"). */
+/* addr: "host:port" (port 0 picks a free one) or "unix:/path". Loads the
+ * TLS files, binds, starts the loop threads; returns 0 or an error with
+ * ag_rpc_server_errmsg naming the address or the file ("127.0.0.1:9100:
+ * address already in use"). The port is this server's alone: one socket,
+ * bound without SO_REUSEPORT, shared by the loop threads, so neither
+ * another server in this process nor another process can bind it while
+ * the server runs. */
 int ag_rpc_server_start(ag_rpc_server *s, const char *addr);
 /* The port bound (after start, TCP). */
 int ag_rpc_server_port(const ag_rpc_server *s);
@@ -120,18 +150,43 @@ typedef struct ag_rpc_channel ag_rpc_channel;
 
 typedef struct ag_rpc_channel_opts {
     uint32_t max_recv_msg;       /* bytes (default 4 MiB) */
-    uint64_t connect_timeout_ms; /* default 20000 */
+    uint64_t connect_timeout_ms; /* TCP connect and TLS handshake (default 20000) */
+    /* TLS: on when tls is true or any tls_* string is set (default:
+     * plaintext). PEM files, read by ag_rpc_channel_new (the strings need
+     * not outlive it). The server must select ALPN h2 and present a
+     * certificate that a trusted CA issued for tls_server_name. */
+    bool tls;
+    const char *tls_ca_file;     /* CAs trusted to issue the server's certificate
+                                  * (NULL: the system's trust store) */
+    const char *tls_cert_file;   /* the client's certificate and chain, for mutual TLS
+                                  * (NULL: none); needs tls_key_file */
+    const char *tls_key_file;    /* its private key, unencrypted */
+    const char *tls_server_name; /* the DNS name (sent as SNI) or IP address the server's
+                                  * certificate must carry (NULL: the target's host;
+                                  * "localhost" for unix:) */
 } ag_rpc_channel_opts;
 
 void ag_rpc_channel_opts_init(ag_rpc_channel_opts *o);
 /* target: "host:port" or "unix:/path". Connects on the first call, and
- * again after a failure. NULL on allocation failure. */
+ * again after a failure; with TLS, a connection takes calls once the
+ * handshake is done and the server's first HTTP/2 frame has arrived, so
+ * that a server refusing the client's certificate (which TLS 1.3 tells
+ * after the client's side of the handshake) shows as a failed handshake.
+ * NULL on allocation failure or a malformed target. A channel whose TLS
+ * files cannot be used is still returned, but every call on it fails at
+ * once with UNAVAILABLE and the reason: check ag_rpc_channel_errmsg. */
 ag_rpc_channel *ag_rpc_channel_new(const char *target, const ag_rpc_channel_opts *o);
 void ag_rpc_channel_free(ag_rpc_channel *ch);
+/* "" for a usable channel; otherwise why its TLS setup failed, naming the
+ * file ("client.key: no such file or directory"). */
+const char *ag_rpc_channel_errmsg(const ag_rpc_channel *ch);
 
 /* Starts a call (headers go when the first message or close_send does).
  * deadline: ag_deadline_never() or a point in time. NULL on allocation
- * failure. */
+ * failure. A call that cannot get a connection ends with UNAVAILABLE and
+ * a message naming the target and the reason ("cannot connect to
+ * 127.0.0.1:9100: TLS handshake: certificate verify failed: IP address
+ * mismatch"). */
 ag_rpc_call *ag_rpc_call_new(ag_rpc_channel *ch, const char *method, ag_deadline deadline);
 /* Client: no more messages. */
 int ag_rpc_call_close_send(ag_rpc_call *c);

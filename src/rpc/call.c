@@ -48,6 +48,7 @@ static void call_free(ag_rpc_call *c)
     ag_free(c->out_message);
     ag_free(c->message);
     ag_free(c->method);
+    ag_free(c->peer_identity);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
     ag_free(c);
@@ -276,6 +277,11 @@ ag_deadline ag_rpc_call_deadline(const ag_rpc_call *c)
 const char *ag_rpc_call_method(const ag_rpc_call *c)
 {
     return c->method;
+}
+
+const char *ag_rpc_call_peer_identity(const ag_rpc_call *c)
+{
+    return c->peer_identity;
 }
 
 /* ---- operations travel to the loop as tasks ------------------------------------- */

@@ -6,6 +6,17 @@
  * when it is up, or fail with UNAVAILABLE naming the target and the reason
  * when it cannot be made.
  *
+ * States: IDLE -> RESOLVING -> CONNECTING -> READY, and with TLS a
+ * HANDSHAKE step before READY, which ends when the connection says it is
+ * ready (conn.c: the handshake is done and the server's first bytes came
+ * through). connect_timeout_ms covers everything before READY. Any failure
+ * before READY fails the waiting calls with "cannot connect to TARGET:
+ * REASON" and goes back to IDLE; the next call tries again.
+ *
+ * TLS files are loaded once, by ag_rpc_channel_new, into a context every
+ * connection shares. If they cannot be used, the channel is lame: it keeps
+ * the message, and every call fails at once with it.
+ *
  * Loop side: the connection, its state and the waiting list. The
  * application's calls reach it through tasks (call.c's OP_START).
  */
@@ -14,7 +25,7 @@
 
 #include "rt.h"
 
-enum ch_state { CH_IDLE, CH_RESOLVING, CH_CONNECTING, CH_READY };
+enum ch_state { CH_IDLE, CH_RESOLVING, CH_CONNECTING, CH_HANDSHAKE, CH_READY };
 
 struct waiter {
     struct waiter *next;
@@ -37,12 +48,21 @@ struct ag_rpc_channel {
     char port[16];
     bool is_unix;
     bool closing;       /* loop side: the channel is being freed */
+    ag__tls_ctx *tls;   /* NULL: plaintext (read-only after new) */
+    bool lame;          /* the TLS setup failed: every call fails with err */
+    ag_errbuf err;      /* why it is lame (set by new, then read-only) */
 };
 
 void ag_rpc_channel_opts_init(ag_rpc_channel_opts *o)
 {
+    memset(o, 0, sizeof(*o));
     o->max_recv_msg = AG__GRPC_DEFAULT_MAX_RECV;
     o->connect_timeout_ms = 20000;
+}
+
+const char *ag_rpc_channel_errmsg(const ag_rpc_channel *ch)
+{
+    return ch->err.msg;
 }
 
 /* Fails a call that never reached a connection (no loop reference), and
@@ -94,16 +114,26 @@ static void ev_done(void *ud, ag__h2call *h, int status, const char *msg)
 
 static const ag__h2_events ch_events = {NULL, ev_message, NULL, ev_headers, ev_done};
 
-static void conn_closed(void *owner, ag__conn *c)
+static void connect_failed(ag_rpc_channel *ch, const char *why);
+static void stop_ctimer(ag_rpc_channel *ch);
+static void conn_ready(void *owner, ag__conn *c);
+
+static void conn_closed(void *owner, ag__conn *c, int status, const char *why)
 {
+    (void)status;
     ag_rpc_channel *ch = owner;
-    if (ch->conn == c) {
-        ch->conn = NULL;
-        ch->state = CH_IDLE;
+    if (ch->conn != c)
+        return;
+    bool before_ready = ch->state == CH_CONNECTING || ch->state == CH_HANDSHAKE;
+    ch->conn = NULL;
+    ch->state = CH_IDLE;
+    if (before_ready) { /* the waiting calls never got their connection */
+        stop_ctimer(ch);
+        connect_failed(ch, why);
     }
 }
 
-static const ag__conn_owner_ops ch_conn_ops = {conn_closed};
+static const ag__conn_owner_ops ch_conn_ops = {conn_ready, conn_closed};
 
 /* ---- starting calls ------------------------------------------------------------------- */
 
@@ -144,6 +174,12 @@ static void start_on_conn(ag_rpc_channel *ch, ag_rpc_call *c)
 void ag__channel_do_start(ag_rpc_call *c)
 {
     ag_rpc_channel *ch = c->ch;
+    if (ch->lame) {
+        char msg[AG_ERRMSG_MAX + 300];
+        snprintf(msg, sizeof(msg), "cannot connect to %s: %s", ch->target, ch->err.msg);
+        fail_unstarted(c, AG_RPC_UNAVAILABLE, msg);
+        return;
+    }
     if (ch->state == CH_READY && ch->conn && ch->conn->h2) {
         start_on_conn(ch, c);
         ag__conn_flush(ch->conn);
@@ -177,7 +213,7 @@ int ag__channel_start_call(ag_rpc_call *c)
 
 static void connect_failed(ag_rpc_channel *ch, const char *why)
 {
-    char msg[512];
+    char msg[AG_ERRMSG_MAX + 300];
     snprintf(msg, sizeof(msg), "cannot connect to %s: %s", ch->target, why);
     ch->state = CH_IDLE;
     fail_waiting(ch, AG_RPC_UNAVAILABLE, msg);
@@ -196,33 +232,11 @@ static void on_raw_closed(uv_handle_t *h)
     ag_free(h->data);
 }
 
-static void on_connect(uv_connect_t *req, int status)
+/* The connection can take calls: start the waiting ones, oldest first. */
+static void start_waiting(ag_rpc_channel *ch)
 {
-    ag_rpc_channel *ch = req->data;
     ag__conn *c = ch->conn;
-    stop_ctimer(ch);
-    if (status < 0) {
-        ch->conn = NULL;
-        c->h.stream.data = c;
-        if (!uv_is_closing((uv_handle_t *)&c->h.stream))
-            uv_close((uv_handle_t *)&c->h.stream, on_raw_closed);
-        connect_failed(ch, ch->closing             ? "the channel was closed"
-                           : status == UV_ECANCELED ? "timed out"
-                                                    : uv_strerror(status));
-        return;
-    }
-    ag__h2_opts o;
-    ag__h2_opts_init(&o);
-    o.max_recv_msg = ch->o.max_recv_msg;
-    o.authority = ch->is_unix ? "localhost" : ch->target;
-    c->h2 = ag__h2conn_new(false, &o, &ch_events, c);
-    if (!c->h2 || ag__conn_start(c) < 0) {
-        ag__conn_close(c, AG_RPC_UNAVAILABLE, "cannot start the connection");
-        connect_failed(ch, "out of memory");
-        return;
-    }
     ch->state = CH_READY;
-    /* the waiting calls, oldest first */
     struct waiter *rev = NULL;
     while (ch->waiting) {
         struct waiter *w = ch->waiting;
@@ -240,11 +254,72 @@ static void on_connect(uv_connect_t *req, int status)
     ag__conn_flush(c);
 }
 
+/* TLS: the handshake is done and the server's first bytes came through. */
+static void conn_ready(void *owner, ag__conn *c)
+{
+    ag_rpc_channel *ch = owner;
+    if (ch->conn != c || ch->state != CH_HANDSHAKE)
+        return;
+    stop_ctimer(ch);
+    start_waiting(ch);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    ag_rpc_channel *ch = req->data;
+    ag__conn *c = ch->conn;
+    if (status < 0) {
+        stop_ctimer(ch);
+        ch->conn = NULL;
+        c->h.stream.data = c;
+        if (!uv_is_closing((uv_handle_t *)&c->h.stream))
+            uv_close((uv_handle_t *)&c->h.stream, on_raw_closed);
+        connect_failed(ch, ch->closing             ? "the channel was closed"
+                           : status == UV_ECANCELED ? "timed out"
+                                                    : uv_strerror(status));
+        return;
+    }
+    ag__h2_opts o;
+    ag__h2_opts_init(&o);
+    o.max_recv_msg = ch->o.max_recv_msg;
+    o.authority = ch->is_unix ? "localhost" : ch->target;
+    o.scheme = ch->tls ? "https" : "http";
+    c->client = true;
+    c->h2 = ag__h2conn_new(false, &o, &ch_events, c);
+    if (c->h2 && ch->tls)
+        c->tls = ag__tls_new(ch->tls);
+    /* a failure from here on closes the connection; conn_closed then fails
+     * the waiting calls (the state is CONNECTING until the end) */
+    int rc = !c->h2 || (ch->tls && !c->tls) ? AG_E_NOMEM : ag__conn_start(c);
+    if (rc < 0) {
+        char why[AG_ERRMSG_MAX + 32];
+        if (rc == AG_E_RPC_TLS)
+            snprintf(why, sizeof(why), "TLS handshake: %s", ag__tls_errmsg(c->tls));
+        else
+            snprintf(why, sizeof(why), "%s",
+                     rc == AG_E_NOMEM ? "out of memory" : "cannot read from the socket");
+        ag__conn_close(c, AG_RPC_UNAVAILABLE, why);
+        return;
+    }
+    if (ch->conn != c) /* closed already: a write failed at once */
+        return;
+    if (ch->tls) { /* the connect timer runs on: it covers the handshake */
+        ch->state = CH_HANDSHAKE;
+        return;
+    }
+    stop_ctimer(ch);
+    start_waiting(ch);
+}
+
 static void on_connect_timeout(uv_timer_t *t)
 {
     ag_rpc_channel *ch = t->data;
     ch->ctimer_on = false;
     ag__conn *c = ch->conn;
+    if (ch->state == CH_HANDSHAKE && c) {
+        ag__conn_close(c, AG_RPC_UNAVAILABLE, "TLS handshake: timed out");
+        return;
+    }
     if (ch->state == CH_CONNECTING && c && !uv_is_closing((uv_handle_t *)&c->h.stream)) {
         c->h.stream.data = c;
         uv_close((uv_handle_t *)&c->h.stream, on_raw_closed); /* on_connect sees ECANCELED */
@@ -307,6 +382,8 @@ static void connect_start(ag_rpc_channel *ch)
         ch->state = CH_CONNECTING;
         ch->creq.data = ch;
         uv_pipe_connect(&ch->creq, &c->h.pipe, ch->target + 5, on_connect);
+        uv_timer_start(&ch->ctimer, on_connect_timeout, ch->o.connect_timeout_ms, 0);
+        ch->ctimer_on = true;
         return;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
@@ -350,16 +427,39 @@ ag_rpc_channel *ag_rpc_channel_new(const char *target, const ag_rpc_channel_opts
         ch->host[hl] = '\0';
         snprintf(ch->port, sizeof(ch->port), "%s", colon + 1);
     }
+    const ag_rpc_channel_opts *co = &ch->o;
+    if (co->tls || co->tls_ca_file || co->tls_cert_file || co->tls_key_file ||
+        co->tls_server_name) {
+        ag__tls_ctx_opts t = {
+            .server = false,
+            .cert_file = co->tls_cert_file,
+            .key_file = co->tls_key_file,
+            .ca_file = co->tls_ca_file,
+            .server_name = co->tls_server_name ? co->tls_server_name
+                           : ch->is_unix       ? "localhost"
+                                               : ch->host,
+        };
+        int rc = ag__tls_ctx_new(&ch->tls, &t, &ch->err);
+        if (rc == AG_E_NOMEM)
+            goto free_target;
+        ch->lame = rc < 0;
+        ch->o.tls = true;
+    }
+    /* the strings are the caller's: not kept */
+    ch->o.tls_ca_file = ch->o.tls_cert_file = ch->o.tls_key_file = NULL;
+    ch->o.tls_server_name = NULL;
     if (ag__loop_init(&ch->loop) < 0)
-        goto free_target;
+        goto free_tls;
     uv_timer_init(&ch->loop.uv, &ch->ctimer);
     ch->ctimer.data = ch;
     if (ag__loop_start(&ch->loop, "rpc-channel") < 0) {
         uv_close((uv_handle_t *)&ch->ctimer, NULL);
         ag__loop_stop(&ch->loop);
-        goto free_target;
+        goto free_tls;
     }
     return ch;
+free_tls:
+    ag__tls_ctx_free(ch->tls);
 free_target:
     ag_free(ch->target);
 free_ch:
@@ -391,6 +491,7 @@ void ag_rpc_channel_free(ag_rpc_channel *ch)
         return;
     ag__loop_post(&ch->loop, task_close, ch);
     ag__loop_stop(&ch->loop);
+    ag__tls_ctx_free(ch->tls);
     ag_free(ch->target);
     ag_free(ch);
 }

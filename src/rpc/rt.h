@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "h2.h"
+#include "tls.h"
 
 /* ---- loops ------------------------------------------------------------------ */
 
@@ -55,10 +56,14 @@ typedef struct ag_rpc_call ag_rpc_call;
 
 /* What a connection tells its owner (server or channel), loop side. */
 typedef struct ag__conn_owner_ops {
+    /* TLS client: the connection can take calls: the handshake is done and
+     * the server's first bytes came through it. (A plaintext connection is
+     * ready at once; its owner knows without being told.) */
+    void (*ready)(void *owner, ag__conn *c);
     /* The connection is gone (closed by either side); its calls have been
-     * failed already. The owner drops its pointer; the memory is freed
-     * after this returns. */
-    void (*closed)(void *owner, ag__conn *c);
+     * failed already with status and why, which say what happened. The
+     * owner drops its pointer; the memory is freed after this returns. */
+    void (*closed)(void *owner, ag__conn *c, int status, const char *why);
 } ag__conn_owner_ops;
 
 struct ag__conn {
@@ -77,13 +82,24 @@ struct ag__conn {
     bool closing;
     bool reading;
     bool draining;          /* close once nothing is left to write */
+    bool client;
+    bool seen_bytes;        /* something was read */
+    /* TLS (tls.c) between the socket and the core; tls NULL: plaintext */
+    ag__tls *tls;
+    ag_buf pbuf;            /* TLS: the core's bytes, before encryption */
+    bool secure;            /* TLS: the handshake is done: the core's bytes flow */
+    bool ready;             /* TLS client: the owner heard `ready` */
+    bool tls_failed;        /* TLS: close with the TLS error once the alert is out */
+    bool tls_shut;          /* TLS: close_notify is queued */
     ag_rpc_call *calls;     /* calls on this connection (loop references) */
     struct ag__conn *next;  /* in the owner's list */
     uint8_t rbuf[64 * 1024];
 };
 
 /* Takes an initialized, connected stream handle (c->h) and starts reading;
- * h2 is the core, with c as its events' ud. */
+ * h2 is the core, with c as its events' ud; tls, if set, the TLS state
+ * (the connection owns both from here). A TLS client sends its
+ * ClientHello; the core's bytes flow once the handshake is done. */
 int ag__conn_start(ag__conn *c);
 /* Writes what the core has to say, if no write is in flight. */
 void ag__conn_flush(ag__conn *c);
@@ -126,6 +142,8 @@ struct ag_rpc_call {
     bool timer_on;
     struct ag_rpc_channel *ch;   /* client */
     struct ag_rpc_server *srv;   /* server */
+    char *peer_identity;         /* server, mutual TLS: the client certificate's name
+                                  * (set before the handler starts, then read-only) */
     /* under mu */
     bool start_posted;           /* client: the start task is on its way */
     ag__md_list out_md;          /* to send: request metadata / response headers */

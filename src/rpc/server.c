@@ -1,9 +1,20 @@
 /*
- * The gRPC server: N event-loop threads, each with its own listening socket
- * on the same port (SO_REUSEPORT: the kernel spreads connections), each
+ * The gRPC server: N event-loop threads sharing one listening socket, each
  * connection owned by the loop that accepted it; every call's handler runs
  * on a thread of its own with the blocking call API, so a long stream (an
  * MPC link) never holds up other calls.
+ *
+ * Listening: one socket is bound and listens, without SO_REUSEPORT, so the
+ * port is this server's alone (with SO_REUSEPORT, any later socket of the
+ * same user that also set it, in this process or another, would bind the
+ * same port and take a share of the connections). Every loop watches its
+ * own dup() of it: a new connection wakes the loops, one accepts it, the
+ * others find nothing (EAGAIN, which libuv takes in its stride).
+ *
+ * TLS: with a certificate in the options, ag_rpc_server_start builds one
+ * TLS context (tls.c) that every connection uses; each connection does its
+ * handshake on its loop (conn.c). With mutual TLS, a call's handler gets
+ * the client certificate's name from its connection (ev_begin copies it).
  *
  * Shutdown: stop listening and send GOAWAY everywhere (calls in flight go
  * on, new ones are refused), wait for the handlers up to the grace period,
@@ -12,6 +23,7 @@
  * the last handler.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,11 +66,14 @@ struct ag_rpc_server {
     unsigned handlers;  /* under mu: handler threads running */
     unsigned calls;     /* under mu: calls taken and not yet handled */
     bool refusing;      /* shutting down: no new calls */
+    char *tls_files[3]; /* copies of the options' cert, key and CA file names */
+    ag__tls_ctx *tls;   /* built by the first start from them (read-only after) */
     ag_errbuf err;
 };
 
 void ag_rpc_server_opts_init(ag_rpc_server_opts *o)
 {
+    memset(o, 0, sizeof(*o));
     o->loops = 0;
     o->max_recv_msg = AG__GRPC_DEFAULT_MAX_RECV;
     o->max_calls = 1024;
@@ -77,6 +92,18 @@ ag_rpc_server *ag_rpc_server_new(const ag_rpc_server_opts *o)
         s->o.max_recv_msg = AG__GRPC_DEFAULT_MAX_RECV;
     if (!s->o.max_calls)
         s->o.max_calls = 1024;
+    /* the file names are the caller's: the server keeps copies, so that a
+     * start that failed and is tried again still asks for TLS */
+    const char *names[3] = {s->o.tls_cert_file, s->o.tls_key_file, s->o.tls_ca_file};
+    s->o.tls_cert_file = s->o.tls_key_file = s->o.tls_ca_file = NULL;
+    for (int i = 0; i < 3; i++) {
+        if (names[i] && !(s->tls_files[i] = ag_strdup(names[i]))) {
+            while (i-- > 0)
+                ag_free(s->tls_files[i]);
+            ag_free(s);
+            return NULL;
+        }
+    }
     pthread_mutex_init(&s->mu, NULL);
     pthread_condattr_t ca; /* waits are on monotonic deadlines */
     pthread_condattr_init(&ca);
@@ -227,6 +254,15 @@ static int ev_begin(void *ud, ag__h2call *h)
         pthread_mutex_unlock(&s->mu);
         return AG_RPC_RESOURCE_EXHAUSTED;
     }
+    const char *id = conn->tls ? ag__tls_peer_identity(conn->tls) : NULL;
+    if (id && !(c->peer_identity = ag_strdup(id))) {
+        ag_free(j);
+        ag__call_unref(c);
+        pthread_mutex_lock(&s->mu);
+        s->calls--;
+        pthread_mutex_unlock(&s->mu);
+        return AG_RPC_RESOURCE_EXHAUSTED;
+    }
     c->srv = s;
     c->loop = &sl->loop;
     ag__call_on_headers(c, ag__h2call_md(h));
@@ -276,8 +312,10 @@ static void ev_done(void *ud, ag__h2call *h, int status, const char *msg)
 
 static const ag__h2_events srv_events = {ev_begin, ev_message, ev_half_close, NULL, ev_done};
 
-static void conn_closed(void *owner, ag__conn *c)
+static void conn_closed(void *owner, ag__conn *c, int status, const char *why)
 {
+    (void)status;
+    (void)why;
     struct srv_loop *sl = owner;
     for (ag__conn **pp = &sl->conns; *pp; pp = &(*pp)->next)
         if (*pp == c) {
@@ -286,7 +324,7 @@ static void conn_closed(void *owner, ag__conn *c)
         }
 }
 
-static const ag__conn_owner_ops srv_conn_ops = {conn_closed};
+static const ag__conn_owner_ops srv_conn_ops = {NULL, conn_closed};
 
 static void on_connection(uv_stream_t *lis, int status)
 {
@@ -308,18 +346,23 @@ static void on_connection(uv_stream_t *lis, int status)
     ag__h2_opts_init(&o);
     o.max_recv_msg = sl->s->o.max_recv_msg;
     c->h2 = ag__h2conn_new(true, &o, &srv_events, c);
+    if (sl->s->tls)
+        c->tls = ag__tls_new(sl->s->tls);
     c->ops = &srv_conn_ops;
     c->owner = sl;
     c->next = sl->conns;
     sl->conns = c;
-    if (!c->h2 || uv_accept(lis, &c->h.stream) != 0 || ag__conn_start(c) < 0)
+    if (!c->h2 || (sl->s->tls && !c->tls) || uv_accept(lis, &c->h.stream) != 0 ||
+        ag__conn_start(c) < 0)
         ag__conn_close(c, AG_RPC_UNAVAILABLE, "accept failed");
 }
 
 /* ---- listening ---------------------------------------------------------------------- */
 
-/* A listening TCP socket with SO_REUSEPORT on host:port; returns the fd or
- * -errno. */
+/* A TCP socket bound to the address in ai with the given port, listening;
+ * returns the fd or -errno. SO_REUSEADDR lets a restarted server take its
+ * port back from connections in TIME_WAIT; it does not let two sockets
+ * listen on one port. No SO_REUSEPORT, which would. */
 static int tcp_listen_fd(const struct addrinfo *ai, int port)
 {
     struct sockaddr_storage ss;
@@ -333,13 +376,23 @@ static int tcp_listen_fd(const struct addrinfo *ai, int port)
         return -errno;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&ss, ai->ai_addrlen) != 0) {
+    if (bind(fd, (struct sockaddr *)&ss, ai->ai_addrlen) != 0 || listen(fd, 511) != 0) {
         int e = errno;
         close(fd);
         return -e;
     }
     return fd;
+}
+
+/* The port a bound socket has. */
+static int bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    return ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                         : ((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
 static int split_hostport(const char *addr, char *host, size_t hcap, char *port, size_t pcap)
@@ -360,6 +413,7 @@ static int split_hostport(const char *addr, char *host, size_t hcap, char *port,
     return 0;
 }
 
+/* Every loop listens on its own dup of one socket (see the top). */
 static int listen_tcp(ag_rpc_server *s, const char *addr)
 {
     char host[256], port[16];
@@ -371,33 +425,36 @@ static int listen_tcp(ag_rpc_server *s, const char *addr)
     int g = getaddrinfo(host, port, &hints, &ai);
     if (g != 0)
         return ag_errbuf_set(&s->err, AG_E_NOENT, "%s: %s", addr, gai_strerror(g));
-    int p = atoi(port), rc = 0;
+    int fd = tcp_listen_fd(ai, atoi(port));
+    freeaddrinfo(ai);
+    if (fd < 0)
+        return ag_errbuf_set(&s->err, ag_err_from_errno(-fd), "%s: %s", addr,
+                             uv_strerror(uv_translate_sys_error(-fd)));
+    s->port = bound_port(fd);
+    int rc = 0;
     for (unsigned i = 0; i < s->nloops && rc == 0; i++) {
         struct srv_loop *sl = &s->loops[i];
-        int fd = tcp_listen_fd(ai, p);
-        if (fd < 0) {
-            rc = ag_errbuf_set(&s->err, ag_err_from_errno(-fd), "%s: %s", addr, strerror(-fd));
+        int lfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (lfd < 0) {
+            rc = ag_errbuf_set(&s->err, ag_err_from_errno(errno), "%s: dup: %s", addr,
+                               uv_strerror(uv_translate_sys_error(errno)));
             break;
-        }
-        if (p == 0) { /* the port the kernel chose, for the other loops */
-            struct sockaddr_storage ss;
-            socklen_t sl_len = sizeof(ss);
-            getsockname(fd, (struct sockaddr *)&ss, &sl_len);
-            p = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-                                              : ((struct sockaddr_in6 *)&ss)->sin6_port);
         }
         uv_tcp_init(&sl->loop.uv, &sl->lis.tcp);
         sl->lis.stream.data = sl;
-        if (uv_tcp_open(&sl->lis.tcp, fd) != 0 ||
-            uv_listen(&sl->lis.stream, 511, on_connection) != 0) {
-            rc = ag_errbuf_set(&s->err, AG_E_SYS, "%s: cannot listen", addr);
+        int r = uv_tcp_open(&sl->lis.tcp, lfd);
+        if (r != 0)
+            close(lfd); /* not the handle's */
+        else
+            r = uv_listen(&sl->lis.stream, 511, on_connection);
+        if (r != 0) {
+            rc = ag_errbuf_set(&s->err, AG_E_SYS, "%s: cannot listen: %s", addr, uv_strerror(r));
             uv_close((uv_handle_t *)&sl->lis.tcp, NULL);
             break;
         }
         sl->listening = true;
     }
-    freeaddrinfo(ai);
-    s->port = p;
+    close(fd); /* the loops' dups keep the socket */
     return rc;
 }
 
@@ -417,10 +474,53 @@ static int listen_unix(ag_rpc_server *s, const char *path)
     return 0;
 }
 
+static void task_unlisten(void *arg)
+{
+    struct srv_loop *sl = arg;
+    if (sl->listening) {
+        sl->listening = false;
+        uv_close((uv_handle_t *)&sl->lis.stream, NULL);
+    }
+}
+
+/* A start that failed: closes the listeners, stops the loops that were
+ * initialized, frees them (the TLS context stays for another try). */
+static void start_undo(ag_rpc_server *s, unsigned inited)
+{
+    for (unsigned i = 0; i < inited; i++) {
+        struct srv_loop *sl = &s->loops[i];
+        if (sl->loop.running)
+            ag__loop_post(&sl->loop, task_unlisten, sl);
+        else
+            task_unlisten(sl); /* no thread yet: this one may touch its handles */
+        ag__loop_stop(&sl->loop);
+    }
+    ag_free(s->loops);
+    s->loops = NULL;
+    s->nloops = 0;
+}
+
+/* The TLS context, if the options asked for TLS and it is not built yet. */
+static int tls_setup(ag_rpc_server *s)
+{
+    if (s->tls || !(s->tls_files[0] || s->tls_files[1] || s->tls_files[2]))
+        return 0;
+    ag__tls_ctx_opts t = {
+        .server = true,
+        .cert_file = s->tls_files[0],
+        .key_file = s->tls_files[1],
+        .ca_file = s->tls_files[2],
+    };
+    return ag__tls_ctx_new(&s->tls, &t, &s->err);
+}
+
 int ag_rpc_server_start(ag_rpc_server *s, const char *addr)
 {
     if (s->started)
         return ag_errbuf_set(&s->err, AG_E_STATE, "the server has started already");
+    int rc = tls_setup(s);
+    if (rc < 0)
+        return rc;
     bool is_unix = strncmp(addr, "unix:", 5) == 0;
     unsigned n = s->o.loops;
     if (n == 0) {
@@ -430,27 +530,30 @@ int ag_rpc_server_start(ag_rpc_server *s, const char *addr)
     if (is_unix)
         n = 1; /* one socket, one loop */
     s->loops = ag_calloc(n, sizeof(*s->loops));
-    if (!s->loops)
+    if (!s->loops) {
+        start_undo(s, 0);
         return ag_errbuf_set(&s->err, AG_E_NOMEM, "out of memory");
+    }
     s->nloops = n;
     unsigned inited = 0;
-    int rc = 0;
     for (; inited < n && rc == 0; inited++) {
         s->loops[inited].s = s;
         rc = ag__loop_init(&s->loops[inited].loop);
+        if (rc < 0) {
+            rc = ag_errbuf_set(&s->err, rc, "cannot start an event loop");
+            break; /* this one cleaned up after itself */
+        }
     }
     if (rc == 0)
         rc = is_unix ? listen_unix(s, addr + 5) : listen_tcp(s, addr);
     for (unsigned i = 0; i < s->nloops && rc == 0; i++) {
         snprintf(s->loops[i].name, sizeof(s->loops[i].name), "rpc-srv-%u", i % 100u);
         rc = ag__loop_start(&s->loops[i].loop, s->loops[i].name);
+        if (rc < 0)
+            ag_errbuf_set(&s->err, rc, "cannot start an event-loop thread");
     }
     if (rc < 0) {
-        for (unsigned i = 0; i < inited; i++)
-            ag__loop_stop(&s->loops[i].loop);
-        ag_free(s->loops);
-        s->loops = NULL;
-        s->nloops = 0;
+        start_undo(s, inited);
         return rc;
     }
     s->started = true;
@@ -467,10 +570,7 @@ int ag_rpc_server_port(const ag_rpc_server *s)
 static void task_goaway(void *arg)
 {
     struct srv_loop *sl = arg;
-    if (sl->listening) {
-        sl->listening = false;
-        uv_close((uv_handle_t *)&sl->lis.stream, NULL);
-    }
+    task_unlisten(sl);
     for (ag__conn *c = sl->conns; c; c = c->next) {
         ag__h2conn_goaway(c->h2);
         ag__conn_flush(c);
@@ -526,6 +626,9 @@ void ag_rpc_server_free(ag_rpc_server *s)
         ag_free(m);
     }
     ag_free(s->loops);
+    ag__tls_ctx_free(s->tls);
+    for (int i = 0; i < 3; i++)
+        ag_free(s->tls_files[i]);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     ag_free(s);

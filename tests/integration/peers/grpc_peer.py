@@ -1,10 +1,20 @@
 #!/usr/bin/python3
 """A gRPC peer from Debian's python3-grpcio, for interop tests with argot.
 
-  grpc_peer.py server          serve /t.S/* on 127.0.0.1, print the port
-  grpc_peer.py client PORT     call /t.S/* on 127.0.0.1:PORT, print one line
-                               per case ("ok NAME" or "FAIL NAME: why"),
-                               exit 1 if any failed
+  grpc_peer.py server [TLS]       serve /t.S/* on 127.0.0.1, print the port
+  grpc_peer.py client PORT [TLS]  call /t.S/* on 127.0.0.1:PORT, print one line
+                                  per case ("ok NAME" or "FAIL NAME: why"),
+                                  exit 1 if any failed
+
+TLS options (PEM files; without --cert, --key or --ca: plaintext):
+  server: --cert F --key F  serve TLS with this certificate chain and key
+          --ca F            and require client certificates this CA issued
+  client: --ca F            TLS, trusting this CA for the server's certificate
+          --cert F --key F  present this client certificate (mutual TLS)
+          --server-name N   verify the server's certificate for N (default:
+                            the target, 127.0.0.1)
+  client: --cases A,B       run these cases (default: every plain one)
+          --expect-identity NAME   for the whoami case
 
 Messages are raw bytes (generic handlers, no protobuf), so the peer needs
 nothing but grpcio. Both sides implement the same service:
@@ -15,7 +25,11 @@ nothing but grpcio. Both sides implement the same service:
   Count  client streaming: the number of messages, as text
   Bidi   bidirectional: each message back at once
   Wait   unary that never answers (for deadlines)
+  Whoami unary: the client certificate's common name, "(none)" without one
+The client's extra cases: "whoami" (Whoami answers --expect-identity) and
+"refused" (a call fails with UNAVAILABLE: the handshake was refused).
 """
+import argparse
 import sys
 import time
 from concurrent import futures
@@ -57,7 +71,17 @@ def wait(req, ctx):
     return b""
 
 
-def serve():
+def whoami(req, ctx):
+    names = ctx.auth_context().get("x509_common_name") or [b"(none)"]
+    return names[0]
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def serve(args):
     h = grpc.method_handlers_generic_handler("t.S", {
         "Echo": grpc.unary_unary_rpc_method_handler(echo),
         "Fail": grpc.unary_unary_rpc_method_handler(fail),
@@ -65,17 +89,34 @@ def serve():
         "Count": grpc.stream_unary_rpc_method_handler(count),
         "Bidi": grpc.stream_stream_rpc_method_handler(bidi),
         "Wait": grpc.unary_unary_rpc_method_handler(wait),
+        "Whoami": grpc.unary_unary_rpc_method_handler(whoami),
     })
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     server.add_generic_rpc_handlers((h,))
-    port = server.add_insecure_port("127.0.0.1:0")
+    if args.cert:
+        creds = grpc.ssl_server_credentials(
+            [(read(args.key), read(args.cert))],
+            root_certificates=read(args.ca) if args.ca else None,
+            require_client_auth=bool(args.ca))
+        port = server.add_secure_port("127.0.0.1:0", creds)
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     print(port, flush=True)
     server.wait_for_termination()
 
 
-def client(port):
-    ch = grpc.insecure_channel("127.0.0.1:%s" % port)
+def client(args):
+    target = "127.0.0.1:%s" % args.port
+    if args.ca or args.cert:
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=read(args.ca) if args.ca else None,
+            private_key=read(args.key) if args.key else None,
+            certificate_chain=read(args.cert) if args.cert else None)
+        opts = [("grpc.ssl_target_name_override", args.server_name)] if args.server_name else []
+        ch = grpc.secure_channel(target, creds, options=opts)
+    else:
+        ch = grpc.insecure_channel(target)
     failed = 0
 
     def case(name, fn):
@@ -131,16 +172,40 @@ def client(port):
         except grpc.RpcError as e:
             assert e.code() == grpc.StatusCode.DEADLINE_EXCEEDED, e.code()
 
-    for name, fn in [("unary_with_metadata", unary), ("large_unary", large),
-                     ("status_and_message", status), ("unimplemented_method", unimplemented),
-                     ("server_streaming", server_stream), ("client_streaming", client_stream),
-                     ("bidi_streaming", bidi_stream), ("deadline", deadline)]:
-        case(name, fn)
+    def who():
+        got = ch.unary_unary("/t.S/Whoami")(b"", timeout=10)
+        assert got == args.expect_identity.encode(), got
+
+    def refused():
+        try:
+            ch.unary_unary("/t.S/Echo")(b"x", timeout=10)
+            raise AssertionError("no error")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.UNAVAILABLE, e.code()
+
+    cases = {"unary_with_metadata": unary, "large_unary": large,
+             "status_and_message": status, "unimplemented_method": unimplemented,
+             "server_streaming": server_stream, "client_streaming": client_stream,
+             "bidi_streaming": bidi_stream, "deadline": deadline,
+             "whoami": who, "refused": refused}
+    names = args.cases.split(",") if args.cases else list(cases)[:8]
+    for name in names:
+        case(name, cases[name])
     sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "server":
-        serve()
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=["server", "client"])
+    ap.add_argument("port", nargs="?")
+    ap.add_argument("--ca")
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
+    ap.add_argument("--server-name")
+    ap.add_argument("--cases")
+    ap.add_argument("--expect-identity")
+    a = ap.parse_args()
+    if a.mode == "server":
+        serve(a)
     else:
-        client(sys.argv[2])
+        client(a)

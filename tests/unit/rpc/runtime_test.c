@@ -3,10 +3,16 @@
  * a real server and a real channel in one process, over TCP and unix
  * sockets on this machine: unary and streaming calls, metadata and
  * trailers, statuses, deadlines, cancellation, unreachable targets,
- * graceful shutdown, and calls from several threads at once.
+ * graceful shutdown, calls from several threads at once, and a port no
+ * one else can bind. (TLS: tls_test.c.)
  */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "argot/rpc.h"
 #include "test.h"
@@ -373,4 +379,55 @@ TEST_TIMEOUT(rpc_rt_backpressure_both_ways, 60)
     ag_rpc_call_free(c);
     ag_rpc_channel_free(ch);
     ag_rpc_server_free(s);
+}
+
+/* The port is the server's alone: a second server, in this process or
+ * another, cannot bind it, not even with SO_REUSEPORT, while every loop of
+ * the first still takes connections. */
+TEST_TIMEOUT(rpc_rt_port_is_exclusive, 60)
+{
+    char target[128];
+    ag_rpc_server *s = server_up("127.0.0.1:0", target, sizeof(target));
+    int port = ag_rpc_server_port(s);
+    char addr[64], want[128];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    ag_rpc_server *s2 = ag_rpc_server_new(NULL);
+    CHECK_EQ(ag_rpc_server_start(s2, addr), AG_E_SYS);
+    snprintf(want, sizeof(want), "%s: address already in use", addr);
+    CHECK_STR_EQ(ag_rpc_server_errmsg(s2), want);
+    ag_rpc_server_free(s2);
+    /* what another process would do to share the port */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)), 0);
+    CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    CHECK_EQ(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), -1);
+    CHECK_EQ(errno, EADDRINUSE);
+    close(fd);
+    /* many connections, spread over the loops, all served */
+    ag_rpc_channel *chs[8];
+    for (int i = 0; i < 8; i++)
+        chs[i] = ag_rpc_channel_new(target, NULL);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 8; i++) {
+            uint8_t *resp;
+            size_t len;
+            char *msg;
+            CHECK_EQ(ag_rpc_unary(chs[i], "/t.S/Echo", "hi", 2, ag_deadline_in_ms(10000), &resp,
+                                  &len, &msg),
+                     AG_RPC_OK);
+            ag_free(resp);
+            ag_free(msg);
+        }
+    }
+    for (int i = 0; i < 8; i++)
+        ag_rpc_channel_free(chs[i]);
+    ag_rpc_server_free(s);
+    /* once it is gone, the port is free again */
+    s2 = ag_rpc_server_new(NULL);
+    if (ag_rpc_server_start(s2, addr) < 0)
+        FAIL("%s", ag_rpc_server_errmsg(s2));
+    ag_rpc_server_free(s2);
 }
