@@ -128,7 +128,7 @@ static int mem_recv(ag_link *l, unsigned peer, uint64_t tag, void **data, size_t
         return rc;
     }
     return ag_errbuf_set(&l->err, AG_E_LINK_TIMEOUT,
-                         "party %s: no message from party %s within %llu ms (tag %llu)",
+                         "party %s: no message from party %s within %llu ms (tag %#llx)",
                          l->names[l->rank], l->names[peer], (unsigned long long)l->timeout_ms,
                          (unsigned long long)tag);
 }

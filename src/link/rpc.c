@@ -71,6 +71,7 @@ struct peer {
     pthread_t acker;
     bool acker_started;
     bool closing;
+    char last_err[256];         /* why the last stream to it failed ("" since an ack) */
 };
 
 struct rpc_link {
@@ -212,6 +213,7 @@ static void *acker_main(void *arg)
             pthread_mutex_lock(&p->mu);
             if (a) {
                 drop_acked(p, a->seq);
+                p->last_err[0] = '\0';
                 pthread_cond_broadcast(&p->cv); /* a lingering free may be waiting */
                 argot__link__v1__ack__free_unpacked(a, &pb_allocator);
                 backoff = 50;
@@ -227,6 +229,9 @@ static void *acker_main(void *arg)
         pthread_mutex_lock(&p->mu);
         if (p->push == call)
             p->push = NULL;
+        if (st != AG_RPC_OK && st != AG_RPC_CANCELLED)
+            snprintf(p->last_err, sizeof(p->last_err), "%s: %.200s", ag_rpc_status_name(st),
+                     why && *why ? why : "(no message)");
         pthread_mutex_unlock(&p->mu);
         ag_rpc_call_free(call);
         pthread_mutex_lock(&p->mu);
@@ -416,10 +421,18 @@ static int rpc_recv(ag_link *base, unsigned peer, uint64_t tag, void **data, siz
             pthread_cond_timedwait(&l->cv, &l->mu, &ts);
     }
     pthread_mutex_unlock(&l->mu);
+    /* what this party saw of that peer's address helps more than the tag */
+    struct peer *p = &l->peers[peer];
+    char seen[400] = "";
+    pthread_mutex_lock(&p->mu);
+    if (p->last_err[0])
+        snprintf(seen, sizeof(seen), "; sending to %s at %.100s failed: %s", base->names[peer],
+                 p->addr ? p->addr : "?", p->last_err);
+    pthread_mutex_unlock(&p->mu);
     return ag_errbuf_set(&base->err, AG_E_LINK_TIMEOUT,
-                         "party %s: no message from party %s within %llu ms (tag %llu)",
+                         "party %s: no message from party %s within %llu ms (tag %#llx)%s",
                          base->names[base->rank], base->names[peer],
-                         (unsigned long long)base->timeout_ms, (unsigned long long)tag);
+                         (unsigned long long)base->timeout_ms, (unsigned long long)tag, seen);
 }
 
 static void rpc_abort(ag_link *base, const char *msg)

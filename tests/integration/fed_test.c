@@ -257,8 +257,53 @@ TEST(fed_a_taken_address_names_the_party_and_the_address)
     CHECK_EQ(ag_test_run(&p, argv, NULL, 10), 1);
     char want[128];
     snprintf(want, sizeof(want), "example-hello: party alice cannot serve on 127.0.0.1:%d: "
-             "Address already in use\n", ntohs(sa.sin_port));
+             "address already in use\n", ntohs(sa.sin_port));
     CHECK_STR_EQ(p.err, want);
     ag_test_proc_cleanup(&p);
     close(s);
+}
+
+TEST(fed_two_jobs_on_the_same_addresses_do_not_mix)
+{
+    /* alice runs job s1, bob job s2, on the same addresses: each refuses
+     * the other's frames, and both say so within their timeout */
+    const char *cfg = write_cluster("cluster.yaml", NULL);
+    char config[600], ea[600], eb[600];
+    snprintf(config, sizeof(config), "%s", cfg);
+    snprintf(ea, sizeof(ea), "%s", ag_test_path("alice.err"));
+    snprintf(eb, sizeof(eb), "%s", ag_test_path("bob.err"));
+    const char *prog = ag_test_bin("example-hello");
+    const char *argv_a[] = {"/bin/sh", "-c", "f=$1; shift; exec \"$@\" 2>\"$f\"", "sh", ea, prog,
+                            "--config", config, "--party", "alice", "--timeout", "2",
+                            "--session", "s1", NULL};
+    const char *argv_b[] = {"/bin/sh", "-c", "f=$1; shift; exec \"$@\" 2>\"$f\"", "sh", eb, prog,
+                            "--config", config, "--party", "bob", "--timeout", "2",
+                            "--session", "s2", NULL};
+    int fa, fb;
+    pid_t a = ag_test_spawn(argv_a, &fa), b = ag_test_spawn(argv_b, &fb);
+    CHECK_EQ(ag_test_wait(a, 30), 1);
+    CHECK_EQ(ag_test_wait(b, 30), 1);
+    char line[64];
+    CHECK(ag_test_read_line(fa, line, sizeof(line), 1) < 0); /* no result printed */
+    CHECK(ag_test_read_line(fb, line, sizeof(line), 1) < 0);
+    CHECK_CONTAINS(slurp(ea), "no message from party bob within 2000 ms");
+    CHECK_CONTAINS(slurp(ea), "failed: PERMISSION_DENIED: frame for job 's1', party bob runs "
+                              "job 's2'");
+    CHECK_CONTAINS(slurp(eb), "frame for job 's2', party alice runs job 's1'");
+    close(fa);
+    close(fb);
+}
+
+TEST(fed_an_unreachable_peer_is_named_with_its_address)
+{
+    const char *cfg = write_cluster("cluster.yaml", NULL);
+    ag_test_proc p;
+    const char *argv[] = {ag_test_bin("example-hello"), "--config", cfg, "--party", "alice",
+                          "--timeout", "1", NULL};
+    CHECK_EQ(ag_test_run(&p, argv, NULL, 30), 1);
+    CHECK_CONTAINS(p.err, "example-hello: party alice: ");
+    CHECK_CONTAINS(p.err, "no message from party bob within 1000 ms");
+    CHECK_CONTAINS(p.err, "sending to bob at 127.0.0.1:");
+    CHECK_CONTAINS(p.err, "UNAVAILABLE: cannot connect to 127.0.0.1:");
+    ag_test_proc_cleanup(&p);
 }
