@@ -157,6 +157,7 @@ ag_obj *ag__fed_obj(ag_fed *f, obj_kind kind, int owner)
     return o;
 }
 
+static ag_obj *obj_vfail(ag_obj *o, int code, const char *fmt, va_list ap) AG_PRINTF(3, 0);
 static ag_obj *obj_vfail(ag_obj *o, int code, const char *fmt, va_list ap)
 {
     char msg[AG_ERRMSG_MAX];
