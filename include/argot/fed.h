@@ -158,9 +158,12 @@ typedef struct ag_fed_opts {
  *   spu: {protocol: semi2k, field: FM64, fxp_fraction_bits: 18, beaver: tfp}
  *   session: job-2026-11-23         # optional job id (default "argot")
  *   timeout: 60s                    # optional link receive timeout
+ *   tls: {cert: alice.crt, key: alice.key, ca: ca.crt}
  *
- * Off loopback TLS is required (a tls section), which this build refuses
- * until rpc has TLS. */
+ * tls (paths relative to the config file) turns on mutual TLS between the
+ * parties with party certificates (`argot ca init`, `argot ca issue`): each
+ * party proves its name, and may only send as itself. It is required when
+ * any address is off loopback. */
 #define AG_CLUSTER_MAX_PARTIES 8
 typedef struct ag_cluster {
     int n;
@@ -170,6 +173,8 @@ typedef struct ag_cluster {
     bool has_spu;          /* the file has an spu section */
     char session[128];
     uint64_t timeout_ms;   /* 0: not given */
+    bool has_tls;
+    char tls_cert[1024], tls_key[1024], tls_ca[1024];
 } ag_cluster;
 
 /* Reads and checks path; on failure err holds "<file>:<line>:<col>: why". */

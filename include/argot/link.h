@@ -94,6 +94,14 @@ typedef struct ag_link_rpc_opts {
     const char *listen;            /* where this party serves (default addresses[rank]) */
     const char *session;           /* the job's id: every party must give the same */
     uint64_t timeout_ms;           /* receive timeout (default 60 s) */
+    /* Mutual TLS between parties (all three, or none for plaintext): this
+     * party's certificate and key, and the CA that issued every party's. A
+     * peer's server must present a certificate naming that peer (a DNS name
+     * equal to its party name), and a frame is accepted only from a client
+     * whose certificate names the party the frame claims to come from. */
+    const char *tls_cert;
+    const char *tls_key;
+    const char *tls_ca;
 } ag_link_rpc_opts;
 
 /* Starts this party's endpoint: serves on listen (port 0 picks one). On

@@ -201,4 +201,20 @@ void ag_rpc_call_free(ag_rpc_call *c);
 int ag_rpc_unary(ag_rpc_channel *ch, const char *method, const void *req, size_t req_len,
                  ag_deadline deadline, uint8_t **resp, size_t *resp_len, char **message);
 
+/* ---- a deployment's certificates (pki.c) --------------------------------------------- *
+ *
+ * What `argot ca` runs: a CA the parties agree on, and for each party a key
+ * and a certificate naming it (CN and DNS subjectAltName = the party name,
+ * for serving and for connecting), which the fed link checks: a party is
+ * whom its certificate names. ECDSA P-256, SHA-256. Nothing is overwritten;
+ * keys get mode 0600. Errors name the file and the cause. */
+
+/* dir/ca.crt and dir/ca.key (dir is created, mode 0700); name is the CA's
+ * CN (NULL: "argot CA"); days 0: 3650. */
+int ag_rpc_pki_init(const char *dir, const char *name, unsigned days, char *err, size_t cap);
+/* dir/PARTY.crt and dir/PARTY.key, signed by dir's CA; extra_san adds names
+ * ("DNS:alice.example,IP:10.0.0.1", may be NULL); days 0: 825. */
+int ag_rpc_pki_issue(const char *dir, const char *party, const char *extra_san, unsigned days,
+                     char *err, size_t cap);
+
 #endif /* ARGOT_RPC_H */

@@ -13,6 +13,8 @@
 static const struct subcmd *const subcmds[] = {
     &cmd_demo,
     &cmd_launch,
+    &cmd_ca_init,
+    &cmd_ca_issue,
     &cmd_csv_check,
 };
 

@@ -1,12 +1,12 @@
 /*
  * Reading the cluster config (fed.h): typed getters over the YAML
  * reader, every error with its file, line and column. Security rule of
- * design.md: TLS is required off loopback; this build has no TLS yet, so
- * a tls section, or a party address that is not on loopback, is refused
- * with that reason rather than run in the clear.
+ * design.md: TLS is required off loopback, so a party address that is not
+ * on loopback is refused without a tls section.
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "argot/fed.h"
 
@@ -38,10 +38,11 @@ static int load_parties(ag_config *cfg, const ag_cnode *parties, ag_cluster *c)
         if (!strchr(addr, ':') || strlen(addr) >= sizeof(c->addresses[0]))
             return ag_config_errorf(cfg, an, AG_E_CONFIG_VALUE,
                                     "address '%s' must be host:port", addr);
-        if (!on_loopback(addr))
+        if (!on_loopback(addr) && !c->has_tls)
             return ag_config_errorf(cfg, an, AG_E_CONFIG_VALUE,
                                     "address '%s' is not on loopback: argot requires tls off "
-                                    "loopback, and this build has no TLS yet", addr);
+                                    "loopback (a tls section with this party's cert and key "
+                                    "and the CA: see 'argot ca init')", addr);
         if (ag_cnode_get(p, "gateway"))
             return ag_config_errorf(cfg, ag_cnode_get(p, "gateway"), AG_E_CONFIG_VALUE,
                                     "gateways are not supported by this build yet");
@@ -94,6 +95,32 @@ static int load_spu(ag_config *cfg, const ag_cnode *spu, ag_cluster *c)
     return 0;
 }
 
+/* tls: {cert, key, ca}: paths relative to the config file's directory,
+ * each readable now. */
+static int load_tls(ag_config *cfg, const ag_cnode *tls, const char *path, ag_cluster *c)
+{
+    static const char *const keys[] = {"cert", "key", "ca", NULL};
+    char *outs[3] = {c->tls_cert, c->tls_key, c->tls_ca};
+    int rc = ag_config_check_keys(cfg, tls, keys);
+    const char *slash = strrchr(path, '/');
+    int dirlen = slash ? (int)(slash - path) : 0;
+    for (int i = 0; rc == 0 && i < 3; i++) {
+        const char *v;
+        rc = ag_config_get_str(cfg, tls, keys[i], AG_REQUIRED, &v);
+        if (rc < 0)
+            break;
+        if (v[0] == '/' || !slash)
+            snprintf(outs[i], sizeof(c->tls_cert), "%s", v);
+        else
+            snprintf(outs[i], sizeof(c->tls_cert), "%.*s/%s", dirlen, path, v);
+        if (access(outs[i], R_OK) != 0)
+            rc = ag_config_errorf(cfg, ag_cnode_get(tls, keys[i]), AG_E_CONFIG_VALUE,
+                                  "tls.%s: cannot read %s", keys[i], outs[i]);
+    }
+    c->has_tls = rc == 0;
+    return rc;
+}
+
 int ag_cluster_load(const char *path, ag_cluster *c, char *err, size_t cap)
 {
     static const char *const top[] = {"parties", "spu", "tls", "session", "timeout", NULL};
@@ -111,6 +138,11 @@ int ag_cluster_load(const char *path, ag_cluster *c, char *err, size_t cap)
     int rc = ag_config_load_file(cfg, path);
     if (rc == 0)
         rc = ag_config_check_keys(cfg, ag_config_root(cfg), top);
+    const ag_cnode *tls = NULL;
+    if (rc == 0)
+        rc = ag_config_get_map(cfg, ag_config_root(cfg), "tls", AG_OPTIONAL, &tls);
+    if (rc == 0 && tls)
+        rc = load_tls(cfg, tls, path, c);
     if (rc == 0)
         rc = ag_config_get_map(cfg, ag_config_root(cfg), "parties", AG_REQUIRED, &parties);
     if (rc == 0)
@@ -122,9 +154,6 @@ int ag_cluster_load(const char *path, ag_cluster *c, char *err, size_t cap)
     if (rc == 0)
         rc = ag_config_get_duration_ms(cfg, ag_config_root(cfg), "timeout", AG_OPTIONAL,
                                        &c->timeout_ms);
-    if (rc == 0 && ag_cnode_get(ag_config_root(cfg), "tls"))
-        rc = ag_config_errorf(cfg, ag_cnode_get(ag_config_root(cfg), "tls"), AG_E_CONFIG_VALUE,
-                              "tls is not supported by this build yet");
     if (rc == 0)
         rc = ag_config_get_str(cfg, ag_config_root(cfg), "session", AG_OPTIONAL, &session);
     if (rc == 0 && session)

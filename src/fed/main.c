@@ -261,6 +261,11 @@ int ag_fed_run_party(ag_fed_run *r, const ag_cluster *c, const char *party)
     ag_link_rpc_opts lo = {.rank = (unsigned)me, .n = (unsigned)c->n, .names = names,
                            .addresses = addrs, .session = r->session ? r->session : c->session,
                            .timeout_ms = r->timeout_ms ? r->timeout_ms : c->timeout_ms};
+    if (c->has_tls) {
+        lo.tls_cert = c->tls_cert;
+        lo.tls_key = c->tls_key;
+        lo.tls_ca = c->tls_ca;
+    }
     char err[AG_ERRMSG_MAX];
     ag_link *link = ag_link_rpc_new(&lo, err, sizeof(err));
     if (!link) {

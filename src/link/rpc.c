@@ -77,6 +77,7 @@ struct peer {
 struct rpc_link {
     ag_link base;               /* first: an rpc_link is an ag_link */
     char *session;
+    char *tls_cert, *tls_key, *tls_ca; /* all NULL: plaintext */
     ag_rpc_server *srv;
     int port;
     struct peer *peers;         /* n; peers[rank] unused */
@@ -151,7 +152,18 @@ static int send_frames(struct rpc_link *l, ag_rpc_call *call, const struct out_m
 static int open_stream(struct peer *p)
 {
     if (!p->ch) {
-        p->ch = ag_rpc_channel_new(p->addr, NULL);
+        struct rpc_link *l = p->l;
+        ag_rpc_channel_opts co;
+        ag_rpc_channel_opts_init(&co);
+        if (l->tls_ca) {
+            /* the peer's server must be the party it is supposed to be */
+            co.tls = true;
+            co.tls_ca_file = l->tls_ca;
+            co.tls_cert_file = l->tls_cert;
+            co.tls_key_file = l->tls_key;
+            co.tls_server_name = l->base.names[p->rank];
+        }
+        p->ch = ag_rpc_channel_new(p->addr, &co);
         if (!p->ch)
             return AG_E_NOMEM;
     }
@@ -330,6 +342,16 @@ static int frame_check(struct rpc_link *l, const Argot__Link__V1__Frame *f, ag_r
                  l->base.size);
         ag_rpc_call_set_status_message(c, msg);
         return AG_RPC_INVALID_ARGUMENT;
+    }
+    const char *who = ag_rpc_call_peer_identity(c);
+    if (l->tls_ca && (!who || strcmp(who, l->base.names[f->from_rank]) != 0)) {
+        /* a party may only send as itself */
+        snprintf(msg, sizeof(msg), "a certificate for '%.60s' may not send as party %s",
+                 who ? who : "(none)", l->base.names[f->from_rank]);
+        AG_LOG(AG_LOG_WARN, "link", "refused_frame claimed=%s certificate=%s",
+               l->base.names[f->from_rank], who ? who : "(none)");
+        ag_rpc_call_set_status_message(c, msg);
+        return AG_RPC_PERMISSION_DENIED;
     }
     return 0;
 }
@@ -513,6 +535,9 @@ static void rpc_destroy(ag_link *base)
     ag_free(l->peers);
     ag_free(l->delivered);
     ag_free(l->session);
+    ag_free(l->tls_cert);
+    ag_free(l->tls_key);
+    ag_free(l->tls_ca);
     pthread_cond_destroy(&l->cv);
     pthread_mutex_destroy(&l->mu);
     ag__link_cleanup(base);
@@ -555,6 +580,10 @@ ag_link *ag_link_rpc_new(const ag_link_rpc_opts *o, char *err, size_t errcap)
         snprintf(err, errcap, "rank %u in a job of %u parties", o->rank, o->n);
         return NULL;
     }
+    if ((o->tls_cert || o->tls_key || o->tls_ca) && (!o->tls_cert || !o->tls_key || !o->tls_ca)) {
+        snprintf(err, errcap, "TLS between parties needs a certificate, its key and the CA");
+        return NULL;
+    }
     struct rpc_link *l = ag_calloc(1, sizeof(*l));
     if (!l)
         return NULL;
@@ -572,7 +601,16 @@ ag_link *ag_link_rpc_new(const ag_link_rpc_opts *o, char *err, size_t errcap)
     l->session = ag_strdup(o->session ? o->session : "");
     l->peers = ag_calloc(o->n, sizeof(*l->peers));
     l->delivered = ag_calloc(o->n, sizeof(*l->delivered));
-    l->srv = ag_rpc_server_new(NULL);
+    bool tls = o->tls_cert || o->tls_key || o->tls_ca;
+    if (tls && (!(l->tls_cert = ag_strdup(o->tls_cert)) || !(l->tls_key = ag_strdup(o->tls_key)) ||
+                !(l->tls_ca = ag_strdup(o->tls_ca))))
+        goto fail;
+    ag_rpc_server_opts so;
+    ag_rpc_server_opts_init(&so);
+    so.tls_cert_file = l->tls_cert;
+    so.tls_key_file = l->tls_key;
+    so.tls_ca_file = l->tls_ca; /* clients must present a party certificate */
+    l->srv = ag_rpc_server_new(&so);
     if (!l->session || !l->peers || !l->delivered || !l->srv)
         goto fail;
     for (unsigned i = 0; i < o->n; i++) {

@@ -218,11 +218,14 @@ TEST(demo_production_config_errors)
         {"parties:\n  alice: {adress: \"127.0.0.1:1\"}\n  bob: {address: \"127.0.0.1:2\"}\n",
          ":2:11: unknown key 'adress' (did you mean 'address'?)"},
         {"parties:\n  alice: {address: \"10.0.0.1:9100\"}\n  bob: {address: \"127.0.0.1:2\"}\n",
-         ":2:20: address '10.0.0.1:9100' is not on loopback: argot requires tls off loopback, "
-         "and this build has no TLS yet"},
+         ":2:20: address '10.0.0.1:9100' is not on loopback: argot requires tls off loopback "
+         "(a tls section with this party's cert and key and the CA: see 'argot ca init')"},
         {"parties:\n  alice: {address: \"127.0.0.1:1\"}\n  bob: {address: \"127.0.0.1:2\"}\n"
-         "tls: {cert: a.crt}\n",
-         ":4:6: tls is not supported by this build yet"},
+         "tls: {cert: /etc/hostname}\n",
+         ":4:6: missing required key 'key' in 'tls'"},
+        {"parties:\n  alice: {address: \"127.0.0.1:1\"}\n  bob: {address: \"127.0.0.1:2\"}\n"
+         "tls: {cert: /nonexistent/a.crt, key: a.key, ca: ca.crt}\n",
+         ":4:13: tls.cert: cannot read /nonexistent/a.crt"},
         {"parties:\n  alice: {address: \"127.0.0.1:1\"}\n  bob: {address: \"127.0.0.1:2\"}\n"
          "spu: {field: FM32}\n",
          ":4:14: field 'FM32' must be FM64 or FM128"},

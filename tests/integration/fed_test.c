@@ -307,3 +307,164 @@ TEST(fed_an_unreachable_peer_is_named_with_its_address)
     CHECK_CONTAINS(p.err, "UNAVAILABLE: cannot connect to 127.0.0.1:");
     ag_test_proc_cleanup(&p);
 }
+
+/* ---- production mode with party certificates -------------------------------------- */
+
+static void ca(const char *dir, const char *party)
+{
+    ag_test_proc p;
+    const char *init[] = {ag_test_bin("argot"), "ca", "init", "--dir", dir, NULL};
+    const char *issue[] = {ag_test_bin("argot"), "ca", "issue", "--dir", dir, "--party", party,
+                           NULL};
+    if (!party && ag_test_run(&p, init, NULL, 30) != 0)
+        FAIL("argot ca init: %s", p.err);
+    if (party && ag_test_run(&p, issue, NULL, 30) != 0)
+        FAIL("argot ca issue: %s", p.err);
+    ag_test_proc_cleanup(&p);
+}
+
+/* A party's config: the parties' addresses, its own certificate. */
+static const char *party_config(const char *name, const char *addr_a, const char *addr_b,
+                                const char *certdir, const char *cert, const char *cadir)
+{
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "parties:\n  alice: {address: \"%s\"}\n  bob: {address: \"%s\"}\n"
+             "tls: {cert: %s/%s.crt, key: %s/%s.key, ca: %s/ca.crt}\n",
+             addr_a, addr_b, certdir, cert, certdir, cert, cadir);
+    return ag_test_write_file(name, text, strlen(text));
+}
+
+/* Runs example-hello as alice and bob with their configs; returns both
+ * exit statuses and stderr texts. */
+static void run_pair(const char *cfg_a, const char *cfg_b, const char *const pre[], int *sa,
+                     int *sb, char *err_a, char *err_b, size_t cap)
+{
+    char ea[600], eb[600], ca_[600], cb[600];
+    snprintf(ea, sizeof(ea), "%s", ag_test_path("alice.err"));
+    snprintf(eb, sizeof(eb), "%s", ag_test_path("bob.err"));
+    snprintf(ca_, sizeof(ca_), "%s", cfg_a);
+    snprintf(cb, sizeof(cb), "%s", cfg_b);
+    const char *prog = ag_test_bin("example-hello");
+    const char *argv[2][24];
+    const char *cfgs[2] = {ca_, cb}, *errs[2] = {ea, eb}, *names[2] = {"alice", "bob"};
+    pid_t pid[2];
+    int fd[2];
+    for (int k = 0; k < 2; k++) {
+        int n = 0;
+        argv[k][n++] = "/bin/sh";
+        argv[k][n++] = "-c";
+        argv[k][n++] = "f=$1; shift; exec \"$@\" 2>\"$f\"";
+        argv[k][n++] = "sh";
+        argv[k][n++] = errs[k];
+        for (int i = 0; pre && pre[k * 4 + i] && i < 4; i++)
+            argv[k][n++] = pre[k * 4 + i];
+        argv[k][n++] = prog;
+        argv[k][n++] = "--config";
+        argv[k][n++] = cfgs[k];
+        argv[k][n++] = "--party";
+        argv[k][n++] = names[k];
+        argv[k][n++] = "--timeout";
+        argv[k][n++] = "3";
+        argv[k][n] = NULL;
+        pid[k] = ag_test_spawn(argv[k], &fd[k]);
+    }
+    char line[64];
+    for (int k = 0; k < 2; k++) {
+        if (ag_test_read_line(fd[k], line, sizeof(line), 30) >= 0 && strcmp(line, "9") != 0)
+            FAIL("%s printed '%s'", names[k], line);
+        close(fd[k]);
+    }
+    *sa = ag_test_wait(pid[0], 30);
+    *sb = ag_test_wait(pid[1], 30);
+    snprintf(err_a, cap, "%s", slurp(ea));
+    snprintf(err_b, cap, "%s", slurp(eb));
+}
+
+TEST_TIMEOUT(fed_parties_prove_their_names_with_certificates, 120)
+{
+    char dir[600], other[600], addr_a[64], addr_b[64];
+    snprintf(dir, sizeof(dir), "%s", ag_test_path("pki"));
+    snprintf(other, sizeof(other), "%s", ag_test_path("pki-other"));
+    ca(dir, NULL);
+    ca(dir, "alice");
+    ca(dir, "bob");
+    ca(dir, "mallory");
+    ca(other, NULL);
+    ca(other, "bob");
+    snprintf(addr_a, sizeof(addr_a), "127.0.0.1:%d", free_port());
+    snprintf(addr_b, sizeof(addr_b), "127.0.0.1:%d", free_port());
+    char ca_[600], cb[600], ea[4096], eb[4096];
+    int sa, sb;
+    snprintf(ca_, sizeof(ca_), "%s", party_config("a.yaml", addr_a, addr_b, dir, "alice", dir));
+    snprintf(cb, sizeof(cb), "%s", party_config("b.yaml", addr_a, addr_b, dir, "bob", dir));
+    run_pair(ca_, cb, NULL, &sa, &sb, ea, eb, sizeof(ea));
+    if (sa != 0 || sb != 0)
+        FAIL("with the right certificates: alice %d (%s), bob %d (%s)", sa, ea, sb, eb);
+
+    /* bob's certificate from a CA alice does not trust: refused both ways */
+    snprintf(cb, sizeof(cb), "%s", party_config("b2.yaml", addr_a, addr_b, other, "bob", other));
+    run_pair(ca_, cb, NULL, &sa, &sb, ea, eb, sizeof(ea));
+    CHECK_EQ(sa, 1);
+    CHECK_EQ(sb, 1);
+    CHECK_CONTAINS(ea, "no message from party bob");
+    CHECK_CONTAINS(ea, "sending to bob at ");
+    CHECK_CONTAINS(ea, "TLS handshake: certificate verify failed");
+
+    /* mallory (a real party certificate) posing as bob: alice's server and
+     * client both refuse it */
+    snprintf(cb, sizeof(cb), "%s", party_config("b3.yaml", addr_a, addr_b, dir, "mallory", dir));
+    run_pair(ca_, cb, NULL, &sa, &sb, ea, eb, sizeof(ea));
+    CHECK_EQ(sa, 1);
+    CHECK_EQ(sb, 1);
+    CHECK_CONTAINS(ea, "sending to bob at ");
+    CHECK_CONTAINS(ea, "certificate verify failed");
+    CHECK_CONTAINS(eb, "a certificate for 'mallory' may not send as party bob");
+}
+
+/* Two hosts made with network namespaces and a veth pair, a party in each,
+ * talking over 10.231.7.0/24 with TLS (required off loopback). */
+TEST_TIMEOUT(fed_production_across_two_network_namespaces, 120)
+{
+    char ns[2][32];
+    snprintf(ns[0], sizeof(ns[0]), "argot-a-%d", (int)getpid());
+    snprintf(ns[1], sizeof(ns[1]), "argot-b-%d", (int)getpid());
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "ip netns add %s 2>/dev/null", ns[0]);
+    if (system(cmd) != 0) {
+        printf("skipped: cannot create network namespaces here (needs root and ip netns)\n");
+        return;
+    }
+    snprintf(cmd, sizeof(cmd),
+             "set -e; ip netns add %s; "
+             "ip link add va%d type veth peer name vb%d; "
+             "ip link set va%d netns %s; ip link set vb%d netns %s; "
+             "ip -n %s addr add 10.231.7.1/24 dev va%d; ip -n %s addr add 10.231.7.2/24 dev vb%d; "
+             "ip -n %s link set va%d up; ip -n %s link set vb%d up; "
+             "ip -n %s link set lo up; ip -n %s link set lo up",
+             ns[1], (int)getpid() % 100000, (int)getpid() % 100000, (int)getpid() % 100000, ns[0],
+             (int)getpid() % 100000, ns[1], ns[0], (int)getpid() % 100000, ns[1],
+             (int)getpid() % 100000, ns[0], (int)getpid() % 100000, ns[1],
+             (int)getpid() % 100000, ns[0], ns[1]);
+    int setup = system(cmd);
+    char dir[600], ca_[600], cb[600], ea[4096], eb[4096];
+    int sa = -1, sb = -1;
+    if (setup == 0) {
+        snprintf(dir, sizeof(dir), "%s", ag_test_path("pki"));
+        ca(dir, NULL);
+        ca(dir, "alice");
+        ca(dir, "bob");
+        snprintf(ca_, sizeof(ca_), "%s",
+                 party_config("a.yaml", "10.231.7.1:9100", "10.231.7.2:9100", dir, "alice", dir));
+        snprintf(cb, sizeof(cb), "%s",
+                 party_config("b.yaml", "10.231.7.1:9100", "10.231.7.2:9100", dir, "bob", dir));
+        const char *pre[8] = {"ip", "netns", "exec", ns[0], "ip", "netns", "exec", ns[1]};
+        run_pair(ca_, cb, pre, &sa, &sb, ea, eb, sizeof(ea));
+    }
+    snprintf(cmd, sizeof(cmd), "ip netns del %s; ip netns del %s", ns[0], ns[1]);
+    if (system(cmd) != 0)
+        printf("warning: could not delete namespaces %s and %s\n", ns[0], ns[1]);
+    CHECK_EQ(setup, 0);
+    if (sa != 0 || sb != 0)
+        FAIL("across namespaces: alice %d (%s), bob %d (%s)", sa, ea, sb, eb);
+}
