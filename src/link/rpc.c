@@ -296,26 +296,26 @@ static void set_aborted(struct rpc_link *l, const char *msg)
     pthread_mutex_unlock(&l->mu);
 }
 
-/* A whole message from src: into the mailbox unless already delivered.
- * Takes data. */
-static void deliver(struct rpc_link *l, unsigned src, uint64_t seq, uint64_t tag, uint8_t *data,
-                    size_t len)
+/* A whole message from src: into the mailbox (m, allocated by the caller)
+ * unless already delivered. Takes m and data. */
+static void deliver(struct rpc_link *l, struct in_msg *m, unsigned src, uint64_t seq,
+                    uint64_t tag, uint8_t *data, size_t len)
 {
-    struct in_msg *m = NULL;
+    bool fresh = false;
     pthread_mutex_lock(&l->mu);
     if (seq == l->delivered[src] + 1) {
-        m = ag_malloc(sizeof(*m));
-        if (m) {
-            *m = (struct in_msg){NULL, src, tag, data, len};
-            *l->tail = m;
-            l->tail = &m->next;
-            l->delivered[src] = seq;
-            pthread_cond_broadcast(&l->cv);
-        }
+        *m = (struct in_msg){NULL, src, tag, data, len};
+        *l->tail = m;
+        l->tail = &m->next;
+        l->delivered[src] = seq;
+        fresh = true;
+        pthread_cond_broadcast(&l->cv);
     }
     pthread_mutex_unlock(&l->mu);
-    if (!m) /* a duplicate after a resend (or no memory: the sender resends) */
+    if (!fresh) { /* a duplicate after a resend */
         ag_free(data);
+        ag_free(m);
+    }
 }
 
 static int send_ack(ag_rpc_call *c, uint64_t seq)
@@ -395,10 +395,22 @@ static int push_handler(ag_rpc_call *c, void *ud)
                 ag_rpc_call_set_status_message(c, "link frame out of order or too large");
                 status = AG_RPC_INVALID_ARGUMENT;
             } else if (cur.len == cur_total) {
+                /* acknowledged before it is delivered, so that a receiver
+                 * that exits right after reading it has sent the ack; a
+                 * receiver without the memory for it does not ack, and the
+                 * sender resends */
                 size_t n;
                 uint8_t *data = ag_buf_take(&cur, &n);
-                deliver(l, f->from_rank, cur_seq, cur_tag, data ? data : ag_malloc(1), n);
-                send_ack(c, cur_seq);
+                struct in_msg *m = ag_malloc(sizeof(*m));
+                if (!data)
+                    data = ag_malloc(1);
+                if (m && data) {
+                    send_ack(c, cur_seq);
+                    deliver(l, m, f->from_rank, cur_seq, cur_tag, data, n);
+                } else {
+                    ag_free(m);
+                    ag_free(data);
+                }
             }
         }
         argot__link__v1__frame__free_unpacked(f, &pb_allocator);

@@ -88,7 +88,7 @@ TEST(link_mem_timeout_names_the_peer)
     CHECK_EQ(ag_link_recv(l[0], 1, 5, &d, &n), AG_E_LINK_TIMEOUT);
     CHECK(ag_now_ms() - t0 >= 50);
     CHECK_STR_EQ(ag_link_errmsg(l[0]), "party alice: no message from party bob within 50 ms "
-                                       "(tag 5)");
+                                       "(tag 0x5)");
     ag_link_free(l[0]);
     ag_link_free(l[1]);
 }
