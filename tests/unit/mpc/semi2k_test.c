@@ -393,7 +393,7 @@ TEST(semi2k_silent_peer_times_out_naming_it)
     CHECK(ag_now_ms() - t0 < 5000);
     CHECK_EQ(ps[0].rc, AG_E_LINK_TIMEOUT);
     CHECK_STR_EQ(ps[0].err, "reveal: party alice: no message from party bob within 200 ms "
-                            "(tag 256)");
+                            "(tag 0x100)");
     CHECK_EQ(ps[1].rc, 0);
 }
 
