@@ -54,7 +54,7 @@ LDFLAGS_ALL = $(SANFLAGS) -pthread $(LDFLAGS)
 
 LIB_SRCS :=
 PKGS :=
-MODULES := base rpc link mpc fed
+MODULES := base rpc link mpc fed apps
 include $(foreach m,$(MODULES),src/$(m)/module.mk)
 
 PROTOS := $(sort $(shell find proto -name '*.proto' 2>/dev/null))
@@ -112,10 +112,11 @@ $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(BUILD)/gen
 	protoc-c --c_out=$(BUILD)/gen -Iproto -I/usr/include $<
 
-# Only the tests see the harness's header; tests and fuzz targets may also
-# include a module's internal headers (they drive the protocol cores).
+# Only the tests see the harness's header; tests, fuzz targets and benches
+# may also include a module's internal headers (they drive the protocol cores).
 $(BUILD)/obj/tests/%.o: CPPFLAGS_ALL += -Itests/harness -Isrc
 $(BUILD)/obj/fuzz/%.o: CPPFLAGS_ALL += -Isrc
+$(BUILD)/obj/bench/%.o: CPPFLAGS_ALL += -Isrc
 
 # Every object waits for the generated headers (order-only), since any
 # source may include one; -MMD then records the real dependencies.

@@ -4,6 +4,8 @@
 # to read, never pass/fail.
 set -u
 BUILD=${1:-build}
+# peers from a registry (psi.js), installed under BUILD, never committed
+sh bench/peers/setup.sh "$BUILD"
 for b in "$BUILD"/bench/*; do
     [ -x "$b" ] || continue
     echo "== $(basename "$b")"

@@ -16,6 +16,7 @@ PKGS="
   zlib1g-dev
   protobuf-c-compiler libprotobuf-c-dev
   libnghttp2-dev libuv1-dev
+  libsodium-dev
   grpc-proto python3-grpcio protobuf-compiler protobuf-compiler-grpc
 "
 

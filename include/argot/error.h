@@ -72,7 +72,11 @@
     X(LINK_TIMEOUT, -400, "peer did not answer in time")                     \
     X(LINK_ABORTED, -401, "a party aborted the job")                         \
     X(LINK_SIZE, -402, "message of unexpected size")                         \
-    X(LINK_PEER, -403, "no such peer")
+    X(LINK_PEER, -403, "no such peer")                                      \
+    /* apps */                                                               \
+    X(PSI_DUPLICATE, -500, "duplicate key in a PSI input")                   \
+    X(PSI_MISMATCH, -501, "the parties disagree on the PSI parameters")      \
+    X(PSI_PROTOCOL, -502, "peer broke the PSI protocol")
 
 enum ag_err {
     AG_OK = 0,

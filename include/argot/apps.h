@@ -1,0 +1,191 @@
+/*
+ * argot apps: jobs that parties run on their own CSV files. Today: private
+ * set intersection (PSI), the core of `argot psi`.
+ *
+ * ---- PSI ---------------------------------------------------------------
+ *
+ * Two parties, ranks 0 and 1 of an ag_link (alice and bob in the examples;
+ * the names come from ag_link_party()), each hold a CSV file with a header.
+ * They find the rows whose key (one or more columns, --key COL[,COL]) both
+ * files hold, and the receivers among them write their own rows of the
+ * join, every input column in the input's column order. Nothing else about
+ * the other party's rows is learned (see "What a party learns" below).
+ *
+ * Protocol "ecdh" (semi-honest; Meadows 1986, as secretflow/psi's ECDH-PSI),
+ * over ristretto255 with libsodium, with fresh secret scalars a and b per
+ * run: a key tuple x is encoded unambiguously (each field as a 4-byte
+ * little-endian length and its bytes), hashed with a domain separator bound
+ * to the session, H(x) = from_hash(BLAKE2b-512("argot-psi-v1" || len ||
+ * session || enc(x))), and each party sends its points raised to its
+ * scalar, H(x)^a, in an order that depends only on those random-looking
+ * values. Each party raises the other's points to its own scalar; a party
+ * that is a receiver gets its own points back raised by the peer's scalar,
+ * H(x)^ab, and compares them with H(y)^ba. The protocol sits behind a name
+ * (ag_psi_opts.protocol) so that an OT-based one can be added beside it.
+ *
+ * Buckets: both inputs are streamed twice (a pass that counts and checks
+ * rows, a pass that spills each row to the temporary file of its bucket,
+ * chosen by a session-keyed hash of the key), and the protocol runs bucket
+ * by bucket, B = ceil(max(rows of either party) / bucket_rows) buckets. A
+ * party's memory is bounded by one bucket's rows, not by the input, so
+ * 10^8 rows run in the memory of 2^20 (the default bucket). The receivers'
+ * rows are merged across buckets into the output at the end.
+ *
+ * ---- Join semantics (secretflow/psi's advanced joins) -----------------------
+ *
+ * alice (rank 0) is the left side, bob (rank 1) the right. Keys are compared
+ * byte for byte (nothing is trimmed or case-folded). Let I be the set of
+ * keys both inputs hold. Each receiver's output is its own columns of the
+ * join below; when both parties receive, row i of alice's output and row i
+ * of bob's are the two halves of row i of the joined table (the outputs are
+ * aligned). A row of the other side's half that has no partner is a "null
+ * row" on this side: every field is ag_psi_opts.null_value.
+ *
+ *   inner       rows whose key is in I
+ *   left        inner, then alice's rows whose key is not in I (bob's
+ *               output: null rows for them)
+ *   right       inner, then bob's rows whose key is not in I (alice's
+ *               output: null rows for them)
+ *   full        inner, then alice's rows not in I, then bob's rows not in I
+ *               (each side writes null rows for the other's)
+ *   difference  full without the inner part: the rows whose key is not in I
+ *
+ * So alice's file is [inner rows][her rows not in I][null rows for bob's not
+ * in I] and bob's is [inner rows][null rows for alice's][his rows not in I],
+ * each block present or not as the join type says. Within a block rows are
+ * sorted by key (column by column, bytewise, a shorter prefix first), rows
+ * of the same key in input order.
+ *
+ * Duplicate keys: refused by default (AG_E_PSI_DUPLICATE; the message names
+ * the first repeated row and where the key was first seen: "alice.csv:17:
+ * duplicate key \"x\" (first at line 3)"). With allow_duplicates, a key
+ * held by alice in p rows and by bob in q rows gives p*q inner rows, as a
+ * SQL join does: alice writes each of her p rows q times in a row, bob
+ * writes his q rows, in order, p times over. Unmatched duplicated rows each
+ * appear once.
+ *
+ * What a party learns: the other party's row count, and per bucket the
+ * number of distinct keys it holds. A receiver learns which of its own rows
+ * are in the join, and the number of the other party's rows not in I (its
+ * null rows). With allow_duplicates, a receiver also learns how many rows
+ * the other party holds for each of its keys (and so the multiset of the
+ * other party's key multiplicities); without it nothing of the kind is
+ * sent. A party that is not a receiver learns no more than the sizes and
+ * writes no output: its output path is ignored and left untouched.
+ *
+ * Failure: every failure, here or at the peer, ends the run at both
+ * parties with an error naming the party and the cause, never a hang. A
+ * party that fails tells the peer a reason that holds no data ("duplicate
+ * keys in its input"), while its own message may name a key. The output is
+ * written to a temporary name beside it and renamed once both parties have
+ * finished, so a failed run leaves no partial output (nor the temporary).
+ *
+ * Threads: ag_psi_run() uses the link from the calling thread only, and a
+ * thread pool of its own (opts.threads) for the curve work.
+ *
+ * Timeouts: a party waits for the peer's points of a bucket while the peer
+ * computes them, so the link's receive timeout must exceed one bucket's
+ * curve work at the slower party: bucket_rows x ~60 us / cores with
+ * libsodium, x ~6 us with AVX-512 IFMA (2^20 rows on 2 cores: ~30 s and
+ * ~3 s). A caller running big buckets on small machines raises it with
+ * ag_link_set_timeout_ms() (10 minutes is safe for the default bucket).
+ */
+#ifndef ARGOT_APPS_H
+#define ARGOT_APPS_H
+
+#include "argot/base.h"
+#include "argot/link.h"
+
+typedef enum ag_psi_join {
+    AG_PSI_INNER = 0,
+    AG_PSI_LEFT,
+    AG_PSI_RIGHT,
+    AG_PSI_FULL,
+    AG_PSI_DIFFERENCE,
+} ag_psi_join;
+
+/* Receivers as a mask of ranks. */
+#define AG_PSI_RECV_RANK0 0x1u
+#define AG_PSI_RECV_RANK1 0x2u
+#define AG_PSI_RECV_BOTH 0x3u
+
+#define AG_PSI_DEFAULT_BUCKET_ROWS ((uint64_t)1 << 20)
+#define AG_PSI_MAX_KEYS 64
+
+/* Progress of a run, for a progress line. */
+typedef struct ag_psi_progress {
+    uint64_t rows_done;  /* of this party's input, through the protocol */
+    uint64_t rows_total; /* this party's input rows */
+    uint64_t bucket;     /* buckets finished */
+    uint64_t buckets;
+    double seconds;      /* since the protocol started (after the spill) */
+} ag_psi_progress;
+
+/* Called from any of the run's threads (at most one call at a time), at
+ * most every 200 ms and once at the end (rows_done == rows_total). */
+typedef void (*ag_psi_progress_fn)(void *ud, const ag_psi_progress *p);
+
+typedef struct ag_psi_opts {
+    const char *input;           /* this party's CSV (header row; RFC 4180) */
+    const char *const *keys;     /* key column names in this party's header; the
+                                    peer's may be named otherwise, but key i of
+                                    each is compared with key i of the other */
+    size_t nkeys;                /* 1..AG_PSI_MAX_KEYS, the same at both */
+    const char *output;          /* output CSV ("-": standard output, written
+                                    directly), or NULL for none */
+    const char *receiver;        /* a party's name, or "both" (NULL: "both") */
+    ag_psi_join join;
+    bool allow_duplicates;
+    uint64_t bucket_rows;        /* rows per bucket (0: 2^20); both must agree */
+    unsigned threads;            /* curve threads (0: one per online CPU) */
+    const char *session;         /* the job's id, bound into every hash; both
+                                    must agree (NULL: "") */
+    const char *protocol;        /* "ecdh" (NULL: "ecdh") */
+    const char *tmpdir;          /* spill files (NULL: $TMPDIR, else /tmp) */
+    const char *null_value;      /* fields of null rows (NULL: "NULL") */
+    bool progress;               /* a progress line on stderr when both stdout
+                                    and stderr are terminals */
+    ag_psi_progress_fn progress_fn; /* or a callback (takes precedence) */
+    void *progress_ud;
+} ag_psi_opts;
+
+/* Fills o with the defaults (everything zero or NULL). */
+void ag_psi_opts_init(ag_psi_opts *o);
+
+typedef struct ag_psi_report {
+    uint64_t rows;           /* data rows in this party's input */
+    uint64_t peer_rows;      /* data rows in the other party's input */
+    uint64_t buckets;
+    bool receiver;           /* this party learned the intersection */
+    uint64_t intersection;   /* distinct keys in both (receivers only) */
+    uint64_t matched_rows;   /* this party's rows whose key is in both */
+    uint64_t rows_written;   /* data rows in the output (null rows included) */
+    uint64_t bytes_sent;     /* payload bytes this run sent */
+    uint64_t bytes_recv;
+    double seconds;          /* wall time of the whole run */
+} ag_psi_report;
+
+/* Runs this party's side of a two-party PSI over link (2 parties; the
+ * peer runs it with matching options: the same keys count, join, receiver,
+ * duplicates rule, bucket_rows, session and protocol, else both fail with
+ * AG_E_PSI_MISMATCH naming the difference). Blocks until the run ends.
+ * report (may be NULL) is filled on success. Returns 0 or a negative
+ * AG_E_* code with the message in err (may be NULL): the file and line for
+ * input errors, "party bob failed: ..." or a timeout naming the peer when
+ * the peer failed or vanished. Uses tags 0x3 << 60 | ... on the link. */
+int ag_psi_run(ag_link *link, const ag_psi_opts *o, ag_psi_report *report, ag_errbuf *err);
+
+/* "inner", "left", "right", "full", "difference" -> the join; -1 if none. */
+int ag_psi_join_parse(const char *s);
+const char *ag_psi_join_name(ag_psi_join j);
+
+/* The receiver mask for s: a party's name (of the link's two) or "both".
+ * AG_E_INVAL with a message ("--receiver carol: no such party (alice, bob
+ * or both)") otherwise. */
+int ag_psi_receiver_parse(const ag_link *link, const char *s, unsigned *mask, ag_errbuf *err);
+
+/* The progress line for p ("rows 524288/1048576 (50.0%), 9.5k rows/s, ETA
+ * 55 s, bucket 1/2") into buf (NUL-terminated); returns its length. */
+size_t ag_psi_progress_line(const ag_psi_progress *p, char *buf, size_t cap);
+
+#endif /* ARGOT_APPS_H */

@@ -1,0 +1,5 @@
+# apps: jobs on the parties' CSV files: private set intersection (psi*.c).
+LIB_SRCS += $(wildcard src/apps/*.c)
+PKGS += libsodium
+# The curve batches are the hot loops.
+$(BUILD)/obj/src/apps/psi_curve.o $(BUILD)/obj/src/apps/psi_ifma.o: OPT += -O3
