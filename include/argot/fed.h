@@ -251,6 +251,11 @@ const char *ag_fed_errmsg(const ag_fed *f);
  * tells every party, which then fail with "party alice: <message>".
  * Returns code. */
 int ag_fed_fail(ag_fed *f, int code, const char *fmt, ...) AG_PRINTF(3, 4);
+/* Records a failure at this party only, sending nothing: for a protocol
+ * that already told the others in its own words (an app's ag_link_abort
+ * with a reason that quotes no data), when the local message may quote
+ * data (a key, a line of input). Returns code. */
+int ag_fed_fail_local(ag_fed *f, int code, const char *fmt, ...) AG_PRINTF(3, 4);
 /* The cost so far: this party's link counters. */
 void ag_fed_stats(const ag_fed *f, ag_link_stats *out);
 

@@ -12,6 +12,7 @@
 
 static const struct subcmd *const subcmds[] = {
     &cmd_demo,
+    &cmd_psi,
     &cmd_launch,
     &cmd_ca_init,
     &cmd_ca_issue,

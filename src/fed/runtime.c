@@ -123,6 +123,20 @@ int ag_fed_fail(ag_fed *f, int code, const char *fmt, ...)
     return ag__fed_break(f, code, "party %s: %s", f->names[f->rank], msg);
 }
 
+int ag_fed_fail_local(ag_fed *f, int code, const char *fmt, ...)
+{
+    if (f->broken)
+        return f->broken;
+    char msg[AG_ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(f->err, sizeof(f->err), "party %s: %.480s", f->names[f->rank], msg);
+    f->broken = code < 0 ? code : AG_E_STATE;
+    return f->broken;
+}
+
 int ag__fed_mpc(ag_fed *f)
 {
     if (f->mpc)

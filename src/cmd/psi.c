@@ -1,0 +1,297 @@
+/*
+ * argot psi: private set intersection of two parties' CSV files, on the
+ * federated runtime (simulation or production mode) and the PSI of the
+ * apps module (argot/apps.h). Every party runs the same command; each
+ * names its own input and output.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "argot/apps.h"
+#include "argot/fed.h"
+#include "cmd.h"
+
+#define PSI_DEFAULT_TIMEOUT_S 600 /* a peer may spend minutes on a bucket's curve work */
+
+static const struct flag_def flags[] = {
+    {"sim", "PARTIES", "simulation mode: the two parties, comma-separated (alice,bob)", 0},
+    {"config", "FILE", "production mode: the cluster config; this process is one party", 0},
+    {"party", "NAME", "production mode: the party this process is", 0},
+    {"in", "[PARTY=]FILE", "a party's input CSV (header row); PARTY= in simulation mode",
+     FLAG_REPEAT | FLAG_REQUIRED},
+    {"key", "[PARTY=]COL[,COL]", "the key columns, compared byte for byte in this order "
+                                 "(PARTY= when a party names them otherwise)",
+     FLAG_REQUIRED | FLAG_REPEAT},
+    {"out", "[PARTY=]FILE", "where a receiving party writes its rows (every input column, "
+                            "in the input's order)", FLAG_REPEAT},
+    {"receiver", "PARTY|both", "who learns the intersection (default both)", 0},
+    {"join", "KIND", "inner (default), left, right, full or difference", 0},
+    {"allow-duplicates", NULL, "keep rows with repeated keys (each match pairs them, as a SQL "
+                               "join; the other side learns how often each common key repeats)",
+     0},
+    {"protocol", "NAME", "ecdh (default): ECDH over ristretto255", 0},
+    {"bucket-rows", "N", "rows per bucket (default 1048576): bounds memory", 0},
+    {"threads", "N", "threads for the curve work (default: one per CPU)", 0},
+    {"timeout", "SECONDS", "how long to wait for the peer (default 600)", 0},
+    {"session", "ID", "production mode: the job id (default: the config's)", 0},
+    {NULL, NULL, NULL, 0},
+};
+
+struct psi_cmd {
+    int n;
+    char names[2][32];
+    const char *in[2], *out[2];
+    char keybuf[2][1024];
+    const char *keys[2][AG_PSI_MAX_KEYS];
+    size_t nkeys[2];
+    ag_psi_opts base;
+    char session[200];
+    int rc[2];
+    ag_psi_report report[2];
+};
+
+static int psi_job(ag_fed *f, void *ud)
+{
+    struct psi_cmd *c = ud;
+    unsigned me = ag_fed_rank(f);
+    ag_psi_opts o = c->base;
+    o.input = c->in[me];
+    o.output = c->out[me];
+    o.keys = c->keys[me];
+    o.nkeys = c->nkeys[me];
+    o.session = c->session;
+    o.progress = c->base.progress && (c->n == 1 || me == 0); /* one line on a terminal */
+    ag_errbuf err;
+    memset(&err, 0, sizeof(err));
+    int rc = ag_psi_run(ag_fed_link(f), &o, &c->report[me], &err);
+    c->rc[me] = rc;
+    if (rc < 0) /* the PSI told the peer already, in words that quote no data */
+        return ag_fed_fail_local(f, rc, "%s", err.msg);
+    return 0;
+}
+
+static const char *size_str(uint64_t n, char *buf, size_t cap)
+{
+    if (n < 1024 * 1024)
+        snprintf(buf, cap, "%.1f KiB", (double)n / 1024.0);
+    else
+        snprintf(buf, cap, "%.2f MiB", (double)n / 1048576.0);
+    return buf;
+}
+
+static void print_report(const struct psi_cmd *c, int i, const char *name)
+{
+    const ag_psi_report *r = &c->report[i];
+    printf("%s: %llu rows, %llu at the peer; ", name, (unsigned long long)r->rows,
+           (unsigned long long)r->peer_rows);
+    if (r->receiver)
+        printf("intersection %llu keys (%llu of its rows); ", (unsigned long long)r->intersection,
+               (unsigned long long)r->matched_rows);
+    else
+        printf("not a receiver; ");
+    if (c->out[i] && r->receiver)
+        printf("wrote %llu rows to %s; ", (unsigned long long)r->rows_written, c->out[i]);
+    char s1[32], s2[32];
+    printf("sent %s, received %s in %.2f s\n", size_str(r->bytes_sent, s1, sizeof(s1)),
+           size_str(r->bytes_recv, s2, sizeof(s2)), r->seconds);
+}
+
+/* Party i's key columns: its PARTY=COLS value, else the value without a
+ * party (party NULL: production mode, one plain value). */
+static int parse_keys(struct cmd_args *a, struct psi_cmd *c, int i, const char *party)
+{
+    const char *v = party ? args_party_value(a, "key", party) : NULL;
+    for (size_t k = 0; !v && k < args_count(a, "key"); k++)
+        if (!party || !strchr(args_at(a, "key", k), '='))
+            v = args_at(a, "key", k);
+    if (!v)
+        return usage_error(a->sc, "--key: no key columns for party %s", party);
+    if (!party && args_count(a, "key") > 1)
+        return usage_error(a->sc, "--key: one list of columns in production mode");
+    snprintf(c->keybuf[i], sizeof(c->keybuf[i]), "%s", v);
+    char *save = NULL;
+    for (char *k = strtok_r(c->keybuf[i], ",", &save); k; k = strtok_r(NULL, ",", &save)) {
+        if (c->nkeys[i] == AG_PSI_MAX_KEYS)
+            return usage_error(a->sc, "--key: at most %d columns", AG_PSI_MAX_KEYS);
+        c->keys[i][c->nkeys[i]++] = k;
+    }
+    if (c->nkeys[i] == 0)
+        return usage_error(a->sc, "--key %s: name at least one column", v);
+    return EXIT_OK;
+}
+
+/* Flags that both modes share. */
+static int common_opts(struct cmd_args *a, struct psi_cmd *c)
+{
+    ag_psi_opts_init(&c->base);
+    const char *join = args_get(a, "join");
+    if (join) {
+        int j = ag_psi_join_parse(join);
+        if (j < 0)
+            return usage_error(a->sc, "--join %s: inner, left, right, full or difference", join);
+        c->base.join = (ag_psi_join)j;
+    }
+    c->base.receiver = args_get(a, "receiver");
+    c->base.allow_duplicates = args_bool(a, "allow-duplicates");
+    c->base.protocol = args_get(a, "protocol");
+    if (c->base.protocol && strcmp(c->base.protocol, "ecdh") != 0)
+        return usage_error(a->sc, "--protocol %s: ecdh is the one built", c->base.protocol);
+    const char *num[2] = {args_get(a, "bucket-rows"), args_get(a, "threads")};
+    for (int i = 0; i < 2; i++) {
+        if (!num[i])
+            continue;
+        char *end;
+        unsigned long long v = strtoull(num[i], &end, 10);
+        if (*end || v == 0 || (i == 1 && v > 1024) || num[i][0] == '-')
+            return usage_error(a->sc, "--%s %s: a positive number%s", i ? "threads"
+                                                                         : "bucket-rows",
+                               num[i], i ? " (at most 1024)" : "");
+        if (i == 0)
+            c->base.bucket_rows = v;
+        else
+            c->base.threads = (unsigned)v;
+    }
+    c->base.progress = isatty(STDERR_FILENO) && isatty(STDOUT_FILENO);
+    return EXIT_OK;
+}
+
+static uint64_t timeout_of(struct cmd_args *a, int *rc)
+{
+    const char *t = args_get(a, "timeout");
+    *rc = EXIT_OK;
+    if (!t)
+        return (uint64_t)PSI_DEFAULT_TIMEOUT_S * 1000;
+    char *end;
+    double s = strtod(t, &end);
+    if (*end || !(s > 0) || s > 86400) {
+        *rc = usage_error(a->sc, "--timeout %s: seconds, more than 0", t);
+        return 0;
+    }
+    return (uint64_t)(s * 1000 + 0.5);
+}
+
+static int check_receiver(struct cmd_args *a, const struct psi_cmd *c)
+{
+    const char *r = c->base.receiver;
+    if (r && strcmp(r, "both") != 0 && strcmp(r, c->names[0]) != 0 &&
+        strcmp(r, c->names[1]) != 0)
+        return usage_error(a->sc, "--receiver %s: no such party (%s, %s or both)", r,
+                           c->names[0], c->names[1]);
+    return EXIT_OK;
+}
+
+static int run_production(struct cmd_args *a, struct psi_cmd *c)
+{
+    const char *party = args_get(a, "party"), *path = args_get(a, "config");
+    if (!party)
+        return usage_error(a->sc, "--config needs --party NAME (which party this process is)");
+    if (args_get(a, "sim"))
+        return usage_error(a->sc, "--sim and --config are two modes: give one");
+    if (args_count(a, "in") > 1 || args_count(a, "out") > 1)
+        return usage_error(a->sc, "--in and --out: one file each in production mode (this "
+                                  "party's)");
+    ag_cluster cl;
+    char err[AG_ERRMSG_MAX];
+    if (ag_cluster_load(path, &cl, err, sizeof(err)) < 0)
+        return runtime_error("%s", err);
+    int me = ag_cluster_rank(&cl, party);
+    if (me < 0)
+        return usage_error(a->sc, "--party %s: no such party in %s", party, path);
+    if (cl.n != 2)
+        return runtime_error("%s: a PSI is between two parties, the config names %d", path,
+                             cl.n);
+    c->n = 1;
+    for (int i = 0; i < 2; i++)
+        snprintf(c->names[i], sizeof(c->names[i]), "%s", cl.names[i]);
+    if (check_receiver(a, c) != EXIT_OK)
+        return EXIT_USAGE;
+    c->in[me] = args_get(a, "in");
+    c->out[me] = args_get(a, "out");
+    if (parse_keys(a, c, me, NULL) != EXIT_OK)
+        return EXIT_USAGE;
+    const char *session = args_get(a, "session");
+    snprintf(c->session, sizeof(c->session), "%s/psi", session ? session : cl.session);
+    int rc;
+    static ag_fed_run r;
+    ag_fed_run_init(&r, psi_job, c);
+    r.timeout_ms = timeout_of(a, &rc);
+    if (rc != EXIT_OK)
+        return rc;
+    r.session = c->session;
+    if (ag_fed_run_party(&r, &cl, party) < 0)
+        return runtime_error("psi: %s", r.err);
+    print_report(c, me, party);
+    return EXIT_OK;
+}
+
+static int run(struct cmd_args *a)
+{
+    static struct psi_cmd c;
+    memset(&c, 0, sizeof(c));
+    if (common_opts(a, &c) != EXIT_OK)
+        return EXIT_USAGE;
+    if (args_get(a, "config"))
+        return run_production(a, &c);
+    if (args_get(a, "party"))
+        return usage_error(a->sc, "--party goes with --config (production mode)");
+    if (!args_get(a, "sim"))
+        return usage_error(a->sc, "choose a mode: --sim alice,bob (one process) or --config "
+                                  "cluster.yaml --party NAME (this process is one party)");
+    if (args_get(a, "session"))
+        return usage_error(a->sc, "--session goes with --config (production mode)");
+    char names[MAX_SIM_PARTIES][32];
+    c.n = args_sim_parties(a, "sim", names, 2, 2);
+    if (c.n < 0)
+        return -c.n;
+    memcpy(c.names, names, sizeof(c.names));
+    if (check_receiver(a, &c) != EXIT_OK ||
+        args_party_values_check(a, "in", names, 2) != EXIT_OK ||
+        args_party_values_check(a, "out", names, 2) != EXIT_OK)
+        return EXIT_USAGE;
+    for (int i = 0; i < 2; i++) {
+        c.in[i] = args_party_value(a, "in", names[i]);
+        c.out[i] = args_party_value(a, "out", names[i]);
+        if (!c.in[i])
+            return usage_error(a->sc, "--in %s=FILE: every party needs its input", names[i]);
+        if (parse_keys(a, &c, i, names[i]) != EXIT_OK)
+            return EXIT_USAGE;
+    }
+    uint8_t rnd[8];
+    char hex[17];
+    if (ag_random_bytes(rnd, sizeof(rnd)) < 0)
+        return runtime_error("psi: no randomness for the session id");
+    ag_hex_encode(hex, rnd, sizeof(rnd));
+    snprintf(c.session, sizeof(c.session), "sim-%s/psi", hex);
+    int rc;
+    static ag_fed_run r;
+    ag_fed_run_init(&r, psi_job, &c);
+    r.timeout_ms = timeout_of(a, &rc);
+    if (rc != EXIT_OK)
+        return rc;
+    const char *np[2] = {c.names[0], c.names[1]};
+    if (ag_fed_run_sim(&r, 2, np) < 0)
+        return runtime_error("psi: %s", r.err);
+    for (int i = 0; i < 2; i++)
+        print_report(&c, i, c.names[i]);
+    return EXIT_OK;
+}
+
+const struct subcmd cmd_psi = {
+    .name = "psi",
+    .summary = "private set intersection of two parties' CSV files",
+    .details = "Two parties find the rows whose keys they have in common, without revealing\n"
+               "the others: ECDH over ristretto255 with fresh secret scalars (semi-honest).\n"
+               "Each receiving party writes its rows that match (or, with --join, the rows\n"
+               "of a left, right or full outer join, or those that do not match), every\n"
+               "input column in its order, sorted by key; a party that receives nothing\n"
+               "learns only the other's row count. Output is written to a temporary name\n"
+               "and renamed when both parties finished. Inputs are streamed in buckets,\n"
+               "so memory stays bounded whatever their size.\n\n"
+               "  argot psi --sim alice,bob --in alice=a.csv --in bob=b.csv --key id \\\n"
+               "      --out alice=a_out.csv --out bob=b_out.csv\n"
+               "  argot psi --config cluster.yaml --party alice --in a.csv --key id --out o.csv",
+    .flags = flags,
+    .run = run,
+};
