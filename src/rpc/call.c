@@ -421,8 +421,11 @@ int ag_rpc_call_send(ag_rpc_call *c, const void *msg, size_t len)
     pthread_mutex_lock(&c->mu);
     c->start_posted = true; /* server: the headers are committed */
     /* backpressure: wait while too much of this call waits to go out */
-    while (!c->done && !c->cancelled && c->posted - c->sent > AG__CALL_SEND_LIMIT)
+    while (!c->done && !c->cancelled && c->posted - c->sent > AG__CALL_SEND_LIMIT) {
+        c->send_waiters++;
         pthread_cond_wait(&c->cv, &c->mu);
+        c->send_waiters--;
+    }
     bool over = c->done || c->cancelled;
     if (!over)
         c->posted += len + AG__GRPC_PREFIX;
@@ -465,7 +468,10 @@ void ag__conn_update_senders(ag__conn *conn)
         pthread_mutex_lock(&c->mu);
         if (sent != c->sent) {
             c->sent = sent;
-            pthread_cond_broadcast(&c->cv);
+            /* only a blocked sender cares: a receiver waiting on the same
+             * condition must not wake for every write */
+            if (c->send_waiters)
+                pthread_cond_broadcast(&c->cv);
         }
         pthread_mutex_unlock(&c->mu);
     }

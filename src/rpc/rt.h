@@ -134,6 +134,7 @@ struct ag_rpc_call {
     bool ended_unstarted;        /* loop side: failed before it had a stream */
     bool done_loop;              /* loop side: its stream ended */
     size_t applied;              /* loop side: bytes handed to the core's queue */
+    unsigned send_waiters;       /* under mu: senders blocked on backpressure */
     /* loop side */
     ag__conn *conn;
     ag__h2call *h2;              /* NULL until started (client) and after done */
