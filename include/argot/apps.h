@@ -94,6 +94,7 @@
 #define ARGOT_APPS_H
 
 #include "argot/base.h"
+#include "argot/fed.h"
 #include "argot/link.h"
 
 typedef enum ag_psi_join {
@@ -187,5 +188,18 @@ int ag_psi_receiver_parse(const ag_link *link, const char *s, unsigned *mask, ag
 /* The progress line for p ("rows 524288/1048576 (50.0%), 9.5k rows/s, ETA
  * 55 s, bucket 1/2") into buf (NUL-terminated); returns its length. */
 size_t ag_psi_progress_line(const ag_psi_progress *p, char *buf, size_t cap);
+
+/* ---- aligning vertically partitioned rows (align.c) ---------------------------------- *
+ *
+ * Before the SPU computes on columns of two parties, row i must be the same
+ * entity at both. Inside a fed job of two parties, each calls this with its
+ * own input and key columns: a PSI (inner join, both receive, key columns
+ * compared in order) keeps the rows whose key both have, sorted by key, and
+ * *out is this party's table of those rows (every column, the input's line
+ * numbers). Neither party learns the other's other keys. Duplicate keys
+ * are refused (with their lines). Errors: as ag_psi_run; the peer learns
+ * only the kind. The spill and output files go to $TMPDIR and are removed. */
+int ag_apps_align(ag_fed *f, const char *input, const char *const *keys, size_t nkeys,
+                  ag_table **out, ag_errbuf *err);
 
 #endif /* ARGOT_APPS_H */
