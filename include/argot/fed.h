@@ -121,6 +121,10 @@ int ag_table_col(const ag_table *t, const char *name);
 const char *ag_table_cell(const ag_table *t, size_t row, size_t col, size_t *len);
 /* The file line a row came from (1-based; the header is line 1). */
 uint64_t ag_table_line(const ag_table *t, size_t row);
+/* Where rows came from, for messages: the file's name, and a row's line
+ * (for a table derived from another file, e.g. rows aligned by key). */
+int ag_table_set_source(ag_table *t, const char *path);
+void ag_table_set_line(ag_table *t, size_t row, uint64_t line);
 /* The named column as an (nrows) tensor of doubles; a cell that is not a
  * finite number fails with "FILE:LINE: column 'x': 'abc' is not a number". */
 int ag_table_column_f64(const ag_table *t, const char *col, ag_value *out, char *err,

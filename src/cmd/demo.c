@@ -16,8 +16,10 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "argot/apps.h"
 #include "argot/fed.h"
 #include "argot/link.h"
 #include "argot/mpc.h"
@@ -47,35 +49,11 @@ struct demo {
     const char *in[2];        /* data files of ranks 0 and 1 (NULL where not known) */
     char colname[2][64];      /* their value columns, as the owners announce them */
     struct stats learned[MAX_SIM_PARTIES];
+    bool psi;                 /* two parties: rows aligned by key through PSI */
+    char keyname[2][64];
+    ag_table *aligned[2];     /* each data party's rows in common, until its PYU call */
     ag_link_stats cost[MAX_SIM_PARTIES];
 };
-
-/* Reads the second column of path as doubles into *out (ag_malloc'd); on
- * failure, err holds the reader's message (file and line). */
-static int read_column(const char *path, double **out, size_t *n, char *colname, size_t cap,
-                       char *err, size_t errcap)
-{
-    *out = NULL;
-    *n = 0;
-    ag_table *t;
-    int rc = ag_table_read_csv(path, &t, err, errcap);
-    if (rc < 0)
-        return rc;
-    if (ag_table_ncols(t) < 2) {
-        snprintf(err, errcap, "%s: needs a key column and a value column, has 1 column", path);
-        ag_table_free(t);
-        return AG_E_CSV_COLUMN;
-    }
-    snprintf(colname, cap, "%s", ag_table_colname(t, 1));
-    ag_value v;
-    rc = ag_table_column_f64(t, colname, &v, err, errcap);
-    ag_table_free(t);
-    if (rc < 0)
-        return rc;
-    *out = ag_value_f64(&v);
-    *n = v.numel;
-    return 0;
-}
 
 /* PYU, at a data party: its CSV (PYU preprocessing), then the value column
  * (the second) as numbers, and that column's name. */
@@ -84,7 +62,13 @@ static int load_table(ag_pyu_ctx *c, const ag_value *args, size_t nargs, ag_valu
     (void)args;
     (void)nargs;
     struct demo *d = ag_fed_udata(ag_pyu_fed(c));
-    const char *path = d->in[ag_fed_rank(ag_pyu_fed(c))];
+    unsigned me = ag_fed_rank(ag_pyu_fed(c));
+    const char *path = d->in[me];
+    if (d->psi) { /* the rows this party has in common with the other */
+        ag_value_table(out, d->aligned[me]);
+        d->aligned[me] = NULL;
+        return 0;
+    }
     char err[AG_ERRMSG_MAX];
     ag_table *t;
     int rc = ag_table_read_csv(path, &t, err, sizeof(err));
@@ -131,12 +115,48 @@ static void derive(struct stats *s, double n, const double sum[2], const double 
 }
 
 /* The job, at every party. */
+/* The name of the first column of path (the key), into key. */
+static int key_column(const char *path, char *key, size_t cap, char *err, size_t errcap)
+{
+    ag_csv_reader *r = ag_csv_reader_new(NULL);
+    int rc = r ? ag_csv_reader_open(r, path) : AG_E_NOMEM;
+    if (rc == 0 && ag_csv_ncols(r) < 2)
+        rc = AG_E_CSV_COLUMN;
+    if (rc == 0)
+        snprintf(key, cap, "%s", ag_csv_colname(r, 0));
+    else if (rc == AG_E_CSV_COLUMN)
+        snprintf(err, errcap, "%s: needs a key column and a value column, has 1 column", path);
+    else
+        snprintf(err, errcap, "%s", r ? ag_csv_reader_errmsg(r) : ag_strerror(rc));
+    ag_csv_reader_free(r);
+    return rc;
+}
+
+/* Two parties: PSI on the key columns, so that row i is the same customer
+ * at both (collective; each party passes its own file). */
+static int align(ag_fed *f, struct demo *d)
+{
+    unsigned me = ag_fed_rank(f);
+    char err[AG_ERRMSG_MAX];
+    int rc = key_column(d->in[me], d->keyname[me], sizeof(d->keyname[me]), err, sizeof(err));
+    if (rc < 0)
+        return ag_fed_fail(f, rc, "%s", err);
+    const char *keys[1] = {d->keyname[me]};
+    ag_errbuf e = {0, ""};
+    rc = ag_apps_align(f, d->in[me], keys, 1, &d->aligned[me], &e);
+    if (rc < 0) /* the PSI told the other party, quoting no data */
+        return ag_fed_fail_local(f, rc, "%s", e.msg);
+    return 0;
+}
+
 static int demo_job(ag_fed *f, void *ud)
 {
     struct demo *d = ud;
     unsigned me = ag_fed_rank(f);
     const char *owner[2] = {ag_fed_party_name(f, 0), ag_fed_party_name(f, 1)};
     ag_obj *tab[2], *x[2];
+    if (d->psi && align(f, d) < 0)
+        return -1;
     for (int k = 0; k < 2; k++) {
         tab[k] = ag_pyu_call(f, owner[k], load_table);
         x[k] = ag_to_spu(f, ag_pyu_call(f, owner[k], value_column, tab[k])); /* shared */
@@ -157,8 +177,9 @@ static int demo_job(ag_fed *f, void *ud)
     ag_obj_shape(x[1], nb);
     if (na[0] != nb[0])
         return ag_fed_fail(f, AG_E_MPC_SHAPE, "party %s has %lld rows and party %s has %lld: "
-                           "the demo joins rows in order, so both need the same count",
-                           owner[0], (long long)na[0], owner[1], (long long)nb[0]);
+                           "with three parties the demo joins rows in order, so both need "
+                           "the same count", owner[0], (long long)na[0], owner[1],
+                           (long long)nb[0]);
     int64_t row[2] = {1, na[0]}, colshape[2] = {na[0], 1};
     ag_obj *xr = ag_spu_reshape(f, x[0], 2, row), *yc = ag_spu_reshape(f, x[1], 2, colshape);
     ag_obj *s[5] = {
@@ -188,30 +209,79 @@ static void print_stats(const char *who, const struct demo *d, const struct stat
 }
 
 /* What the parties could not compute: the same statistics in the clear,
- * available here only because every party lives in this process. */
+ * rows joined by key (or in order, for three parties), available here
+ * only because every party lives in this process. */
+static int by_key(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 static void plaintext_check(const struct demo *d, const struct stats *secure)
 {
-    double *c[2] = {NULL, NULL};
-    size_t n[2];
-    char name[64], err[AG_ERRMSG_MAX];
-    if (read_column(d->in[0], &c[0], &n[0], name, sizeof(name), err, sizeof(err)) == 0 &&
-        read_column(d->in[1], &c[1], &n[1], name, sizeof(name), err, sizeof(err)) == 0 &&
-        n[0] == n[1]) {
-        double sum[2] = {0, 0}, sq[2] = {0, 0}, cross = 0;
-        for (size_t i = 0; i < n[0]; i++) {
-            for (int k = 0; k < 2; k++) {
-                sum[k] += c[k][i];
-                sq[k] += c[k][i] * c[k][i];
-            }
-            cross += c[0][i] * c[1][i];
+    ag_table *t[2] = {NULL, NULL};
+    ag_value v[2] = {{0}, {0}};
+    const char **rows[2] = {NULL, NULL}; /* key, then a pointer to its value */
+    char err[AG_ERRMSG_MAX];
+    double sum[2] = {0, 0}, sq[2] = {0, 0}, cross = 0, n = 0;
+    for (int k = 0; k < 2; k++)
+        if (ag_table_read_csv(d->in[k], &t[k], err, sizeof(err)) < 0 || ag_table_ncols(t[k]) < 2 ||
+            ag_table_column_f64(t[k], ag_table_colname(t[k], 1), &v[k], err, sizeof(err)) < 0)
+            goto done;
+    for (int k = 0; k < 2; k++) {
+        size_t m = ag_table_nrows(t[k]);
+        rows[k] = ag_calloc(m ? 2 * m : 1, sizeof(char *));
+        if (!rows[k])
+            goto done;
+        for (size_t i = 0; i < m; i++) {
+            rows[k][2 * i] = ag_table_cell(t[k], i, 0, NULL);
+            rows[k][2 * i + 1] = (const char *)&ag_value_f64(&v[k])[i];
         }
-        struct stats s;
-        derive(&s, (double)n[0], sum, sq, cross);
-        printf("simulation check: the same statistics in the clear give correlation %.4f "
-               "(secure result differs by %.2g)\n", s.corr, fabs(s.corr - secure->corr));
+        if (d->psi)
+            qsort(rows[k], m, 2 * sizeof(char *), by_key);
     }
-    ag_free(c[0]);
-    ag_free(c[1]);
+    for (size_t i = 0, j = 0; i < ag_table_nrows(t[0]) && j < ag_table_nrows(t[1]);) {
+        int c = d->psi ? strcmp(rows[0][2 * i], rows[1][2 * j]) : 0;
+        if (c < 0) {
+            i++;
+        } else if (c > 0) {
+            j++;
+        } else {
+            double x = *(const double *)rows[0][2 * i + 1], y = *(const double *)rows[1][2 * j + 1];
+            sum[0] += x;
+            sum[1] += y;
+            sq[0] += x * x;
+            sq[1] += y * y;
+            cross += x * y;
+            n++;
+            i++;
+            j++;
+        }
+    }
+    struct stats s;
+    derive(&s, n, sum, sq, cross);
+    printf("simulation check: the same statistics in the clear give correlation %.4f "
+           "(secure result differs by %.2g)\n", s.corr, fabs(s.corr - secure->corr));
+done:
+    for (int k = 0; k < 2; k++) {
+        ag_free(rows[k]);
+        ag_value_cleanup(&v[k]);
+        ag_table_free(t[k]);
+    }
+}
+
+static void print_psi(const struct demo *d)
+{
+    if (!d->psi)
+        return;
+    const char *k0 = d->keyname[0][0] ? d->keyname[0] : NULL;
+    const char *k1 = d->keyname[1][0] ? d->keyname[1] : NULL;
+    char keys[160];
+    if (k0 && k1 && strcmp(k0, k1) != 0)
+        snprintf(keys, sizeof(keys), "%s and %s", k0, k1);
+    else
+        snprintf(keys, sizeof(keys), "%s", k0 ? k0 : k1 ? k1 : "the key");
+    printf("PSI on %s: %.0f rows in common (each party learns which of its keys the other "
+           "has, nothing else)\n", keys, d->learned[0].n ? d->learned[0].n : d->learned[1].n);
 }
 
 static void print_cost(const struct demo *d, int from, int to)
@@ -270,9 +340,13 @@ static int run_party(struct cmd_args *a)
     char session[160];
     snprintf(session, sizeof(session), "%s/demo", c.session);
     r.session = session;
-    if (ag_fed_run_party(&r, &c, party) < 0)
+    d.psi = c.n == 2;
+    int rc = ag_fed_run_party(&r, &c, party);
+    ag_table_free(d.aligned[me]);
+    if (rc < 0)
         return runtime_error("demo: %s", r.err);
     printf("\n");
+    print_psi(&d);
     print_stats(party, &d, &d.learned[me]);
     print_cost(&d, me, me + 1);
     return EXIT_OK;
@@ -312,17 +386,24 @@ static int run(struct cmd_args *a)
     printf("argot demo: %d parties (%s, %s%s%s) in simulation mode: one process, a thread per "
            "party, in-memory links; semi2k over FM128\n",
            d.n, d.names[0], d.names[1], d.n == 3 ? ", " : "", d.n == 3 ? d.names[2] : "");
-    printf("%s holds %s, %s holds %s%s%s%s; each secret-shares its value column, and the SPU "
-           "reveals only five aggregates\n\n",
+    printf("%s holds %s, %s holds %s%s%s%s; %s each secret-shares its value column, and "
+           "the SPU reveals only five aggregates\n\n",
            d.names[0], d.in[0], d.names[1], d.in[1], d.n == 3 ? ", " : "",
-           d.n == 3 ? d.names[2] : "", d.n == 3 ? " only computes" : "");
+           d.n == 3 ? d.names[2] : "", d.n == 3 ? " only computes" : "",
+           d.n == 2 ? "they align their rows by key through PSI, then" : "rows are joined in "
+                                                                       "order;");
     fflush(stdout);
     const char *names[3] = {d.names[0], d.names[1], d.names[2]};
     static ag_fed_run r;
     ag_fed_run_init(&r, demo_job, &d);
     r.spu.field = AG_FM128;
-    if (ag_fed_run_sim(&r, (unsigned)d.n, names) < 0)
+    d.psi = d.n == 2;
+    int rc = ag_fed_run_sim(&r, (unsigned)d.n, names);
+    ag_table_free(d.aligned[0]);
+    ag_table_free(d.aligned[1]);
+    if (rc < 0)
         return runtime_error("demo: %s", r.err);
+    print_psi(&d);
     for (int i = 0; i < d.n; i++)
         print_stats(d.names[i], &d, &d.learned[i]);
     print_cost(&d, 0, d.n);
@@ -333,8 +414,11 @@ static int run(struct cmd_args *a)
 const struct subcmd cmd_demo = {
     .name = "demo",
     .summary = "run the main job: joint statistics of two parties' private columns",
-    .details = "alice holds incomes and bob monthly spending for the same customers, row by\n"
-               "row. Each secret-shares its column into the SPU (semi2k, FM128); the SPU\n"
+    .details = "alice holds incomes and bob monthly spending of customers, keyed by customer\n"
+               "id. With two parties they first align their rows by key through PSI (each\n"
+               "learns only which of its keys the other has); with a third party, which only\n"
+               "computes, rows are joined in order. Each secret-shares its column into the\n"
+               "SPU (semi2k, FM128); the SPU\n"
                "computes two sums, two sums of squares and the cross product and reveals\n"
                "only those, from which every party derives means, standard deviations,\n"
                "covariance and correlation. A third party only computes.\n\n"

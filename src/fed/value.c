@@ -225,6 +225,24 @@ uint64_t ag_table_line(const ag_table *t, size_t row)
     return t->lines[row];
 }
 
+static char *dup_str(const char *s, size_t n);
+
+int ag_table_set_source(ag_table *t, const char *path)
+{
+    char *p = dup_str(path, strlen(path));
+    if (!p)
+        return AG_E_NOMEM;
+    ag_free(t->path);
+    t->path = p;
+    return 0;
+}
+
+void ag_table_set_line(ag_table *t, size_t row, uint64_t line)
+{
+    if (row < t->nrows)
+        t->lines[row] = line;
+}
+
 static char *dup_str(const char *s, size_t n)
 {
     char *d = ag_malloc(n + 1);

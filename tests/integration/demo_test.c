@@ -76,15 +76,24 @@ TEST(demo_broken_row_names_party_file_and_line)
     CHECK(!strstr(p.out, "learned"));
     ag_test_proc_cleanup(&p);
 
+    /* two parties align their rows by key (PSI); three join them in order */
+    write_pair("id,x\na,1\nb,2\nc,5\n", "id,y\nc,2\nz,9\na,4\n");
+    CHECK_EQ(demo(&p, "--in", in_a, "--in", in_b, NULL, NULL), 0);
+    CHECK_CONTAINS(p.out, "PSI on id: 2 rows in common");
+    CHECK_CONTAINS(p.out, "alice  learned: rows 2, mean x 3.000, mean y 3.000");
+    ag_test_proc_cleanup(&p);
+    CHECK_EQ(demo(&p, "--in", in_a, "--in", in_b, "--sim", "alice,bob,carol"), 0);
+    CHECK(!strstr(p.out, "PSI on"));
+    ag_test_proc_cleanup(&p);
     write_pair("id,x\na,1\nb,2\n", "id,y\na,2\n");
-    CHECK_EQ(demo(&p, "--in", in_a, "--in", in_b, NULL, NULL), 1);
+    CHECK_EQ(demo(&p, "--in", in_a, "--in", in_b, "--sim", "alice,bob,carol"), 1);
     CHECK_CONTAINS(p.err, "argot: demo: party ");
-    CHECK_CONTAINS(p.err, "party alice has 2 rows and party bob has 1: the demo joins rows in "
-                          "order, so both need the same count\n");
+    CHECK_CONTAINS(p.err, "party alice has 2 rows and party bob has 1: with three parties the "
+                          "demo joins rows in order, so both need the same count\n");
     ag_test_proc_cleanup(&p);
 
     CHECK_EQ(demo(&p, "--in", "alice=/nonexistent.csv", NULL, NULL, NULL, NULL), 1);
-    CHECK_STR_EQ(p.err, "argot: demo: party alice: load_table: /nonexistent.csv: No such file or "
+    CHECK_STR_EQ(p.err, "argot: demo: party alice: /nonexistent.csv: No such file or "
                         "directory\n");
     ag_test_proc_cleanup(&p);
 }
