@@ -67,6 +67,9 @@ int ag_rpc_call_recv(ag_rpc_call *c, uint8_t **msg, size_t *len);
  * flow control sets the pace), so a fast sender never fills memory.
  * AG_E_CANCELED when the call is over. */
 int ag_rpc_call_send(ag_rpc_call *c, const void *msg, size_t len);
+/* As ag_rpc_call_send, without copying: msg (allocated with ag_malloc)
+ * belongs to the call from now on, on success or failure. */
+int ag_rpc_call_send_take(ag_rpc_call *c, void *msg, size_t len);
 /* Metadata to send: the client's request metadata (before the first send)
  * or the server's response headers (before its first message). -bin keys
  * carry binary values. */

@@ -138,8 +138,7 @@ static int send_frames(struct rpc_link *l, ag_rpc_call *call, const struct out_m
         if (!buf)
             return AG_E_NOMEM;
         argot__link__v1__frame__pack(&f, buf);
-        int rc = ag_rpc_call_send(call, buf, sz);
-        ag_free(buf);
+        int rc = ag_rpc_call_send_take(call, buf, sz); /* the one copy on the way out */
         if (rc < 0)
             return rc;
         off += n;
@@ -383,15 +382,34 @@ static int push_handler(ag_rpc_call *c, void *ud)
         if (status == 0 && f->abort[0]) {
             set_aborted(l, f->abort);
         } else if (status == 0) {
+            bool whole = false;
             if (f->offset == 0) { /* a new message */
                 ag_buf_cleanup(&cur);
                 ag_buf_init(&cur, f->total <= MAX_MESSAGE ? (size_t)f->total : 0);
                 cur_seq = f->seq;
                 cur_tag = f->tag;
                 cur_total = f->total;
+                if (f->data.len == f->total && f->data.data) {
+                    /* a whole message in one frame: keep the decoder's buffer */
+                    cur.data = f->data.data;
+                    cur.len = cur.cap = f->data.len;
+                    f->data.data = NULL;
+                    f->data.len = 0;
+                    whole = true;
+                } else if (f->total <= MAX_MESSAGE && f->total &&
+                           ag_buf_reserve(&cur, (size_t)f->total) < 0) {
+                    /* one allocation for the whole message; the frames are
+                     * copied into it, the one copy on the way in */
+                    ag_rpc_call_set_status_message(c, "no memory for a link message");
+                    status = AG_RPC_RESOURCE_EXHAUSTED;
+                }
             }
-            if (f->seq != cur_seq || f->offset != cur.len || f->total != cur_total ||
-                ag_buf_append(&cur, f->data.data, f->data.len) < 0) {
+            if (status != 0) {
+                /* refused above */
+            } else if (f->seq != cur_seq || f->total != cur_total ||
+                       (!whole && (f->offset != cur.len ||
+                                   (f->data.len &&
+                                    ag_buf_append(&cur, f->data.data, f->data.len) < 0)))) {
                 ag_rpc_call_set_status_message(c, "link frame out of order or too large");
                 status = AG_RPC_INVALID_ARGUMENT;
             } else if (cur.len == cur_total) {

@@ -411,12 +411,14 @@ int ag__call_post(ag_rpc_call *c, int kind, uint8_t *data, size_t len)
     return rc;
 }
 
-int ag_rpc_call_send(ag_rpc_call *c, const void *msg, size_t len)
+int ag_rpc_call_send_take(ag_rpc_call *c, void *msg, size_t len)
 {
     if (!c->server) {
         int rc = ag__channel_start_call(c);
-        if (rc < 0)
+        if (rc < 0) {
+            ag_free(msg);
             return rc;
+        }
     }
     pthread_mutex_lock(&c->mu);
     c->start_posted = true; /* server: the headers are committed */
@@ -430,14 +432,23 @@ int ag_rpc_call_send(ag_rpc_call *c, const void *msg, size_t len)
     if (!over)
         c->posted += len + AG__GRPC_PREFIX;
     pthread_mutex_unlock(&c->mu);
-    if (over)
+    if (over) {
+        ag_free(msg);
         return AG_E_CANCELED;
+    }
+    if (!msg && !(msg = ag_malloc(1)))
+        return AG_E_NOMEM;
+    return ag__call_post(c, OP_SEND, msg, len);
+}
+
+int ag_rpc_call_send(ag_rpc_call *c, const void *msg, size_t len)
+{
     uint8_t *copy = ag_malloc(len ? len : 1);
     if (!copy)
         return AG_E_NOMEM;
     if (len)
         memcpy(copy, msg, len);
-    return ag__call_post(c, OP_SEND, copy, len);
+    return ag_rpc_call_send_take(c, copy, len);
 }
 
 void ag_rpc_call_cancel(ag_rpc_call *c)
