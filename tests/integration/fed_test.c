@@ -357,7 +357,7 @@ static void run_pair(const char *cfg_a, const char *cfg_b, const char *const pre
         argv[k][n++] = "f=$1; shift; exec \"$@\" 2>\"$f\"";
         argv[k][n++] = "sh";
         argv[k][n++] = errs[k];
-        for (int i = 0; pre && pre[k * 4 + i] && i < 4; i++)
+        for (int i = 0; pre && i < 4 && pre[k * 4 + i]; i++)
             argv[k][n++] = pre[k * 4 + i];
         argv[k][n++] = prog;
         argv[k][n++] = "--config";
