@@ -72,6 +72,7 @@ struct peer {
     bool acker_started;
     bool closing;
     char last_err[256];         /* why the last stream to it failed ("" since an ack) */
+    bool refused;               /* it refused our frames (another job, a wrong name) */
 };
 
 struct rpc_link {
@@ -225,6 +226,7 @@ static void *acker_main(void *arg)
             if (a) {
                 drop_acked(p, a->seq);
                 p->last_err[0] = '\0';
+                p->refused = false;
                 pthread_cond_broadcast(&p->cv); /* a lingering free may be waiting */
                 argot__link__v1__ack__free_unpacked(a, &pb_allocator);
                 backoff = 50;
@@ -243,6 +245,8 @@ static void *acker_main(void *arg)
         if (st != AG_RPC_OK && st != AG_RPC_CANCELLED)
             snprintf(p->last_err, sizeof(p->last_err), "%s: %.200s", ag_rpc_status_name(st),
                      why && *why ? why : "(no message)");
+        p->refused = st == AG_RPC_PERMISSION_DENIED;
+        pthread_cond_broadcast(&p->cv); /* a lingering free need not wait for it */
         pthread_mutex_unlock(&p->mu);
         ag_rpc_call_free(call);
         pthread_mutex_lock(&p->mu);
@@ -521,7 +525,7 @@ static void linger(struct rpc_link *l)
         if (i == l->base.rank)
             continue;
         pthread_mutex_lock(&p->mu);
-        while (p->unacked && p->acker_started && !ag_deadline_expired(d))
+        while (p->unacked && p->acker_started && !p->refused && !ag_deadline_expired(d))
             pthread_cond_timedwait(&p->cv, &p->mu, &ts);
         if (p->unacked)
             AG_LOG(AG_LOG_WARN, "link", "unacked_on_close peer=%s first_seq=%llu",
