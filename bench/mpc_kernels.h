@@ -55,12 +55,15 @@
 #define MAX_RUNS    9
 #define N_ELEMS     ((size_t)1 << 20)
 
-enum kernel { K_SHARE, K_MUL, K_SQUARE, K_MM256, K_MM1024, K_TRUNC, K_REVEAL, K_COUNT };
+enum kernel {
+    K_SHARE, K_MUL, K_SQUARE, K_MM256, K_MM1024, K_TRUNC, K_REVEAL, K_LESS, K_SIGMOID, K_COUNT
+};
 
 static const char *const kernel_names[K_COUNT] = {"share",  "mul",   "square", "matmul",
-                                                  "matmul", "trunc", "reveal"};
+                                                  "matmul", "trunc", "reveal", "less",
+                                                  "sigmoid"};
 static const char *const kernel_sizes[K_COUNT] = {"2^20",   "2^20", "2^20", "256^3",
-                                                  "1024^3", "2^20", "2^20"};
+                                                  "1024^3", "2^20", "2^20", "2^20", "2^20"};
 
 /* One table row: a kernel's figures in one configuration. */
 struct row {
@@ -203,6 +206,33 @@ static void plain_arshift(ag_field f, size_t n, void *dst, const void *a, unsign
     }
 }
 
+static void plain_less0(ag_field f, size_t n, void *dst, const void *a)
+{
+    __extension__ typedef __int128 i128;
+    for (size_t i = 0; i < n; i++) {
+        if (f == AG_FM64)
+            ((uint64_t *)dst)[i] = (int64_t)((const uint64_t *)a)[i] < 0;
+        else
+            ((ag_u128 *)dst)[i] = (i128)((const ag_u128 *)a)[i] < 0;
+    }
+}
+
+static void plain_seg3(ag_field f, size_t n, void *dst, const void *a, unsigned bits)
+{
+    __extension__ typedef __int128 i128;
+    i128 one = (i128)1 << bits;
+    for (size_t i = 0; i < n; i++) {
+        i128 x = f == AG_FM64 ? (i128)(int64_t)((const uint64_t *)a)[i]
+                              : (i128)((const ag_u128 *)a)[i];
+        i128 y = one / 2 + (x >> 3);
+        y = y < 0 ? 0 : y > one ? one : y;
+        if (f == AG_FM64)
+            ((uint64_t *)dst)[i] = (uint64_t)y;
+        else
+            ((ag_u128 *)dst)[i] = (ag_u128)y;
+    }
+}
+
 /* Runs kernel k's plaintext counterpart once at rank 0 into p->ref[k]
  * (for matmul, an empty tensor the call initializes). */
 static int plain_once(struct party *p, enum kernel k)
@@ -230,6 +260,12 @@ static int plain_once(struct party *p, enum kernel k)
         int i = k == K_MM1024;
         return ag_mpc_matmul(p->m, &p->pa[i], &p->pb[i], ref);
     }
+    case K_LESS: /* t < 0, as 0/1 ring integers */
+        plain_less0(f, N_ELEMS, ref->data, in->t);
+        return 0;
+    case K_SIGMOID: /* SEG3: clamp(1/2 + t/8, 0, 1) in fixed point */
+        plain_seg3(f, N_ELEMS, ref->data, in->t, ag_mpc_fxp_bits(p->m));
+        return 0;
     default:
         return AG_E_INVAL;
     }
@@ -255,6 +291,16 @@ static int secure_once(struct party *p, enum kernel k, ag_tensor *out)
         return ag_mpc_trunc(p->m, &p->st, ag_mpc_fxp_bits(p->m), out);
     case K_REVEAL:
         return ag_mpc_reveal(p->m, &p->sx, out);
+    case K_LESS: {
+        ag_tensor zero;
+        int rc = ag_tensor_init(&zero, p->st.field, AG_VIS_PUBLIC, 1, shape);
+        if (rc == 0)
+            rc = ag_mpc_less(p->m, &p->st, &zero, out);
+        ag_tensor_cleanup(&zero);
+        return rc;
+    }
+    case K_SIGMOID:
+        return ag_mpc_sigmoid(p->m, &p->st, AG_SIGMOID_SEG3, out);
     default:
         return AG_E_INVAL;
     }
@@ -289,7 +335,7 @@ static bool result_ok(const ag_tensor *z, const ag_tensor *ref, enum kernel k)
     if (!z->data || !ref->data || z->numel != ref->numel)
         return false;
     size_t n = z->numel, eb = ag_field_bytes(z->field);
-    if (k != K_TRUNC)
+    if (k != K_TRUNC && k != K_SIGMOID)
         return memcmp(z->data, ref->data, n * eb) == 0;
     for (size_t i = 0; i < n; i++) {
         ag_u128 d = z->field == AG_FM64
@@ -559,6 +605,21 @@ static void model(const struct run *r, enum kernel k, uint64_t *bytes, uint64_t 
     case K_REVEAL:
         *bytes = eb * peers * n;
         break;
+    case K_LESS: {
+        /* a2b (a prefix adder, 2 lgK ANDs per level) and the packed bit */
+        uint64_t lgk = r->f == AG_FM64 ? 6 : 7, levels = r->n <= 2 ? 1 : r->n <= 4 ? 2 : 3;
+        *bytes = eb * 2 * peers * 2 * lgk * peers * n + peers * n / 8;
+        *rounds = levels * (lgk + 1) + 1;
+        return;
+    }
+    case K_SIGMOID: { /* SEG3: mpc.h's measured table, per element x 8 */
+        static const uint64_t per8[2][2] = {{3330, 12932}, {7682, 29956}}; /* FM64, FM128 */
+        static const uint64_t rounds_of[2][2] = {{9, 17}, {10, 19}};
+        int fi = r->f == AG_FM128, ni = r->n > 2;
+        *bytes = per8[fi][ni] * n / 8;
+        *rounds = rounds_of[fi][ni];
+        return;
+    }
     default:
         *bytes = 0;
         break;
