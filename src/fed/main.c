@@ -5,6 +5,8 @@
  * `argot launch`).
  */
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,6 +247,34 @@ int ag_fed_run_sim(ag_fed_run *r, unsigned n, const char *const *names)
     return bad->rc;
 }
 
+/* While a production party runs, SIGINT and SIGTERM stop the job at every
+ * party at once (an abort through the link, naming the signal) instead of
+ * killing this process and leaving the others to time out. */
+typedef struct stopper {
+    pthread_t thread;
+    ag_link *link;
+    atomic_bool done;
+} stopper;
+
+static void *stopper_main(void *arg)
+{
+    stopper *s = arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    struct timespec tick = {0, 100 * 1000 * 1000};
+    while (!atomic_load(&s->done)) {
+        int sig = sigtimedwait(&set, NULL, &tick);
+        if (sig == SIGINT || sig == SIGTERM) {
+            ag_link_abort(s->link, sig == SIGINT ? "interrupted (SIGINT)"
+                                                 : "stopped (SIGTERM)");
+            break;
+        }
+    }
+    return NULL;
+}
+
 int ag_fed_run_party(ag_fed_run *r, const ag_cluster *c, const char *party)
 {
     r->err[0] = '\0';
@@ -267,8 +297,16 @@ int ag_fed_run_party(ag_fed_run *r, const ag_cluster *c, const char *party)
         lo.tls_ca = c->tls_ca;
     }
     char err[AG_ERRMSG_MAX];
+    /* the signals stay blocked in every thread (the link's inherit it) and
+     * are taken by the stopper */
+    sigset_t stop_set, old_set;
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGINT);
+    sigaddset(&stop_set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_set, &old_set);
     ag_link *link = ag_link_rpc_new(&lo, err, sizeof(err));
     if (!link) {
+        pthread_sigmask(SIG_SETMASK, &old_set, NULL);
         size_t al = strlen(c->addresses[me]);
         bool named = strncmp(err, c->addresses[me], al) == 0 && strncmp(err + al, ": ", 2) == 0;
         snprintf(r->err, sizeof(r->err), "party %s cannot serve on %s: %.400s", party,
@@ -279,8 +317,15 @@ int ag_fed_run_party(ag_fed_run *r, const ag_cluster *c, const char *party)
     run.o = (ag_fed_opts){.rank = (unsigned)me, .n = (unsigned)c->n, .names = names,
                           .link = link, .spu = c->has_spu ? c->spu : r->spu, .argc = r->argc,
                           .argv = r->argv, .udata = r->udata};
+    stopper st = {.link = link};
+    atomic_init(&st.done, false);
+    bool watching = pthread_create(&st.thread, NULL, stopper_main, &st) == 0;
     party_main(&run);
+    atomic_store(&st.done, true);
+    if (watching)
+        pthread_join(st.thread, NULL);
     ag_link_free(link);
+    pthread_sigmask(SIG_SETMASK, &old_set, NULL);
     if (run.rc < 0)
         snprintf(r->err, sizeof(r->err), "%s", run.err);
     return run.rc < 0 ? run.rc : 0;
