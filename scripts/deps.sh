@@ -17,6 +17,7 @@ PKGS="
   protobuf-c-compiler libprotobuf-c-dev
   libnghttp2-dev libuv1-dev
   libsodium-dev
+  libjansson-dev
   grpc-proto python3-grpcio protobuf-compiler protobuf-compiler-grpc
 "
 

@@ -1,6 +1,7 @@
 /*
- * argot apps: jobs that parties run on their own CSV files. Today: private
- * set intersection (PSI), the core of `argot psi`.
+ * argot apps: jobs that parties run on their own CSV files: private set
+ * intersection (PSI), the core of `argot psi`, and joint statistics, the
+ * core of `argot stats`.
  *
  * ---- PSI ---------------------------------------------------------------
  *
@@ -92,6 +93,8 @@
  */
 #ifndef ARGOT_APPS_H
 #define ARGOT_APPS_H
+
+#include <stdio.h>
 
 #include "argot/base.h"
 #include "argot/fed.h"
@@ -201,5 +204,142 @@ size_t ag_psi_progress_line(const ag_psi_progress *p, char *buf, size_t cap);
  * only the kind. The spill and output files go to $TMPDIR and are removed. */
 int ag_apps_align(ag_fed *f, const char *input, const char *const *keys, size_t nkeys,
                   ag_table **out, ag_errbuf *err);
+
+/* ---- joint statistics (stats.c) --------------------------------------------------------- *
+ *
+ * Parties hold columns of one table, vertically partitioned (each party
+ * some columns of the same rows: aligned by key columns through
+ * ag_apps_align, or taken in file order when no key is given) or
+ * horizontally partitioned (each party some rows of the same columns,
+ * stacked in rank order). Every party runs ag_stats_run inside one fed job
+ * with its own input; the columns are secret-shared into the SPU, which
+ * computes, for each column: count, sum, mean, sample variance (n - 1
+ * denominator, as pandas), standard deviation, min, max, the 25/50/75 %
+ * quantiles (numpy's default linear interpolation), and the Pearson
+ * correlation matrix across every party's columns, plus histograms with
+ * given bin edges. Only the requested statistics are opened, and only to
+ * the parties in reveal_mask; the others learn the schema (column names,
+ * row count), which the job treats as public.
+ *
+ * Algorithms and costs (n rows, k columns, N parties; docs/ARCHITECTURE.md
+ * "apps: joint statistics" has the details and measured bounds):
+ *   sum, mean       a local reduction of the shares; mean = div(sum, n)
+ *   var, std, corr  centred: D = X - mean, C = D D^T (one matmul), var =
+ *                   diag(C) / (n - 1), std = sqrt(var), corr = (C_ij /
+ *                   (n - 1)) / (std_i std_j) (one division), in the SPU
+ *   min, max        a tree of ag_spu_max over [X; -X]: ceil(lg n) levels
+ *   quantiles       bisection over [min - 1, max] with secret counts of the
+ *                   rows below the midpoint: 32 steps, each one comparison
+ *                   per row, column and target order statistic (6 targets:
+ *                   the two ranks each quantile interpolates between)
+ *   hist            one comparison per row and edge, summed
+ * A constant column (min == max, an exact test) has zero variance: its
+ * correlations are undefined (NAN here, null in JSON) and its std is 0.
+ *
+ * Fixed point: C's entries carry 2f fraction bits before truncation, so
+ * they must stay below 2^(K-2-2f): FM64 (f = 18) about 6.7e7 for
+ * sum((x - mean)^2) of any column, FM128 (f = 26) about 1.9e22; and the
+ * divisions (mean, var, corr) and sqrt take divisors below 2^D (D = 18 in
+ * FM64, 61 in FM128), so in FM64 n and every variance must be below 262144.
+ * Use FM128 (the command's default) unless the data are small. */
+
+#define AG_STATS_COUNT 0x001u
+#define AG_STATS_SUM 0x002u
+#define AG_STATS_MEAN 0x004u
+#define AG_STATS_VAR 0x008u
+#define AG_STATS_STD 0x010u
+#define AG_STATS_MIN 0x020u
+#define AG_STATS_MAX 0x040u
+#define AG_STATS_QUANTILES 0x080u
+#define AG_STATS_CORR 0x100u
+#define AG_STATS_HIST 0x200u
+#define AG_STATS_DEFAULT 0x1ffu /* all but hist */
+
+/* The per-column values, in this order (JSON keys "count" ... "q75"). */
+enum {
+    AG_STATS_V_COUNT = 0,
+    AG_STATS_V_SUM,
+    AG_STATS_V_MEAN,
+    AG_STATS_V_VAR,
+    AG_STATS_V_STD,
+    AG_STATS_V_MIN,
+    AG_STATS_V_MAX,
+    AG_STATS_V_Q25,
+    AG_STATS_V_Q50,
+    AG_STATS_V_Q75,
+    AG_STATS_NVALUES
+};
+
+typedef enum ag_stats_partition {
+    AG_STATS_VERTICAL = 0,   /* each party some columns of the same rows */
+    AG_STATS_HORIZONTAL = 1, /* each party some rows of the same columns */
+} ag_stats_partition;
+
+/* Bin edges of one column's histogram: nedges >= 2, strictly increasing;
+ * bins [e0, e1), [e1, e2), ..., [e(m-1), em] (numpy's: the last is closed,
+ * values outside are not counted). */
+typedef struct ag_stats_hist {
+    const char *column;  /* its name in the output (party.NAME when shared) */
+    const double *edges;
+    size_t nedges;
+} ag_stats_hist;
+
+typedef struct ag_stats_opts {
+    const char *input;               /* this party's CSV */
+    ag_stats_partition partition;
+    const char *const *keys;         /* vertical: key columns to align rows by
+                                        (two parties); nkeys 0: rows in file
+                                        order, and every party needs as many */
+    size_t nkeys;
+    const char *const *columns;      /* this party's columns; ncolumns 0: every
+                                        non-key column whose first cell is a
+                                        number */
+    size_t ncolumns;
+    unsigned stats;                  /* AG_STATS_* (0: AG_STATS_DEFAULT) */
+    unsigned reveal_mask;            /* ranks that learn the results (bit r; 0:
+                                        every party) */
+    const ag_stats_hist *hists;      /* with AG_STATS_HIST; the same at every party */
+    size_t nhists;
+    unsigned iterations;             /* quantile bisection steps (0: 32) */
+} ag_stats_opts;
+
+typedef struct ag_stats_column {
+    char name[160];                  /* as in the output */
+    char party[32];                  /* its owner (vertical), or "" */
+    double v[AG_STATS_NVALUES];      /* NAN where not requested or undefined */
+    bool zero_variance;
+    size_t nbins;                    /* histogram: nbins + 1 edges, nbins counts */
+    double *edges;
+    double *counts;
+} ag_stats_column;
+
+typedef struct ag_stats_result {
+    bool learned;                    /* this party was told the results */
+    unsigned stats;                  /* what was requested */
+    uint64_t rows;
+    size_t ncols;
+    ag_stats_column *cols;
+    double *corr;                    /* ncols x ncols, NAN where undefined */
+} ag_stats_result;
+
+void ag_stats_opts_init(ag_stats_opts *o);
+/* Collective, inside a fed job of 2 or more parties (vertical with keys:
+ * exactly 2). Returns 0 with *res filled (free with
+ * ag_stats_result_cleanup), or a negative code after failing the job
+ * (ag_fed_errmsg says why, naming the party; err holds the same). A bad
+ * cell fails with "FILE:LINE: column 'x': 'abc' is not a number" at its
+ * owner, while the others learn only "a cell of its input is not a
+ * number". */
+int ag_stats_run(ag_fed *f, const ag_stats_opts *o, ag_stats_result *res, ag_errbuf *err);
+void ag_stats_result_cleanup(ag_stats_result *r);
+/* "count,sum,...,corr,hist" (or "all") into a mask; -1 naming nothing. */
+int ag_stats_parse_list(const char *list, unsigned *mask, ag_errbuf *err);
+/* The pinned JSON ({"rows", "columns": {NAME: {"count", ...}}, "corr":
+ * {"columns", "matrix"}}; undefined values are null, statistics not asked
+ * are absent, histograms as "hist": {"edges", "counts"}) written to path
+ * through a temporary name and a rename. */
+int ag_stats_write_json(const ag_stats_result *r, const char *path, ag_errbuf *err);
+/* The terminal table: a row per column, then the correlation matrix. */
+void ag_stats_print(FILE *fp, const ag_stats_result *r);
 
 #endif /* ARGOT_APPS_H */

@@ -87,6 +87,7 @@ extern const struct subcmd cmd_csv_check;
 extern const struct subcmd cmd_demo;
 extern const struct subcmd cmd_launch;
 extern const struct subcmd cmd_psi;
+extern const struct subcmd cmd_stats;
 extern const struct subcmd cmd_ca_init;
 extern const struct subcmd cmd_ca_issue;
 

@@ -13,6 +13,7 @@
 static const struct subcmd *const subcmds[] = {
     &cmd_demo,
     &cmd_psi,
+    &cmd_stats,
     &cmd_launch,
     &cmd_ca_init,
     &cmd_ca_issue,
