@@ -272,6 +272,12 @@ ag_obj *ag_const_str(ag_fed *f, const char *s);
 /* A copy of v, which must be the same at every party. */
 ag_obj *ag_const_value(ag_fed *f, const ag_value *v);
 
+/* A PYU object of party from a value this process already holds (data it
+ * read outside a PYU call, e.g. rows aligned by ag_apps_align): at that
+ * party *v is moved into the object (v becomes AG_V_NONE); elsewhere v is
+ * ignored and may be NULL. Every party makes the call. */
+ag_obj *ag_pyu_put(ag_fed *f, const char *party, ag_value *v);
+
 /* The party that owns o (NULL for a public or SPU object). */
 const char *ag_obj_owner(const ag_fed *f, const ag_obj *o);
 /* True for an SPU object. */

@@ -210,20 +210,16 @@ static int load(ag_fed *f, const ag_stats_opts *o, struct local *L, ag_errbuf *e
 
 /* ---- 2, 3. schema and shares ------------------------------------------------------------- */
 
-/* PYU: the value this party passed in (its own data, as a PYU object). */
-static int hold(ag_pyu_ctx *c, const ag_value *args, size_t nargs, ag_value *out)
-{
-    (void)c;
-    (void)nargs;
-    return ag_value_copy(out, &args[0]);
-}
-
-/* A PYU object of party p holding v (v matters only at p). */
+/* A PYU object of party p holding a copy of v (v matters only at p). */
 static ag_obj *own(ag_fed *f, unsigned p, const ag_value *v)
 {
-    static const ag_value none = {.type = AG_V_NONE};
-    ag_obj *c = ag_const_value(f, ag_fed_rank(f) == p ? v : &none);
-    return ag_pyu_call(f, ag_fed_party_name(f, p), hold, c);
+    ag_value copy = {0};
+    if (ag_fed_rank(f) == p) {
+        int rc = ag_value_copy(&copy, v);
+        if (rc < 0) /* every party's next call fails */
+            ag_fed_fail(f, rc, "%s", ag_strerror(rc));
+    }
+    return ag_pyu_put(f, ag_fed_party_name(f, p), &copy);
 }
 
 struct schema {

@@ -62,13 +62,7 @@ static int load_table(ag_pyu_ctx *c, const ag_value *args, size_t nargs, ag_valu
     (void)args;
     (void)nargs;
     struct demo *d = ag_fed_udata(ag_pyu_fed(c));
-    unsigned me = ag_fed_rank(ag_pyu_fed(c));
-    const char *path = d->in[me];
-    if (d->psi) { /* the rows this party has in common with the other */
-        ag_value_table(out, d->aligned[me]);
-        d->aligned[me] = NULL;
-        return 0;
-    }
+    const char *path = d->in[ag_fed_rank(ag_pyu_fed(c))];
     char err[AG_ERRMSG_MAX];
     ag_table *t;
     int rc = ag_table_read_csv(path, &t, err, sizeof(err));
@@ -158,7 +152,16 @@ static int demo_job(ag_fed *f, void *ud)
     if (d->psi && align(f, d) < 0)
         return -1;
     for (int k = 0; k < 2; k++) {
-        tab[k] = ag_pyu_call(f, owner[k], load_table);
+        if (d->psi) { /* the rows this party has in common with the other */
+            ag_value v = {0};
+            if ((unsigned)k == me) {
+                ag_value_table(&v, d->aligned[me]);
+                d->aligned[me] = NULL;
+            }
+            tab[k] = ag_pyu_put(f, owner[k], &v);
+        } else {
+            tab[k] = ag_pyu_call(f, owner[k], load_table);
+        }
         x[k] = ag_to_spu(f, ag_pyu_call(f, owner[k], value_column, tab[k])); /* shared */
     }
     int rc = ag_wait(f, x[0], x[1]);

@@ -304,6 +304,24 @@ ag_obj *ag_const_value(ag_fed *f, const ag_value *src)
     return const_take(f, &v, rc);
 }
 
+ag_obj *ag_pyu_put(ag_fed *f, const char *party, ag_value *v)
+{
+    int q = ag_fed_party_rank(f, party);
+    if (q < 0)
+        return ag__fed_obj_fail(ag__fed_obj(f, OBJ_PUBLIC, -1), AG_E_INVAL,
+                                "put: no party '%s'", party ? party : "(null)");
+    if (f->broken)
+        return ag__fed_obj_error_from(f, OBJ_PYU, q, NULL);
+    ag_obj *o = ag__fed_obj(f, OBJ_PYU, q);
+    if (!o || (unsigned)q != f->rank)
+        return o;
+    if (!v || v->type == AG_V_NONE)
+        return ag__fed_obj_fail(o, AG_E_INVAL, "party %s: put: no value", f->names[q]);
+    o->val = *v;
+    memset(v, 0, sizeof(*v));
+    return o;
+}
+
 /* ---- messages ----------------------------------------------------------------- */
 
 /* Sends o's value (or its error) to peer. */

@@ -248,6 +248,35 @@ static int transfer_job(ag_fed *f, void *ud)
     return rc;
 }
 
+static int put_job(ag_fed *f, void *ud)
+{
+    (void)ud;
+    ag_value mine = {0};
+    if (ag_fed_rank(f) == 1)
+        CHECK_OK(ag_value_scalar_f64(&mine, 41));
+    ag_obj *o = ag_pyu_put(f, "bob", ag_fed_rank(f) == 1 ? &mine : NULL);
+    CHECK_EQ(mine.type, AG_V_NONE); /* moved */
+    CHECK_STR_EQ(ag_obj_owner(f, o), "bob");
+    double v;
+    int rc = ag_reveal_f64(f, ag_pyu_call(f, "alice", add_one, o), &v);
+    if (rc == 0)
+        record(f, v);
+    /* bob's value is nowhere but at bob: put at alice without one fails there */
+    ag_obj *none = ag_pyu_put(f, "alice", NULL);
+    CHECK_EQ(ag_wait(f, none), AG_E_INVAL);
+    CHECK_STR_EQ(ag_fed_errmsg(f), "party alice: put: no value");
+    return rc;
+}
+
+TEST(fed_put_makes_a_local_value_a_pyu_object)
+{
+    static struct run r;
+    run_job(&r, 2, put_job, NULL);
+    CHECK_EQ(r.p[0].rc, 0);
+    CHECK_EQ(r.p[1].rc, 0);
+    CHECK(r.p[0].out[0] == 42 && r.p[1].out[0] == 42);
+}
+
 TEST(fed_transfers_pyu_to_pyu_spu_to_pyu_and_reveal)
 {
     static struct run r;
