@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "argot/rpc.h"
 #include "cmd.h"
@@ -19,8 +20,8 @@ static const struct flag_def init_flags[] = {
 
 static const struct flag_def issue_flags[] = {
     {"dir", "DIR", "the CA's directory; PARTY.crt and PARTY.key go there", FLAG_REQUIRED},
-    {"party", "PARTY", "the party the certificate names (as in the cluster config)",
-     FLAG_REQUIRED},
+    {"party", "PARTY", "the party the certificate names (as in the cluster config); or give it "
+                       "as the argument", 0},
     {"san", "NAMES", "more names: DNS:host,IP:address (comma-separated)", 0},
     {"days", "N", "validity in days (default 825)", 0},
     {NULL, NULL, NULL, 0},
@@ -61,6 +62,12 @@ static int run_issue(struct cmd_args *a)
         return EXIT_USAGE;
     char err[AG_ERRMSG_MAX];
     const char *dir = args_get(a, "dir"), *party = args_get(a, "party");
+    if (party && a->pos && strcmp(party, a->pos) != 0)
+        return usage_error(a->sc, "two parties: '%s' and --party %s", a->pos, party);
+    if (!party)
+        party = a->pos;
+    if (!party)
+        return usage_error(a->sc, "which party? argot ca issue PARTY --dir DIR");
     if (ag_rpc_pki_issue(dir, party, args_get(a, "san"), days, err, sizeof(err)) < 0)
         return runtime_error("ca issue: %s", err);
     printf("wrote %s/%s.crt and %s/%s.key for party %s\n", dir, party, dir, party, party);
@@ -86,4 +93,5 @@ const struct subcmd cmd_ca_issue = {
                "as the party it names. Give the two files to that party only.",
     .flags = issue_flags,
     .run = run_issue,
+    .positional = "PARTY",
 };

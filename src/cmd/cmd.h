@@ -41,6 +41,7 @@ struct subcmd {
     const struct flag_def *flags; /* terminated by {NULL} */
     int (*run)(struct cmd_args *a);
     const char *rest;    /* "-- PROG [ARGS...]": takes what follows "--" */
+    const char *positional; /* "PARTY": takes one argument that is not a flag */
 };
 
 /* Parsed flags of one subcommand. Values point into argv. */
@@ -51,6 +52,7 @@ struct cmd_args {
     bool seen[MAX_FLAGS];
     int nrest;            /* after "--", for a subcommand with `rest` */
     char **rest;
+    const char *pos;      /* the positional argument, for a subcommand with one */
 };
 
 /* Parses argv (after the subcommand's name) into a. Returns EXIT_OK, or

@@ -48,6 +48,8 @@ void print_usage(const struct subcmd *sc)
         printf(" %s--%s%s%s%s%s", opt ? "[" : "", f->name, f->metavar ? " " : "",
                f->metavar ? f->metavar : "", opt ? "]" : "", (f->flags & FLAG_REPEAT) ? "..." : "");
     }
+    if (sc->positional)
+        printf(" [%s]", sc->positional);
     if (sc->rest)
         printf(" %s", sc->rest);
     printf("\n\n%s\n", sc->summary);
@@ -106,6 +108,10 @@ int args_parse(struct cmd_args *a, const struct subcmd *sc, int argc, char **arg
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             print_usage(sc);
             return -1;
+        }
+        if (sc->positional && !a->pos && arg[0] != '-') {
+            a->pos = arg;
+            continue;
         }
         if (arg[0] != '-' || arg[1] != '-' || arg[2] == '\0')
             break;

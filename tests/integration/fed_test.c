@@ -314,7 +314,7 @@ static void ca(const char *dir, const char *party)
 {
     ag_test_proc p;
     const char *init[] = {ag_test_bin("argot"), "ca", "init", "--dir", dir, NULL};
-    const char *issue[] = {ag_test_bin("argot"), "ca", "issue", "--dir", dir, "--party", party,
+    const char *issue[] = {ag_test_bin("argot"), "ca", "issue", party, "--dir", dir,
                            NULL};
     if (!party && ag_test_run(&p, init, NULL, 30) != 0)
         FAIL("argot ca init: %s", p.err);
