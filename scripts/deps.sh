@@ -19,6 +19,7 @@ PKGS="
   libsodium-dev
   libjansson-dev
   grpc-proto python3-grpcio protobuf-compiler protobuf-compiler-grpc
+  python3-sklearn
 "
 
 missing=""

@@ -1,7 +1,6 @@
 /*
- * argot apps: jobs that parties run on their own CSV files: private set
- * intersection (PSI), the core of `argot psi`, and joint statistics, the
- * core of `argot stats`.
+ * argot apps: the jobs SecretFlow users run on their CSV files: private set
+ * intersection (PSI), joint statistics, and secure logistic regression.
  *
  * ---- PSI ---------------------------------------------------------------
  *
@@ -341,5 +340,121 @@ int ag_stats_parse_list(const char *list, unsigned *mask, ag_errbuf *err);
 int ag_stats_write_json(const ag_stats_result *r, const char *path, ag_errbuf *err);
 /* The terminal table: a row per column, then the correlation matrix. */
 void ag_stats_print(FILE *fp, const ag_stats_result *r);
+/* ---- logistic regression on vertically partitioned data (lr.c) ------------------------ *
+ *
+ * Two parties hold different columns (features) of the same rows, aligned
+ * (ag_apps_align, or files already in the same row order); one of them
+ * also holds the 0/1 label. Training is mini-batch SGD on the logistic
+ * loss inside the SPU (semi2k), batches taken in row order:
+ *
+ *   z = X_b w,  p = sigmoid(z),  w -= lr/|b| * X_b^T (p - y_b) + lr * l2 * w
+ *
+ * Each party standardises its own features in the clear (x - mean) / std
+ * with its own columns' statistics (which only it knows: nothing is sent)
+ * and secret-shares them; the label party adds the intercept column (all
+ * ones, not penalised by l2). X, y and w stay secret-shared throughout.
+ * What is revealed: both parties' row and feature counts, and per epoch
+ * the loss: the mean squared residual (p - y)^2 over the rows (the Brier
+ * score; the log loss would need a secure logarithm per row). The
+ * weights are revealed only to the parties named in reveal_mask; every
+ * party keeps its share, so that predictions need no reveal of w.
+ *
+ * The model (ag_lr_model) is one party's: the layout of the whole weight
+ * vector (each party's feature count, the label party, which holds the
+ * intercept as its block's last weight), its own features' names, means
+ * and standard deviations, its share of the weights, and the weights in
+ * the clear if they were revealed to it. A model file is text, one
+ * `key value...` per line (ag_lr_model_save documents it).
+ */
+
+#define AG_LR_MAX_FEATURES 100000
+
+typedef struct ag_lr_data {
+    size_t rows;
+    size_t cols;               /* this party's features */
+    const double *x;           /* rows x cols, row-major, raw (unstandardised) */
+    const char *const *names;  /* cols feature names */
+    const double *y;           /* rows labels (0 or 1) at the label party, else NULL */
+    const char *source;        /* for messages ("alice.csv"); may be NULL */
+} ag_lr_data;
+
+typedef struct ag_lr_epoch {
+    unsigned epoch;            /* 1-based */
+    unsigned epochs;
+    size_t batch;              /* batches done in this epoch */
+    size_t batches;
+    double loss;               /* mean (p - y)^2, at the end of an epoch (NaN during one) */
+    double seconds;            /* of this epoch so far */
+    uint64_t bytes_sent;       /* this party's, this epoch so far */
+} ag_lr_epoch;
+
+/* Called by every party at the end of each epoch (done true) and, during
+ * one, at most every 200 ms (done false). */
+typedef void (*ag_lr_epoch_fn)(void *ud, const ag_lr_epoch *e, bool done);
+
+typedef struct ag_lr_opts {
+    unsigned epochs;           /* default 10 */
+    size_t batch_size;         /* default 1024 */
+    double learning_rate;      /* default 0.1 */
+    double l2;                 /* default 0 */
+    ag_sigmoid_mode sigmoid;   /* default AG_SIGMOID_SEG3 */
+    unsigned label_rank;       /* the party holding the label */
+    unsigned reveal_mask;      /* bit r: party r learns the weights */
+    bool beaver_cache;         /* default true: mask each batch of X once
+                                  (ag_mpc_xcache): per epoch, the products open
+                                  only w and r, not X_b; memory 2-3x X's */
+    ag_lr_epoch_fn epoch_fn;   /* may be NULL */
+    void *epoch_ud;
+} ag_lr_opts;
+
+typedef struct ag_lr_model {
+    char party[32];            /* this party's name */
+    char parties[2][32];
+    unsigned me;               /* this party's rank */
+    unsigned label_rank;
+    size_t cols[2];            /* features per party (the label party's block
+                                  has one more weight: the intercept) */
+    char **names;              /* cols[me] feature names */
+    double *mean;              /* cols[me] */
+    double *std;               /* cols[me] */
+    ag_field field;
+    unsigned fxp_bits;
+    ag_sigmoid_mode sigmoid;   /* the one it was trained with */
+    char id[33];               /* the same in both parties' files of a model */
+    size_t nweights;           /* cols[0] + cols[1] + 1 */
+    uint64_t *share;           /* nweights ring elements (2 words each in FM128) */
+    double *weights;           /* nweights in the clear, or NULL if not revealed */
+} ag_lr_model;
+
+/* Fills o with the defaults above. */
+void ag_lr_opts_init(ag_lr_opts *o);
+/* Collective, inside a fed job of two parties: trains on this party's d
+ * (the same row count at both; the label where o->label_rank says). On
+ * success *out is this party's model (free with ag_lr_model_cleanup).
+ * Errors (AG_E_LR_DATA with the column and line: a feature of zero
+ * variance, a label that is not 0 or 1, row counts that differ) reach both
+ * parties, each naming the party at fault. */
+int ag_lr_train(ag_fed *f, const ag_lr_data *d, const ag_lr_opts *o, ag_lr_model *out,
+                ag_errbuf *err);
+/* Collective: scores this party's rows d (its model's features, in the
+ * model's order; y ignored) with both parties' halves of a model. The
+ * label party gets the probabilities of class 1 in scores (d->rows,
+ * allocated with ag_malloc; NULL elsewhere): the linear score is opened to
+ * it alone and the exact sigmoid applied in the clear. AG_E_LR_MODEL when
+ * the two files are not halves of one model. */
+int ag_lr_predict(ag_fed *f, const ag_lr_model *m, const ag_lr_data *d, double **scores,
+                  ag_errbuf *err);
+/* The features of table t as a rows x cols matrix (ag_malloc'd), every
+ * cell a finite number ("alice.csv:17: column 'age': 'abc' is not a
+ * number" otherwise, with the input's line). cols names the columns. */
+int ag_lr_table_matrix(const ag_table *t, const char *source, const char *const *cols,
+                       size_t ncols, double **out, ag_errbuf *err);
+/* Writes m to path atomically (a temporary beside it, then rename). */
+int ag_lr_model_save(const ag_lr_model *m, const char *path, ag_errbuf *err);
+int ag_lr_model_load(const char *path, ag_lr_model *m, ag_errbuf *err);
+void ag_lr_model_cleanup(ag_lr_model *m);
+/* "real", "seg3", "mm1" -> the mode; -1 if none. */
+int ag_lr_sigmoid_parse(const char *s);
+const char *ag_lr_sigmoid_name(ag_sigmoid_mode m);
 
 #endif /* ARGOT_APPS_H */

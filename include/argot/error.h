@@ -76,7 +76,9 @@
     /* apps */                                                               \
     X(PSI_DUPLICATE, -500, "duplicate key in a PSI input")                   \
     X(PSI_MISMATCH, -501, "the parties disagree on the PSI parameters")      \
-    X(PSI_PROTOCOL, -502, "peer broke the PSI protocol")
+    X(PSI_PROTOCOL, -502, "peer broke the PSI protocol")                     \
+    X(LR_DATA, -510, "unusable data for logistic regression")                \
+    X(LR_MODEL, -511, "bad or mismatched logistic regression model")
 
 enum ag_err {
     AG_OK = 0,

@@ -219,6 +219,27 @@ int ag_mpc_trunc(ag_mpc *m, const ag_tensor *x, unsigned bits, ag_tensor *out);
 int ag_mpc_fmul(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out);
 int ag_mpc_fmatmul(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *out);
 
+/* ---- the Beaver cache (xcache.c) ----------------------------------------- */
+/*
+ * A shared matrix x (rows x cols) multiplied many times (logistic
+ * regression's features, every epoch) is masked once: making the cache
+ * opens x - a (rows * cols elements, as one matmul would); each product
+ * x.y or x^T.y with a shared y (k x n) then opens only y - b (k * n
+ * elements: K/8 (N-1) k n bytes, one round), fresh b and c every time.
+ * Memory: twice x's size at every party, three times at rank 0 (the
+ * dealer keeps the full mask). The cache belongs to the session it was
+ * made in.
+ */
+typedef struct ag_mpc_xcache ag_mpc_xcache;
+int ag_mpc_xcache_new(ag_mpc *m, const ag_tensor *x, ag_mpc_xcache **out);
+void ag_mpc_xcache_free(ag_mpc_xcache *c);
+/* x.y (tr false) or x^T.y (tr true), ring products; the f variant
+ * truncates by the fraction bits (ag_mpc_fmatmul's). */
+int ag_mpc_xcache_matmul(ag_mpc *m, ag_mpc_xcache *c, bool tr, const ag_tensor *y,
+                         ag_tensor *out);
+int ag_mpc_xcache_fmatmul(ag_mpc *m, ag_mpc_xcache *c, bool tr, const ag_tensor *y,
+                          ag_tensor *out);
+
 /* ---- reductions (local on shares: no message) --------------------------- */
 
 /* Sum along axis (negative counts from the end), which is removed from the

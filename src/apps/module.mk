@@ -1,5 +1,5 @@
-# apps: jobs on the parties' CSV files: private set intersection (psi*.c), joint
-# statistics (stats.c, JSON output through jansson).
+# apps: jobs on the parties' CSV files: PSI (psi*.c), row alignment (align.c), joint
+# statistics (stats.c, JSON output through jansson), logistic regression (lr.c).
 LIB_SRCS += $(wildcard src/apps/*.c)
 PKGS += libsodium jansson
 # The curve batches are the hot loops.

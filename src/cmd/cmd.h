@@ -90,6 +90,8 @@ extern const struct subcmd cmd_demo;
 extern const struct subcmd cmd_launch;
 extern const struct subcmd cmd_psi;
 extern const struct subcmd cmd_stats;
+extern const struct subcmd cmd_lr_train;
+extern const struct subcmd cmd_lr_predict;
 extern const struct subcmd cmd_ca_init;
 extern const struct subcmd cmd_ca_issue;
 

@@ -14,6 +14,8 @@ static const struct subcmd *const subcmds[] = {
     &cmd_demo,
     &cmd_psi,
     &cmd_stats,
+    &cmd_lr_train,
+    &cmd_lr_predict,
     &cmd_launch,
     &cmd_ca_init,
     &cmd_ca_issue,

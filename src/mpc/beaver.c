@@ -364,3 +364,63 @@ int ag__beaver_matmul(ag_mpc *m, size_t mm, size_t k, size_t nn, void *a, void *
     ag__scratch_put_n(m, buf, 4);
     return rc;
 }
+
+/* ---- the Beaver cache ------------------------------------------------------ */
+
+int ag__beaver_mask(ag_mpc *m, size_t bytes, void *a, void *full)
+{
+    int rc = draw_own(m, a, bytes);
+    if (m->rank != 0 || rc < 0)
+        return rc;
+    size_t sizes[2] = {m->n * sizeof(uint64_t), 2 * (size_t)CHUNK_BYTES};
+    void *buf[2]; /* positions, chunk workspace */
+    if (ag__scratch_get_n(m, buf, 2, sizes) < 0)
+        return AG_E_NOMEM;
+    uint64_t *pos = buf[0];
+    for (unsigned j = 0; j < m->n; j++)
+        pos[j] = m->dealer_all[j].ctr;
+    rc = full_sum(m, pos, 0, bytes, a, false, full, buf[1]);
+    if (rc == 0)
+        for (unsigned j = 1; j < m->n; j++)
+            ag__prg_skip(&m->dealer_all[j], bytes);
+    ag__scratch_put_n(m, buf, 2);
+    return rc;
+}
+
+/* As ag__beaver_matmul with a already dealt: every party draws b, then c
+ * (j > 0); rank 0 sums everyone's b in full and sets c_0 = A.B - the sum
+ * of the others' c. */
+int ag__beaver_matmul_fixed(ag_mpc *m, const void *full, bool tr, size_t p, size_t q, size_t nn,
+                            void *b, void *c)
+{
+    ag_field f = m->field;
+    size_t eb = ag_field_bytes(f), bb = q * nn * eb, cb = p * nn * eb;
+    int rc = draw_own(m, b, bb);
+    if (m->rank != 0)
+        return rc == 0 ? draw_own(m, c, cb) : rc;
+    if (rc < 0)
+        return rc;
+    size_t sizes[3] = {m->n * sizeof(uint64_t), bb, 2 * (size_t)CHUNK_BYTES};
+    void *buf[3]; /* positions, B, chunk workspace */
+    if (ag__scratch_get_n(m, buf, 3, sizes) < 0)
+        return AG_E_NOMEM;
+    uint64_t *pos = buf[0];
+    for (unsigned j = 0; j < m->n; j++)
+        pos[j] = m->dealer_all[j].ctr;
+    rc = full_sum(m, pos, 0, bb, b, false, buf[1], buf[2]);
+    if (rc == 0) {
+        memset(c, 0, cb);
+        if (tr)
+            ag__ring_matmul_tn_acc(f, p, q, nn, c, full, buf[1]);
+        else
+            ag__ring_matmul_acc(f, p, q, nn, c, full, buf[1]);
+        rc = full_sum(m, pos, blocks(bb), cb, c, true, c, buf[2]);
+    }
+    if (rc == 0)
+        for (unsigned j = 1; j < m->n; j++) {
+            ag__prg_skip(&m->dealer_all[j], bb);
+            ag__prg_skip(&m->dealer_all[j], cb);
+        }
+    ag__scratch_put_n(m, buf, 3);
+    return rc;
+}

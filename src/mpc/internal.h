@@ -26,6 +26,9 @@ void ag__ring_matmul(ag_field f, size_t m, size_t k, size_t n, void *dst, const 
 /* dst += a * b, matrices as above */
 void ag__ring_matmul_acc(ag_field f, size_t m, size_t k, size_t n, void *dst, const void *a,
                          const void *b);
+/* dst (m x n) += a^T b, a stored k x m. */
+void ag__ring_matmul_tn_acc(ag_field f, size_t m, size_t k, size_t n, void *dst, const void *a,
+                            const void *b);
 /* Beaver's recombination in one pass, from the parts of the opening: with
  * e = x - a + pe and g = y - b + pg (this party's part recomputed, plus the
  * peers' parts summed), z += e*b + g*a, plus e*g when with_eg (rank 0's
@@ -172,6 +175,13 @@ int ag__beaver_trunc_each(ag_mpc *m, size_t n, unsigned bits, void *r, void *rt,
                           ag__deal_fn each, void *ctx);
 /* Matrix triple: a (mm x k), b (k x nn), c = a * b (mm x nn). */
 int ag__beaver_matmul(ag_mpc *m, size_t mm, size_t k, size_t nn, void *a, void *b, void *c);
+/* The Beaver cache's dealing: a fixed mask a (bytes) drawn once, with rank
+ * 0's full sum of every party's in full (NULL elsewhere); then per product,
+ * fresh b (q x nn) and c = A b (p x nn), A the full mask (p x q), or A^T b
+ * when tr (A stored q x p). */
+int ag__beaver_mask(ag_mpc *m, size_t bytes, void *a, void *full);
+int ag__beaver_matmul_fixed(ag_mpc *m, const void *full, bool tr, size_t p, size_t q, size_t nn,
+                            void *b, void *c);
 /* Truncation pairs: r and rt = r >> bits (arithmetic), n elements each. */
 int ag__beaver_trunc(ag_mpc *m, size_t n, unsigned bits, void *r, void *rt);
 /* AND triples: XOR shares of n K-bit elements a, b and c = a & b. */

@@ -177,6 +177,29 @@ void ag__ring_matmul_acc(ag_field f, size_t m, size_t k, size_t n, void *dst, co
         matmul128(m, k, n, dst, a, b);
 }
 
+/* c += a^T b for a (k x m) stored row-major: row kk of a scales row kk of b
+ * into every row of c it touches (c is m x n). */
+void ag__ring_matmul_tn_acc(ag_field f, size_t m, size_t k, size_t n, void *dst, const void *a,
+                            const void *b)
+{
+    for (size_t kk = 0; kk < k; kk++)
+        for (size_t i = 0; i < m; i++) {
+            if (f == AG_FM64) {
+                uint64_t s = ((const uint64_t *)a)[kk * m + i];
+                uint64_t *ci = (uint64_t *)dst + i * n;
+                const uint64_t *bk = (const uint64_t *)b + kk * n;
+                for (size_t j = 0; j < n; j++)
+                    ci[j] += s * bk[j];
+            } else {
+                ag_u128 s = ((const ag_u128 *)a)[kk * m + i];
+                ag_u128 *ci = (ag_u128 *)dst + i * n;
+                const ag_u128 *bk = (const ag_u128 *)b + kk * n;
+                for (size_t j = 0; j < n; j++)
+                    ci[j] += s * bk[j];
+            }
+        }
+}
+
 void ag__ring_matmul(ag_field f, size_t m, size_t k, size_t n, void *dst, const void *a,
                      const void *b)
 {
