@@ -345,7 +345,8 @@ static int run_party(struct cmd_args *a)
     r.session = session;
     d.psi = c.n == 2;
     int rc = ag_fed_run_party(&r, &c, party);
-    ag_table_free(d.aligned[me]);
+    if (me < 2)
+        ag_table_free(d.aligned[me]);
     if (rc < 0)
         return runtime_error("demo: %s", r.err);
     printf("\n");
