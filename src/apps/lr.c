@@ -922,23 +922,17 @@ static int get_name(const char *s, char **out)
     return 0;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Parses one line of a model file into md (load's state in *nf, *ns, *nw). */
 static int model_line(ag_lr_model *md, char *line, size_t *nf, size_t *ns, size_t *nw)
 {
     char a[64], b[72];
     unsigned u;
     size_t c0, c1;
+    /* the header sizes the arrays: once the features line came, it is fixed */
+    static const char *const header[] = {"party ", "parties ", "label-party ", "field ", NULL};
+    for (int k = 0; md->names && header[k]; k++)
+        if (strncmp(line, header[k], strlen(header[k])) == 0)
+            return AG_E_LR_MODEL;
     if (sscanf(line, "party %31s", md->party) == 1)
         return 0;
     if (sscanf(line, "parties %31s %31s", md->parties[0], md->parties[1]) == 2)
@@ -991,7 +985,7 @@ static int model_line(ag_lr_model *md, char *line, size_t *nf, size_t *ns, size_
             return AG_E_LR_MODEL;
         uint8_t *p = (uint8_t *)md->share + *ns * eb;
         for (size_t i = 0; i < eb; i++) {
-            int hi = hexval(b[2 * i]), lo = hexval(b[2 * i + 1]);
+            int hi = ag_hex_digit(b[2 * i]), lo = ag_hex_digit(b[2 * i + 1]);
             if (hi < 0 || lo < 0)
                 return AG_E_LR_MODEL;
             p[i] = (uint8_t)(hi << 4 | lo);
@@ -1045,6 +1039,10 @@ int ag_lr_model_load(const char *path, ag_lr_model *md, ag_errbuf *err)
     if (rc == 0 && ferror(fp))
         rc = ag_errbuf_set(err, AG_E_IO, "%s: %s", path, strerror(errno));
     fclose(fp);
+    if (rc == 0 && (!md->party[0] || !md->parties[0][0] || !md->parties[1][0] ||
+                    strcmp(md->parties[0], md->parties[1]) == 0))
+        rc = ag_errbuf_set(err, AG_E_LR_MODEL, "%s: no party, or not two distinct parties",
+                           path);
     if (rc == 0 && (!md->names || nf != md->cols[md->me] || ns != md->nweights ||
                     (nw && nw != md->nweights) || !md->id[0]))
         rc = ag_errbuf_set(err, AG_E_LR_MODEL, "%s: incomplete model (%zu of %zu features, %zu "
