@@ -78,6 +78,11 @@ int args_sim_parties(const struct cmd_args *a, const char *flag, char names[][32
 int args_party_values_check(const struct cmd_args *a, const char *flag, char names[][32], int n);
 const char *args_party_value(const struct cmd_args *a, const char *flag, const char *party);
 
+/* A flag of seconds (fractions allowed, more than 0, at most a day) in
+ * milliseconds into *ms, or def_s seconds when the flag is not given.
+ * Returns EXIT_OK, or EXIT_USAGE after printing the error. */
+int args_seconds_ms(const struct cmd_args *a, const char *flag, unsigned def_s, uint64_t *ms);
+
 /* Prints "argot: <sub>: <message>" to stderr and returns EXIT_USAGE. */
 int usage_error(const struct subcmd *sc, const char *fmt, ...) AG_PRINTF(2, 3);
 /* Prints "argot: <message>" to stderr and returns EXIT_RUNTIME. */

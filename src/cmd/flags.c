@@ -253,6 +253,20 @@ int args_party_values_check(const struct cmd_args *a, const char *flag, char nam
     return EXIT_OK;
 }
 
+int args_seconds_ms(const struct cmd_args *a, const char *flag, unsigned def_s, uint64_t *ms)
+{
+    const char *t = args_get(a, flag);
+    *ms = (uint64_t)def_s * 1000;
+    if (!t)
+        return EXIT_OK;
+    char *end;
+    double s = strtod(t, &end);
+    if (*end || !(s > 0) || s > 86400)
+        return usage_error(a->sc, "--%s %s: seconds, more than 0", flag, t);
+    *ms = (uint64_t)(s * 1000 + 0.5);
+    return EXIT_OK;
+}
+
 const char *args_party_value(const struct cmd_args *a, const char *flag, const char *party)
 {
     const char *found = NULL;

@@ -430,21 +430,6 @@ static int field_opt(struct cmd_args *a, ag_spu_config *spu)
     return EXIT_OK;
 }
 
-static uint64_t timeout_of(struct cmd_args *a, int *rc)
-{
-    const char *t = args_get(a, "timeout");
-    *rc = EXIT_OK;
-    if (!t)
-        return (uint64_t)LR_DEFAULT_TIMEOUT_S * 1000;
-    char *end;
-    double s = strtod(t, &end);
-    if (*end || !(s > 0) || s > 86400) {
-        *rc = usage_error(a->sc, "--timeout %s: seconds, more than 0", t);
-        return 0;
-    }
-    return (uint64_t)(s * 1000 + 0.5);
-}
-
 static const char *size_str(uint64_t n, char *buf, size_t cap)
 {
     if (n < 1024 * 1024)
@@ -499,10 +484,10 @@ static int run_job(struct cmd_args *a, struct lr_cmd *c, const ag_cluster *cl, c
 {
     static ag_fed_run r;
     ag_fed_run_init(&r, c->train ? train_job : predict_job, c);
-    int rc;
-    r.timeout_ms = timeout_of(a, &rc);
-    if (rc != EXIT_OK || field_opt(a, &r.spu) != EXIT_OK)
+    if (args_seconds_ms(a, "timeout", LR_DEFAULT_TIMEOUT_S, &r.timeout_ms) != EXIT_OK ||
+        field_opt(a, &r.spu) != EXIT_OK)
         return EXIT_USAGE;
+    int rc;
     const char *what = c->train ? "lr train" : "lr predict";
     static char session[200];
     if (cl) {

@@ -157,21 +157,6 @@ static int common_opts(struct cmd_args *a, struct psi_cmd *c)
     return EXIT_OK;
 }
 
-static uint64_t timeout_of(struct cmd_args *a, int *rc)
-{
-    const char *t = args_get(a, "timeout");
-    *rc = EXIT_OK;
-    if (!t)
-        return (uint64_t)PSI_DEFAULT_TIMEOUT_S * 1000;
-    char *end;
-    double s = strtod(t, &end);
-    if (*end || !(s > 0) || s > 86400) {
-        *rc = usage_error(a->sc, "--timeout %s: seconds, more than 0", t);
-        return 0;
-    }
-    return (uint64_t)(s * 1000 + 0.5);
-}
-
 static int check_receiver(struct cmd_args *a, const struct psi_cmd *c)
 {
     const char *r = c->base.receiver;
@@ -213,12 +198,10 @@ static int run_production(struct cmd_args *a, struct psi_cmd *c)
         return EXIT_USAGE;
     const char *session = args_get(a, "session");
     snprintf(c->session, sizeof(c->session), "%s/psi", session ? session : cl.session);
-    int rc;
     static ag_fed_run r;
     ag_fed_run_init(&r, psi_job, c);
-    r.timeout_ms = timeout_of(a, &rc);
-    if (rc != EXIT_OK)
-        return rc;
+    if (args_seconds_ms(a, "timeout", PSI_DEFAULT_TIMEOUT_S, &r.timeout_ms) != EXIT_OK)
+        return EXIT_USAGE;
     r.session = c->session;
     if (ag_fed_run_party(&r, &cl, party) < 0)
         return runtime_error("psi: %s", r.err);
@@ -264,12 +247,10 @@ static int run(struct cmd_args *a)
         return runtime_error("psi: no randomness for the session id");
     ag_hex_encode(hex, rnd, sizeof(rnd));
     snprintf(c.session, sizeof(c.session), "sim-%s/psi", hex);
-    int rc;
     static ag_fed_run r;
     ag_fed_run_init(&r, psi_job, &c);
-    r.timeout_ms = timeout_of(a, &rc);
-    if (rc != EXIT_OK)
-        return rc;
+    if (args_seconds_ms(a, "timeout", PSI_DEFAULT_TIMEOUT_S, &r.timeout_ms) != EXIT_OK)
+        return EXIT_USAGE;
     const char *np[2] = {c.names[0], c.names[1]};
     if (ag_fed_run_sim(&r, 2, np) < 0)
         return runtime_error("psi: %s", r.err);

@@ -220,21 +220,6 @@ static bool learns(const struct stats_cmd *c, int i)
     return c->reveal == 0 || (c->reveal >> i) & 1u;
 }
 
-static uint64_t timeout_of(struct cmd_args *a, int *rc)
-{
-    const char *t = args_get(a, "timeout");
-    *rc = EXIT_OK;
-    if (!t)
-        return (uint64_t)STATS_DEFAULT_TIMEOUT_S * 1000;
-    char *end;
-    double s = strtod(t, &end);
-    if (*end || !(s > 0) || s > 86400) {
-        *rc = usage_error(a->sc, "--timeout %s: seconds, more than 0", t);
-        return 0;
-    }
-    return (uint64_t)(s * 1000 + 0.5);
-}
-
 static int field_of(struct cmd_args *a, ag_field *f)
 {
     const char *v = args_get(a, "field");
@@ -328,11 +313,10 @@ static int run(struct cmd_args *a)
     memset(&c, 0, sizeof(c));
     if (common_opts(a, &c) != EXIT_OK)
         return EXIT_USAGE;
-    int rc;
     static ag_fed_run r;
     ag_fed_run_init(&r, stats_job, &c);
-    r.timeout_ms = timeout_of(a, &rc);
-    if (rc != EXIT_OK || field_of(a, &r.spu.field) != EXIT_OK)
+    if (args_seconds_ms(a, "timeout", STATS_DEFAULT_TIMEOUT_S, &r.timeout_ms) != EXIT_OK ||
+        field_of(a, &r.spu.field) != EXIT_OK)
         return EXIT_USAGE;
     if (args_get(a, "config"))
         return run_production(a, &c, &r);
