@@ -3,10 +3,14 @@
  * stderr, enforce a timeout. Used by the integration tests to drive the
  * argot binary and its peers.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <stdio.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +24,34 @@ const char *ag_test_bin(const char *name)
     char *p = slots[next++ % 8];
     snprintf(p, sizeof(slots[0]), "%s/%s", dir ? dir : "build/bin", name);
     return p;
+}
+
+int ag_test_free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    CHECK(s >= 0);
+    CHECK(bind(s, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    CHECK(getsockname(s, (struct sockaddr *)&sa, &len) == 0);
+    close(s);
+    return ntohs(sa.sin_port);
+}
+
+const char *ag_test_read_file(const char *path)
+{
+    static char slots[8][256 * 1024];
+    static unsigned next;
+    char *b = slots[next++ % 8];
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        FAIL("cannot read %s", path);
+    size_t n = fread(b, 1, sizeof(slots[0]), fp);
+    fclose(fp);
+    if (n == sizeof(slots[0]))
+        FAIL("%s: larger than %zu bytes", path, sizeof(slots[0]) - 1);
+    b[n] = '\0';
+    return b;
 }
 
 const char *ag_test_prog(const char *name)

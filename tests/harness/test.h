@@ -175,6 +175,11 @@ int ag_test_stop(pid_t pid);
 int ag_test_wait(pid_t pid, unsigned timeout_s);
 /* $ARGOT_BIN_DIR/name (default build/bin/name). Static storage, 8 slots. */
 const char *ag_test_bin(const char *name);
+/* A loopback TCP port nothing listens on right now (the kernel's pick). */
+int ag_test_free_port(void);
+/* The whole file at path, NUL-terminated (rotating static storage, 8 slots
+ * of 256 KiB); fails the test if it cannot be read or does not fit. */
+const char *ag_test_read_file(const char *path);
 /* A test program (tests/progs/name.c): $ARGOT_BIN_DIR/../test/name. */
 const char *ag_test_prog(const char *name);
 

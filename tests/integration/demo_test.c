@@ -129,18 +129,6 @@ TEST(demo_usage_errors)
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* A port nothing listens on right now. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    CHECK_EQ(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    socklen_t l = sizeof(a);
-    getsockname(fd, (struct sockaddr *)&a, &l);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* The "learned" line of party in out, from "learned:" on. */
 static const char *learned(const char *out, const char *party, char *buf, size_t cap)
 {
@@ -163,7 +151,7 @@ static void production_run(const char *const *parties, int n)
     size_t off = (size_t)snprintf(yaml, sizeof(yaml), "parties:\n");
     for (int i = 0; i < n; i++)
         off += (size_t)snprintf(yaml + off, sizeof(yaml) - off,
-                                "  %s: {address: \"127.0.0.1:%d\"}\n", parties[i], free_port());
+                                "  %s: {address: \"127.0.0.1:%d\"}\n", parties[i], ag_test_free_port());
     snprintf(yaml + off, sizeof(yaml) - off, "spu: {protocol: semi2k, field: FM128}\n"
                                              "session: itest\n");
     const char *cfg = ag_test_write_file("cluster.yaml", yaml, strlen(yaml));

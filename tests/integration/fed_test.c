@@ -13,23 +13,12 @@
 
 #include "test.h"
 
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    CHECK(bind(s, (struct sockaddr *)&sa, sizeof(sa)) == 0);
-    CHECK(getsockname(s, (struct sockaddr *)&sa, &len) == 0);
-    close(s);
-    return ntohs(sa.sin_port);
-}
-
 /* A two-party cluster config on free loopback ports; returns its path. */
 static const char *write_cluster(const char *name, const char *extra)
 {
-    int pa = free_port(), pb;
+    int pa = ag_test_free_port(), pb;
     do
-        pb = free_port();
+        pb = ag_test_free_port();
     while (pb == pa);
     char text[1024];
     snprintf(text, sizeof(text),
@@ -49,19 +38,6 @@ static pid_t start_party(const char *prog, const char *job, const char *config,
     if (!job)
         argv[12] = NULL;
     return ag_test_spawn(argv, out);
-}
-
-static char *slurp(const char *path)
-{
-    FILE *fp = fopen(path, "r");
-    CHECK(fp != NULL);
-    static char buf[8][4096];
-    static unsigned next;
-    char *b = buf[next++ % 8];
-    size_t n = fread(b, 1, sizeof(buf[0]) - 1, fp);
-    b[n] = '\0';
-    fclose(fp);
-    return b;
 }
 
 /* Runs prog as alice and bob from one config; returns both outputs
@@ -89,7 +65,7 @@ static void run_production(const char *prog, const char *job, char *out_a, char 
     }
     int sa = ag_test_wait(a, 30), sb = ag_test_wait(b, 30);
     if (sa != 0 || sb != 0)
-        FAIL("production run failed: alice %d (%s), bob %d (%s)", sa, slurp(ea), sb, slurp(eb));
+        FAIL("production run failed: alice %d (%s), bob %d (%s)", sa, ag_test_read_file(ea), sb, ag_test_read_file(eb));
 }
 
 TEST(fed_example_hello_prints_nine_in_three_modes)
@@ -164,7 +140,7 @@ TEST_TIMEOUT(fed_a_party_killed_mid_job_is_named_within_the_timeout, 60)
     CHECK_EQ(ag_test_wait(a, 20), 1);
     uint64_t waited = ag_now_ms() - t0;
     CHECK(waited < 10000); /* the 3 s timeout, and the link's shutdown */
-    const char *err = slurp(ea);
+    const char *err = ag_test_read_file(ea);
     CHECK_CONTAINS(err, "fedjob: ");
     CHECK_CONTAINS(err, "party bob");
     CHECK_CONTAINS(err, "3000 ms");
@@ -249,7 +225,7 @@ TEST(fed_a_taken_address_names_the_party_and_the_address)
     CHECK(getsockname(s, (struct sockaddr *)&sa, &len) == 0);
     char text[256];
     snprintf(text, sizeof(text), "parties:\n  alice: {address: \"127.0.0.1:%d\"}\n  bob: "
-             "{address: \"127.0.0.1:%d\"}\n", ntohs(sa.sin_port), free_port());
+             "{address: \"127.0.0.1:%d\"}\n", ntohs(sa.sin_port), ag_test_free_port());
     const char *cfg = ag_test_write_file("c.yaml", text, strlen(text));
     ag_test_proc p;
     const char *argv[] = {ag_test_bin("example-hello"), "--config", cfg, "--party", "alice",
@@ -286,10 +262,10 @@ TEST(fed_two_jobs_on_the_same_addresses_do_not_mix)
     char line[64];
     CHECK(ag_test_read_line(fa, line, sizeof(line), 1) < 0); /* no result printed */
     CHECK(ag_test_read_line(fb, line, sizeof(line), 1) < 0);
-    CHECK_CONTAINS(slurp(ea), "no message from party bob within 2000 ms");
-    CHECK_CONTAINS(slurp(ea), "failed: PERMISSION_DENIED: frame for job 's1', party bob runs "
+    CHECK_CONTAINS(ag_test_read_file(ea), "no message from party bob within 2000 ms");
+    CHECK_CONTAINS(ag_test_read_file(ea), "failed: PERMISSION_DENIED: frame for job 's1', party bob runs "
                               "job 's2'");
-    CHECK_CONTAINS(slurp(eb), "frame for job 's2', party alice runs job 's1'");
+    CHECK_CONTAINS(ag_test_read_file(eb), "frame for job 's2', party alice runs job 's1'");
     close(fa);
     close(fb);
 }
@@ -377,8 +353,8 @@ static void run_pair(const char *cfg_a, const char *cfg_b, const char *const pre
     }
     *sa = ag_test_wait(pid[0], 30);
     *sb = ag_test_wait(pid[1], 30);
-    snprintf(err_a, cap, "%s", slurp(ea));
-    snprintf(err_b, cap, "%s", slurp(eb));
+    snprintf(err_a, cap, "%s", ag_test_read_file(ea));
+    snprintf(err_b, cap, "%s", ag_test_read_file(eb));
 }
 
 TEST_TIMEOUT(fed_parties_prove_their_names_with_certificates, 120)
@@ -392,8 +368,8 @@ TEST_TIMEOUT(fed_parties_prove_their_names_with_certificates, 120)
     ca(dir, "mallory");
     ca(other, NULL);
     ca(other, "bob");
-    snprintf(addr_a, sizeof(addr_a), "127.0.0.1:%d", free_port());
-    snprintf(addr_b, sizeof(addr_b), "127.0.0.1:%d", free_port());
+    snprintf(addr_a, sizeof(addr_a), "127.0.0.1:%d", ag_test_free_port());
+    snprintf(addr_b, sizeof(addr_b), "127.0.0.1:%d", ag_test_free_port());
     char ca_[600], cb[600], ea[4096], eb[4096];
     int sa, sb;
     snprintf(ca_, sizeof(ca_), "%s", party_config("a.yaml", addr_a, addr_b, dir, "alice", dir));

@@ -125,31 +125,6 @@ TEST_TIMEOUT(lr_cli_breast_cancer_matches_plaintext_per_sigmoid, 600)
         FAIL("mm1: accuracy %.4f, AUC %.4f", v[2], v[3]);
 }
 
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    CHECK(bind(s, (struct sockaddr *)&sa, sizeof(sa)) == 0);
-    CHECK(getsockname(s, (struct sockaddr *)&sa, &len) == 0);
-    close(s);
-    return ntohs(sa.sin_port);
-}
-
-static char *slurp(const char *path)
-{
-    static char buf[2][1 << 16];
-    static unsigned next;
-    char *b = buf[next++ % 2];
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        FAIL("cannot read %s", path);
-    size_t n = fread(b, 1, sizeof(buf[0]) - 1, fp);
-    b[n] = '\0';
-    fclose(fp);
-    return b;
-}
-
 /* One party of a production run; its stdout on *fd. */
 static pid_t party(const char *cfg, const char *verb, const char *name, const char *const *args,
                    int *fd)
@@ -183,7 +158,7 @@ TEST_TIMEOUT(lr_cli_production_two_processes, 300)
     split();
     char cfg[700], text[256];
     snprintf(text, sizeof(text), "parties:\n  alice: {address: \"127.0.0.1:%d\"}\n  bob: "
-             "{address: \"127.0.0.1:%d\"}\n", free_port(), free_port());
+             "{address: \"127.0.0.1:%d\"}\n", ag_test_free_port(), ag_test_free_port());
     snprintf(cfg, sizeof(cfg), "%s", ag_test_write_file("cluster.yaml", text, strlen(text)));
     const char *ta[] = {"--in", arg("", "a_train.csv"), "--key", "id", "--label", "bob:y",
                         "--model-out", arg("", "pa.model"), "--epochs", "20", "--batch-size",
@@ -204,12 +179,12 @@ TEST_TIMEOUT(lr_cli_production_two_processes, 300)
     CHECK_CONTAINS(out_a, "(weights secret-shared)");
     CHECK_CONTAINS(out_b, "(weights revealed to it)");
     /* bob's half has the weights in the clear, alice's only her share */
-    const char *ma = slurp(ag_test_path("pa.model"));
+    const char *ma = ag_test_read_file(ag_test_path("pa.model"));
     CHECK(strncmp(ma, "argot-lr-model 1\nparty alice\n", 29) == 0);
     CHECK_CONTAINS(ma, "\nfeature f00 ");
     CHECK(!strstr(ma, "\nweight "));
     CHECK(!strstr(ma, "\nfeature f15 "));
-    const char *mb = slurp(ag_test_path("pb.model"));
+    const char *mb = ag_test_read_file(ag_test_path("pb.model"));
     CHECK_CONTAINS(mb, "\nweight ");
     CHECK_CONTAINS(mb, "\nfeature f15 ");
 
@@ -225,7 +200,7 @@ TEST_TIMEOUT(lr_cli_production_two_processes, 300)
     CHECK_EQ(ag_test_wait(b, 60), 0);
     CHECK_CONTAINS(out_a, "alice: 169 rows scored for the label party");
     CHECK_CONTAINS(out_b, "bob: scored 169 rows into ");
-    const char *sc = slurp(ag_test_path("pscores.csv"));
+    const char *sc = ag_test_read_file(ag_test_path("pscores.csv"));
     CHECK(strncmp(sc, "id,score\nr400,", 14) == 0);
     double v[5];
     compare("20", "100", "0.1", ag_test_path("pscores.csv"), v);

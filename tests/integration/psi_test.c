@@ -24,31 +24,6 @@ static int psi(ag_test_proc *p, const char *const *args)
     return ag_test_run(p, argv, NULL, 120);
 }
 
-static char *slurp(const char *path)
-{
-    static char buf[4][65536];
-    static unsigned next;
-    char *b = buf[next++ % 4];
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        FAIL("cannot read %s", path);
-    size_t n = fread(b, 1, sizeof(buf[0]) - 1, fp);
-    b[n] = '\0';
-    fclose(fp);
-    return b;
-}
-
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    CHECK(bind(s, (struct sockaddr *)&sa, sizeof(sa)) == 0);
-    CHECK(getsockname(s, (struct sockaddr *)&sa, &len) == 0);
-    close(s);
-    return ntohs(sa.sin_port);
-}
-
 static void inputs(void)
 {
     static const char a[] = "id,name,amount\n1,a,10\n2,b,20\n\"3\",\"c,x\",30\n5,é,50\n";
@@ -73,8 +48,8 @@ TEST(psi_cli_simulation_inner_and_full_join)
                           "wrote 2 rows to ");
     CHECK_CONTAINS(p.out, "bob: 3 rows, 4 at the peer; intersection 2 keys");
     ag_test_proc_cleanup(&p);
-    CHECK_STR_EQ(slurp(ag_test_path("oa.csv")), "id,name,amount\n1,a,10\n3,\"c,x\",30\n");
-    CHECK_STR_EQ(slurp(ag_test_path("ob.csv")), "uid,city\n1,rome\n3,paris\n");
+    CHECK_STR_EQ(ag_test_read_file(ag_test_path("oa.csv")), "id,name,amount\n1,a,10\n3,\"c,x\",30\n");
+    CHECK_STR_EQ(ag_test_read_file(ag_test_path("ob.csv")), "uid,city\n1,rome\n3,paris\n");
 
     /* a full join to alice only: bob writes nothing and learns no keys */
     unlink(ag_test_path("ob.csv"));
@@ -84,7 +59,7 @@ TEST(psi_cli_simulation_inner_and_full_join)
     CHECK_EQ(psi(&p, full), 0);
     CHECK_CONTAINS(p.out, "bob: 3 rows, 4 at the peer; not a receiver;");
     ag_test_proc_cleanup(&p);
-    CHECK_STR_EQ(slurp(ag_test_path("oa.csv")),
+    CHECK_STR_EQ(ag_test_read_file(ag_test_path("oa.csv")),
                  "id,name,amount\n1,a,10\n3,\"c,x\",30\n2,b,20\n5,é,50\nNULL,NULL,NULL\n");
     CHECK(access(ag_test_path("ob.csv"), F_OK) != 0);
 }
@@ -144,7 +119,7 @@ static const char *write_cluster(void)
 {
     char text[512];
     snprintf(text, sizeof(text), "parties:\n  alice: {address: \"127.0.0.1:%d\"}\n  bob: "
-             "{address: \"127.0.0.1:%d\"}\n", free_port(), free_port());
+             "{address: \"127.0.0.1:%d\"}\n", ag_test_free_port(), ag_test_free_port());
     return ag_test_write_file("cluster.yaml", text, strlen(text));
 }
 
@@ -170,8 +145,8 @@ TEST(psi_cli_production_matches_simulation)
     CHECK_EQ(ag_test_wait(b, 30), 0);
     close(fa);
     close(fb);
-    CHECK_STR_EQ(slurp(oa), "id,name,amount\n1,a,10\n3,\"c,x\",30\n");
-    CHECK_STR_EQ(slurp(ob), "uid,city\n1,rome\n3,paris\n");
+    CHECK_STR_EQ(ag_test_read_file(oa), "id,name,amount\n1,a,10\n3,\"c,x\",30\n");
+    CHECK_STR_EQ(ag_test_read_file(ob), "uid,city\n1,rome\n3,paris\n");
 }
 
 TEST_TIMEOUT(psi_cli_peer_killed_mid_run_leaves_no_output, 120)
@@ -208,7 +183,7 @@ TEST_TIMEOUT(psi_cli_peer_killed_mid_run_leaves_no_output, 120)
     CHECK_EQ(ag_test_wait(a, 60), 1);
     close(fa);
     close(fb);
-    const char *err = slurp(ea);
+    const char *err = ag_test_read_file(ea);
     CHECK_CONTAINS(err, "argot: psi: party alice: ");
     CHECK_CONTAINS(err, "party bob");
     /* no output, not even a temporary one */

@@ -23,17 +23,6 @@ static int stats(ag_test_proc *p, const char *const *args)
     return ag_test_run(p, argv, NULL, 120);
 }
 
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    CHECK(bind(s, (struct sockaddr *)&sa, sizeof(sa)) == 0);
-    CHECK(getsockname(s, (struct sockaddr *)&sa, &len) == 0);
-    close(s);
-    return ntohs(sa.sin_port);
-}
-
 /* alice: id, age, score, flag (constant); bob: uid, score, spend, in
  * another order and with a key alice lacks. Common keys 1..6. */
 static void inputs(void)
@@ -229,7 +218,7 @@ TEST(stats_cli_production_matches_simulation)
     char text[512];
     snprintf(text, sizeof(text), "parties:\n  alice: {address: \"127.0.0.1:%d\"}\n  bob: "
              "{address: \"127.0.0.1:%d\"}\nspu: {protocol: semi2k, field: FM128}\n",
-             free_port(), free_port());
+             ag_test_free_port(), ag_test_free_port());
     char cfg[600], ia[600], ib[600], oa[600], ob[600], ea[600], eb[600], line[512];
     snprintf(cfg, sizeof(cfg), "%s", ag_test_write_file("cluster.yaml", text, strlen(text)));
     snprintf(ia, sizeof(ia), "%s", ag_test_path("a.csv"));
