@@ -61,6 +61,7 @@
     X(RPC_PROTOCOL, -200, "gRPC protocol violation")                         \
     X(RPC_COMPRESSION, -201, "gRPC message compression failed")              \
     X(RPC_TLS, -202, "TLS failure")                                          \
+    X(RPC_PARSE, -203, "gRPC message is not the expected protobuf")          \
     /* mpc */                                                                \
     X(MPC_SHAPE, -300, "tensor shapes do not match")                         \
     X(MPC_FIELD, -301, "ring fields do not match")                           \

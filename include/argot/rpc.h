@@ -204,6 +204,88 @@ void ag_rpc_call_free(ag_rpc_call *c);
 int ag_rpc_unary(ag_rpc_channel *ch, const char *method, const void *req, size_t req_len,
                  ag_deadline deadline, uint8_t **resp, size_t *resp_len, char **message);
 
+/* ---- compression (per call, per message) --------------------------------------- *
+ *
+ * gzip and deflate per grpc-encoding (doc/compression.md). A client chooses
+ * the encoding of its request messages before the call starts; a server the
+ * encoding of its responses before its first message, and it is used only
+ * if the client listed it in grpc-accept-encoding (identity otherwise, as
+ * the spec asks). Receiving needs nothing: any supported encoding is
+ * decompressed, within the maximum message size. */
+
+/* name: "gzip", "deflate" or "identity" (NULL: identity). AG_E_INVAL for
+ * another name, AG_E_STATE once the call's headers are out. */
+int ag_rpc_call_set_compression(ag_rpc_call *c, const char *name);
+
+/* Flags of ag_rpc_call_send_ex. */
+#define AG_RPC_SEND_NO_COMPRESS 1u /* this message goes uncompressed (flag 0) */
+
+int ag_rpc_call_send_ex(ag_rpc_call *c, const void *msg, size_t len, unsigned flags);
+/* Flags of ag_rpc_call_recv_ex's *flags. */
+#define AG_RPC_RECV_COMPRESSED 1u /* the message arrived compressed */
+
+/* As ag_rpc_call_recv; *flags (may be NULL) says how the message came. */
+int ag_rpc_call_recv_ex(ag_rpc_call *c, uint8_t **msg, size_t *len, unsigned *flags);
+
+/* ---- protobuf messages and generated code ----------------------------------------- *
+ *
+ * Messages are protobuf-c's (ProtobufCMessage and its descriptors, from
+ * protoc-c's output). `protoc-gen-argot` (tools/, run by the Makefile next to
+ * protoc-c) generates, for every service in a .proto file, typed client
+ * stubs and a typed server handler table on top of these functions; see
+ * docs/ARCHITECTURE.md for what it emits. */
+
+struct ProtobufCMessage;
+struct ProtobufCMessageDescriptor;
+
+typedef enum ag_rpc_kind {
+    AG_RPC_UNARY = 0,            /* one request, one response */
+    AG_RPC_CLIENT_STREAMING = 1, /* requests, one response */
+    AG_RPC_SERVER_STREAMING = 2, /* one request, responses */
+    AG_RPC_BIDI_STREAMING = 3,   /* both ways */
+} ag_rpc_kind;
+
+/* One method of a service, as generated code describes it. */
+typedef struct ag_rpc_method {
+    const char *path;                                /* "/grpc.testing.TestService/UnaryCall" */
+    const struct ProtobufCMessageDescriptor *input;  /* the request type */
+    const struct ProtobufCMessageDescriptor *output; /* the response type */
+    ag_rpc_kind kind;
+} ag_rpc_method;
+
+/* Packs m and sends it (ag_rpc_call_send_ex, flags as there). */
+int ag_rpc_call_send_msg(ag_rpc_call *c, const struct ProtobufCMessage *m, unsigned flags);
+/* Receives the next message and unpacks it as a d: 1 with *m (free with
+ * ag_rpc_msg_free), 0 at the end, or a negative code as ag_rpc_call_recv;
+ * AG_E_RPC_PARSE when the bytes are not a d. A client's call is then
+ * cancelled (its status says INTERNAL: the response could not be parsed);
+ * a server's caller chooses the status (the generated handlers and
+ * ag_rpc_server_register_method answer INTERNAL, as gRPC's servers do). */
+int ag_rpc_call_recv_msg(ag_rpc_call *c, const struct ProtobufCMessageDescriptor *d,
+                         struct ProtobufCMessage **m);
+void ag_rpc_msg_free(struct ProtobufCMessage *m);
+/* A client call of method m (its path; the descriptors are for the stubs). */
+ag_rpc_call *ag_rpc_call_start(ag_rpc_channel *ch, const ag_rpc_method *m, ag_deadline deadline);
+/* A unary call with messages: *resp (ag_rpc_msg_free) on AG_RPC_OK;
+ * *message as ag_rpc_unary. */
+int ag_rpc_unary_msg(ag_rpc_channel *ch, const ag_rpc_method *m, const struct ProtobufCMessage *req,
+                     ag_deadline deadline, struct ProtobufCMessage **resp, char **message);
+
+/* A typed method's handler. req is the request, unpacked, for UNARY and
+ * SERVER_STREAMING methods (the server waited for the client's half-close
+ * and freed it after the handler returns), NULL for the streaming-request
+ * kinds (the handler receives with ag_rpc_call_recv_msg). A handler of a
+ * UNARY or CLIENT_STREAMING method sends exactly one response before
+ * returning AG_RPC_OK (none: the client gets INTERNAL). */
+typedef int (*ag_rpc_method_handler)(ag_rpc_call *c, const struct ProtobufCMessage *req, void *ud);
+
+/* Registers m's handler (generated code adapts its typed handlers to h).
+ * flags: 0 (none yet). A request that is not an m->input gets INTERNAL, a
+ * second request to a single-request method INTERNAL, none at all
+ * INTERNAL (gRPC's servers do the same). Before start. */
+int ag_rpc_server_register_method(ag_rpc_server *s, const ag_rpc_method *m,
+                                  ag_rpc_method_handler h, void *ud, unsigned flags);
+
 /* ---- a deployment's certificates (pki.c) --------------------------------------------- *
  *
  * What `argot ca` runs: a CA the parties agree on, and for each party a key

@@ -12,6 +12,8 @@
  * ag_rpc_call_free; server: the handler thread, until the handler
  * returns), the loop holds one from attach to done. The last one frees.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "rt.h"
@@ -46,6 +48,7 @@ static void call_free(ag_rpc_call *c)
     ag__md_free(&c->in_md);
     ag__md_free(&c->in_trailers);
     ag_free(c->out_message);
+    ag_free(c->cancel_msg);
     ag_free(c->message);
     ag_free(c->method);
     ag_free(c->peer_identity);
@@ -106,7 +109,7 @@ void ag__call_arm_deadline(ag_rpc_call *c)
     uv_timer_start(&c->timer, on_deadline, ag_deadline_remaining_ms(c->deadline), 0);
 }
 
-void ag__call_on_message(ag_rpc_call *c, uint8_t *msg, size_t len)
+void ag__call_on_message(ag_rpc_call *c, uint8_t *msg, size_t len, bool compressed)
 {
     struct rmsg *m = ag_malloc(sizeof(*m));
     if (!m) {
@@ -117,6 +120,7 @@ void ag__call_on_message(ag_rpc_call *c, uint8_t *msg, size_t len)
     m->next = NULL;
     m->len = len;
     m->data = msg;
+    m->compressed = compressed;
     pthread_mutex_lock(&c->mu);
     if (c->rq_tail)
         c->rq_tail->next = m;
@@ -201,6 +205,13 @@ void ag__call_on_done(ag_rpc_call *c, const ag__md_list *trailers, int status, c
 
 int ag_rpc_call_recv(ag_rpc_call *c, uint8_t **msg, size_t *len)
 {
+    return ag_rpc_call_recv_ex(c, msg, len, NULL);
+}
+
+int ag_rpc_call_recv_ex(ag_rpc_call *c, uint8_t **msg, size_t *len, unsigned *flags)
+{
+    if (flags)
+        *flags = 0;
     *msg = NULL;
     *len = 0;
     if (!c->server) {
@@ -220,6 +231,8 @@ int ag_rpc_call_recv(ag_rpc_call *c, uint8_t **msg, size_t *len)
             c->rq_tail = NULL;
         *msg = m->data;
         *len = m->len;
+        if (flags && m->compressed)
+            *flags |= AG_RPC_RECV_COMPRESSED;
         c->rq_bytes -= m->len;
         ag_free(m);
         rc = 1;
@@ -307,6 +320,8 @@ static void op_free(struct ag__op *op)
 static void send_headers(ag_rpc_call *c)
 {
     pthread_mutex_lock(&c->mu);
+    if (c->send_enc != AG__ENC_IDENTITY)
+        ag__h2call_set_encoding(c->h2, c->send_enc);
     ag__md_list md = c->out_md;
     memset(&c->out_md, 0, sizeof(c->out_md));
     pthread_mutex_unlock(&c->mu);
@@ -322,17 +337,25 @@ static void op_apply(struct ag__op *op)
     if (c->h2) {
         switch (op->kind) {
         case OP_SEND:
+        case OP_SEND_PLAIN:
             if (c->server && !c->headers_done)
                 send_headers(c);
-            ag__h2call_send(c->h2, op->data, op->len, false);
+            ag__h2call_send(c->h2, op->data, op->len, op->kind == OP_SEND);
             c->applied += op->len + AG__GRPC_PREFIX;
             break;
         case OP_CLOSE_SEND:
             ag__h2call_close_send(c->h2);
             break;
-        case OP_CANCEL:
-            ag__h2call_cancel(c->h2, AG_RPC_CANCELLED, "cancelled by the application");
+        case OP_CANCEL: {
+            pthread_mutex_lock(&c->mu);
+            int st = c->cancel_status ? c->cancel_status : AG_RPC_CANCELLED;
+            char *why = c->cancel_msg;
+            c->cancel_msg = NULL;
+            pthread_mutex_unlock(&c->mu);
+            ag__h2call_cancel(c->h2, st, why ? why : "cancelled by the application");
+            ag_free(why);
             break;
+        }
         case OP_FINISH:
             ag__server_finish(c);
             break;
@@ -413,6 +436,24 @@ int ag__call_post(ag_rpc_call *c, int kind, uint8_t *data, size_t len)
 
 int ag_rpc_call_send_take(ag_rpc_call *c, void *msg, size_t len)
 {
+    return ag__call_send_take_flags(c, msg, len, 0);
+}
+
+int ag_rpc_call_set_compression(ag_rpc_call *c, const char *name)
+{
+    ag__grpc_encoding e = name ? ag__grpc_encoding_parse(name, strlen(name)) : AG__ENC_IDENTITY;
+    if (e == AG__ENC_UNKNOWN)
+        return AG_E_INVAL;
+    pthread_mutex_lock(&c->mu);
+    int rc = c->start_posted ? AG_E_STATE : 0;
+    if (rc == 0)
+        c->send_enc = e;
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int ag__call_send_take_flags(ag_rpc_call *c, void *msg, size_t len, unsigned flags)
+{
     if (!c->server) {
         int rc = ag__channel_start_call(c);
         if (rc < 0) {
@@ -429,8 +470,10 @@ int ag_rpc_call_send_take(ag_rpc_call *c, void *msg, size_t len)
         c->send_waiters--;
     }
     bool over = c->done || c->cancelled;
-    if (!over)
+    if (!over) {
         c->posted += len + AG__GRPC_PREFIX;
+        c->nsent++;
+    }
     pthread_mutex_unlock(&c->mu);
     if (over) {
         ag_free(msg);
@@ -438,7 +481,17 @@ int ag_rpc_call_send_take(ag_rpc_call *c, void *msg, size_t len)
     }
     if (!msg && !(msg = ag_malloc(1)))
         return AG_E_NOMEM;
-    return ag__call_post(c, OP_SEND, msg, len);
+    return ag__call_post(c, (flags & AG_RPC_SEND_NO_COMPRESS) ? OP_SEND_PLAIN : OP_SEND, msg, len);
+}
+
+int ag_rpc_call_send_ex(ag_rpc_call *c, const void *msg, size_t len, unsigned flags)
+{
+    uint8_t *copy = ag_malloc(len ? len : 1);
+    if (!copy)
+        return AG_E_NOMEM;
+    if (len)
+        memcpy(copy, msg, len);
+    return ag__call_send_take_flags(c, copy, len, flags);
 }
 
 int ag_rpc_call_send(ag_rpc_call *c, const void *msg, size_t len)
@@ -453,15 +506,30 @@ int ag_rpc_call_send(ag_rpc_call *c, const void *msg, size_t len)
 
 void ag_rpc_call_cancel(ag_rpc_call *c)
 {
+    ag__call_cancel_status(c, AG_RPC_CANCELLED, "cancelled by the application");
+}
+
+void ag__call_cancel_status(ag_rpc_call *c, int status, const char *fmt, ...)
+{
+    char why[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
     pthread_mutex_lock(&c->mu);
+    if (!c->done && !c->cancelled) {
+        c->cancel_status = status;
+        ag_free(c->cancel_msg);
+        c->cancel_msg = ag_strdup(why);
+    }
     bool skip = c->done || c->cancelled || (!c->server && !c->start_posted);
     c->cancelled = true;
     if (!c->server && !c->start_posted) {
         /* never started: it ends here */
         c->done = c->recv_end = true;
-        c->status = AG_RPC_CANCELLED;
+        c->status = status;
         ag_free(c->message);
-        c->message = ag_strdup("cancelled by the application");
+        c->message = ag_strdup(why);
         pthread_cond_broadcast(&c->cv);
     }
     pthread_mutex_unlock(&c->mu);

@@ -95,7 +95,7 @@ static void fail_waiting(ag_rpc_channel *ch, int status, const char *msg)
 static void ev_message(void *ud, ag__h2call *h, uint8_t *msg, size_t len)
 {
     (void)ud;
-    ag__call_on_message(ag__h2call_owner(h), msg, len);
+    ag__call_on_message(ag__h2call_owner(h), msg, len, ag__h2call_last_compressed(h));
 }
 
 static void ev_headers(void *ud, ag__h2call *h)
@@ -145,6 +145,7 @@ static void start_on_conn(ag_rpc_channel *ch, ag_rpc_call *c)
     ag__md_list md = {0};
     pthread_mutex_lock(&c->mu);
     bool cancelled = c->cancelled;
+    ag__grpc_encoding enc = c->send_enc;
     md = c->out_md;
     memset(&c->out_md, 0, sizeof(c->out_md));
     pthread_mutex_unlock(&c->mu);
@@ -158,7 +159,7 @@ static void start_on_conn(ag_rpc_channel *ch, ag_rpc_call *c)
         uint64_t now = ag_now_ns();
         tmo = c->deadline.at_ns > now ? c->deadline.at_ns - now : 1;
     }
-    ag__h2call *h = ag__h2conn_call_start(ch->conn->h2, c->method, tmo, &md, AG__ENC_IDENTITY);
+    ag__h2call *h = ag__h2conn_call_start(ch->conn->h2, c->method, tmo, &md, enc);
     ag__md_free(&md);
     if (!h) {
         fail_unstarted(c, ag__h2conn_errcode(ch->conn->h2) == AG_E_CLOSED ? AG_RPC_UNAVAILABLE

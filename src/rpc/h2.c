@@ -54,6 +54,8 @@ struct ag__h2call {
     uint64_t timeout_ns;
     ag__grpc_encoding recv_enc;  /* encoding of the messages we receive */
     ag__grpc_encoding send_enc;  /* encoding we compress with */
+    unsigned accept_enc;         /* server: what the client accepts (1 << encoding) */
+    bool last_compressed;        /* the message being delivered came compressed */
     ag__md_list md;              /* server: request; client: response headers */
     ag__md_list trailers;        /* client: trailers */
     size_t header_bytes;         /* received header list, as HTTP/2 counts it */
@@ -460,6 +462,24 @@ int ag__h2call_send_headers(ag__h2call *call, const ag__md_list *md)
     return send_response_headers(call, md);
 }
 
+bool ag__h2call_last_compressed(const ag__h2call *call)
+{
+    return call->last_compressed;
+}
+
+int ag__h2call_set_encoding(ag__h2call *call, ag__grpc_encoding enc)
+{
+    if (enc == AG__ENC_UNKNOWN)
+        return AG_E_INVAL;
+    if (!call->conn->server)
+        return AG_E_STATE; /* a client's is chosen at ag__h2conn_call_start */
+    if (call->headers_sent)
+        return AG_E_STATE;
+    /* only what the client said it accepts (doc/compression.md) */
+    call->send_enc = (call->accept_enc & (1u << enc)) ? enc : AG__ENC_IDENTITY;
+    return call->send_enc == enc ? 0 : 1;
+}
+
 int ag__h2call_send(ag__h2call *call, const void *msg, size_t len, bool compress)
 {
     if (call->done || call->finishing || call->send_closed)
@@ -613,6 +633,8 @@ static int server_header(ag__h2call *call, const uint8_t *k, size_t kl, const ui
             return call->bad_encoding ? 0 : AG_E_NOMEM;
         }
         call->recv_enc = e;
+    } else if (is(k, kl, "grpc-accept-encoding")) {
+        call->accept_enc |= ag__grpc_accept_encoding_parse((const char *)v, vl);
     } else if (!ag__grpc_key_reserved((const char *)k, kl)) {
         return add_custom(&call->md, k, kl, v, vl);
     }
@@ -772,6 +794,7 @@ static void deliver(ag__h2conn *c, ag__h2call *call)
         }
         msg = ag_buf_take(&out, &len);
     }
+    call->last_compressed = compressed;
     if (c->ev.message && (!c->server || call->started) && !call->done)
         c->ev.message(c->ud, call, msg, len);
     else

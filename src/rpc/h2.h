@@ -114,6 +114,12 @@ const ag__md_list *ag__h2call_trailers(const ag__h2call *call);
 /* Server: sends the response headers now with md (otherwise they go with
  * the first message or the status). */
 int ag__h2call_send_headers(ag__h2call *call, const ag__md_list *md);
+/* In the `message` event: whether that message came compressed. */
+bool ag__h2call_last_compressed(const ag__h2call *call);
+/* Server, before the response headers: compress responses with enc if the
+ * client's grpc-accept-encoding lists it (returns 0), identity otherwise
+ * (returns 1). AG_E_STATE after the headers or on a client. */
+int ag__h2call_set_encoding(ag__h2call *call, ag__grpc_encoding enc);
 /* Queues one message (copied). compress: use the call's encoding. */
 int ag__h2call_send(ag__h2call *call, const void *msg, size_t len, bool compress);
 /* Client: no more messages (END_STREAM after the queued ones). */

@@ -115,6 +115,7 @@ struct rmsg {
     struct rmsg *next;
     size_t len;
     uint8_t *data;
+    bool compressed;             /* it came compressed */
 };
 
 struct ag_rpc_server;
@@ -150,6 +151,8 @@ struct ag_rpc_call {
     ag__md_list out_md;          /* to send: request metadata / response headers */
     ag__md_list out_trailers;    /* server */
     char *out_message;           /* server: the status message */
+    ag__grpc_encoding send_enc;  /* the encoding chosen (ag_rpc_call_set_compression) */
+    unsigned nsent;              /* messages the application sent */
     int out_status;              /* server: what the handler returned */
     bool headers_done;           /* server, loop side: response headers went out */
     struct rmsg *rq_head, *rq_tail;
@@ -160,6 +163,8 @@ struct ag_rpc_call {
     ag__md_list in_md;
     ag__md_list in_trailers;
     bool cancelled;              /* the application cancelled */
+    int cancel_status;           /* and the status it ends with (0: CANCELLED) */
+    char *cancel_msg;
     size_t rq_bytes;             /* bytes waiting in the receive queue */
     bool rq_paused;              /* the loop stopped returning window for this call */
     bool resume_posted;          /* the application asked the loop to resume */
@@ -175,6 +180,17 @@ struct ag_rpc_call {
  * within one window; below half of it, the window flows again. */
 #define AG__CALL_RECV_LIMIT (4u << 20)
 
+/* ag_rpc_call_send_take with ag_rpc_call_send_ex's flags. */
+int ag__call_send_take_flags(ag_rpc_call *c, void *msg, size_t len, unsigned flags);
+/* Cancels the call (RST_STREAM CANCEL to the peer); the application sees
+ * status and the message (client). */
+void ag__call_cancel_status(ag_rpc_call *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Server: ag_rpc_call_set_status_message with a format. */
+void ag__call_status_message(ag_rpc_call *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* Loop side: after writes, tells waiting senders how far their calls got. */
 void ag__conn_update_senders(ag__conn *c);
 
@@ -186,7 +202,7 @@ void ag__call_attach(ag_rpc_call *c, ag__conn *conn, ag__h2call *h2);
  * reference. */
 void ag__call_done(ag_rpc_call *c, int status, const char *message);
 /* Loop side: the core's events for calls, shared by server and channel. */
-void ag__call_on_message(ag_rpc_call *c, uint8_t *msg, size_t len);
+void ag__call_on_message(ag_rpc_call *c, uint8_t *msg, size_t len, bool compressed);
 void ag__call_on_half_close(ag_rpc_call *c);
 void ag__call_on_headers(ag_rpc_call *c, const ag__md_list *md);
 void ag__call_on_done(ag_rpc_call *c, const ag__md_list *trailers, int status, const char *msg);
@@ -194,8 +210,8 @@ void ag__call_on_done(ag_rpc_call *c, const ag__md_list *trailers, int status, c
 void ag__call_arm_deadline(ag_rpc_call *c);
 
 /* Posts an operation on the call to its loop (it holds a reference until
- * it ran). kind: OP_SEND (takes data), OP_CLOSE_SEND, OP_CANCEL, OP_FINISH. */
-enum { OP_SEND, OP_CLOSE_SEND, OP_CANCEL, OP_FINISH, OP_START, OP_RESUME };
+ * it ran). kind: OP_SEND (takes data; OP_SEND_PLAIN: uncompressed), OP_CLOSE_SEND, OP_CANCEL, OP_FINISH. */
+enum { OP_SEND, OP_SEND_PLAIN, OP_CLOSE_SEND, OP_CANCEL, OP_FINISH, OP_START, OP_RESUME };
 int ag__call_post(ag_rpc_call *c, int kind, uint8_t *data, size_t len);
 /* Loop side, client: the call has its stream (run what waited) or never
  * will (drop what waited). */

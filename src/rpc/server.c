@@ -25,6 +25,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +38,9 @@
 struct method {
     struct method *next;
     char *path;
-    ag_rpc_handler h;
+    ag_rpc_handler h;             /* bytes, or: */
+    const ag_rpc_method *desc;    /* typed: the method, */
+    ag_rpc_method_handler mh;     /* and its handler */
     void *ud;
 };
 
@@ -118,7 +122,25 @@ const char *ag_rpc_server_errmsg(const ag_rpc_server *s)
     return s->err.msg;
 }
 
+static int add_method(ag_rpc_server *s, const char *method, ag_rpc_handler h,
+                      const ag_rpc_method *desc, ag_rpc_method_handler mh, void *ud);
+
 int ag_rpc_server_register(ag_rpc_server *s, const char *method, ag_rpc_handler h, void *ud)
+{
+    return add_method(s, method, h, NULL, NULL, ud);
+}
+
+int ag_rpc_server_register_method(ag_rpc_server *s, const ag_rpc_method *m,
+                                  ag_rpc_method_handler h, void *ud, unsigned flags)
+{
+    if (flags != 0 || !m->input || !m->output || (unsigned)m->kind > AG_RPC_BIDI_STREAMING)
+        return ag_errbuf_set(&s->err, AG_E_INVAL, "register %s: bad method description or flags",
+                             m->path);
+    return add_method(s, m->path, NULL, m, h, ud);
+}
+
+static int add_method(ag_rpc_server *s, const char *method, ag_rpc_handler h,
+                      const ag_rpc_method *desc, ag_rpc_method_handler mh, void *ud)
 {
     if (s->started || method[0] != '/')
         return ag_errbuf_set(&s->err, AG_E_INVAL, "register %s: %s", method,
@@ -129,6 +151,8 @@ int ag_rpc_server_register(ag_rpc_server *s, const char *method, ag_rpc_handler 
         return ag_errbuf_set(&s->err, AG_E_NOMEM, "register %s: out of memory", method);
     }
     m->h = h;
+    m->desc = desc;
+    m->mh = mh;
     m->ud = ud;
     m->next = s->methods;
     s->methods = m;
@@ -150,12 +174,60 @@ struct job {
     struct method *m;
 };
 
+/* A typed method: the single request unpacked before the handler, the
+ * response count checked after it. */
+static int typed_dispatch(ag_rpc_call *c, const struct method *m)
+{
+    const ag_rpc_method *d = m->desc;
+    bool one_req = d->kind == AG_RPC_UNARY || d->kind == AG_RPC_SERVER_STREAMING;
+    bool one_resp = d->kind == AG_RPC_UNARY || d->kind == AG_RPC_CLIENT_STREAMING;
+    ProtobufCMessage *req = NULL;
+    if (one_req) {
+        int rc = ag_rpc_call_recv_msg(c, d->input, &req);
+        if (rc == AG_E_RPC_PARSE) {
+            ag__call_status_message(c, "cannot parse the request as %s", d->input->name);
+            return AG_RPC_INTERNAL;
+        }
+        if (rc == 0) {
+            ag__call_status_message(c, "no request message for %s", d->path);
+            return AG_RPC_INTERNAL;
+        }
+        if (rc < 0)
+            return AG_RPC_CANCELLED;
+        /* the whole request first (END_STREAM), as gRPC's servers do */
+        uint8_t *extra;
+        size_t len;
+        rc = ag_rpc_call_recv(c, &extra, &len);
+        if (rc != 0) {
+            ag_free(extra);
+            ag_rpc_msg_free(req);
+            if (rc < 0)
+                return AG_RPC_CANCELLED;
+            ag__call_status_message(c, "more than one request message for %s", d->path);
+            return AG_RPC_INTERNAL;
+        }
+    }
+    int st = m->mh(c, req, m->ud);
+    ag_rpc_msg_free(req);
+    if (st == AG_RPC_OK && one_resp) {
+        pthread_mutex_lock(&c->mu);
+        unsigned n = c->nsent;
+        pthread_mutex_unlock(&c->mu);
+        if (n != 1) {
+            ag__call_status_message(c, "the handler of %s sent %u responses (one expected)",
+                                    d->path, n);
+            st = AG_RPC_INTERNAL;
+        }
+    }
+    return st;
+}
+
 static void *handler_main(void *arg)
 {
     struct job *j = arg;
     ag_rpc_call *c = j->c;
     ag_rpc_server *s = c->srv;
-    int st = j->m->h(c, j->m->ud);
+    int st = j->m->desc ? typed_dispatch(c, j->m) : j->m->h(c, j->m->ud);
     ag_free(j);
     pthread_mutex_lock(&c->mu);
     c->out_status = st;
@@ -189,6 +261,16 @@ void ag__server_finish(ag_rpc_call *c)
     ag_free(msg);
     ag__md_free(&hdr);
     ag__md_free(&trl);
+}
+
+void ag__call_status_message(ag_rpc_call *c, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    ag_rpc_call_set_status_message(c, buf);
 }
 
 int ag_rpc_call_set_status_message(ag_rpc_call *c, const char *message)
@@ -293,7 +375,7 @@ static int ev_begin(void *ud, ag__h2call *h)
 static void ev_message(void *ud, ag__h2call *h, uint8_t *msg, size_t len)
 {
     (void)ud;
-    ag__call_on_message(ag__h2call_owner(h), msg, len);
+    ag__call_on_message(ag__h2call_owner(h), msg, len, ag__h2call_last_compressed(h));
 }
 
 static void ev_half_close(void *ud, ag__h2call *h)
