@@ -83,6 +83,11 @@ void ag_rpc_call_cancel(ag_rpc_call *c);
 /* True once the call is over for reasons other than the handler's own
  * status: the peer cancelled, its deadline passed, the connection broke. */
 bool ag_rpc_call_is_cancelled(ag_rpc_call *c);
+/* Blocks until the call is over (server: the peer cancelled, the deadline
+ * passed, the connection broke, or the server is closing it; client: its
+ * status arrived), or until deadline. True if it is over. For a handler
+ * whose stream lives on other threads' sends (a watch). */
+bool ag_rpc_call_wait_done(ag_rpc_call *c, ag_deadline deadline);
 ag_deadline ag_rpc_call_deadline(const ag_rpc_call *c);
 const char *ag_rpc_call_method(const ag_rpc_call *c);
 /* Server, mutual TLS: who the client is, from the certificate it presented

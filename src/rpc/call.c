@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "rt.h"
 
@@ -280,6 +281,29 @@ bool ag_rpc_call_is_cancelled(ag_rpc_call *c)
     bool over = c->done || c->cancelled;
     pthread_mutex_unlock(&c->mu);
     return over;
+}
+
+bool ag_rpc_call_wait_done(ag_rpc_call *c, ag_deadline deadline)
+{
+    pthread_mutex_lock(&c->mu);
+    while (!c->done && !ag_deadline_expired(deadline)) {
+        if (ag_deadline_is_never(deadline)) {
+            pthread_cond_wait(&c->cv, &c->mu);
+        } else {
+            /* the call's condition variable runs on CLOCK_REALTIME: wait in
+             * short slices against the monotonic deadline */
+            uint64_t ms = ag_deadline_remaining_ms(deadline);
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            uint64_t ns = (uint64_t)ts.tv_nsec + (ms > 100 ? 100 : ms) * 1000000u;
+            ts.tv_sec += (time_t)(ns / 1000000000u);
+            ts.tv_nsec = (long)(ns % 1000000000u);
+            pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+        }
+    }
+    bool done = c->done;
+    pthread_mutex_unlock(&c->mu);
+    return done;
 }
 
 ag_deadline ag_rpc_call_deadline(const ag_rpc_call *c)
