@@ -118,6 +118,20 @@ typedef struct ag_rpc_server_opts {
     unsigned loops;          /* event-loop threads (0: one per CPU, at most 4) */
     uint32_t max_recv_msg;   /* bytes (default 4 MiB) */
     unsigned max_calls;      /* concurrent calls (default 1024): more get RESOURCE_EXHAUSTED */
+    /* Keepalive (doc/keepalive.md): a PING after keepalive_time_ms without
+     * a byte from the client (default 2 hours; 0: never), and the
+     * connection closed if no ACK comes within keepalive_timeout_ms
+     * (default 20 s). The ping policy: a client's ping sooner than
+     * min_ping_interval_ms after its previous one (default 5 minutes; 2
+     * hours while it has no call open, unless permit_pings_without_calls)
+     * is a strike, sending headers or data clears them, and past
+     * max_ping_strikes (default 2) the server answers GOAWAY
+     * ENHANCE_YOUR_CALM "too_many_pings" and closes the connection. */
+    uint64_t keepalive_time_ms;
+    uint64_t keepalive_timeout_ms;
+    uint64_t min_ping_interval_ms;
+    unsigned max_ping_strikes;
+    bool permit_pings_without_calls;
     /* TLS: on when any tls_* file is set (default NULL: plaintext). PEM
      * files; ag_rpc_server_new copies their names, ag_rpc_server_start
      * reads them, and a file that cannot be used fails the start with a
@@ -159,6 +173,23 @@ typedef struct ag_rpc_channel ag_rpc_channel;
 typedef struct ag_rpc_channel_opts {
     uint32_t max_recv_msg;       /* bytes (default 4 MiB) */
     uint64_t connect_timeout_ms; /* TCP connect and TLS handshake (default 20000) */
+    /* Reconnect backoff (doc/connection-backoff.md): after a failed
+     * connection attempt, calls fail at once with UNAVAILABLE (the last
+     * error, and when the next attempt may start) until the backoff has
+     * passed; it starts at backoff_initial_ms (default 1000), grows 1.6x
+     * per failure with +-20% jitter up to backoff_max_ms (default 120000),
+     * and resets once a connection is made. */
+    uint64_t backoff_initial_ms;
+    uint64_t backoff_max_ms;
+    /* Keepalive: a PING after keepalive_time_ms without a byte from the
+     * server (default 0: never), while calls are open or always with
+     * keepalive_without_calls; no ACK within keepalive_timeout_ms (default
+     * 20 s) closes the connection and fails its calls with UNAVAILABLE. A
+     * server's GOAWAY "too_many_pings" doubles keepalive_time_ms. Servers
+     * allow a ping every 5 minutes by default: ask before going lower. */
+    uint64_t keepalive_time_ms;
+    uint64_t keepalive_timeout_ms;
+    bool keepalive_without_calls;
     /* TLS: on when tls is true or any tls_* string is set (default:
      * plaintext). PEM files, read by ag_rpc_channel_new (the strings need
      * not outlive it). The server must select ALPN h2 and present a
@@ -196,6 +227,9 @@ const char *ag_rpc_channel_errmsg(const ag_rpc_channel *ch);
  * 127.0.0.1:9100: TLS handshake: certificate verify failed: IP address
  * mismatch"). */
 ag_rpc_call *ag_rpc_call_new(ag_rpc_channel *ch, const char *method, ag_deadline deadline);
+/* Client: starts the call now (connects, sends the request headers with
+ * the metadata added so far) instead of with the first message. */
+int ag_rpc_call_begin(ag_rpc_call *c);
 /* Client: no more messages. */
 int ag_rpc_call_close_send(ag_rpc_call *c);
 /* Client: waits for the end of the call; returns its status and (borrowed
@@ -231,6 +265,9 @@ int ag_rpc_call_send_ex(ag_rpc_call *c, const void *msg, size_t len, unsigned fl
 
 /* As ag_rpc_call_recv; *flags (may be NULL) says how the message came. */
 int ag_rpc_call_recv_ex(ag_rpc_call *c, uint8_t **msg, size_t *len, unsigned *flags);
+/* The flags of the last message received (by any recv function, including
+ * the typed ones and the request a typed handler was given); 0 before. */
+unsigned ag_rpc_call_recv_flags(ag_rpc_call *c);
 
 /* ---- protobuf messages and generated code ----------------------------------------- *
  *

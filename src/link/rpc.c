@@ -155,6 +155,15 @@ static int open_stream(struct peer *p)
         struct rpc_link *l = p->l;
         ag_rpc_channel_opts co;
         ag_rpc_channel_opts_init(&co);
+        /* the link paces its own retries (50 ms doubling to 1 s): the
+         * channel's backoff must not hold them back longer (a peer that
+         * starts a moment later is the common case) */
+        co.backoff_initial_ms = 50;
+        co.backoff_max_ms = 1000;
+        /* a peer host that dies without closing its sockets is found within
+         * a minute, not at the link timeout only */
+        co.keepalive_time_ms = 30000;
+        co.keepalive_timeout_ms = 20000;
         if (l->tls_ca) {
             /* the peer's server must be the party it is supposed to be */
             co.tls = true;
@@ -644,6 +653,9 @@ ag_link *ag_link_rpc_new(const ag_link_rpc_opts *o, char *err, size_t errcap)
     so.tls_cert_file = l->tls_cert;
     so.tls_key_file = l->tls_key;
     so.tls_ca_file = l->tls_ca; /* clients must present a party certificate */
+    /* the peers' keepalive pings every 30 s (open_stream): allowed */
+    so.min_ping_interval_ms = 20000;
+    so.keepalive_time_ms = 30000;
     l->srv = ag_rpc_server_new(&so);
     if (!l->session || !l->peers || !l->delivered || !l->srv)
         goto fail;

@@ -232,8 +232,9 @@ int ag_rpc_call_recv_ex(ag_rpc_call *c, uint8_t **msg, size_t *len, unsigned *fl
             c->rq_tail = NULL;
         *msg = m->data;
         *len = m->len;
-        if (flags && m->compressed)
-            *flags |= AG_RPC_RECV_COMPRESSED;
+        c->last_recv_flags = m->compressed ? AG_RPC_RECV_COMPRESSED : 0;
+        if (flags)
+            *flags = c->last_recv_flags;
         c->rq_bytes -= m->len;
         ag_free(m);
         rc = 1;
@@ -281,6 +282,14 @@ bool ag_rpc_call_is_cancelled(ag_rpc_call *c)
     bool over = c->done || c->cancelled;
     pthread_mutex_unlock(&c->mu);
     return over;
+}
+
+unsigned ag_rpc_call_recv_flags(ag_rpc_call *c)
+{
+    pthread_mutex_lock(&c->mu);
+    unsigned f = c->last_recv_flags;
+    pthread_mutex_unlock(&c->mu);
+    return f;
 }
 
 bool ag_rpc_call_wait_done(ag_rpc_call *c, ag_deadline deadline)

@@ -50,6 +50,12 @@ struct ag_rpc_channel {
     bool closing;       /* loop side: the channel is being freed */
     ag__tls_ctx *tls;   /* NULL: plaintext (read-only after new) */
     bool lame;          /* the TLS setup failed: every call fails with err */
+    /* loop side: reconnect backoff and keepalive */
+    uint64_t backoff_ms;   /* the next backoff (0: the initial one) */
+    uint64_t retry_at_ns;  /* no new attempt before this (after a failure) */
+    char last_err[AG_ERRMSG_MAX + 300]; /* the failure that set it */
+    uint64_t jitter_state;
+    uint64_t ka_time_ms;   /* doubled by each "too_many_pings" */
     ag_errbuf err;      /* why it is lame (set by new, then read-only) */
 };
 
@@ -58,6 +64,9 @@ void ag_rpc_channel_opts_init(ag_rpc_channel_opts *o)
     memset(o, 0, sizeof(*o));
     o->max_recv_msg = AG__GRPC_DEFAULT_MAX_RECV;
     o->connect_timeout_ms = 20000;
+    o->backoff_initial_ms = 1000;
+    o->backoff_max_ms = 120000;
+    o->keepalive_timeout_ms = 20000;
 }
 
 const char *ag_rpc_channel_errmsg(const ag_rpc_channel *ch)
@@ -125,6 +134,12 @@ static void conn_closed(void *owner, ag__conn *c, int status, const char *why)
     if (ch->conn != c)
         return;
     bool before_ready = ch->state == CH_CONNECTING || ch->state == CH_HANDSHAKE;
+    if (c->too_many_pings && ch->ka_time_ms) {
+        /* the server's policy is stricter than our keepalive: halve the rate */
+        ch->ka_time_ms = ch->ka_time_ms > UINT64_MAX / 2 ? UINT64_MAX : ch->ka_time_ms * 2;
+        AG_LOG(AG_LOG_WARN, "rpc", "keepalive_backoff target=%s time_ms=%llu why=too_many_pings",
+                    ch->target, (unsigned long long)ch->ka_time_ms);
+    }
     ch->conn = NULL;
     ch->state = CH_IDLE;
     if (before_ready) { /* the waiting calls never got their connection */
@@ -186,6 +201,16 @@ void ag__channel_do_start(ag_rpc_call *c)
         ag__conn_flush(ch->conn);
         return;
     }
+    uint64_t now = ag_now_ns();
+    if (ch->state == CH_IDLE && now < ch->retry_at_ns) {
+        /* backing off: fail fast with the last error, as gRPC does for
+         * calls that do not wait for ready */
+        char msg[sizeof(ch->last_err) + 64];
+        snprintf(msg, sizeof(msg), "%s (next attempt in %llu ms)", ch->last_err,
+                 (unsigned long long)((ch->retry_at_ns - now + 999999u) / 1000000u));
+        fail_unstarted(c, AG_RPC_UNAVAILABLE, msg);
+        return;
+    }
     struct waiter *w = ag_malloc(sizeof(*w));
     if (!w) {
         fail_unstarted(c, AG_RPC_RESOURCE_EXHAUSTED, "out of memory");
@@ -212,12 +237,30 @@ int ag__channel_start_call(ag_rpc_call *c)
 
 /* ---- connecting -------------------------------------------------------------------------- */
 
+/* The backoff before the next attempt (doc/connection-backoff.md): the
+ * current one with +-20% jitter; the next grows 1.6x up to the maximum. */
+static uint64_t next_backoff(ag_rpc_channel *ch)
+{
+    uint64_t cur = ch->backoff_ms ? ch->backoff_ms : ch->o.backoff_initial_ms;
+    uint64_t next = cur + cur * 3 / 5;
+    ch->backoff_ms = next > ch->o.backoff_max_ms ? ch->o.backoff_max_ms : next;
+    /* xorshift64: jitter needs no cryptographic quality */
+    uint64_t x = ch->jitter_state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    ch->jitter_state = x;
+    uint64_t span = cur * 2 / 5; /* 0.8 .. 1.2 of cur */
+    return cur - cur / 5 + (span ? x % (span + 1) : 0);
+}
+
 static void connect_failed(ag_rpc_channel *ch, const char *why)
 {
-    char msg[AG_ERRMSG_MAX + 300];
-    snprintf(msg, sizeof(msg), "cannot connect to %s: %s", ch->target, why);
+    snprintf(ch->last_err, sizeof(ch->last_err), "cannot connect to %s: %s", ch->target, why);
     ch->state = CH_IDLE;
-    fail_waiting(ch, AG_RPC_UNAVAILABLE, msg);
+    if (!ch->closing)
+        ch->retry_at_ns = ag_now_ns() + next_backoff(ch) * 1000000u;
+    fail_waiting(ch, AG_RPC_UNAVAILABLE, ch->last_err);
 }
 
 static void stop_ctimer(ag_rpc_channel *ch)
@@ -238,6 +281,8 @@ static void start_waiting(ag_rpc_channel *ch)
 {
     ag__conn *c = ch->conn;
     ch->state = CH_READY;
+    ch->backoff_ms = 0;
+    ch->retry_at_ns = 0;
     struct waiter *rev = NULL;
     while (ch->waiting) {
         struct waiter *w = ch->waiting;
@@ -335,6 +380,9 @@ static ag__conn *conn_new(ag_rpc_channel *ch)
     c->loop = &ch->loop;
     c->ops = &ch_conn_ops;
     c->owner = ch;
+    c->ka_time_ms = ch->ka_time_ms;
+    c->ka_timeout_ms = ch->o.keepalive_timeout_ms;
+    c->ka_without_calls = ch->o.keepalive_without_calls;
     return c;
 }
 
@@ -410,6 +458,16 @@ ag_rpc_channel *ag_rpc_channel_new(const char *target, const ag_rpc_channel_opts
         ch->o.max_recv_msg = AG__GRPC_DEFAULT_MAX_RECV;
     if (!ch->o.connect_timeout_ms)
         ch->o.connect_timeout_ms = 20000;
+    if (!ch->o.backoff_initial_ms)
+        ch->o.backoff_initial_ms = 1000;
+    if (ch->o.backoff_max_ms < ch->o.backoff_initial_ms)
+        ch->o.backoff_max_ms = ch->o.backoff_initial_ms > 120000 ? ch->o.backoff_initial_ms : 120000;
+    if (!ch->o.keepalive_timeout_ms)
+        ch->o.keepalive_timeout_ms = 20000;
+    ch->ka_time_ms = ch->o.keepalive_time_ms;
+    ch->jitter_state = ag_now_ns() ^ (uint64_t)(uintptr_t)ch ^ 0x9e3779b97f4a7c15ull;
+    if (!ch->jitter_state)
+        ch->jitter_state = 1;
     ch->target = ag_strdup(target);
     if (!ch->target)
         goto free_ch;
@@ -507,6 +565,13 @@ ag_rpc_call *ag_rpc_call_new(ag_rpc_channel *ch, const char *method, ag_deadline
     c->ch = ch;
     c->loop = &ch->loop;
     return c;
+}
+
+int ag_rpc_call_begin(ag_rpc_call *c)
+{
+    if (c->server)
+        return AG_E_STATE;
+    return ag__channel_start_call(c);
 }
 
 int ag_rpc_call_close_send(ag_rpc_call *c)

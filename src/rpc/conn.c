@@ -42,6 +42,8 @@
 static void on_closed(uv_handle_t *h)
 {
     ag__conn *c = h->data;
+    if (--c->handles > 0)
+        return;
     ag__tls_free(c->tls);
     ag_buf_cleanup(&c->pbuf);
     ag_buf_cleanup(&c->wbuf);
@@ -58,11 +60,57 @@ void ag__conn_close(ag__conn *c, int status, const char *why)
         ag_rpc_call *call = c->calls;
         ag__call_on_done(call, NULL, status, why);
     }
+    c->too_many_pings = c->h2 && ag__h2conn_told_too_many_pings(c->h2);
     ag__h2conn_free(c->h2);
     c->h2 = NULL;
     if (c->ops && c->ops->closed)
         c->ops->closed(c->owner, c, status, why);
+    c->handles = 1;
+    if (c->ka_on) {
+        c->ka_on = false;
+        c->handles++;
+        uv_timer_stop(&c->ka_timer);
+        uv_close((uv_handle_t *)&c->ka_timer, on_closed);
+    }
     uv_close((uv_handle_t *)&c->h.stream, on_closed);
+}
+
+/* ---- keepalive -------------------------------------------------------------------- */
+
+/* After ka_time_ms without a byte from the peer, a PING (with calls open,
+ * or always when ka_without_calls); no ACK within ka_timeout_ms closes the
+ * connection, so its calls fail instead of waiting on a dead peer. */
+static void on_keepalive(uv_timer_t *t)
+{
+    ag__conn *c = t->data;
+    if (c->closing || !c->h2)
+        return;
+    uint64_t now = ag_now_ns();
+    if (c->ping_sent_ns && ag__h2conn_ping_outstanding(c->h2)) {
+        uint64_t waited = (now - c->ping_sent_ns) / 1000000u;
+        if (waited >= c->ka_timeout_ms) {
+            char why[128];
+            snprintf(why, sizeof(why), "keepalive: the peer did not answer a ping within %llu ms",
+                     (unsigned long long)c->ka_timeout_ms);
+            ag__conn_close(c, AG_RPC_UNAVAILABLE, why);
+            return;
+        }
+        uv_timer_start(t, on_keepalive, c->ka_timeout_ms - waited, 0);
+        return;
+    }
+    c->ping_sent_ns = 0;
+    uint64_t idle = (now - c->last_read_ns) / 1000000u;
+    if (idle < c->ka_time_ms) {
+        uv_timer_start(t, on_keepalive, c->ka_time_ms - idle, 0);
+        return;
+    }
+    if ((c->calls || c->ka_without_calls) && ag__h2conn_ping(c->h2) == 0) {
+        c->ping_sent_ns = now;
+        ag__conn_flush(c);
+        uv_timer_start(t, on_keepalive, c->ka_timeout_ms, 0);
+        return;
+    }
+    uv_timer_start(t, on_keepalive, c->ka_time_ms, 0);
 }
 
 /* ---- TLS ------------------------------------------------------------------------ */
@@ -289,6 +337,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     }
     c->seen_bytes = true;
+    if (c->ka_on)
+        c->last_read_ns = ag_now_ns();
     int rc = c->tls ? tls_recv(c, (size_t)n) : ag__h2conn_recv(c->h2, c->rbuf, (size_t)n);
     if (c->closing)
         return;
@@ -322,6 +372,14 @@ int ag__conn_start(ag__conn *c)
     if (uv_read_start(&c->h.stream, on_alloc, on_read) != 0)
         return AG_E_SYS;
     c->reading = true;
+    if (c->ka_time_ms && uv_timer_init(&c->loop->uv, &c->ka_timer) == 0) {
+        c->ka_on = true;
+        c->ka_timer.data = c;
+        c->last_read_ns = ag_now_ns();
+        if (!c->ka_timeout_ms)
+            c->ka_timeout_ms = 20000;
+        uv_timer_start(&c->ka_timer, on_keepalive, c->ka_time_ms, 0);
+    }
     ag__conn_flush(c); /* the SETTINGS (and the client's preface), or the ClientHello */
     return 0;
 }

@@ -97,6 +97,12 @@ struct ag__h2conn {
     char authority[256];
     char scheme[8];
     ag_errbuf err;
+    /* pings (doc/keepalive.md) */
+    bool ping_out;               /* our PING waits for its ACK */
+    unsigned ping_strikes;       /* server: pings that came too soon */
+    uint64_t last_ping_ns;       /* server: when the last one came (0: none since data) */
+    bool calm_down;              /* server: too many pings, GOAWAY sent: end the connection */
+    bool told_too_many_pings;    /* client: the server's GOAWAY said too_many_pings */
 };
 
 /* ---- metadata lists -------------------------------------------------------- */
@@ -843,10 +849,46 @@ static void remote_end(ag__h2conn *c, ag__h2call *call)
         c->ev.half_close(c->ud, call);
 }
 
+#define TOO_MANY_PINGS "too_many_pings"
+
+/* Server: gRPC's ping policy. A ping that comes sooner than the allowed
+ * interval after the previous one (5 minutes by default, 2 hours when no
+ * call is open unless pings without calls are permitted) is a strike;
+ * sending headers or data clears them. Past max_ping_strikes: GOAWAY
+ * ENHANCE_YOUR_CALM "too_many_pings", and the connection ends. */
+static void police_ping(ag__h2conn *c)
+{
+    uint64_t now = c->o.now_ns ? c->o.now_ns() : ag_now_ns();
+    uint64_t min_ms = c->ncalls == 0 && !c->o.pings_without_calls ? 2 * 3600 * 1000ull
+                                                                  : c->o.min_ping_interval_ms;
+    if (c->last_ping_ns && now - c->last_ping_ns < min_ms * 1000000u &&
+        ++c->ping_strikes > c->o.max_ping_strikes && !c->calm_down) {
+        c->calm_down = true;
+        nghttp2_submit_goaway(c->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->s),
+                              NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)TOO_MANY_PINGS,
+                              strlen(TOO_MANY_PINGS));
+    }
+    c->last_ping_ns = now;
+}
+
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
     (void)s;
     ag__h2conn *c = ud;
+    if (f->hd.type == NGHTTP2_PING) {
+        if (f->hd.flags & NGHTTP2_FLAG_ACK)
+            c->ping_out = false;
+        else if (c->server)
+            police_ping(c);
+        return 0;
+    }
+    if (f->hd.type == NGHTTP2_GOAWAY && !c->server &&
+        f->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM &&
+        f->goaway.opaque_data_len == strlen(TOO_MANY_PINGS) &&
+        memcmp(f->goaway.opaque_data, TOO_MANY_PINGS, strlen(TOO_MANY_PINGS)) == 0) {
+        c->told_too_many_pings = true;
+        return 0;
+    }
     ag__h2call *call = f->hd.stream_id ? call_of(c, f->hd.stream_id) : NULL;
     if (!call)
         return 0;
@@ -875,6 +917,10 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
     ag__h2conn *c = ud;
+    if (c->server && (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA)) {
+        c->ping_strikes = 0; /* the ping clock restarts with data */
+        c->last_ping_ns = 0;
+    }
     if (!c->server || f->hd.type != NGHTTP2_HEADERS || !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
         return 0;
     ag__h2call *call = call_of(c, f->hd.stream_id);
@@ -977,6 +1023,10 @@ void ag__h2_opts_init(ag__h2_opts *o)
     o->max_concurrent = 1000;
     o->authority = "localhost";
     o->scheme = "http";
+    o->min_ping_interval_ms = 5 * 60 * 1000;
+    o->max_ping_strikes = 2;
+    o->pings_without_calls = false;
+    o->now_ns = NULL;
 }
 
 ag__h2conn *ag__h2conn_new(bool server, const ag__h2_opts *o, const ag__h2_events *ev, void *ud)
@@ -1053,11 +1103,37 @@ int ag__h2conn_errcode(const ag__h2conn *c)
 
 int ag__h2conn_recv(ag__h2conn *c, const uint8_t *data, size_t len)
 {
+    if (c->calm_down)
+        return AG_E_RPC_PROTOCOL; /* nothing more is read */
     ssize_t n = nghttp2_session_mem_recv(c->s, data, len);
     if (n < 0)
         return ag_errbuf_set(&c->err, AG_E_RPC_PROTOCOL, "HTTP/2: %s",
                              nghttp2_strerror((int)n));
+    if (c->calm_down)
+        return ag_errbuf_set(&c->err, AG_E_RPC_PROTOCOL,
+                             "the client sent too many pings (GOAWAY ENHANCE_YOUR_CALM "
+                             "too_many_pings)");
     return 0;
+}
+
+int ag__h2conn_ping(ag__h2conn *c)
+{
+    if (c->ping_out)
+        return AG_E_STATE;
+    if (nghttp2_submit_ping(c->s, NGHTTP2_FLAG_NONE, NULL) != 0)
+        return AG_E_NOMEM;
+    c->ping_out = true;
+    return 0;
+}
+
+bool ag__h2conn_ping_outstanding(const ag__h2conn *c)
+{
+    return c->ping_out;
+}
+
+bool ag__h2conn_told_too_many_pings(const ag__h2conn *c)
+{
+    return c->told_too_many_pings;
 }
 
 int ag__h2conn_send(ag__h2conn *c, ag_buf *out, size_t max_bytes)

@@ -66,6 +66,16 @@ typedef struct ag__h2_opts {
     uint32_t max_concurrent;     /* server: streams per connection (default 1000) */
     const char *authority;       /* client: :authority (default "localhost") */
     const char *scheme;          /* client: "http" or "https" (default "http") */
+    /* server: the ping policy (doc/keepalive.md): a ping sooner than this
+     * after the previous one is a strike (default 5 minutes; 2 hours when
+     * no call is open, unless pings_without_calls); sending headers or data
+     * clears the strikes; past max_ping_strikes (default 2) the server
+     * sends GOAWAY ENHANCE_YOUR_CALM "too_many_pings" and the connection
+     * ends */
+    uint64_t min_ping_interval_ms;
+    unsigned max_ping_strikes;
+    bool pings_without_calls;
+    uint64_t (*now_ns)(void);    /* the clock (default ag_now_ns; tests set their own) */
 } ag__h2_opts;
 
 void ag__h2_opts_init(ag__h2_opts *o);
@@ -92,6 +102,13 @@ bool ag__h2conn_alive(const ag__h2conn *c);
 int ag__h2conn_goaway(ag__h2conn *c);
 /* Open calls. */
 size_t ag__h2conn_ncalls(const ag__h2conn *c);
+/* Sends a PING (keepalive); AG_E_STATE while the previous one waits for
+ * its ACK. */
+int ag__h2conn_ping(ag__h2conn *c);
+bool ag__h2conn_ping_outstanding(const ag__h2conn *c);
+/* Client: the server ended the connection for too many pings (a keepalive
+ * client then doubles its interval, as gRPC's do). */
+bool ag__h2conn_told_too_many_pings(const ag__h2conn *c);
 
 /* ---- calls ----------------------------------------------------------------- */
 

@@ -92,6 +92,16 @@ struct ag__conn {
     bool tls_failed;        /* TLS: close with the TLS error once the alert is out */
     bool tls_shut;          /* TLS: close_notify is queued */
     ag_rpc_call *calls;     /* calls on this connection (loop references) */
+    /* keepalive (set by the owner before ag__conn_start; time 0: off) */
+    uint64_t ka_time_ms;    /* ping after this long without reading anything */
+    uint64_t ka_timeout_ms; /* close if its ACK takes longer */
+    bool ka_without_calls;  /* ping even with no call open */
+    uv_timer_t ka_timer;
+    bool ka_on;
+    uint64_t last_read_ns;
+    uint64_t ping_sent_ns;  /* 0: no keepalive ping waiting */
+    bool too_many_pings;    /* client: the server ended it for too many pings */
+    int handles;            /* libuv handles still open (the memory goes at 0) */
     struct ag__conn *next;  /* in the owner's list */
     uint8_t rbuf[64 * 1024];
 };
@@ -166,6 +176,7 @@ struct ag_rpc_call {
     int cancel_status;           /* and the status it ends with (0: CANCELLED) */
     char *cancel_msg;
     size_t rq_bytes;             /* bytes waiting in the receive queue */
+    unsigned last_recv_flags;    /* AG_RPC_RECV_* of the last message taken */
     bool rq_paused;              /* the loop stopped returning window for this call */
     bool resume_posted;          /* the application asked the loop to resume */
     size_t posted;               /* bytes of messages the application queued */

@@ -81,6 +81,10 @@ void ag_rpc_server_opts_init(ag_rpc_server_opts *o)
     o->loops = 0;
     o->max_recv_msg = AG__GRPC_DEFAULT_MAX_RECV;
     o->max_calls = 1024;
+    o->keepalive_time_ms = 2 * 3600 * 1000;
+    o->keepalive_timeout_ms = 20000;
+    o->min_ping_interval_ms = 5 * 60 * 1000;
+    o->max_ping_strikes = 2;
 }
 
 ag_rpc_server *ag_rpc_server_new(const ag_rpc_server_opts *o)
@@ -427,7 +431,13 @@ static void on_connection(uv_stream_t *lis, int status)
     ag__h2_opts o;
     ag__h2_opts_init(&o);
     o.max_recv_msg = sl->s->o.max_recv_msg;
+    o.min_ping_interval_ms = sl->s->o.min_ping_interval_ms;
+    o.max_ping_strikes = sl->s->o.max_ping_strikes;
+    o.pings_without_calls = sl->s->o.permit_pings_without_calls;
     c->h2 = ag__h2conn_new(true, &o, &srv_events, c);
+    c->ka_time_ms = sl->s->o.keepalive_time_ms;
+    c->ka_timeout_ms = sl->s->o.keepalive_timeout_ms;
+    c->ka_without_calls = true; /* a server checks idle clients too */
     if (sl->s->tls)
         c->tls = ag__tls_new(sl->s->tls);
     c->ops = &srv_conn_ops;

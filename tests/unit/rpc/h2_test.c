@@ -503,3 +503,117 @@ TEST(rpc_h2_garbage_is_a_connection_error)
     CHECK_CONTAINS(ag__h2conn_errmsg(sv.conn), "HTTP/2: ");
     side_cleanup(&sv);
 }
+
+/* ---- pings ------------------------------------------------------------------- */
+
+static uint64_t fake_now;
+
+static uint64_t fake_clock(void)
+{
+    return fake_now;
+}
+
+/* One ping from the client, through to its ACK. */
+static void ping_once(struct side *cl, struct side *sv)
+{
+    CHECK_OK(ag__h2conn_ping(cl->conn));
+    CHECK(ag__h2conn_ping_outstanding(cl->conn));
+    CHECK_EQ(ag__h2conn_ping(cl->conn), AG_E_STATE); /* one at a time */
+    pump(cl, sv);
+    CHECK(!ag__h2conn_ping_outstanding(cl->conn));
+}
+
+TEST(rpc_h2_ping_policy_too_many_pings)
+{
+    ag__h2_opts so;
+    ag__h2_opts_init(&so);
+    so.now_ns = fake_clock;
+    fake_now = 1000000000ull;
+    struct side cl, sv;
+    side_init(&cl, false, NULL);
+    side_init(&sv, true, &so);
+    pump(&cl, &sv);
+
+    /* a call open, pings 5 minutes apart: always allowed */
+    ag__h2call *c = ag__h2conn_call_start(cl.conn, "/test.Echo/Hang", UINT64_MAX, NULL,
+                                          AG__ENC_IDENTITY);
+    CHECK(c);
+    CHECK_OK(ag__h2call_send(c, "x", 1, false));
+    pump(&cl, &sv);
+    for (int i = 0; i < 5; i++) {
+        fake_now += 300ull * 1000000000u;
+        ping_once(&cl, &sv);
+    }
+    /* two pings too soon are strikes, tolerated; data from the server
+     * clears them */
+    fake_now += 1000000000u;
+    ping_once(&cl, &sv);
+    fake_now += 1000000000u;
+    ping_once(&cl, &sv);
+    CHECK_OK(ag__h2call_send(sv.last, "y", 1, false));
+    pump(&cl, &sv);
+    fake_now += 1000000000u;
+    ping_once(&cl, &sv); /* the first since the data: no strike */
+    fake_now += 1000000000u;
+    ping_once(&cl, &sv);
+    fake_now += 1000000000u;
+    ping_once(&cl, &sv);
+    CHECK(!ag__h2conn_told_too_many_pings(cl.conn));
+
+    /* the third strike ends the connection: GOAWAY ENHANCE_YOUR_CALM
+     * too_many_pings, and the server reads nothing more */
+    fake_now += 1000000000u;
+    CHECK_OK(ag__h2conn_ping(cl.conn));
+    ag_buf b;
+    ag_buf_init(&b, 1 << 20);
+    CHECK_OK(ag__h2conn_send(cl.conn, &b, 0));
+    CHECK_EQ(ag__h2conn_recv(sv.conn, b.data, b.len), AG_E_RPC_PROTOCOL);
+    CHECK(strstr(ag__h2conn_errmsg(sv.conn), "too many pings"));
+    ag_buf_reset(&b);
+    CHECK_OK(ag__h2conn_send(sv.conn, &b, 0));
+    CHECK(b.len > 0);
+    CHECK_OK(ag__h2conn_recv(cl.conn, b.data, b.len));
+    CHECK(ag__h2conn_told_too_many_pings(cl.conn));
+    CHECK_EQ(ag__h2conn_recv(sv.conn, (const uint8_t *)"x", 1), AG_E_RPC_PROTOCOL);
+    ag_buf_cleanup(&b);
+    side_cleanup(&cl);
+    side_cleanup(&sv);
+}
+
+TEST(rpc_h2_ping_policy_without_calls)
+{
+    ag__h2_opts so;
+    ag__h2_opts_init(&so);
+    so.now_ns = fake_clock;
+    so.max_ping_strikes = 0;
+    fake_now = 1000000000ull;
+    struct side cl, sv;
+    side_init(&cl, false, NULL);
+    side_init(&sv, true, &so);
+    pump(&cl, &sv);
+    /* no call open: 2 hours between pings unless permitted */
+    ping_once(&cl, &sv);
+    fake_now += 2 * 3600ull * 1000000000u;
+    ping_once(&cl, &sv);
+    fake_now += 600ull * 1000000000u; /* 10 minutes: too soon without calls */
+    CHECK_OK(ag__h2conn_ping(cl.conn));
+    ag_buf b;
+    ag_buf_init(&b, 1 << 20);
+    CHECK_OK(ag__h2conn_send(cl.conn, &b, 0));
+    CHECK_EQ(ag__h2conn_recv(sv.conn, b.data, b.len), AG_E_RPC_PROTOCOL);
+    ag_buf_cleanup(&b);
+    side_cleanup(&cl);
+    side_cleanup(&sv);
+
+    /* permitted: 5 minutes apart is fine without calls */
+    so.pings_without_calls = true;
+    side_init(&cl, false, NULL);
+    side_init(&sv, true, &so);
+    pump(&cl, &sv);
+    for (int i = 0; i < 3; i++) {
+        fake_now += 300ull * 1000000000u;
+        ping_once(&cl, &sv);
+    }
+    side_cleanup(&cl);
+    side_cleanup(&sv);
+}

@@ -431,3 +431,80 @@ TEST_TIMEOUT(rpc_rt_port_is_exclusive, 60)
         FAIL("%s", ag_rpc_server_errmsg(s2));
     ag_rpc_server_free(s2);
 }
+
+/* gRPC's connection backoff: after a failed attempt, calls fail fast until
+ * the backoff passed; then the channel connects again, and a success
+ * resets it. */
+TEST_TIMEOUT(rpc_rt_reconnect_backoff, 60)
+{
+    int port = ag_test_free_port();
+    char target[64], addr[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+    ag_rpc_channel_opts co;
+    ag_rpc_channel_opts_init(&co);
+    co.backoff_initial_ms = 300;
+    co.backoff_max_ms = 1000;
+    ag_rpc_channel *ch = ag_rpc_channel_new(target, &co);
+    uint8_t *resp;
+    size_t len;
+    char *msg;
+    char want[128];
+    snprintf(want, sizeof(want), "cannot connect to %s: connection refused", target);
+    CHECK_EQ(ag_rpc_unary(ch, "/t.S/Echo", "x", 1, ag_deadline_in_ms(5000), &resp, &len, &msg),
+             AG_RPC_UNAVAILABLE);
+    CHECK_STR_EQ(msg, want);
+    ag_free(msg);
+    /* within the backoff: at once, the same error and when the next try is */
+    uint64_t t0 = ag_now_ms();
+    CHECK_EQ(ag_rpc_unary(ch, "/t.S/Echo", "x", 1, ag_deadline_in_ms(5000), &resp, &len, &msg),
+             AG_RPC_UNAVAILABLE);
+    CHECK(strncmp(msg, want, strlen(want)) == 0);
+    CHECK(strstr(msg, "(next attempt in "));
+    CHECK(ag_now_ms() - t0 < 200);
+    ag_free(msg);
+    /* the server comes up; after the backoff (at most 1.2 x 300 ms) the
+     * channel connects */
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    char t2[128];
+    ag_rpc_server *s = server_up(addr, t2, sizeof(t2));
+    ag_sleep_ms(400);
+    CHECK_EQ(ag_rpc_unary(ch, "/t.S/Echo", "x", 1, ag_deadline_in_ms(5000), &resp, &len, &msg),
+             AG_RPC_OK);
+    ag_free(resp);
+    ag_free(msg);
+    ag_rpc_channel_free(ch);
+    ag_rpc_server_free(s);
+}
+
+/* A peer that accepted the connection and went silent (a dead host, a
+ * stuck process): keepalive pings find out, and the call fails instead of
+ * waiting for its deadline. */
+TEST_TIMEOUT(rpc_rt_keepalive_detects_a_silent_peer, 60)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    CHECK_EQ(listen(fd, 4), 0); /* the kernel accepts; nobody ever reads */
+    socklen_t sl = sizeof(sa);
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", ntohs(sa.sin_port));
+    ag_rpc_channel_opts co;
+    ag_rpc_channel_opts_init(&co);
+    co.keepalive_time_ms = 200;
+    co.keepalive_timeout_ms = 300;
+    ag_rpc_channel *ch = ag_rpc_channel_new(target, &co);
+    uint64_t t0 = ag_now_ms();
+    uint8_t *resp;
+    size_t len;
+    char *msg;
+    CHECK_EQ(ag_rpc_unary(ch, "/t.S/Echo", "x", 1, ag_deadline_in_ms(20000), &resp, &len, &msg),
+             AG_RPC_UNAVAILABLE);
+    CHECK_STR_EQ(msg, "keepalive: the peer did not answer a ping within 300 ms");
+    uint64_t took = ag_now_ms() - t0;
+    CHECK(took >= 450 && took < 5000);
+    ag_free(msg);
+    ag_rpc_channel_free(ch);
+    close(fd);
+}
