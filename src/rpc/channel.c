@@ -41,6 +41,9 @@ struct ag_rpc_channel {
     ag__conn *conn;
     struct waiter *waiting;
     uv_getaddrinfo_t gai;
+    struct addrinfo *ai_head; /* the resolved addresses, tried in order */
+    struct addrinfo *ai_next; /* the next one to try */
+    unsigned ai_tried;
     uv_connect_t creq;
     uv_timer_t ctimer;
     bool ctimer_on;
@@ -310,21 +313,35 @@ static void conn_ready(void *owner, ag__conn *c)
     start_waiting(ch);
 }
 
+static int connect_next(ag_rpc_channel *ch);
+static void free_addrs(ag_rpc_channel *ch);
+
 static void on_connect(uv_connect_t *req, int status)
 {
     ag_rpc_channel *ch = req->data;
     ag__conn *c = ch->conn;
     if (status < 0) {
-        stop_ctimer(ch);
         ch->conn = NULL;
         c->h.stream.data = c;
         if (!uv_is_closing((uv_handle_t *)&c->h.stream))
             uv_close((uv_handle_t *)&c->h.stream, on_raw_closed);
-        connect_failed(ch, ch->closing             ? "the channel was closed"
-                           : status == UV_ECANCELED ? "timed out"
-                                                    : uv_strerror(status));
+        /* the name's next address, within the same connect timeout */
+        while (!ch->closing && status != UV_ECANCELED && ch->ai_next)
+            if (connect_next(ch) == 0)
+                return;
+        stop_ctimer(ch);
+        unsigned tried = ch->ai_tried;
+        free_addrs(ch);
+        char why[160];
+        snprintf(why, sizeof(why), "%s%s",
+                 ch->closing               ? "the channel was closed"
+                 : status == UV_ECANCELED ? "timed out"
+                                          : uv_strerror(status),
+                 tried > 1 ? " (on every address of the name)" : "");
+        connect_failed(ch, why);
         return;
     }
+    free_addrs(ch);
     ag__h2_opts o;
     ag__h2_opts_init(&o);
     o.max_recv_msg = ch->o.max_recv_msg;
@@ -386,6 +403,41 @@ static ag__conn *conn_new(ag_rpc_channel *ch)
     return c;
 }
 
+static void free_addrs(ag_rpc_channel *ch)
+{
+    if (ch->ai_head)
+        uv_freeaddrinfo(ch->ai_head);
+    ch->ai_head = ch->ai_next = NULL;
+}
+
+/* Starts connecting to the next resolved address (every one of a DNS
+ * name's, in the resolver's order, until one answers). 0, or a negative
+ * libuv code when this one could not even start (then try the next). */
+static int connect_next(ag_rpc_channel *ch)
+{
+    struct addrinfo *ai = ch->ai_next;
+    ch->ai_next = ai->ai_next;
+    ch->ai_tried++;
+    ag__conn *c = conn_new(ch);
+    if (!c)
+        return UV_ENOMEM;
+    int r = uv_tcp_init(&ch->loop.uv, &c->h.tcp);
+    if (r != 0) {
+        ag_free(c);
+        return r;
+    }
+    ch->conn = c;
+    ch->state = CH_CONNECTING;
+    ch->creq.data = ch;
+    r = uv_tcp_connect(&ch->creq, &c->h.tcp, ai->ai_addr, on_connect);
+    if (r != 0) {
+        ch->conn = NULL;
+        c->h.stream.data = c;
+        uv_close((uv_handle_t *)&c->h.stream, on_raw_closed);
+    }
+    return r;
+}
+
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
 {
     ag_rpc_channel *ch = req->data;
@@ -395,22 +447,13 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
         connect_failed(ch, ch->closing ? "the channel was closed" : uv_strerror(status));
         return;
     }
-    ag__conn *c = conn_new(ch);
-    if (!c || uv_tcp_init(&ch->loop.uv, &c->h.tcp) != 0) {
-        ag_free(c);
-        uv_freeaddrinfo(ai);
-        connect_failed(ch, "out of memory");
-        return;
+    ch->ai_head = ch->ai_next = ai;
+    ch->ai_tried = 0;
+    int r = UV_EAI_NONAME;
+    while (ch->ai_next && (r = connect_next(ch)) != 0) {
     }
-    ch->conn = c;
-    ch->state = CH_CONNECTING;
-    ch->creq.data = ch;
-    int r = uv_tcp_connect(&ch->creq, &c->h.tcp, ai->ai_addr, on_connect);
-    uv_freeaddrinfo(ai);
     if (r != 0) {
-        ch->conn = NULL;
-        c->h.stream.data = c;
-        uv_close((uv_handle_t *)&c->h.stream, on_raw_closed);
+        free_addrs(ch);
         connect_failed(ch, uv_strerror(r));
         return;
     }

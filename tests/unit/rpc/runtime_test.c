@@ -508,3 +508,22 @@ TEST_TIMEOUT(rpc_rt_keepalive_detects_a_silent_peer, 60)
     ag_rpc_channel_free(ch);
     close(fd);
 }
+
+/* A DNS name with several addresses: every one is tried, in order ("localhost"
+ * is often ::1 first, and this server listens on 127.0.0.1 only). */
+TEST_TIMEOUT(rpc_rt_name_with_several_addresses, 60)
+{
+    char target[128], byname[128];
+    ag_rpc_server *s = server_up("127.0.0.1:0", target, sizeof(target));
+    snprintf(byname, sizeof(byname), "localhost:%d", ag_rpc_server_port(s));
+    ag_rpc_channel *ch = ag_rpc_channel_new(byname, NULL);
+    uint8_t *resp;
+    size_t len;
+    char *msg;
+    CHECK_EQ(ag_rpc_unary(ch, "/t.S/Echo", "x", 1, ag_deadline_in_ms(5000), &resp, &len, &msg),
+             AG_RPC_OK);
+    ag_free(resp);
+    ag_free(msg);
+    ag_rpc_channel_free(ch);
+    ag_rpc_server_free(s);
+}
