@@ -103,8 +103,9 @@ const char *ag_rpc_call_peer_identity(const ag_rpc_call *c);
 
 typedef struct ag_rpc_server ag_rpc_server;
 
-/* Serves one call, on a thread of its own; returns the status to end the
- * call with (AG_RPC_OK, or a code with a message set through
+/* Serves one call, on a pool thread (one per call in flight; idle ones
+ * are kept 30 s for the next calls); returns the status to end the call
+ * with (AG_RPC_OK, or a code with a message set through
  * ag_rpc_call_set_status). Messages queued with ag_rpc_call_send go before
  * the status. */
 typedef int (*ag_rpc_handler)(ag_rpc_call *c, void *ud);
@@ -321,8 +322,15 @@ int ag_rpc_unary_msg(ag_rpc_channel *ch, const ag_rpc_method *m, const struct Pr
  * returning AG_RPC_OK (none: the client gets INTERNAL). */
 typedef int (*ag_rpc_method_handler)(ag_rpc_call *c, const struct ProtobufCMessage *req, void *ud);
 
+/* Flags of ag_rpc_server_register_method. */
+#define AG_RPC_ON_LOOP 1u /* run the handler on the connection's loop thread, once
+                           * the request is whole (UNARY and SERVER_STREAMING only):
+                           * no thread hand-off, for handlers that never block; its
+                           * sends go out at once and are not paced */
+
 /* Registers m's handler (generated code adapts its typed handlers to h).
- * flags: 0 (none yet). A request that is not an m->input gets INTERNAL, a
+ * flags: 0 (the handler runs on a pool thread: it may block) or
+ * AG_RPC_ON_LOOP. A request that is not an m->input gets INTERNAL, a
  * second request to a single-request method INTERNAL, none at all
  * INTERNAL (gRPC's servers do the same). Before start. */
 int ag_rpc_server_register_method(ag_rpc_server *s, const ag_rpc_method *m,

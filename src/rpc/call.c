@@ -458,6 +458,12 @@ int ag__call_post(ag_rpc_call *c, int kind, uint8_t *data, size_t len)
     pthread_mutex_lock(&c->mu);
     c->refs++;
     pthread_mutex_unlock(&c->mu);
+    if (c->on_loop && c->loop->running && pthread_equal(pthread_self(), c->loop->thread)) {
+        /* a handler on the loop (a task, outside the core's callbacks):
+         * apply it now, no hand-off */
+        op_run(op);
+        return 0;
+    }
     int rc = ag__loop_post(c->loop, op_run, op);
     if (rc < 0) {
         ag_free(data);
@@ -496,8 +502,9 @@ int ag__call_send_take_flags(ag_rpc_call *c, void *msg, size_t len, unsigned fla
     }
     pthread_mutex_lock(&c->mu);
     c->start_posted = true; /* server: the headers are committed */
-    /* backpressure: wait while too much of this call waits to go out */
-    while (!c->done && !c->cancelled && c->posted - c->sent > AG__CALL_SEND_LIMIT) {
+    /* backpressure: wait while too much of this call waits to go out
+     * (not on the loop: the loop is what sends it) */
+    while (!c->on_loop && !c->done && !c->cancelled && c->posted - c->sent > AG__CALL_SEND_LIMIT) {
         c->send_waiters++;
         pthread_cond_wait(&c->cv, &c->mu);
         c->send_waiters--;

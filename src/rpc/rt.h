@@ -130,6 +130,7 @@ struct rmsg {
 
 struct ag_rpc_server;
 struct ag_rpc_channel;
+struct job;
 
 struct ag_rpc_call {
     pthread_mutex_t mu;
@@ -154,6 +155,8 @@ struct ag_rpc_call {
     bool timer_on;
     struct ag_rpc_channel *ch;   /* client */
     struct ag_rpc_server *srv;   /* server */
+    bool on_loop;                /* server: its handler runs on the loop (AG_RPC_ON_LOOP) */
+    struct job *loop_job;        /* loop side: that handler, until the request is whole */
     char *peer_identity;         /* server, mutual TLS: the client certificate's name
                                   * (set before the handler starts, then read-only) */
     /* under mu */

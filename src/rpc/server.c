@@ -42,7 +42,18 @@ struct method {
     const ag_rpc_method *desc;    /* typed: the method, */
     ag_rpc_method_handler mh;     /* and its handler */
     void *ud;
+    unsigned flags;               /* AG_RPC_ON_LOOP */
 };
+
+/* A pool thread: runs handlers one after another, waits idle for the next
+ * (WORKER_IDLE_MS), then exits. */
+struct worker {
+    struct worker *next;          /* in the idle list */
+    pthread_cond_t cv;
+    struct job *job;              /* handed over by dispatch (under the server's mu) */
+};
+
+#define WORKER_IDLE_MS 30000
 
 struct srv_loop {
     ag__loop loop;
@@ -67,7 +78,10 @@ struct ag_rpc_server {
     bool stopped;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    unsigned handlers;  /* under mu: handler threads running */
+    unsigned handlers;  /* under mu: handlers running (pool threads) */
+    unsigned workers;   /* under mu: pool threads alive */
+    struct worker *idle; /* under mu: pool threads waiting for a call */
+    bool quit;          /* under mu: pool threads exit */
     unsigned calls;     /* under mu: calls taken and not yet handled */
     bool refusing;      /* shutting down: no new calls */
     char *tls_files[3]; /* copies of the options' cert, key and CA file names */
@@ -137,10 +151,19 @@ int ag_rpc_server_register(ag_rpc_server *s, const char *method, ag_rpc_handler 
 int ag_rpc_server_register_method(ag_rpc_server *s, const ag_rpc_method *m,
                                   ag_rpc_method_handler h, void *ud, unsigned flags)
 {
-    if (flags != 0 || !m->input || !m->output || (unsigned)m->kind > AG_RPC_BIDI_STREAMING)
+    if ((flags & ~AG_RPC_ON_LOOP) || !m->input || !m->output ||
+        (unsigned)m->kind > AG_RPC_BIDI_STREAMING)
         return ag_errbuf_set(&s->err, AG_E_INVAL, "register %s: bad method description or flags",
                              m->path);
-    return add_method(s, m->path, NULL, m, h, ud);
+    if ((flags & AG_RPC_ON_LOOP) &&
+        (m->kind == AG_RPC_CLIENT_STREAMING || m->kind == AG_RPC_BIDI_STREAMING))
+        return ag_errbuf_set(&s->err, AG_E_INVAL,
+                             "register %s: only unary and server-streaming handlers run on the loop",
+                             m->path);
+    int rc = add_method(s, m->path, NULL, m, h, ud);
+    if (rc == 0)
+        s->methods->flags = flags;
+    return rc;
 }
 
 static int add_method(ag_rpc_server *s, const char *method, ag_rpc_handler h,
@@ -226,9 +249,10 @@ static int typed_dispatch(ag_rpc_call *c, const struct method *m)
     return st;
 }
 
-static void *handler_main(void *arg)
+/* Runs one call's handler to its end (a pool thread, or the loop for
+ * AG_RPC_ON_LOOP methods) and posts the status. */
+static void run_job(struct job *j)
 {
-    struct job *j = arg;
     ag_rpc_call *c = j->c;
     ag_rpc_server *s = c->srv;
     int st = j->m->desc ? typed_dispatch(c, j->m) : j->m->h(c, j->m->ud);
@@ -239,11 +263,92 @@ static void *handler_main(void *arg)
     ag__call_post(c, OP_FINISH, NULL, 0);
     ag__call_unref(c); /* the handler's reference */
     pthread_mutex_lock(&s->mu);
-    s->handlers--;
     s->calls--;
-    pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
+}
+
+static void *worker_main(void *arg)
+{
+    struct job *j = arg;
+    ag_rpc_server *s = j->c->srv;
+    struct worker w = {.job = NULL};
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    for (;;) {
+        run_job(j);
+        pthread_mutex_lock(&s->mu);
+        s->handlers--;
+        pthread_cond_broadcast(&s->cv);
+        /* idle: wait for the next call, or exit after a while */
+        w.job = NULL;
+        w.next = s->idle;
+        s->idle = &w;
+        ag_deadline dl = ag_deadline_in_ms(WORKER_IDLE_MS);
+        struct timespec ts = {(time_t)(dl.at_ns / 1000000000u), (long)(dl.at_ns % 1000000000u)};
+        while (!w.job && !s->quit && !ag_deadline_expired(dl))
+            pthread_cond_timedwait(&w.cv, &s->mu, &ts);
+        j = w.job;
+        if (!j) { /* not handed a call: leave the idle list, exit */
+            for (struct worker **pp = &s->idle; *pp; pp = &(*pp)->next)
+                if (*pp == &w) {
+                    *pp = w.next;
+                    break;
+                }
+            s->workers--;
+            pthread_cond_broadcast(&s->cv);
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    pthread_cond_destroy(&w.cv);
     return NULL;
+}
+
+/* Hands the job to an idle pool thread, or starts a new one (the pool
+ * grows with the calls in flight: a long stream never holds up others). */
+static int dispatch(ag_rpc_server *s, struct job *j)
+{
+    pthread_mutex_lock(&s->mu);
+    s->handlers++;
+    struct worker *w = s->idle;
+    if (w) {
+        s->idle = w->next;
+        w->job = j;
+        pthread_cond_signal(&w->cv);
+        pthread_mutex_unlock(&s->mu);
+        return 0;
+    }
+    s->workers++;
+    pthread_mutex_unlock(&s->mu);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 1u << 20);
+    pthread_t t;
+    int rc = pthread_create(&t, &attr, worker_main, j);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        pthread_mutex_lock(&s->mu);
+        s->handlers--;
+        s->workers--;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        return AG_E_SYS;
+    }
+    return 0;
+}
+
+/* Loop side, AG_RPC_ON_LOOP: the whole request is here; run the handler
+ * now, on this thread (a task: outside the HTTP/2 core's callbacks, so
+ * its sends go out at once). */
+static void task_on_loop(void *arg)
+{
+    struct job *j = arg;
+    run_job(j);
 }
 
 /* Loop side: the handler returned; send what it left. */
@@ -355,24 +460,20 @@ static int ev_begin(void *ud, ag__h2call *h)
     ag__call_attach(c, conn, h);
     ag__call_arm_deadline(c);
     *j = (struct job){c, m};
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 1u << 20);
-    pthread_mutex_lock(&s->mu);
-    s->handlers++;
-    pthread_mutex_unlock(&s->mu);
-    pthread_t t;
-    if (pthread_create(&t, &attr, handler_main, j) != 0) {
+    if (m->flags & AG_RPC_ON_LOOP) {
+        /* runs once the client half-closed (ev_half_close) */
+        c->on_loop = true;
+        c->loop_job = j;
+        return 0;
+    }
+    if (dispatch(s, j) < 0) {
         pthread_mutex_lock(&s->mu);
-        s->handlers--;
         s->calls--;
         pthread_mutex_unlock(&s->mu);
         ag_free(j);
         ag__call_unref(c); /* the handler's reference */
         ag__h2call_cancel(h, AG_RPC_RESOURCE_EXHAUSTED, "cannot start a handler thread");
     }
-    pthread_attr_destroy(&attr);
     return 0;
 }
 
@@ -385,15 +486,33 @@ static void ev_message(void *ud, ag__h2call *h, uint8_t *msg, size_t len)
 static void ev_half_close(void *ud, ag__h2call *h)
 {
     (void)ud;
-    ag__call_on_half_close(ag__h2call_owner(h));
+    ag_rpc_call *c = ag__h2call_owner(h);
+    ag__call_on_half_close(c);
+    if (c->on_loop && c->loop_job) {
+        struct job *j = c->loop_job;
+        c->loop_job = NULL;
+        if (ag__loop_post(c->loop, task_on_loop, j) < 0)
+            run_job(j); /* the loop is stopping: the call ends anyway */
+    }
 }
 
 static void ev_done(void *ud, ag__h2call *h, int status, const char *msg)
 {
     (void)ud;
     ag_rpc_call *c = ag__h2call_owner(h);
-    if (c)
-        ag__call_on_done(c, NULL, status, msg);
+    if (!c)
+        return;
+    struct job *j = c->on_loop ? c->loop_job : NULL;
+    c->loop_job = NULL;
+    ag__call_on_done(c, NULL, status, msg);
+    if (j) { /* ended before its request was whole: the handler never runs */
+        ag_rpc_server *s = c->srv;
+        ag_free(j);
+        ag__call_unref(c); /* the handler's reference */
+        pthread_mutex_lock(&s->mu);
+        s->calls--;
+        pthread_mutex_unlock(&s->mu);
+    }
 }
 
 static const ag__h2_events srv_events = {ev_begin, ev_message, ev_half_close, NULL, ev_done};
@@ -712,6 +831,14 @@ void ag_rpc_server_free(ag_rpc_server *s)
     if (!s)
         return;
     ag_rpc_server_shutdown(s, 0);
+    /* the pool's idle threads exit; wait until the last one let go of s */
+    pthread_mutex_lock(&s->mu);
+    s->quit = true;
+    for (struct worker *w = s->idle; w; w = w->next)
+        pthread_cond_signal(&w->cv);
+    while (s->workers > 0)
+        pthread_cond_wait(&s->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
     for (struct method *m = s->methods, *n; m; m = n) {
         n = m->next;
         ag_free(m->path);
