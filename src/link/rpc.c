@@ -155,11 +155,12 @@ static int open_stream(struct peer *p)
         struct rpc_link *l = p->l;
         ag_rpc_channel_opts co;
         ag_rpc_channel_opts_init(&co);
-        /* the link paces its own retries (50 ms doubling to 1 s): the
-         * channel's backoff must not hold them back longer (a peer that
-         * starts a moment later is the common case) */
-        co.backoff_initial_ms = 50;
-        co.backoff_max_ms = 1000;
+        /* the link paces its own retries (50 ms doubling to 1 s): each of
+         * them must be a real attempt, not a fast failure inside the
+         * channel's own backoff (a peer that starts a moment later is the
+         * common case) */
+        co.backoff_initial_ms = 1;
+        co.backoff_max_ms = 1;
         /* a peer host that dies without closing its sockets is found within
          * a minute, not at the link timeout only */
         co.keepalive_time_ms = 30000;
