@@ -399,10 +399,39 @@ static int raw_close(nghttp2_session *s, int32_t id, uint32_t e, void *ud)
     return 0;
 }
 
+struct raw_body {
+    const uint8_t *p;
+    size_t len, off;
+};
+
+static ssize_t raw_body_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
+                             uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+    (void)s;
+    (void)id;
+    (void)ud;
+    struct raw_body *b = src->ptr;
+    size_t n = AG_MIN(len, b->len - b->off);
+    memcpy(buf, b->p + b->off, n);
+    b->off += n;
+    if (b->off == b->len)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
 /* Sends one request with the given headers (and a body, if any) to a server
  * core and collects the response's status fields. */
+static void raw_request_body(struct raw *r, struct side *sv, const nghttp2_nv *nv, size_t n,
+                             const void *body, size_t body_len);
+
 static void raw_request(struct raw *r, struct side *sv, const nghttp2_nv *nv, size_t n,
                         const char *body)
+{
+    raw_request_body(r, sv, nv, n, body, body ? strlen(body) : 0);
+}
+
+static void raw_request_body(struct raw *r, struct side *sv, const nghttp2_nv *nv, size_t n,
+                             const void *body, size_t body_len)
 {
     memset(r, 0, sizeof(*r));
     nghttp2_session_callbacks *cb;
@@ -412,8 +441,9 @@ static void raw_request(struct raw *r, struct side *sv, const nghttp2_nv *nv, si
     CHECK_EQ(nghttp2_session_client_new(&r->s, cb, r), 0);
     nghttp2_session_callbacks_del(cb);
     CHECK_EQ(nghttp2_submit_settings(r->s, NGHTTP2_FLAG_NONE, NULL, 0), 0);
-    CHECK(nghttp2_submit_request(r->s, NULL, nv, n, NULL, NULL) > 0);
-    (void)body;
+    struct raw_body rb = {body, body_len, 0};
+    nghttp2_data_provider prd = {.source.ptr = &rb, .read_callback = raw_body_read};
+    CHECK(nghttp2_submit_request(r->s, NULL, nv, n, body ? &prd : NULL, NULL) > 0);
     for (int i = 0; i < 100 && !r->closed; i++) {
         const uint8_t *p;
         ssize_t k;
@@ -616,4 +646,49 @@ TEST(rpc_h2_ping_policy_without_calls)
     }
     side_cleanup(&cl);
     side_cleanup(&sv);
+}
+
+/* Message bodies a server must refuse, each with the status the protocol
+ * documents; the connection goes on serving. */
+TEST(rpc_h2_bad_message_bodies)
+{
+    static const struct {
+        const char *encoding; /* NULL: no grpc-encoding */
+        const char *body;
+        size_t len;
+        const char *grpc_status, *grpc_message;
+    } cases[] = {
+        /* the compressed flag with no grpc-encoding */
+        {NULL, "\x01\x00\x00\x00\x03" "abc", 8, "13", "compressed"},
+        /* a gzip body that is not gzip */
+        {"gzip", "\x01\x00\x00\x00\x04nope", 9, "13", "could not decompress a gzip message"},
+        /* a flag that is neither 0 nor 1 */
+        {NULL, "\x02\x00\x00\x00\x01x", 6, "13", "flag"},
+        /* a frame cut short by the end of the stream */
+        {NULL, "\x00\x00\x00\x00\x0a" "abc", 8, "13", "stream ended inside a message (3 of 10 bytes)"},
+        /* a length prefix of 4 GB: refused before anything is buffered */
+        {NULL, "\x00\xff\xff\xff\xff", 5, "8", "larger than"},
+    };
+    for (size_t i = 0; i < AG_ARRAY_LEN(cases); i++) {
+        struct side sv;
+        side_init(&sv, true, NULL);
+        nghttp2_nv nv[8] = {NV(":scheme", "http"), NV(":path", "/test.Echo/Echo"),
+                            NV(":authority", "x"), NV(":method", "POST"),
+                            NV("content-type", "application/grpc")};
+        size_t n = 5;
+        if (cases[i].encoding)
+            nv[n++] = (nghttp2_nv){(uint8_t *)"grpc-encoding", (uint8_t *)cases[i].encoding, 13,
+                                   strlen(cases[i].encoding), 0};
+        struct raw r;
+        raw_request_body(&r, &sv, nv, n, cases[i].body, cases[i].len);
+        CHECK_STR_EQ(r.status, "200");
+        if (strcmp(r.grpc_status, cases[i].grpc_status) != 0 ||
+            !strstr(r.grpc_message, cases[i].grpc_message))
+            FAIL("case %zu: grpc-status %s '%s', expected %s with '%s'", i, r.grpc_status,
+                 r.grpc_message, cases[i].grpc_status, cases[i].grpc_message);
+        CHECK_EQ(sv.messages, 0);
+        CHECK_EQ(ag__h2conn_ncalls(sv.conn), 0);
+        CHECK(ag__h2conn_alive(sv.conn));
+        side_cleanup(&sv);
+    }
 }

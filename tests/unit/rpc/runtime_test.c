@@ -7,6 +7,7 @@
  * one else can bind. (TLS: tls_test.c.)
  */
 #include <arpa/inet.h>
+#include <nghttp2/nghttp2.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -521,6 +522,74 @@ TEST_TIMEOUT(rpc_rt_name_with_several_addresses, 60)
     size_t len;
     char *msg;
     CHECK_EQ(ag_rpc_unary(ch, "/t.S/Echo", "x", 1, ag_deadline_in_ms(5000), &resp, &len, &msg),
+             AG_RPC_OK);
+    ag_free(resp);
+    ag_free(msg);
+    ag_rpc_channel_free(ch);
+    ag_rpc_server_free(s);
+}
+
+/* A client that vanishes mid-stream: its request headers and half a message
+ * arrive, then the socket closes. The handler's receive ends (the call is
+ * cancelled), nothing leaks, and the server keeps serving. */
+static ssize_t half_message(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
+                            uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+    (void)s;
+    (void)id;
+    (void)flags;
+    (void)ud;
+    int *sent = src->ptr;
+    if (*sent)
+        return NGHTTP2_ERR_DEFERRED; /* the rest never comes */
+    static const uint8_t part[] = {0, 0, 0, 0, 100, 'a', 'b', 'c'}; /* 3 of 100 bytes */
+    CHECK(len >= sizeof(part));
+    memcpy(buf, part, sizeof(part));
+    *sent = 1;
+    return sizeof(part);
+}
+
+TEST_TIMEOUT(rpc_rt_client_vanishes_mid_stream, 60)
+{
+    char target[128];
+    ag_rpc_server *s = server_up("127.0.0.1:0", target, sizeof(target));
+    atomic_store(&cancelled_seen, 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                             .sin_port = htons((uint16_t)ag_rpc_server_port(s))};
+    CHECK_EQ(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    nghttp2_session_callbacks *cb;
+    CHECK_EQ(nghttp2_session_callbacks_new(&cb), 0);
+    nghttp2_session *h;
+    CHECK_EQ(nghttp2_session_client_new(&h, cb, NULL), 0);
+    nghttp2_session_callbacks_del(cb);
+    CHECK_EQ(nghttp2_submit_settings(h, NGHTTP2_FLAG_NONE, NULL, 0), 0);
+    nghttp2_nv nv[] = {
+        {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
+        {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+        {(uint8_t *)":path", (uint8_t *)"/t.S/Wait", 5, 9, 0},
+        {(uint8_t *)":authority", (uint8_t *)"x", 10, 1, 0},
+        {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, 0},
+    };
+    int sent = 0;
+    nghttp2_data_provider prd = {.source.ptr = &sent, .read_callback = half_message};
+    CHECK(nghttp2_submit_request(h, NULL, nv, AG_ARRAY_LEN(nv), &prd, NULL) > 0);
+    const uint8_t *p;
+    ssize_t k;
+    while ((k = nghttp2_session_mem_send(h, &p)) > 0)
+        CHECK_EQ(write(fd, p, (size_t)k), k);
+    ag_sleep_ms(100); /* the handler is waiting for the rest */
+    close(fd);
+    nghttp2_session_del(h);
+    for (int i = 0; i < 200 && atomic_load(&cancelled_seen) < 1; i++)
+        ag_sleep_ms(10);
+    CHECK_EQ(atomic_load(&cancelled_seen), 1);
+    /* and the server goes on */
+    ag_rpc_channel *ch = ag_rpc_channel_new(target, NULL);
+    uint8_t *resp;
+    size_t len;
+    char *msg;
+    CHECK_EQ(ag_rpc_unary(ch, "/t.S/Echo", "hi", 2, ag_deadline_in_ms(5000), &resp, &len, &msg),
              AG_RPC_OK);
     ag_free(resp);
     ag_free(msg);
