@@ -130,6 +130,10 @@ typedef struct ag_rpc_server_opts {
      * ENHANCE_YOUR_CALM "too_many_pings" and closes the connection. */
     uint64_t keepalive_time_ms;
     uint64_t keepalive_timeout_ms;
+    /* A client that has not finished its TLS handshake and sent its first
+     * HTTP/2 frame within handshake_timeout_ms (default 20 s; 0: no limit)
+     * is disconnected, so silent connections cannot pile up. */
+    uint64_t handshake_timeout_ms;
     uint64_t min_ping_interval_ms;
     unsigned max_ping_strikes;
     bool permit_pings_without_calls;

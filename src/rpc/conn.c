@@ -75,6 +75,8 @@ void ag__conn_close(ag__conn *c, int status, const char *why)
     uv_close((uv_handle_t *)&c->h.stream, on_closed);
 }
 
+static void peer_name(ag__conn *c, char *buf, size_t cap);
+
 /* ---- keepalive -------------------------------------------------------------------- */
 
 /* After ka_time_ms without a byte from the peer, a PING (with calls open,
@@ -86,6 +88,30 @@ static void on_keepalive(uv_timer_t *t)
     if (c->closing || !c->h2)
         return;
     uint64_t now = ag_now_ns();
+    if (c->hs_timeout_ms && !c->established) {
+        uint64_t age = (now - c->start_ns) / 1000000u;
+        if (age >= c->hs_timeout_ms) {
+            char why[128];
+            snprintf(why, sizeof(why), "the client did not %s within %llu ms",
+                     c->tls && !c->secure ? "complete its TLS handshake" : "start HTTP/2",
+                     (unsigned long long)c->hs_timeout_ms);
+            if (ag_log_get_level() <= AG_LOG_INFO) {
+                char peer[80];
+                peer_name(c, peer, sizeof(peer));
+                AG_LOG(AG_LOG_INFO, "rpc", "handshake_timeout peer=%s why=\"%s\"", peer, why);
+            }
+            ag__conn_close(c, AG_RPC_UNAVAILABLE, why);
+            return;
+        }
+        uint64_t left = c->hs_timeout_ms - age;
+        uint64_t ka_left = c->ka_time_ms ? c->ka_time_ms : left;
+        uv_timer_start(t, on_keepalive, left < ka_left ? left : ka_left, 0);
+        return;
+    }
+    if (!c->ka_time_ms) { /* the timer was only for the handshake */
+        uv_timer_stop(t);
+        return;
+    }
     if (c->ping_sent_ns && ag__h2conn_ping_outstanding(c->h2)) {
         uint64_t waited = (now - c->ping_sent_ns) / 1000000u;
         if (waited >= c->ka_timeout_ms) {
@@ -340,6 +366,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (c->ka_on)
         c->last_read_ns = ag_now_ns();
     int rc = c->tls ? tls_recv(c, (size_t)n) : ag__h2conn_recv(c->h2, c->rbuf, (size_t)n);
+    if (rc == 0 && !c->established && c->h2 && ag__h2conn_got_preface(c->h2))
+        c->established = true;
     if (c->closing)
         return;
     if (rc == AG_E_CLOSED) {
@@ -372,13 +400,17 @@ int ag__conn_start(ag__conn *c)
     if (uv_read_start(&c->h.stream, on_alloc, on_read) != 0)
         return AG_E_SYS;
     c->reading = true;
-    if (c->ka_time_ms && uv_timer_init(&c->loop->uv, &c->ka_timer) == 0) {
+    c->start_ns = ag_now_ns();
+    if ((c->ka_time_ms || c->hs_timeout_ms) && uv_timer_init(&c->loop->uv, &c->ka_timer) == 0) {
         c->ka_on = true;
         c->ka_timer.data = c;
-        c->last_read_ns = ag_now_ns();
+        c->last_read_ns = c->start_ns;
         if (!c->ka_timeout_ms)
             c->ka_timeout_ms = 20000;
-        uv_timer_start(&c->ka_timer, on_keepalive, c->ka_time_ms, 0);
+        uint64_t first = c->ka_time_ms;
+        if (c->hs_timeout_ms && (!first || c->hs_timeout_ms < first))
+            first = c->hs_timeout_ms;
+        uv_timer_start(&c->ka_timer, on_keepalive, first, 0);
     }
     ag__conn_flush(c); /* the SETTINGS (and the client's preface), or the ClientHello */
     return 0;

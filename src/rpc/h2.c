@@ -103,6 +103,7 @@ struct ag__h2conn {
     uint64_t last_ping_ns;       /* server: when the last one came (0: none since data) */
     bool calm_down;              /* server: too many pings, GOAWAY sent: end the connection */
     bool told_too_many_pings;    /* client: the server's GOAWAY said too_many_pings */
+    bool got_preface;            /* a first frame (the peer's SETTINGS) arrived */
 };
 
 /* ---- metadata lists -------------------------------------------------------- */
@@ -875,6 +876,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
     (void)s;
     ag__h2conn *c = ud;
+    c->got_preface = true;
     if (f->hd.type == NGHTTP2_PING) {
         if (f->hd.flags & NGHTTP2_FLAG_ACK)
             c->ping_out = false;
@@ -1124,6 +1126,11 @@ int ag__h2conn_ping(ag__h2conn *c)
         return AG_E_NOMEM;
     c->ping_out = true;
     return 0;
+}
+
+bool ag__h2conn_got_preface(const ag__h2conn *c)
+{
+    return c->got_preface;
 }
 
 bool ag__h2conn_ping_outstanding(const ag__h2conn *c)

@@ -106,6 +106,8 @@ size_t ag__h2conn_ncalls(const ag__h2conn *c);
  * its ACK. */
 int ag__h2conn_ping(ag__h2conn *c);
 bool ag__h2conn_ping_outstanding(const ag__h2conn *c);
+/* The peer's first frame arrived (its connection preface is done). */
+bool ag__h2conn_got_preface(const ag__h2conn *c);
 /* Client: the server ended the connection for too many pings (a keepalive
  * client then doubles its interval, as gRPC's do). */
 bool ag__h2conn_told_too_many_pings(const ag__h2conn *c);

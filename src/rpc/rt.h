@@ -101,6 +101,10 @@ struct ag__conn {
     uint64_t last_read_ns;
     uint64_t ping_sent_ns;  /* 0: no keepalive ping waiting */
     bool too_many_pings;    /* client: the server ended it for too many pings */
+    uint64_t hs_timeout_ms; /* server: the client must have completed its TLS handshake and
+                             * sent its HTTP/2 preface by then (0: no limit) */
+    uint64_t start_ns;
+    bool established;       /* server: the client's preface (and TLS handshake) arrived */
     int handles;            /* libuv handles still open (the memory goes at 0) */
     struct ag__conn *next;  /* in the owner's list */
     uint8_t rbuf[64 * 1024];

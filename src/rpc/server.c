@@ -99,6 +99,7 @@ void ag_rpc_server_opts_init(ag_rpc_server_opts *o)
     o->keepalive_timeout_ms = 20000;
     o->min_ping_interval_ms = 5 * 60 * 1000;
     o->max_ping_strikes = 2;
+    o->handshake_timeout_ms = 20000;
 }
 
 ag_rpc_server *ag_rpc_server_new(const ag_rpc_server_opts *o)
@@ -557,6 +558,7 @@ static void on_connection(uv_stream_t *lis, int status)
     c->ka_time_ms = sl->s->o.keepalive_time_ms;
     c->ka_timeout_ms = sl->s->o.keepalive_timeout_ms;
     c->ka_without_calls = true; /* a server checks idle clients too */
+    c->hs_timeout_ms = sl->s->o.handshake_timeout_ms;
     if (sl->s->tls)
         c->tls = ag__tls_new(sl->s->tls);
     c->ops = &srv_conn_ops;

@@ -596,3 +596,45 @@ TEST_TIMEOUT(rpc_rt_client_vanishes_mid_stream, 60)
     ag_rpc_channel_free(ch);
     ag_rpc_server_free(s);
 }
+
+/* A client that connects and never speaks is disconnected after the
+ * server's handshake timeout; one that speaks stays. */
+TEST_TIMEOUT(rpc_rt_server_handshake_timeout, 60)
+{
+    ag_rpc_server_opts o;
+    ag_rpc_server_opts_init(&o);
+    o.handshake_timeout_ms = 300;
+    ag_rpc_server *s = ag_rpc_server_new(&o);
+    CHECK_OK(ag_rpc_server_register(s, "/t.S/Echo", h_echo, NULL));
+    CHECK_OK(ag_rpc_server_start(s, "127.0.0.1:0"));
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                             .sin_port = htons((uint16_t)ag_rpc_server_port(s))};
+    CHECK_EQ(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    uint64_t t0 = ag_now_ms();
+    char b[256];
+    ssize_t n;
+    while ((n = read(fd, b, sizeof(b))) > 0) {
+        /* the server's SETTINGS; then nothing until it closes */
+    }
+    CHECK_EQ(n, 0);
+    uint64_t took = ag_now_ms() - t0;
+    CHECK(took >= 250 && took < 5000);
+    close(fd);
+    /* a real client, idle longer than the timeout, keeps its connection */
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", ag_rpc_server_port(s));
+    ag_rpc_channel *ch = ag_rpc_channel_new(target, NULL);
+    for (int i = 0; i < 2; i++) {
+        uint8_t *resp;
+        size_t len;
+        char *msg;
+        CHECK_EQ(ag_rpc_unary(ch, "/t.S/Echo", "x", 1, ag_deadline_in_ms(5000), &resp, &len, &msg),
+                 AG_RPC_OK);
+        ag_free(resp);
+        ag_free(msg);
+        ag_sleep_ms(400);
+    }
+    ag_rpc_channel_free(ch);
+    ag_rpc_server_free(s);
+}
