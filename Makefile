@@ -57,12 +57,46 @@ PKGS :=
 MODULES := base rpc link mpc fed apps
 include $(foreach m,$(MODULES),src/$(m)/module.mk)
 
+# ---- protobuf code generation ------------------------------------------------
+#
+# Every .proto file X gives $(BUILD)/gen/X.pb-c.{c,h} (protoc-c: messages) and
+# $(BUILD)/gen/X.argot.{c,h} (protoc-gen-argot, tools/: typed stubs, handler
+# tables, reflection data). Sources: proto/ (argot's own) and, by the same
+# pattern rules, Debian's grpc-proto ($(GRPC_PROTO_DIR)). The library gets
+# proto/ and LIB_GRPC_PROTOS. For other programs, $(call proto_objs,LIST)
+# names the objects of a list of grpc-proto files and $(call proto_hdrs,LIST)
+# their headers: link the objects, and make the program's objects wait for
+# the headers (order-only), as GRPC_TESTING_OBJS / GRPC_TESTING_H show.
+
+GRPC_PROTO_DIR := /usr/share/grpc-proto
 PROTOS := $(sort $(shell find proto -name '*.proto' 2>/dev/null))
-PROTO_C := $(PROTOS:proto/%.proto=$(BUILD)/gen/%.pb-c.c)
-PROTO_H := $(PROTOS:proto/%.proto=$(BUILD)/gen/%.pb-c.h)
-ifneq ($(PROTOS),)
+LIB_GRPC_PROTOS := grpc/health/v1/health.proto grpc/reflection/v1alpha/reflection.proto \
+                   grpc/reflection/v1/reflection.proto
+GRPC_TESTING_PROTOS := grpc/testing/empty.proto grpc/testing/messages.proto \
+                       grpc/testing/test.proto
+
+proto_srcs = $(foreach p,$(1),$(BUILD)/gen/$(p:.proto=.pb-c.c) $(BUILD)/gen/$(p:.proto=.argot.c))
+proto_hdrs = $(foreach p,$(1),$(BUILD)/gen/$(p:.proto=.pb-c.h) $(BUILD)/gen/$(p:.proto=.argot.h))
+proto_objs = $(patsubst $(BUILD)/gen/%.c,$(BUILD)/obj/gen/%.o,$(call proto_srcs,$(1)))
+
+PROTO_C := $(call proto_srcs,$(PROTOS:proto/%=%) $(LIB_GRPC_PROTOS))
+PROTO_H := $(call proto_hdrs,$(PROTOS:proto/%=%) $(LIB_GRPC_PROTOS))
 PKGS += libprotobuf-c
-endif
+
+# grpc.testing (the interop test service): for test programs only, never the library.
+GRPC_TESTING_C := $(call proto_srcs,$(GRPC_TESTING_PROTOS))
+GRPC_TESTING_H := $(call proto_hdrs,$(GRPC_TESTING_PROTOS))
+GRPC_TESTING_OBJS := $(call proto_objs,$(GRPC_TESTING_PROTOS))
+
+# The plugin is a host program (never sanitized: protoc runs it while
+# building every BUILD); its parser and generator are also compiled
+# normally, for the unit tests and the fuzz target.
+PROTOC_GEN := $(BUILD)/bin/protoc-gen-argot
+PROTOC_GEN_SRCS := $(wildcard tools/protoc_gen/*.c)
+PROTOC_GEN_HOST_OBJS := $(PROTOC_GEN_SRCS:%.c=$(BUILD)/obj/host/%.o) \
+                        $(BUILD)/obj/host/tools/protoc-gen-argot.o
+PROTOC_GEN_OBJS := $(PROTOC_GEN_SRCS:%.c=$(BUILD)/obj/%.o)
+HOST_CFLAGS := -std=c11 $(WARN) -O2 -g -MMD -MP
 
 PKGS := $(sort $(PKGS))
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -87,7 +121,11 @@ FUZZ_SRCS := $(wildcard fuzz/*.c)
 
 EXAMPLE_SRCS := $(wildcard examples/*.c)
 EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/bin/example-%)
-BINS := $(BUILD)/bin/argot $(EXAMPLE_BINS)
+# gRPC's interop test programs (tools/interop/): argot-interop-server, -client
+INTEROP_SRCS := $(wildcard tools/interop/*.c)
+INTEROP_OBJS := $(INTEROP_SRCS:%.c=$(BUILD)/obj/%.o)
+INTEROP_BINS := $(BUILD)/bin/argot-interop-server $(BUILD)/bin/argot-interop-client
+BINS := $(BUILD)/bin/argot $(EXAMPLE_BINS) $(INTEROP_BINS)
 UNIT_BIN := $(BUILD)/test/unit
 INTEG_BIN := $(BUILD)/test/integration
 PROG_BINS := $(PROG_SRCS:tests/progs/%.c=$(BUILD)/test/%)
@@ -97,25 +135,48 @@ FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=$(BUILD)/fuzz/%)
 ALL_OBJS := $(LIB_OBJS) $(CMD_OBJS) $(HARNESS_SRCS:%.c=$(BUILD)/obj/%.o) \
             $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(INTEG_SRCS:%.c=$(BUILD)/obj/%.o) \
             $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o) $(FUZZ_SRCS:%.c=$(BUILD)/obj/%.o) \
-            $(EXAMPLE_SRCS:%.c=$(BUILD)/obj/%.o) $(PROG_SRCS:%.c=$(BUILD)/obj/%.o)
+            $(EXAMPLE_SRCS:%.c=$(BUILD)/obj/%.o) $(PROG_SRCS:%.c=$(BUILD)/obj/%.o) \
+            $(PROTOC_GEN_HOST_OBJS) $(PROTOC_GEN_OBJS) $(GRPC_TESTING_OBJS) $(INTEROP_OBJS)
 
 # ---- rules ------------------------------------------------------------------
 
 .PHONY: all test test-bins demo bench bench-bins fuzz fuzz-bins install clean deps
 
-all: $(LIB) $(BINS)
+all: $(LIB) $(BINS) $(PROTOC_GEN)
 
 # Generated sources are kept (not deleted as intermediate files).
-.SECONDARY: $(PROTO_C) $(PROTO_H)
+.SECONDARY: $(PROTO_C) $(PROTO_H) $(GRPC_TESTING_C) $(GRPC_TESTING_H)
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(BUILD)/gen
 	protoc-c --c_out=$(BUILD)/gen -Iproto -I/usr/include $<
 
+$(BUILD)/gen/%.argot.c $(BUILD)/gen/%.argot.h: proto/%.proto $(PROTOC_GEN)
+	@mkdir -p $(BUILD)/gen
+	protoc --plugin=protoc-gen-argot=$(PROTOC_GEN) --argot_out=$(BUILD)/gen \
+	    -Iproto -I/usr/include $<
+
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: $(GRPC_PROTO_DIR)/%.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen -I$(GRPC_PROTO_DIR) -I/usr/include $*.proto
+
+$(BUILD)/gen/%.argot.c $(BUILD)/gen/%.argot.h: $(GRPC_PROTO_DIR)/%.proto $(PROTOC_GEN)
+	@mkdir -p $(BUILD)/gen
+	protoc --plugin=protoc-gen-argot=$(PROTOC_GEN) --argot_out=$(BUILD)/gen \
+	    -I$(GRPC_PROTO_DIR) -I/usr/include $*.proto
+
+$(BUILD)/obj/host/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) -Itools -D_GNU_SOURCE $(HOST_CFLAGS) -c -o $@ $<
+
+$(PROTOC_GEN): $(PROTOC_GEN_HOST_OBJS)
+	@mkdir -p $(@D)
+	$(CC) -o $@ $^
+
 # Only the tests see the harness's header; tests, fuzz targets and benches
 # may also include a module's internal headers (they drive the protocol cores).
-$(BUILD)/obj/tests/%.o: CPPFLAGS_ALL += -Itests/harness -Isrc
-$(BUILD)/obj/fuzz/%.o: CPPFLAGS_ALL += -Isrc
+$(BUILD)/obj/tests/%.o: CPPFLAGS_ALL += -Itests/harness -Isrc -Itools
+$(BUILD)/obj/fuzz/%.o: CPPFLAGS_ALL += -Isrc -Itools
 $(BUILD)/obj/bench/%.o: CPPFLAGS_ALL += -Isrc
 
 # Every object waits for the generated headers (order-only), since any
@@ -127,6 +188,9 @@ $(BUILD)/obj/%.o: %.c | $(PROTO_H)
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c | $(PROTO_H)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -Wno-missing-prototypes -c -o $@ $<
+
+# The unit tests and the interop programs use grpc.testing's generated code.
+$(GRPC_TESTING_OBJS) $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(INTEROP_OBJS): | $(GRPC_TESTING_H)
 
 $(LIB): $(LIB_OBJS)
 	@mkdir -p $(@D)
@@ -142,12 +206,18 @@ $(BUILD)/bin/example-%: $(BUILD)/obj/examples/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(LIBS)
 
+$(BUILD)/bin/argot-interop-%: $(BUILD)/obj/tools/interop/%.o $(BUILD)/obj/tools/interop/flags.o \
+                               $(GRPC_TESTING_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB) $(LIBS)
+
 # Programs the integration tests run (tests/progs/NAME.c: build/test/NAME).
 $(BUILD)/test/%: $(BUILD)/obj/tests/progs/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(LIBS)
 
-$(UNIT_BIN): $(HARNESS_SRCS:%.c=$(BUILD)/obj/%.o) $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
+$(UNIT_BIN): $(HARNESS_SRCS:%.c=$(BUILD)/obj/%.o) $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) \
+             $(PROTOC_GEN_OBJS) $(GRPC_TESTING_OBJS) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB) $(LIBS)
 
@@ -163,7 +233,9 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
 # SANITIZE=fuzzer-no-link,address,undefined (see the fuzz target below).
 $(BUILD)/fuzz/%: $(BUILD)/obj/fuzz/%.o $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS_ALL) -fsanitize=fuzzer -o $@ $< $(LIB) $(LIBS)
+	$(CC) $(LDFLAGS_ALL) -fsanitize=fuzzer -o $@ $(filter %.o,$^) $(LIB) $(LIBS)
+
+$(BUILD)/fuzz/protoc_request: $(PROTOC_GEN_OBJS)
 
 test-bins: all $(UNIT_BIN) $(INTEG_BIN) $(PROG_BINS)
 bench-bins: $(BENCH_BINS)

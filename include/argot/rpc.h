@@ -15,9 +15,8 @@
  * whom it names (ag_rpc_call_peer_identity).
  *
  * Not yet here (issue 4): DNS names beyond what getaddrinfo gives,
- * reconnect backoff, keepalive pings, compression choice per call, health
- * and reflection services, code generation, certificate reloading and
- * revocation lists.
+ * reconnect backoff, keepalive pings, compression choice per call,
+ * certificate reloading and revocation lists.
  */
 #ifndef ARGOT_RPC_H
 #define ARGOT_RPC_H
@@ -279,8 +278,13 @@ unsigned ag_rpc_call_recv_flags(ag_rpc_call *c);
  * Messages are protobuf-c's (ProtobufCMessage and its descriptors, from
  * protoc-c's output). `protoc-gen-argot` (tools/, run by the Makefile next to
  * protoc-c) generates, for every service in a .proto file, typed client
- * stubs and a typed server handler table on top of these functions; see
- * docs/ARCHITECTURE.md for what it emits. */
+ * stubs and a typed server handler table on top of these functions, and
+ * for every file its reflection data (ag_rpc_proto_file). For method M of
+ * service S in package P (names converted as protoc-c does, e.g.
+ * grpc__testing__test_service__unary_call): P__S__M__method, client
+ * __start / __send_request / __recv_response (/ __invoke if unary), server
+ * __recv_request / __send_response, and P__S_Handlers with P__S__register;
+ * see docs/ARCHITECTURE.md. */
 
 struct ProtobufCMessage;
 struct ProtobufCMessageDescriptor;
@@ -339,6 +343,83 @@ typedef int (*ag_rpc_method_handler)(ag_rpc_call *c, const struct ProtobufCMessa
  * INTERNAL (gRPC's servers do the same). Before start. */
 int ag_rpc_server_register_method(ag_rpc_server *s, const ag_rpc_method *m,
                                   ag_rpc_method_handler h, void *ud, unsigned flags);
+
+/* A .proto file as the generated code describes it for server reflection
+ * (protoc-gen-argot emits one per file, named after its path:
+ * grpc/health/v1/health.proto gives grpc_health_v1_health__proto_file). */
+typedef struct ag_rpc_proto_file {
+    const char *name;              /* "grpc/health/v1/health.proto" */
+    const uint8_t *data;           /* its serialized FileDescriptorProto (as protoc
+                                    * gave it, without source_code_info) */
+    size_t len;                    /* bytes */
+    const char *const *deps;       /* names of the files it imports */
+    size_t ndeps;
+    const char *const *symbols;    /* fully-qualified names it defines: messages (nested
+                                    * too), enums, services, methods ("pkg.Svc.Method") */
+    size_t nsymbols;
+    const char *const *services;   /* fully-qualified names of its services */
+    size_t nservices;
+} ag_rpc_proto_file;
+
+/* True if a handler is registered for path ("/pkg.Service/Method"). The
+ * methods are fixed once the server has started, so any thread may ask
+ * then. */
+bool ag_rpc_server_has_method(const ag_rpc_server *s, const char *path);
+
+/* ---- health service (health.c) ---------------------------------------------------------- *
+ *
+ * grpc.health.v1.Health (grpc's doc/health-checking.md): Check answers a
+ * service's status, NOT_FOUND for a service never set; Watch sends the
+ * status at once (SERVICE_UNKNOWN for a service never set, keeping the
+ * stream open), then every change, until the client cancels or the server
+ * stops. The service "" is the whole server, SERVING from the start. */
+
+typedef enum ag_rpc_health_status {
+    AG_RPC_HEALTH_UNKNOWN = 0,
+    AG_RPC_HEALTH_SERVING = 1,
+    AG_RPC_HEALTH_NOT_SERVING = 2,
+    AG_RPC_HEALTH_SERVICE_UNKNOWN = 3, /* Watch only: never set */
+} ag_rpc_health_status;
+
+typedef struct ag_rpc_health ag_rpc_health;
+
+/* NULL on allocation failure. */
+ag_rpc_health *ag_rpc_health_new(void);
+/* Serves h on s (before ag_rpc_server_start); h must outlive s. */
+int ag_rpc_health_register(ag_rpc_server *s, ag_rpc_health *h);
+/* Sets service's status (SERVING or NOT_SERVING; "" is the server) and
+ * sends it to its watchers, from the calling thread. Any thread. After
+ * ag_rpc_health_shutdown, does nothing (as gRPC's servers). 0, AG_E_INVAL
+ * for another status, AG_E_NOMEM. */
+int ag_rpc_health_set(ag_rpc_health *h, const char *service, int status);
+/* Every service NOT_SERVING for good (call it before shutting the server
+ * down, so that watchers hear it). Any thread. */
+void ag_rpc_health_shutdown(ag_rpc_health *h);
+/* After the server it was registered on is freed. NULL: nothing. */
+void ag_rpc_health_free(ag_rpc_health *h);
+
+/* ---- server reflection (reflection.c) --------------------------------------------------- *
+ *
+ * grpc.reflection.v1alpha.ServerReflection and grpc.reflection.v1 (the same
+ * messages), what grpcurl and grpc_cli use to discover a server's services:
+ * list_services names every service of the known files that has a method
+ * registered on the server (reflection and health included);
+ * file_by_filename and file_containing_symbol answer the file's descriptor
+ * and those of its dependencies among the known files, each once; unknown
+ * names, and extension queries (argot has no extensions), get an
+ * error_response NOT_FOUND. The known files: those given, plus reflection's
+ * and health's own. */
+
+typedef struct ag_rpc_reflection ag_rpc_reflection;
+
+/* files: the generated <id>__proto_file of the services to describe and of
+ * the files they import (the array is copied; the files are static data).
+ * NULL on allocation failure. */
+ag_rpc_reflection *ag_rpc_reflection_new(const ag_rpc_proto_file *const *files, size_t n);
+/* Serves r on s (before ag_rpc_server_start); r must outlive s. */
+int ag_rpc_reflection_register(ag_rpc_server *s, ag_rpc_reflection *r);
+/* After the server it was registered on is freed. NULL: nothing. */
+void ag_rpc_reflection_free(ag_rpc_reflection *r);
 
 /* ---- a deployment's certificates (pki.c) --------------------------------------------- *
  *

@@ -854,3 +854,11 @@ void ag_rpc_server_free(ag_rpc_server *s)
     pthread_mutex_destroy(&s->mu);
     ag_free(s);
 }
+
+bool ag_rpc_server_has_method(const ag_rpc_server *s, const char *path)
+{
+    for (const struct method *m = s->methods; m; m = m->next)
+        if (strcmp(m->path, path) == 0)
+            return true;
+    return false;
+}
