@@ -8,7 +8,8 @@
 #   make test             deps, then unit tests plain and under ASan+UBSan,
 #                         integration tests, a short fuzz pass
 #   make demo             deps, then the two-party demo job
-#   make bench            benchmarks (each prints a table against its peer)
+#   make bench            deps (with the benchmarks' own: scripts/deps.sh bench),
+#                         then benchmarks (each prints a table against its peer)
 #   make fuzz             fuzz targets for FUZZ_SECONDS each (clang + libFuzzer)
 #   make install          into $(DESTDIR)$(PREFIX)
 #   make clean
@@ -229,6 +230,37 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(LIBS)
 
+# bench/rpc's peer, gRPC C++ (Debian's libgrpc++-dev and libprotobuf-dev,
+# which `sh scripts/deps.sh bench` installs): built for `make bench` and
+# `make bench-bins` only, never for `make test`, so neither package is
+# needed to build or test argot. Its C++ code for the bench proto is
+# generated here by protoc and grpc_cpp_plugin. It lives outside
+# $(BUILD)/bench, where scripts/bench.sh runs every program it finds.
+GRPC_PEER := $(BUILD)/peers/grpc_cpp_peer
+BENCH_PROTO := proto/argot/bench/v1/bench.proto
+GRPC_GEN := $(BUILD)/gen-cpp/argot/bench/v1
+GRPC_CPP_PLUGIN ?= /usr/bin/grpc_cpp_plugin
+ifeq ($(origin CXX),default)
+CXX := c++
+endif
+ifneq ($(filter bench bench-bins $(GRPC_PEER),$(MAKECMDGOALS)),)
+HAVE_GRPCXX := $(shell pkg-config --exists grpc++ protobuf 2>/dev/null && echo yes)
+ifneq ($(HAVE_GRPCXX),yes)
+$(warning grpc++ or protobuf (C++) missing: bench/rpc runs without its gRPC C++ peer; run sh scripts/deps.sh bench)
+endif
+endif
+
+$(GRPC_GEN)/bench.stamp: $(BENCH_PROTO)
+	@mkdir -p $(BUILD)/gen-cpp
+	protoc --cpp_out=$(BUILD)/gen-cpp --grpc_out=$(BUILD)/gen-cpp \
+	    --plugin=protoc-gen-grpc=$(GRPC_CPP_PLUGIN) -Iproto $<
+	@touch $@
+
+$(GRPC_PEER): bench/peers/grpc_cpp_peer.cc $(GRPC_GEN)/bench.stamp
+	@mkdir -p $(@D)
+	$(CXX) -std=c++17 -O2 -Wall -I$(BUILD)/gen-cpp -o $@ $< $(GRPC_GEN)/bench.pb.cc \
+	    $(GRPC_GEN)/bench.grpc.pb.cc $(shell pkg-config --cflags --libs grpc++ protobuf)
+
 # Fuzz targets link libFuzzer's main; the library is built with
 # SANITIZE=fuzzer-no-link,address,undefined (see the fuzz target below).
 $(BUILD)/fuzz/%: $(BUILD)/obj/fuzz/%.o $(LIB)
@@ -238,7 +270,7 @@ $(BUILD)/fuzz/%: $(BUILD)/obj/fuzz/%.o $(LIB)
 $(BUILD)/fuzz/protoc_request: $(PROTOC_GEN_OBJS)
 
 test-bins: all $(UNIT_BIN) $(INTEG_BIN) $(PROG_BINS)
-bench-bins: $(BENCH_BINS)
+bench-bins: $(BENCH_BINS) $(if $(filter yes,$(HAVE_GRPCXX)),$(GRPC_PEER))
 fuzz-bins: $(FUZZ_BINS)
 
 deps:
@@ -251,7 +283,9 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/bin/argot demo
 
-bench: all
+bench:
+	@sh scripts/deps.sh bench
+	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory bench-bins
 	@sh scripts/bench.sh $(BUILD)
 

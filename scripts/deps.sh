@@ -6,6 +6,10 @@
 # a second run costs one dpkg-query call. Run as root, or with sudo available.
 #
 # The list grows as modules land; docs/ARCHITECTURE.md says why each one is here.
+#
+# Usage: deps.sh [bench]. With "bench" (as `make bench` runs it), also the
+# packages only the benchmarks' peers need: gRPC C++ for bench/rpc's peer
+# (bench/peers/grpc_cpp_peer.cc). Building and testing argot never needs them.
 set -eu
 
 PKGS="
@@ -21,6 +25,11 @@ PKGS="
   grpc-proto python3-grpcio protobuf-compiler protobuf-compiler-grpc
   python3-sklearn
 "
+case "${1:-}" in
+"") ;;
+bench) PKGS="$PKGS libgrpc++-dev libprotobuf-dev" ;;
+*) echo "usage: deps.sh [bench]" >&2; exit 2 ;;
+esac
 
 missing=""
 for p in $PKGS; do
