@@ -336,7 +336,8 @@ static int serve(void)
         printf("error out of memory\n");
         return 1;
     }
-    if (ag_rpc_server_register(s, M_UNARY, h_unary, NULL) < 0 ||
+    /* unary on the loop (its handler never blocks): no thread hand-off */
+    if (ag_rpc_server_register_ex(s, M_UNARY, h_unary, NULL, AG_RPC_ON_LOOP) < 0 ||
         ag_rpc_server_register(s, M_PINGPONG, h_pingpong, NULL) < 0 ||
         ag_rpc_server_register(s, M_SINK, h_sink, NULL) < 0 ||
         ag_rpc_server_start(s, "127.0.0.1:0") < 0) {

@@ -343,6 +343,11 @@ typedef int (*ag_rpc_method_handler)(ag_rpc_call *c, const struct ProtobufCMessa
  * INTERNAL (gRPC's servers do the same). Before start. */
 int ag_rpc_server_register_method(ag_rpc_server *s, const ag_rpc_method *m,
                                   ag_rpc_method_handler h, void *ud, unsigned flags);
+/* ag_rpc_server_register with flags: AG_RPC_ON_LOOP runs h on the loop
+ * once the client has half-closed (so its receives never wait): for
+ * single-request methods whose handler never blocks. */
+int ag_rpc_server_register_ex(ag_rpc_server *s, const char *method, ag_rpc_handler h, void *ud,
+                              unsigned flags);
 
 /* A .proto file as the generated code describes it for server reflection
  * (protoc-gen-argot emits one per file, named after its path:

@@ -373,7 +373,8 @@ static void op_apply(struct ag__op *op)
         case OP_SEND_PLAIN:
             if (c->server && !c->headers_done)
                 send_headers(c);
-            ag__h2call_send(c->h2, op->data, op->len, op->kind == OP_SEND);
+            ag__h2call_send_take(c->h2, op->data, op->len, op->kind == OP_SEND);
+            op->data = NULL; /* the core's now */
             c->applied += op->len + AG__GRPC_PREFIX;
             break;
         case OP_CLOSE_SEND:
@@ -522,6 +523,51 @@ int ag__call_send_take_flags(ag_rpc_call *c, void *msg, size_t len, unsigned fla
     if (!msg && !(msg = ag_malloc(1)))
         return AG_E_NOMEM;
     return ag__call_post(c, (flags & AG_RPC_SEND_NO_COMPRESS) ? OP_SEND_PLAIN : OP_SEND, msg, len);
+}
+
+static void ops_run(void *arg)
+{
+    for (struct ag__op *op = arg, *next; op; op = next) {
+        next = op->next;
+        op_run(op);
+    }
+}
+
+int ag__call_unary_start(ag_rpc_call *c, void *msg, size_t len)
+{
+    struct ag__op *ops[3];
+    for (int i = 0; i < 3; i++) {
+        ops[i] = ag_malloc(sizeof(*ops[i]));
+        if (!ops[i]) {
+            while (i-- > 0)
+                ag_free(ops[i]);
+            ag_free(msg);
+            return AG_E_NOMEM;
+        }
+    }
+    pthread_mutex_lock(&c->mu);
+    bool ok = !c->start_posted && !c->cancelled && !c->done;
+    if (ok) {
+        c->start_posted = true;
+        c->posted += len + AG__GRPC_PREFIX;
+        c->nsent++;
+        c->refs += 3; /* one per operation, as ag__call_post takes */
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (!ok) {
+        for (int i = 0; i < 3; i++)
+            ag_free(ops[i]);
+        ag_free(msg);
+        return AG_E_STATE;
+    }
+    *ops[0] = (struct ag__op){ops[1], c, OP_START, NULL, 0};
+    *ops[1] = (struct ag__op){ops[2], c, OP_SEND, msg, len};
+    *ops[2] = (struct ag__op){NULL, c, OP_CLOSE_SEND, NULL, 0};
+    int rc = ag__loop_post(c->loop, ops_run, ops[0]);
+    if (rc < 0)
+        for (int i = 0; i < 3; i++)
+            op_free(ops[i]);
+    return rc;
 }
 
 int ag_rpc_call_send_ex(ag_rpc_call *c, const void *msg, size_t len, unsigned flags)

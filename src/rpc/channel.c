@@ -660,8 +660,13 @@ int ag_rpc_unary(ag_rpc_channel *ch, const char *method, const void *req, size_t
     ag_rpc_call *c = ag_rpc_call_new(ch, method, deadline);
     if (!c)
         return AG_RPC_RESOURCE_EXHAUSTED;
-    ag_rpc_call_send(c, req, req_len);
-    ag_rpc_call_close_send(c);
+    uint8_t *copy = ag_malloc(req_len ? req_len : 1);
+    if (copy && req_len)
+        memcpy(copy, req, req_len);
+    if (copy)
+        ag__call_unary_start(c, copy, req_len); /* a failure shows in the status */
+    else
+        ag_rpc_call_cancel(c);
     uint8_t *m;
     size_t len;
     while (ag_rpc_call_recv(c, &m, &len) == 1) {

@@ -38,12 +38,20 @@
 #define USER_AGENT "grpc-c-argot/" AG_VERSION
 #define ACCEPT_ENCODING "identity,deflate,gzip"
 
+/* A queued message: its 5-byte prefix, then its body (owned). */
 struct chunk {
     struct chunk *next;
-    size_t len;
-    size_t off;
-    uint8_t data[];
+    size_t len;                     /* prefix + body */
+    size_t off;                     /* bytes already handed to nghttp2 */
+    uint8_t *body;
+    uint8_t prefix[AG__GRPC_PREFIX];
 };
+
+static void chunk_free(struct chunk *k)
+{
+    ag_free(k->body);
+    ag_free(k);
+}
 
 struct ag__h2call {
     ag__h2conn *conn;
@@ -184,7 +192,7 @@ static void call_free(ag__h2call *call)
     c->ncalls--;
     for (struct chunk *k = call->q_head, *n; k; k = n) {
         n = k->next;
-        ag_free(k);
+        chunk_free(k);
     }
     ag__deframer_cleanup(&call->d);
     ag__md_free(&call->md);
@@ -346,8 +354,14 @@ static ssize_t read_cb(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
     size_t n = 0;
     while (n < len && call->q_head) {
         struct chunk *k = call->q_head;
-        size_t take = AG_MIN(len - n, k->len - k->off);
-        memcpy(buf + n, k->data + k->off, take);
+        size_t take;
+        if (k->off < AG__GRPC_PREFIX) {
+            take = AG_MIN(len - n, AG__GRPC_PREFIX - k->off);
+            memcpy(buf + n, k->prefix + k->off, take);
+        } else {
+            take = AG_MIN(len - n, k->len - k->off);
+            memcpy(buf + n, k->body + (k->off - AG__GRPC_PREFIX), take);
+        }
         k->off += take;
         n += take;
         call->q_bytes -= take;
@@ -355,7 +369,7 @@ static ssize_t read_cb(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
             call->q_head = k->next;
             if (!call->q_head)
                 call->q_tail = NULL;
-            ag_free(k);
+            chunk_free(k);
         }
     }
     if (!call->q_head) {
@@ -487,33 +501,31 @@ int ag__h2call_set_encoding(ag__h2call *call, ag__grpc_encoding enc)
     return call->send_enc == enc ? 0 : 1;
 }
 
-int ag__h2call_send(ag__h2call *call, const void *msg, size_t len, bool compress)
+int ag__h2call_send_take(ag__h2call *call, void *msg, size_t len, bool compress)
 {
-    if (call->done || call->finishing || call->send_closed)
-        return AG_E_STATE;
-    if (len > UINT32_MAX)
-        return AG_E_TOO_LARGE;
-    ag_buf z;
-    ag_buf_init(&z, UINT32_MAX);
+    if (call->done || call->finishing || call->send_closed || len > UINT32_MAX) {
+        ag_free(msg);
+        return len > UINT32_MAX ? AG_E_TOO_LARGE : AG_E_STATE;
+    }
     bool compressed = compress && call->send_enc != AG__ENC_IDENTITY;
     if (compressed) {
+        ag_buf z;
+        ag_buf_init(&z, UINT32_MAX);
         int rc = ag__grpc_compress(call->send_enc, msg, len, &z);
+        ag_free(msg);
         if (rc < 0) {
             ag_buf_cleanup(&z);
             return rc;
         }
-        msg = z.data;
-        len = z.len;
+        msg = ag_buf_take(&z, &len);
     }
-    struct chunk *k = ag_malloc(sizeof(*k) + AG__GRPC_PREFIX + len);
+    struct chunk *k = ag_malloc(sizeof(*k));
     if (!k) {
-        ag_buf_cleanup(&z);
+        ag_free(msg);
         return AG_E_NOMEM;
     }
-    ag__grpc_prefix(k->data, compressed, (uint32_t)len);
-    if (len)
-        memcpy(k->data + AG__GRPC_PREFIX, msg, len);
-    ag_buf_cleanup(&z);
+    ag__grpc_prefix(k->prefix, compressed, (uint32_t)len);
+    k->body = msg;
     k->len = AG__GRPC_PREFIX + len;
     k->off = 0;
     k->next = NULL;
@@ -530,6 +542,16 @@ int ag__h2call_send(ag__h2call *call, const void *msg, size_t len, bool compress
     }
     resume(call);
     return 0;
+}
+
+int ag__h2call_send(ag__h2call *call, const void *msg, size_t len, bool compress)
+{
+    uint8_t *copy = ag_malloc(len ? len : 1);
+    if (!copy)
+        return AG_E_NOMEM;
+    if (len)
+        memcpy(copy, msg, len);
+    return ag__h2call_send_take(call, copy, len, compress);
 }
 
 int ag__h2call_close_send(ag__h2call *call)

@@ -141,6 +141,9 @@ bool ag__h2call_last_compressed(const ag__h2call *call);
 int ag__h2call_set_encoding(ag__h2call *call, ag__grpc_encoding enc);
 /* Queues one message (copied). compress: use the call's encoding. */
 int ag__h2call_send(ag__h2call *call, const void *msg, size_t len, bool compress);
+/* The same without the copy: msg (ag_malloc'd) is the core's from now on,
+ * on success or failure. */
+int ag__h2call_send_take(ag__h2call *call, void *msg, size_t len, bool compress);
 /* Client: no more messages (END_STREAM after the queued ones). */
 int ag__h2call_close_send(ag__h2call *call);
 /* Server: ends the call with status, message (may be NULL) and trailers

@@ -71,9 +71,13 @@ int ag_rpc_unary_msg(ag_rpc_channel *ch, const ag_rpc_method *m, const ProtobufC
     ag_rpc_call *c = ag_rpc_call_start(ch, m, deadline);
     if (!c)
         return AG_RPC_RESOURCE_EXHAUSTED;
-    int rc = ag_rpc_call_send_msg(c, req, 0);
-    if (rc == 0)
-        rc = ag_rpc_call_close_send(c);
+    size_t len = protobuf_c_message_get_packed_size(req);
+    uint8_t *buf = ag_malloc(len ? len : 1);
+    int rc = buf ? 0 : AG_E_NOMEM;
+    if (buf) {
+        protobuf_c_message_pack(req, buf);
+        rc = ag__call_unary_start(c, buf, len); /* one hand-off for start, request, close */
+    }
     ProtobufCMessage *got = NULL;
     if (rc == 0)
         ag_rpc_call_recv_msg(c, m->output, &got);

@@ -198,6 +198,9 @@ struct ag_rpc_call {
  * within one window; below half of it, the window flows again. */
 #define AG__CALL_RECV_LIMIT (4u << 20)
 
+/* Client, one task for a unary call's start, request (taken) and
+ * half-close: one hand-off to the loop instead of three. */
+int ag__call_unary_start(ag_rpc_call *c, void *msg, size_t len);
 /* ag_rpc_call_send_take with ag_rpc_call_send_ex's flags. */
 int ag__call_send_take_flags(ag_rpc_call *c, void *msg, size_t len, unsigned flags);
 /* Cancels the call (RST_STREAM CANCEL to the peer); the application sees

@@ -149,6 +149,17 @@ int ag_rpc_server_register(ag_rpc_server *s, const char *method, ag_rpc_handler 
     return add_method(s, method, h, NULL, NULL, ud);
 }
 
+int ag_rpc_server_register_ex(ag_rpc_server *s, const char *method, ag_rpc_handler h, void *ud,
+                              unsigned flags)
+{
+    if (flags & ~AG_RPC_ON_LOOP)
+        return ag_errbuf_set(&s->err, AG_E_INVAL, "register %s: unknown flags", method);
+    int rc = add_method(s, method, h, NULL, NULL, ud);
+    if (rc == 0)
+        s->methods->flags = flags;
+    return rc;
+}
+
 int ag_rpc_server_register_method(ag_rpc_server *s, const ag_rpc_method *m,
                                   ag_rpc_method_handler h, void *ud, unsigned flags)
 {
