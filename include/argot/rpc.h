@@ -14,9 +14,13 @@
  * every client presents a certificate that CA issued, and handlers see
  * whom it names (ag_rpc_call_peer_identity).
  *
- * Not yet here (issue 4): DNS names beyond what getaddrinfo gives,
- * reconnect backoff, keepalive pings, compression choice per call,
- * certificate reloading and revocation lists.
+ * Typed code: protoc-gen-argot generates, per .proto file, client stubs
+ * and a server handler table on top of the "protobuf messages" section;
+ * health (grpc.health.v1) and reflection (grpc.reflection.v1alpha, v1)
+ * services come with the library.
+ *
+ * Not yet here: wait-for-ready calls, background reconnection, certificate
+ * reloading and revocation lists.
  */
 #ifndef ARGOT_RPC_H
 #define ARGOT_RPC_H
