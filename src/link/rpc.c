@@ -72,6 +72,7 @@ struct peer {
     bool acker_started;
     bool closing;
     char last_err[256];         /* why the last stream to it failed ("" since an ack) */
+    bool last_informative;      /* last_err is what the peer said, not that it was absent */
     bool refused;               /* it refused our frames (another job, a wrong name) */
 };
 
@@ -201,6 +202,13 @@ static void drop_acked(struct peer *p, uint64_t seq)
 }
 
 /* Waits up to ms or until the link closes (peer->mu held). */
+/* A failure that says only that nobody answered at the peer's address. */
+static bool peer_absent(const char *why)
+{
+    return strstr(why, ": connection refused") || strstr(why, ": timed out") ||
+           strstr(why, "(next attempt in ") || strstr(why, "no route to host");
+}
+
 static void nap(struct peer *p, uint64_t ms)
 {
     ag_deadline d = ag_deadline_in_ms(ms);
@@ -236,6 +244,7 @@ static void *acker_main(void *arg)
             if (a) {
                 drop_acked(p, a->seq);
                 p->last_err[0] = '\0';
+                p->last_informative = false;
                 p->refused = false;
                 pthread_cond_broadcast(&p->cv); /* a lingering free may be waiting */
                 argot__link__v1__ack__free_unpacked(a, &pb_allocator);
@@ -252,10 +261,17 @@ static void *acker_main(void *arg)
         pthread_mutex_lock(&p->mu);
         if (p->push == call)
             p->push = NULL;
-        if (st != AG_RPC_OK && st != AG_RPC_CANCELLED)
+        /* keep what the peer itself said (a refusal, a failed handshake)
+         * over a later failure to reach it at all: when the peer has gone,
+         * "connection refused" would hide why it never took our frames */
+        bool absent = st == AG_RPC_UNAVAILABLE && why && peer_absent(why);
+        if (st != AG_RPC_OK && st != AG_RPC_CANCELLED && !(absent && p->last_informative)) {
             snprintf(p->last_err, sizeof(p->last_err), "%s: %.200s", ag_rpc_status_name(st),
                      why && *why ? why : "(no message)");
-        p->refused = st == AG_RPC_PERMISSION_DENIED;
+            p->last_informative = !absent;
+        }
+        if (!(absent && p->refused))
+            p->refused = st == AG_RPC_PERMISSION_DENIED;
         pthread_cond_broadcast(&p->cv); /* a lingering free need not wait for it */
         pthread_mutex_unlock(&p->mu);
         ag_rpc_call_free(call);
