@@ -299,24 +299,48 @@ static void close_if_over(ag__conn *c)
                    !c->reading ? ag__h2conn_errmsg(c->h2) : "the connection was shut down");
 }
 
+/* Writes what the core has to say: straight to the socket while it takes
+ * it (uv_try_write: no waiting for the next loop turn, so a reply goes out
+ * at once and a stream keeps the socket busy), up to FLUSH_ROUNDS buffers
+ * per turn so other connections get theirs; the rest goes through one
+ * uv_write, and on_write comes back for more. */
+#define FLUSH_ROUNDS 8
+
 void ag__conn_flush(ag__conn *c)
 {
     if (c->closing || c->writing || !c->h2)
         return;
-    if (fill(c) < 0)
-        return;
-    ag__conn_update_senders(c);
-    if (c->wbuf.len == 0) {
-        close_if_over(c);
+    for (int round = 0;; round++) {
+        if (fill(c) < 0)
+            return;
+        ag__conn_update_senders(c);
+        if (c->wbuf.len == 0) {
+            close_if_over(c);
+            return;
+        }
+        size_t off = 0;
+        if (round < FLUSH_ROUNDS) {
+            uv_buf_t t = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
+            int w = uv_try_write(&c->h.stream, &t, 1);
+            if (w < 0 && w != UV_EAGAIN) {
+                ag__conn_close(c, AG_RPC_UNAVAILABLE, uv_strerror(w));
+                return;
+            }
+            if (w == (int)c->wbuf.len) {
+                ag_buf_reset(&c->wbuf);
+                continue;
+            }
+            off = w > 0 ? (size_t)w : 0;
+        }
+        uv_buf_t b = uv_buf_init((char *)c->wbuf.data + off, (unsigned)(c->wbuf.len - off));
+        c->wreq.data = c;
+        if (uv_write(&c->wreq, &c->h.stream, &b, 1, on_write) != 0) {
+            ag__conn_close(c, AG_RPC_UNAVAILABLE, "write failed");
+            return;
+        }
+        c->writing = true;
         return;
     }
-    uv_buf_t b = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
-    c->wreq.data = c;
-    if (uv_write(&c->wreq, &c->h.stream, &b, 1, on_write) != 0) {
-        ag__conn_close(c, AG_RPC_UNAVAILABLE, "write failed");
-        return;
-    }
-    c->writing = true;
 }
 
 /* ---- reading ------------------------------------------------------------------------- */
