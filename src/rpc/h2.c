@@ -1183,25 +1183,6 @@ int ag__h2conn_send(ag__h2conn *c, ag_buf *out, size_t max_bytes)
     }
 }
 
-int ag__h2conn_send_to(ag__h2conn *c, ag__h2_sink sink, void *ud, size_t max_bytes)
-{
-    size_t total = 0;
-    while (!max_bytes || total < max_bytes) {
-        const uint8_t *p;
-        ssize_t n = nghttp2_session_mem_send(c->s, &p);
-        if (n < 0)
-            return ag_errbuf_set(&c->err, AG_E_RPC_PROTOCOL, "HTTP/2: %s",
-                                 nghttp2_strerror((int)n));
-        if (n == 0)
-            return 0;
-        int rc = sink(ud, p, (size_t)n);
-        if (rc < 0)
-            return ag_errbuf_set(&c->err, rc, "output: %s", ag_strerror(rc));
-        total += (size_t)n;
-    }
-    return 0;
-}
-
 bool ag__h2conn_want_write(const ag__h2conn *c)
 {
     return nghttp2_session_want_write(c->s);

@@ -94,10 +94,6 @@ int ag__h2conn_recv(ag__h2conn *c, const uint8_t *data, size_t len);
 /* Appends bytes for the peer to out (at most max_bytes per call, 0 = no
  * limit). Returns 0 or an error code. */
 int ag__h2conn_send(ag__h2conn *c, ag_buf *out, size_t max_bytes);
-/* As ag__h2conn_send, handing each piece to sink (valid only during the
- * call: write it or copy it) instead of appending to a buffer. */
-typedef int (*ag__h2_sink)(void *ud, const uint8_t *p, size_t n);
-int ag__h2conn_send_to(ag__h2conn *c, ag__h2_sink sink, void *ud, size_t max_bytes);
 bool ag__h2conn_want_write(const ag__h2conn *c);
 /* False once both sides are done with the connection (GOAWAY or error). */
 bool ag__h2conn_alive(const ag__h2conn *c);
