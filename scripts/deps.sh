@@ -23,6 +23,7 @@ PKGS="
   libsodium-dev
   libjansson-dev
   grpc-proto python3-grpcio protobuf-compiler protobuf-compiler-grpc
+  golang-go golang-google-grpc-dev golang-github-golang-protobuf-1-3-dev
   python3-sklearn
 "
 case "${1:-}" in

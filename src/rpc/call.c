@@ -92,7 +92,10 @@ static void on_deadline(uv_timer_t *t)
     ag_rpc_call *c = t->data;
     if (!c->h2)
         return;
-    ag__h2call_cancel(c->h2, AG_RPC_DEADLINE_EXCEEDED, "deadline exceeded");
+    /* a server tells the client DEADLINE_EXCEEDED in its status, not with
+     * a bare RST_STREAM CANCEL (which a client whose own timer has not yet
+     * fired would report as CANCELLED) */
+    ag__h2call_expire(c->h2);
     ag__conn_flush(c->conn);
 }
 
@@ -107,6 +110,9 @@ void ag__call_arm_deadline(ag_rpc_call *c)
     pthread_mutex_unlock(&c->mu);
     c->timer.data = c;
     c->timer_on = true;
+    /* the loop's clock is cached from the start of this turn: refresh it,
+     * or the timer fires early by however long the turn has run */
+    uv_update_time(&c->conn->loop->uv);
     uv_timer_start(&c->timer, on_deadline, ag_deadline_remaining_ms(c->deadline), 0);
 }
 

@@ -598,6 +598,32 @@ int ag__h2call_cancel(ag__h2call *call, int status, const char *message)
     return 0;
 }
 
+int ag__h2call_expire(ag__h2call *call)
+{
+    if (!call->conn->server)
+        return ag__h2call_cancel(call, AG_RPC_DEADLINE_EXCEEDED, "deadline exceeded");
+    if (call->done || call->trailers_sent)
+        return AG_E_STATE;
+    /* a message half handed to HTTP/2 cannot be cut short: reset instead */
+    if (!call->started || (call->q_head && call->q_head->off > 0))
+        return ag__h2call_cancel(call, AG_RPC_DEADLINE_EXCEEDED, "deadline exceeded");
+    for (struct chunk *k = call->q_head, *n; k; k = n) {
+        n = k->next;
+        chunk_free(k);
+    }
+    call->q_head = call->q_tail = NULL;
+    call->q_bytes = 0;
+    ag__md_free(&call->fin_trailers);
+    int rc = set_status(call, AG_RPC_DEADLINE_EXCEEDED, "deadline exceeded");
+    if (rc < 0)
+        return rc;
+    call->finishing = true;
+    if (!call->headers_sent)
+        return send_trailers_only(call, "200");
+    resume(call);
+    return 0;
+}
+
 size_t ag__h2call_queued(const ag__h2call *call)
 {
     return call->q_bytes;

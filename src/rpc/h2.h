@@ -154,6 +154,12 @@ int ag__h2call_finish(ag__h2call *call, int status, const char *message,
  * status and message (DEADLINE_EXCEEDED on a client's expired deadline,
  * CANCELLED otherwise). */
 int ag__h2call_cancel(ag__h2call *call, int status, const char *message);
+/* The call's deadline passed. Server: the status DEADLINE_EXCEEDED goes
+ * to the client now (trailers, or trailers-only), whatever was queued is
+ * dropped, and RST_STREAM NO_ERROR follows if the client was still
+ * sending (a message already partly framed forces RST_STREAM CANCEL
+ * instead). Client: as ag__h2call_cancel with DEADLINE_EXCEEDED. */
+int ag__h2call_expire(ag__h2call *call);
 /* Bytes of this call's messages still queued here (not yet taken by
  * HTTP/2 framing, which waits for the peer's flow-control window). */
 size_t ag__h2call_queued(const ag__h2call *call);

@@ -692,3 +692,33 @@ TEST(rpc_h2_bad_message_bodies)
         side_cleanup(&sv);
     }
 }
+
+/* A server's deadline: the client hears DEADLINE_EXCEEDED in the status
+ * (trailers), not a bare RST_STREAM CANCEL, with or without headers sent,
+ * and what was queued is dropped. */
+TEST(rpc_h2_server_deadline_is_a_status)
+{
+    for (int with_msg = 0; with_msg < 2; with_msg++) {
+        struct side cl, sv;
+        side_init(&cl, false, NULL);
+        side_init(&sv, true, NULL);
+        ag__h2call *c = ag__h2conn_call_start(cl.conn, "/test.Echo/Hang", 1000000ull, NULL,
+                                              AG__ENC_IDENTITY);
+        CHECK_OK(ag__h2call_send(c, "x", 1, false));
+        pump(&cl, &sv);
+        CHECK_EQ(sv.begun, 1);
+        if (with_msg) {
+            CHECK_OK(ag__h2call_send(sv.last, "early", 5, false));
+            pump(&cl, &sv);
+            CHECK_EQ(cl.messages, 1);
+        }
+        CHECK_OK(ag__h2call_expire(sv.last));
+        pump(&cl, &sv);
+        CHECK_EQ(cl.done, 1);
+        CHECK_EQ(cl.status, AG_RPC_DEADLINE_EXCEEDED);
+        CHECK_STR_EQ(cl.msg, "deadline exceeded");
+        CHECK_EQ(ag__h2conn_ncalls(sv.conn), 0);
+        side_cleanup(&cl);
+        side_cleanup(&sv);
+    }
+}
