@@ -6,6 +6,8 @@
  * the x-grpc-test-echo-* metadata; compressed responses on request and the
  * check of compressed requests (expect_compressed); interval_us.
  * UnimplementedCall is left unregistered, so it answers UNIMPLEMENTED.
+ * It also serves grpc.health.v1.Health (SERVING) and server reflection,
+ * so grpcurl-style tools can list and describe the test service.
  *
  *   argot-interop-server --port=N [--use_tls=true --tls_cert_file=F --tls_key_file=F]
  *
@@ -20,6 +22,8 @@
 
 #include "argot/rpc.h"
 #include "flags.h"
+#include "grpc/testing/empty.argot.h"
+#include "grpc/testing/messages.argot.h"
 #include "grpc/testing/test.argot.h"
 
 #define ECHO_INITIAL "x-grpc-test-echo-initial"
@@ -333,9 +337,17 @@ int main(int argc, char **argv)
         o.tls_key_file = key;
     }
     ag_rpc_server *s = ag_rpc_server_new(&o);
-    if (!s || grpc__testing__test_service__register(s, &test_service) < 0) {
+    static const ag_rpc_proto_file *const files[] = {
+        &grpc_testing_test__proto_file, &grpc_testing_messages__proto_file,
+        &grpc_testing_empty__proto_file};
+    ag_rpc_health *health = ag_rpc_health_new();
+    ag_rpc_reflection *refl = ag_rpc_reflection_new(files, 3);
+    if (!s || !health || !refl || grpc__testing__test_service__register(s, &test_service) < 0 ||
+        ag_rpc_health_register(s, health) < 0 || ag_rpc_reflection_register(s, refl) < 0) {
         fprintf(stderr, "argot-interop-server: %s\n", s ? ag_rpc_server_errmsg(s) : "out of memory");
         ag_rpc_server_free(s);
+        ag_rpc_health_free(health);
+        ag_rpc_reflection_free(refl);
         return 1;
     }
     char addr[32];
@@ -355,7 +367,10 @@ int main(int argc, char **argv)
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "argot-interop-server: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    ag_rpc_health_shutdown(health); /* watchers hear NOT_SERVING */
     ag_rpc_server_shutdown(s, 1000);
     ag_rpc_server_free(s);
+    ag_rpc_health_free(health);
+    ag_rpc_reflection_free(refl);
     return 0;
 }
