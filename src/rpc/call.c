@@ -539,7 +539,12 @@ static void ops_run(void *arg)
     }
 }
 
-int ag__call_unary_start(ag_rpc_call *c, void *msg, size_t len)
+void ag__call_ops_run(void *chain)
+{
+    ops_run(chain);
+}
+
+void *ag__call_unary_ops(ag_rpc_call *c, void *msg, size_t len)
 {
     struct ag__op *ops[3];
     for (int i = 0; i < 3; i++) {
@@ -548,7 +553,7 @@ int ag__call_unary_start(ag_rpc_call *c, void *msg, size_t len)
             while (i-- > 0)
                 ag_free(ops[i]);
             ag_free(msg);
-            return AG_E_NOMEM;
+            return NULL;
         }
     }
     pthread_mutex_lock(&c->mu);
@@ -564,16 +569,20 @@ int ag__call_unary_start(ag_rpc_call *c, void *msg, size_t len)
         for (int i = 0; i < 3; i++)
             ag_free(ops[i]);
         ag_free(msg);
-        return AG_E_STATE;
+        return NULL;
     }
     *ops[0] = (struct ag__op){ops[1], c, OP_START, NULL, 0};
     *ops[1] = (struct ag__op){ops[2], c, OP_SEND, msg, len};
     *ops[2] = (struct ag__op){NULL, c, OP_CLOSE_SEND, NULL, 0};
-    int rc = ag__loop_post(c->loop, ops_run, ops[0]);
-    if (rc < 0)
-        for (int i = 0; i < 3; i++)
-            op_free(ops[i]);
-    return rc;
+    return ops[0];
+}
+
+void ag__call_ops_drop(void *chain)
+{
+    for (struct ag__op *op = chain, *next; op; op = next) {
+        next = op->next;
+        op_free(op);
+    }
 }
 
 int ag_rpc_call_send_ex(ag_rpc_call *c, const void *msg, size_t len, unsigned flags)

@@ -554,6 +554,7 @@ ag_rpc_channel *ag_rpc_channel_new(const char *target, const ag_rpc_channel_opts
         goto free_tls;
     uv_timer_init(&ch->loop.uv, &ch->ctimer);
     ch->ctimer.data = ch;
+    ag__loop_set_lendable(&ch->loop); /* unary calls drive it themselves */
     if (ag__loop_start(&ch->loop, "rpc-channel") < 0) {
         uv_close((uv_handle_t *)&ch->ctimer, NULL);
         ag__loop_stop(&ch->loop);
@@ -650,6 +651,41 @@ void ag_rpc_call_free(ag_rpc_call *c)
     ag__call_unref(c);
 }
 
+struct drive {
+    ag_rpc_call *c;
+    void *ops;
+};
+
+static void drive_prep(void *arg)
+{
+    struct drive *d = arg;
+    ag__call_ops_run(d->ops);
+}
+
+static bool drive_done(void *arg)
+{
+    struct drive *d = arg;
+    pthread_mutex_lock(&d->c->mu);
+    bool done = d->c->done;
+    pthread_mutex_unlock(&d->c->mu);
+    return done;
+}
+
+void ag__channel_unary(ag_rpc_call *c, void *msg, size_t len)
+{
+    struct drive d = {c, ag__call_unary_ops(c, msg, len)};
+    if (!d.ops) {
+        ag_rpc_call_cancel(c);
+        return;
+    }
+    if (ag__loop_drive(&c->ch->loop, drive_prep, drive_done, &d))
+        return;
+    if (ag__loop_post(&c->ch->loop, ag__call_ops_run, d.ops) < 0) {
+        ag__call_ops_drop(d.ops);
+        ag_rpc_call_cancel(c);
+    }
+}
+
 int ag_rpc_unary(ag_rpc_channel *ch, const char *method, const void *req, size_t req_len,
                  ag_deadline deadline, uint8_t **resp, size_t *resp_len, char **message)
 {
@@ -664,7 +700,7 @@ int ag_rpc_unary(ag_rpc_channel *ch, const char *method, const void *req, size_t
     if (copy && req_len)
         memcpy(copy, req, req_len);
     if (copy)
-        ag__call_unary_start(c, copy, req_len); /* a failure shows in the status */
+        ag__channel_unary(c, copy, req_len);
     else
         ag_rpc_call_cancel(c);
     uint8_t *m;

@@ -9,6 +9,7 @@
  * ag__loop_stop queues a final step that closes the async handle, uv_run
  * returns once nothing is open, and the thread is joined.
  */
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -69,10 +70,78 @@ int ag__loop_init(ag__loop *l)
     return 0;
 }
 
+void ag__loop_set_lendable(ag__loop *l)
+{
+    l->lendable = true;
+    pthread_mutex_init(&l->drive, NULL);
+    pthread_cond_init(&l->lent_cv, NULL);
+}
+
+/* A lendable loop's thread: runs what is ready while holding `drive`, then
+ * waits for the next event without it (poll on libuv's backend fd, until
+ * the next timer), so that an application thread can take the loop in
+ * between; while one does, this thread sleeps until it is given back. */
+static void lendable_main(ag__loop *l)
+{
+    for (;;) {
+        pthread_mutex_lock(&l->mu);
+        while (l->lent)
+            pthread_cond_wait(&l->lent_cv, &l->mu);
+        pthread_mutex_unlock(&l->mu);
+        pthread_mutex_lock(&l->drive);
+        int alive = uv_run(&l->uv, UV_RUN_NOWAIT);
+        int timeout = uv_backend_timeout(&l->uv);
+        uint64_t until = timeout < 0 ? UINT64_MAX : uv_now(&l->uv) + (uint64_t)timeout;
+        pthread_mutex_unlock(&l->drive);
+        if (!alive)
+            return;
+        pthread_mutex_lock(&l->mu);
+        l->poll_until = until;
+        pthread_mutex_unlock(&l->mu);
+        struct pollfd p = {.fd = uv_backend_fd(&l->uv), .events = POLLIN};
+        poll(&p, 1, timeout);
+    }
+}
+
+bool ag__loop_drive(ag__loop *l, void (*prep)(void *), bool (*done)(void *), void *arg)
+{
+    if (!l->lendable)
+        return false;
+    pthread_mutex_lock(&l->mu);
+    bool mine = !l->lent && !l->stop;
+    if (mine)
+        l->lent = true;
+    pthread_mutex_unlock(&l->mu);
+    if (!mine)
+        return false;
+    pthread_mutex_lock(&l->drive); /* the loop's thread holds it for a moment at most */
+    if (prep)
+        prep(arg);
+    while (!done(arg))
+        if (uv_run(&l->uv, UV_RUN_ONCE) == 0)
+            break;
+    int timeout = uv_backend_timeout(&l->uv);
+    uint64_t next = timeout < 0 ? UINT64_MAX : uv_now(&l->uv) + (uint64_t)timeout;
+    pthread_mutex_unlock(&l->drive);
+    pthread_mutex_lock(&l->mu);
+    l->lent = false;
+    pthread_cond_signal(&l->lent_cv);
+    bool sooner = next < l->poll_until;
+    pthread_mutex_unlock(&l->mu);
+    /* the loop's thread may be asleep until later than what this thread
+     * left to do (a timer it armed): have it look again */
+    if (sooner)
+        uv_async_send(&l->wake);
+    return true;
+}
+
 static void *loop_main(void *arg)
 {
     ag__loop *l = arg;
-    uv_run(&l->uv, UV_RUN_DEFAULT);
+    if (l->lendable)
+        lendable_main(l);
+    else
+        uv_run(&l->uv, UV_RUN_DEFAULT);
     return NULL;
 }
 
@@ -128,4 +197,8 @@ void ag__loop_stop(ag__loop *l)
     }
     uv_loop_close(&l->uv);
     pthread_mutex_destroy(&l->mu);
+    if (l->lendable) {
+        pthread_mutex_destroy(&l->drive);
+        pthread_cond_destroy(&l->lent_cv);
+    }
 }

@@ -76,7 +76,9 @@ int ag_rpc_unary_msg(ag_rpc_channel *ch, const ag_rpc_method *m, const ProtobufC
     int rc = buf ? 0 : AG_E_NOMEM;
     if (buf) {
         protobuf_c_message_pack(req, buf);
-        rc = ag__call_unary_start(c, buf, len); /* one hand-off for start, request, close */
+        ag__channel_unary(c, buf, len); /* a failure shows in the status */
+    } else {
+        ag_rpc_call_cancel(c);
     }
     ProtobufCMessage *got = NULL;
     if (rc == 0)

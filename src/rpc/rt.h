@@ -36,11 +36,28 @@ typedef struct ag__loop {
     pthread_mutex_t mu;
     ag__task *head, *tail;  /* posted tasks, under mu */
     bool stop;              /* under mu: close `wake` after the tasks */
+    /* A lendable loop (channels): whoever holds `drive` runs it, its own
+     * thread between events, or an application thread waiting for its
+     * call (ag__loop_drive), which then does the call's I/O itself. */
+    bool lendable;
+    pthread_mutex_t drive;
+    pthread_cond_t lent_cv;  /* under mu: the loop's thread waits while lent */
+    bool lent;               /* under mu: an application thread drives */
+    uint64_t poll_until;     /* under mu: when the loop's thread wakes by itself
+                              * (loop ms; UINT64_MAX: only for an event) */
 } ag__loop;
 
 /* Initializes the uv loop (handles may then be created on it from this
  * thread, before start). */
 int ag__loop_init(ag__loop *l);
+/* The loop may be driven by an application thread (before start). */
+void ag__loop_set_lendable(ag__loop *l);
+/* Application thread, lendable loop: if no other thread drives it, takes
+ * it and runs it here (loop-side code may then run on this thread) until
+ * done(arg) holds, and returns true; false if another application thread
+ * is driving it (wait for the loop the usual way). prep(arg), if set, runs
+ * first, on the loop. */
+bool ag__loop_drive(ag__loop *l, void (*prep)(void *), bool (*done)(void *), void *arg);
 int ag__loop_start(ag__loop *l, const char *name);
 /* Runs fn(arg) on the loop's thread, soon. Thread-safe. AG_E_CLOSED once
  * the loop is stopping (fn will not run then). */
@@ -198,9 +215,19 @@ struct ag_rpc_call {
  * within one window; below half of it, the window flows again. */
 #define AG__CALL_RECV_LIMIT (4u << 20)
 
-/* Client, one task for a unary call's start, request (taken) and
- * half-close: one hand-off to the loop instead of three. */
-int ag__call_unary_start(ag_rpc_call *c, void *msg, size_t len);
+/* Client: a unary call's start, request (taken) and half-close as one
+ * chain of operations, to run on the loop in one go (ag__call_ops_run:
+ * posted as one task, or run by a thread driving the loop); NULL when out
+ * of memory or the call has started (msg is freed). ag__call_ops_drop
+ * frees a chain that will not run. */
+void *ag__call_unary_ops(ag_rpc_call *c, void *msg, size_t len);
+void ag__call_ops_run(void *chain);
+void ag__call_ops_drop(void *chain);
+/* Client: runs a unary call's operations and waits for its end, driving
+ * the channel's loop on this thread when it is free (no hand-off to the
+ * loop's thread and back), or through the loop's thread otherwise. The
+ * call has ended (its status is in) when this returns. */
+void ag__channel_unary(ag_rpc_call *c, void *msg, size_t len);
 /* ag_rpc_call_send_take with ag_rpc_call_send_ex's flags. */
 int ag__call_send_take_flags(ag_rpc_call *c, void *msg, size_t len, unsigned flags);
 /* Cancels the call (RST_STREAM CANCEL to the peer); the application sees
