@@ -210,6 +210,16 @@ void ag__call_on_done(ag_rpc_call *c, const ag__md_list *trailers, int status, c
 
 /* ---- the application's side ------------------------------------------------------ */
 
+/* A message or the end is there to take. */
+static bool recv_ready(void *arg)
+{
+    ag_rpc_call *c = arg;
+    pthread_mutex_lock(&c->mu);
+    bool ready = c->rq_head || c->recv_end;
+    pthread_mutex_unlock(&c->mu);
+    return ready;
+}
+
 int ag_rpc_call_recv(ag_rpc_call *c, uint8_t **msg, size_t *len)
 {
     return ag_rpc_call_recv_ex(c, msg, len, NULL);
@@ -226,6 +236,8 @@ int ag_rpc_call_recv_ex(ag_rpc_call *c, uint8_t **msg, size_t *len, unsigned *fl
         if (rc < 0)
             return rc;
     }
+    if (!c->server && !recv_ready(c))
+        ag__loop_drive(c->loop, NULL, recv_ready, c); /* the reply comes to this thread */
     pthread_mutex_lock(&c->mu);
     while (!c->rq_head && !c->recv_end)
         pthread_cond_wait(&c->cv, &c->mu);

@@ -115,6 +115,7 @@ bool ag__loop_drive(ag__loop *l, void (*prep)(void *), bool (*done)(void *), voi
     if (!mine)
         return false;
     pthread_mutex_lock(&l->drive); /* the loop's thread holds it for a moment at most */
+    run_tasks(&l->wake); /* what was posted before goes first, in order */
     if (prep)
         prep(arg);
     while (!done(arg))
