@@ -3,7 +3,9 @@
  * queue that any thread can post to (an async handle wakes the loop, which
  * runs the tasks in order). This is the one way work crosses into a loop:
  * the application's calls post their operations here, so every nghttp2
- * session and libuv handle is touched only by its loop's thread.
+ * session and libuv handle is touched only by its loop's thread, or by the
+ * application thread a lendable loop (a channel's) is lent to while it
+ * waits for its call (ag__loop_drive): one at a time, under `drive`.
  *
  * Stopping: the owner first posts tasks that close its handles; then
  * ag__loop_stop queues a final step that closes the async handle, uv_run

@@ -5,7 +5,8 @@
  * thread (call.c). server.c and channel.c build on them.
  *
  * Threads: everything with "loop side" in its comment runs on the owning
- * loop's thread only; an application thread reaches it by posting a task
+ * loop's thread only (or, for a channel's lendable loop, by the thread it
+ * is lent to, ag__loop_drive); an application thread reaches it by posting a task
  * (ag__loop_post). The call object's fields under `mu` are the only state
  * both sides touch.
  */
