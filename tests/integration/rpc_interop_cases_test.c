@@ -43,26 +43,7 @@
 #define CLIENT_TIMEOUT_S    20          /* one argot client run: one case */
 #define PY_CLIENT_TIMEOUT_S 150         /* one python client run: every case */
 
-static const char *const all_cases[] = {
-    "empty_unary",
-    "large_unary",
-    "client_compressed_unary",
-    "server_compressed_unary",
-    "client_streaming",
-    "client_compressed_streaming",
-    "server_streaming",
-    "server_compressed_streaming",
-    "ping_pong",
-    "empty_stream",
-    "timeout_on_sleeping_server",
-    "cancel_after_begin",
-    "cancel_after_first_response",
-    "custom_metadata",
-    "status_code_and_message",
-    "special_status_message",
-    "unimplemented_method",
-    "unimplemented_service",
-};
+#include "interop_cases.h"
 
 static const char *const tls_cases[] = {
     "empty_unary",

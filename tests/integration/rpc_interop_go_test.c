@@ -20,26 +20,7 @@
 
 #define GO_PEER "tests/integration/peers/go_interop.sh"
 
-static const char *const all_cases[] = {
-    "empty_unary",
-    "large_unary",
-    "client_compressed_unary",
-    "server_compressed_unary",
-    "client_streaming",
-    "client_compressed_streaming",
-    "server_streaming",
-    "server_compressed_streaming",
-    "ping_pong",
-    "empty_stream",
-    "timeout_on_sleeping_server",
-    "cancel_after_begin",
-    "cancel_after_first_response",
-    "custom_metadata",
-    "status_code_and_message",
-    "special_status_message",
-    "unimplemented_method",
-    "unimplemented_service",
-};
+#include "interop_cases.h"
 
 /* Cases the Go server cannot serve: grpc-go 1.33 cannot choose per response
  * whether to compress (grpc.SetSendCompressor came in 1.54; 1.33 compresses
