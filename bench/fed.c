@@ -65,6 +65,7 @@
 #include <sys/socket.h>
 
 #include "mpc_kernels.h"
+#include "load.h"
 
 #define WARMUP_TRIPS  200
 #define DEFAULT_TRIPS 2000
@@ -83,17 +84,6 @@ static const char *const party_names[] = {"alice", "bob"};
 
 /* ---- machine load ---------------------------------------------------------- */
 
-/* The 1, 5 and 15 minute load averages as text ("?" if unreadable). */
-static void load_avg(char *out, size_t cap)
-{
-    snprintf(out, cap, "?");
-    FILE *f = fopen("/proc/loadavg", "r");
-    double a, b, c;
-    if (f && fscanf(f, "%lf %lf %lf", &a, &b, &c) == 3)
-        snprintf(out, cap, "%.2f %.2f %.2f", a, b, c);
-    if (f)
-        fclose(f);
-}
 
 static void print_load(const char *when)
 {

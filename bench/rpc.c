@@ -84,6 +84,7 @@
 #include "argot/base.h"
 #include "argot/bench/v1/bench.pb-c.h"
 #include "argot/rpc.h"
+#include "load.h"
 
 #define SMALL         64         /* payload bytes of the latency figures */
 #define STREAM_SIZE   1024       /* 1 KiB */
@@ -173,16 +174,6 @@ static double median(const double *v, int n, double *lo, double *hi)
     return k % 2 ? s[k / 2] : (s[k / 2 - 1] + s[k / 2]) / 2;
 }
 
-static void load_avg(char *out, size_t cap)
-{
-    snprintf(out, cap, "?");
-    FILE *f = fopen("/proc/loadavg", "r");
-    double a, b, c;
-    if (f && fscanf(f, "%lf %lf %lf", &a, &b, &c) == 3)
-        snprintf(out, cap, "%.2f %.2f %.2f", a, b, c);
-    if (f)
-        fclose(f);
-}
 
 /* VmRSS of /proc/PID/status ("self" for pid 0), KiB; -1 if unreadable. */
 static long rss_kib(pid_t pid)
