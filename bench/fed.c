@@ -64,8 +64,8 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include "mpc_kernels.h"
 #include "load.h"
+#include "mpc_kernels.h"
 
 #define WARMUP_TRIPS  200
 #define DEFAULT_TRIPS 2000
@@ -83,7 +83,6 @@ static const char *const transport_names[] = {"mem", "rpc", "tcp"};
 static const char *const party_names[] = {"alice", "bob"};
 
 /* ---- machine load ---------------------------------------------------------- */
-
 
 static void print_load(const char *when)
 {
