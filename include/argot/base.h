@@ -77,6 +77,8 @@ void *ag_reallocarray(void *p, size_t count, size_t size);
 void ag_free(void *p);
 char *ag_strdup(const char *s);
 char *ag_strndup(const char *s, size_t n);
+/* A copy of n bytes (n may be 0: a valid one-byte block then), for ag_free. */
+void *ag_memdup(const void *p, size_t n);
 
 /* Overwrites n bytes with zeros in a way the compiler may not elide. */
 void ag_wipe(void *p, size_t n);

@@ -148,6 +148,14 @@ char *ag_strndup(const char *s, size_t n)
     return d;
 }
 
+void *ag_memdup(const void *p, size_t n)
+{
+    void *d = ag_malloc(n ? n : 1);
+    if (d && n)
+        memcpy(d, p, n);
+    return d;
+}
+
 char *ag_strdup(const char *s)
 {
     return ag_strndup(s, SIZE_MAX);

@@ -599,22 +599,13 @@ void ag__call_ops_drop(void *chain)
 
 int ag_rpc_call_send_ex(ag_rpc_call *c, const void *msg, size_t len, unsigned flags)
 {
-    uint8_t *copy = ag_malloc(len ? len : 1);
-    if (!copy)
-        return AG_E_NOMEM;
-    if (len)
-        memcpy(copy, msg, len);
-    return ag__call_send_take_flags(c, copy, len, flags);
+    void *copy = ag_memdup(msg, len);
+    return copy ? ag__call_send_take_flags(c, copy, len, flags) : AG_E_NOMEM;
 }
 
 int ag_rpc_call_send(ag_rpc_call *c, const void *msg, size_t len)
 {
-    uint8_t *copy = ag_malloc(len ? len : 1);
-    if (!copy)
-        return AG_E_NOMEM;
-    if (len)
-        memcpy(copy, msg, len);
-    return ag_rpc_call_send_take(c, copy, len);
+    return ag_rpc_call_send_ex(c, msg, len, 0);
 }
 
 void ag_rpc_call_cancel(ag_rpc_call *c)

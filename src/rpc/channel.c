@@ -696,9 +696,7 @@ int ag_rpc_unary(ag_rpc_channel *ch, const char *method, const void *req, size_t
     ag_rpc_call *c = ag_rpc_call_new(ch, method, deadline);
     if (!c)
         return AG_RPC_RESOURCE_EXHAUSTED;
-    uint8_t *copy = ag_malloc(req_len ? req_len : 1);
-    if (copy && req_len)
-        memcpy(copy, req, req_len);
+    void *copy = ag_memdup(req, req_len);
     if (copy)
         ag__channel_unary(c, copy, req_len);
     else

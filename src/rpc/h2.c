@@ -546,12 +546,8 @@ int ag__h2call_send_take(ag__h2call *call, void *msg, size_t len, bool compress)
 
 int ag__h2call_send(ag__h2call *call, const void *msg, size_t len, bool compress)
 {
-    uint8_t *copy = ag_malloc(len ? len : 1);
-    if (!copy)
-        return AG_E_NOMEM;
-    if (len)
-        memcpy(copy, msg, len);
-    return ag__h2call_send_take(call, copy, len, compress);
+    void *copy = ag_memdup(msg, len);
+    return copy ? ag__h2call_send_take(call, copy, len, compress) : AG_E_NOMEM;
 }
 
 int ag__h2call_close_send(ag__h2call *call)
