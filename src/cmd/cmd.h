@@ -72,6 +72,11 @@ bool args_bool(const struct cmd_args *a, const char *name);
 #define MAX_SIM_PARTIES 8
 int args_sim_parties(const struct cmd_args *a, const char *flag, char names[][32], int min,
                      int max);
+/* An app subcommand without --config runs in simulation mode: refuses
+ * --party and --session (they go with --config), asks for a mode when
+ * --sim is missing, then parses --sim as args_sim_parties. Returns the
+ * count, or EXIT_USAGE's negation after printing the error. */
+int args_sim_mode(const struct cmd_args *a, char names[][32], int min, int max);
 /* Per-party values in simulation mode, written `party=value` (repeatable):
  * the value for party, or NULL if none was given. Returns EXIT_USAGE after
  * printing the error if any value names no party in names[0..n). */

@@ -226,6 +226,18 @@ int args_sim_parties(const struct cmd_args *a, const char *flag, char names[][32
     return n;
 }
 
+int args_sim_mode(const struct cmd_args *a, char names[][32], int min, int max)
+{
+    if (args_get(a, "party"))
+        return -usage_error(a->sc, "--party goes with --config (production mode)");
+    if (!args_get(a, "sim"))
+        return -usage_error(a->sc, "choose a mode: --sim alice,bob (one process) or --config "
+                                   "cluster.yaml --party NAME (this process is one party)");
+    if (args_get(a, "session"))
+        return -usage_error(a->sc, "--session goes with --config (production mode)");
+    return args_sim_parties(a, "sim", names, min, max);
+}
+
 int args_party_values_check(const struct cmd_args *a, const char *flag, char names[][32], int n)
 {
     for (size_t i = 0; i < args_count(a, flag); i++) {

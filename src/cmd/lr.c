@@ -564,15 +564,8 @@ static int run_common(struct cmd_args *a, bool train)
         rc = run_production(a, &c);
         goto done;
     }
-    if (args_get(a, "party"))
-        return usage_error(a->sc, "--party goes with --config (production mode)");
-    if (!args_get(a, "sim"))
-        return usage_error(a->sc, "choose a mode: --sim alice,bob (one process) or --config "
-                                  "cluster.yaml --party NAME (this process is one party)");
-    if (args_get(a, "session"))
-        return usage_error(a->sc, "--session goes with --config (production mode)");
     char names[MAX_SIM_PARTIES][32];
-    c.n = args_sim_parties(a, "sim", names, 2, 2);
+    c.n = args_sim_mode(a, names, 2, 2);
     if (c.n < 0)
         return -c.n;
     memcpy(c.names, names, sizeof(c.names));

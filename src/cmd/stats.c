@@ -320,14 +320,7 @@ static int run(struct cmd_args *a)
         return EXIT_USAGE;
     if (args_get(a, "config"))
         return run_production(a, &c, &r);
-    if (args_get(a, "party"))
-        return usage_error(a->sc, "--party goes with --config (production mode)");
-    if (!args_get(a, "sim"))
-        return usage_error(a->sc, "choose a mode: --sim alice,bob (one process) or --config "
-                                  "cluster.yaml --party NAME (this process is one party)");
-    if (args_get(a, "session"))
-        return usage_error(a->sc, "--session goes with --config (production mode)");
-    c.n = args_sim_parties(a, "sim", c.names, 2, MAX_SIM_PARTIES);
+    c.n = args_sim_mode(a, c.names, 2, MAX_SIM_PARTIES);
     if (c.n < 0)
         return -c.n;
     if (args_party_values_check(a, "in", c.names, c.n) != EXIT_OK ||
