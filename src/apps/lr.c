@@ -164,13 +164,15 @@ static int check_data(ag_pyu_ctx *c, const ag_value *args, size_t nargs, ag_valu
     return 0;
 }
 
-/* Both parties' [rows, cols, has label] (or the first party's error). */
-static int exchange_shapes(ag_fed *f, struct lr_local *L, int64_t meta[2][META_LEN],
-                           ag_errbuf *err)
+/* Runs fn at each party (with L as its local state) and reveals its
+ * result: per int64 values of party r into out[r * per]. The first
+ * party's error otherwise. */
+static int reveal_each(ag_fed *f, struct lr_local *L, ag_pyu_fn *fn, int64_t *out, size_t per,
+                       ag_errbuf *err)
 {
     tl_local = L;
     for (unsigned r = 0; r < 2; r++) {
-        ag_obj *o = ag_pyu_calln(f, ag_fed_party_name(f, r), check_data, "lr", NULL, 0);
+        ag_obj *o = ag_pyu_calln(f, ag_fed_party_name(f, r), fn, "lr", NULL, 0);
         ag_value v;
         int rc = o ? ag_reveal(f, o, &v) : AG_E_NOMEM;
         ag_obj_free(f, o);
@@ -178,10 +180,20 @@ static int exchange_shapes(ag_fed *f, struct lr_local *L, int64_t meta[2][META_L
             tl_local = NULL;
             return ag_errbuf_set(err, rc, "%s", ag_fed_errmsg(f));
         }
-        memcpy(meta[r], ag_value_i64(&v), sizeof(meta[r]));
+        memcpy(out + r * per, ag_value_i64(&v), per * sizeof(int64_t));
         ag_value_cleanup(&v);
     }
     tl_local = NULL;
+    return 0;
+}
+
+/* Both parties' [rows, cols, has label] (or the first party's error). */
+static int exchange_shapes(ag_fed *f, struct lr_local *L, int64_t meta[2][META_LEN],
+                           ag_errbuf *err)
+{
+    int rc = reveal_each(f, L, check_data, &meta[0][0], META_LEN, err);
+    if (rc < 0)
+        return rc;
     for (int k = 3; k < META_LEN; k++)
         if (meta[0][k] != meta[1][k])
             return ag_errbuf_set(err, ag_fed_fail(f, AG_E_INVAL, "the parties disagree on the "
@@ -702,20 +714,9 @@ int ag_lr_predict(ag_fed *f, const ag_lr_model *md, const ag_lr_data *d, double 
         return ag_errbuf_set(err, AG_E_INVAL, "lr: two parties, not %u", ag_fed_size(f));
     struct pred_local P = {{d, NULL, false, md->mean, md->std, false}, md};
     int64_t meta[2][8];
-    tl_local = &P.base;
-    for (unsigned r = 0; r < 2; r++) {
-        ag_obj *o = ag_pyu_calln(f, ag_fed_party_name(f, r), check_pred, "lr", NULL, 0);
-        ag_value v;
-        int rc = o ? ag_reveal(f, o, &v) : AG_E_NOMEM;
-        ag_obj_free(f, o);
-        if (rc < 0) {
-            tl_local = NULL;
-            return ag_errbuf_set(err, rc, "%s", ag_fed_errmsg(f));
-        }
-        memcpy(meta[r], ag_value_i64(&v), sizeof(meta[r]));
-        ag_value_cleanup(&v);
-    }
-    tl_local = NULL;
+    int rc = reveal_each(f, &P.base, check_pred, &meta[0][0], 8, err);
+    if (rc < 0)
+        return rc;
     if (memcmp(&meta[0][1], &meta[1][1], 7 * sizeof(int64_t)) != 0 ||
         strcmp(md->parties[md->me], ag_fed_party(f)) != 0 ||
         strcmp(md->parties[1 - md->me], ag_fed_party_name(f, 1 - md->me)) != 0 ||
@@ -747,7 +748,7 @@ int ag_lr_predict(ag_fed *f, const ag_lr_model *md, const ag_lr_data *d, double 
     size_t D = cols[0] + cols[1];
     ag_tensor X[2] = {{0}, {0}}, w = {0};
     int64_t wshape[2] = {(int64_t)D, 1};
-    int rc = ag_tensor_init(&w, md->field, AG_VIS_ASHARE, 2, wshape);
+    rc = ag_tensor_init(&w, md->field, AG_VIS_ASHARE, 2, wshape);
     if (rc == 0)
         memcpy(w.data, md->share, D * ag_field_bytes(md->field));
     for (unsigned r = 0; rc == 0 && r < 2; r++)
