@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "argot/base.h"
+#include "argot/fed.h"
 
 enum {
     EXIT_OK = 0,
@@ -77,6 +78,12 @@ int args_sim_parties(const struct cmd_args *a, const char *flag, char names[][32
  * --sim is missing, then parses --sim as args_sim_parties. Returns the
  * count, or EXIT_USAGE's negation after printing the error. */
 int args_sim_mode(const struct cmd_args *a, char names[][32], int min, int max);
+/* Production mode (--config FILE --party NAME): the party this process is,
+ * or NULL after printing why (no --party; --sim given as well). */
+const char *args_production_party(const struct cmd_args *a);
+/* Loads --config into cl and finds party there: its rank, or the negated
+ * exit status after printing why (the file's error; no such party). */
+int args_cluster_rank(const struct cmd_args *a, const char *party, ag_cluster *cl);
 /* Per-party values in simulation mode, written `party=value` (repeatable):
  * the value for party, or NULL if none was given. Returns EXIT_USAGE after
  * printing the error if any value names no party in names[0..n). */

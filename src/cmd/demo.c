@@ -302,18 +302,13 @@ static int run_party(struct cmd_args *a)
 {
     static struct demo d;
     memset(&d, 0, sizeof(d));
-    const char *party = args_get(a, "party"), *path = args_get(a, "config");
+    const char *party = args_production_party(a), *path = args_get(a, "config");
     if (!party)
-        return usage_error(a->sc, "--config needs --party NAME (which party this process is)");
-    if (args_get(a, "sim"))
-        return usage_error(a->sc, "--sim and --config are two modes: give one");
+        return EXIT_USAGE;
     ag_cluster c;
-    char err[AG_ERRMSG_MAX];
-    if (ag_cluster_load(path, &c, err, sizeof(err)) < 0)
-        return runtime_error("%s", err);
-    int me = ag_cluster_rank(&c, party);
+    int me = args_cluster_rank(a, party, &c);
     if (me < 0)
-        return usage_error(a->sc, "--party %s: no such party in %s", party, path);
+        return -me;
     if (c.n > 3)
         return runtime_error("%s: the demo runs 2 or 3 parties, the config names %d", path, c.n);
     if (c.has_spu && c.spu.field != AG_FM128)

@@ -238,6 +238,32 @@ int args_sim_mode(const struct cmd_args *a, char names[][32], int min, int max)
     return args_sim_parties(a, "sim", names, min, max);
 }
 
+const char *args_production_party(const struct cmd_args *a)
+{
+    const char *party = args_get(a, "party");
+    if (!party) {
+        usage_error(a->sc, "--config needs --party NAME (which party this process is)");
+        return NULL;
+    }
+    if (args_get(a, "sim")) {
+        usage_error(a->sc, "--sim and --config are two modes: give one");
+        return NULL;
+    }
+    return party;
+}
+
+int args_cluster_rank(const struct cmd_args *a, const char *party, ag_cluster *cl)
+{
+    const char *path = args_get(a, "config");
+    char err[AG_ERRMSG_MAX];
+    if (ag_cluster_load(path, cl, err, sizeof(err)) < 0)
+        return -runtime_error("%s", err);
+    int me = ag_cluster_rank(cl, party);
+    if (me < 0)
+        return -usage_error(a->sc, "--party %s: no such party in %s", party, path);
+    return me;
+}
+
 int args_party_values_check(const struct cmd_args *a, const char *flag, char names[][32], int n)
 {
     for (size_t i = 0; i < args_count(a, flag); i++) {

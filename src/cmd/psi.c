@@ -169,21 +169,16 @@ static int check_receiver(struct cmd_args *a, const struct psi_cmd *c)
 
 static int run_production(struct cmd_args *a, struct psi_cmd *c)
 {
-    const char *party = args_get(a, "party"), *path = args_get(a, "config");
+    const char *party = args_production_party(a), *path = args_get(a, "config");
     if (!party)
-        return usage_error(a->sc, "--config needs --party NAME (which party this process is)");
-    if (args_get(a, "sim"))
-        return usage_error(a->sc, "--sim and --config are two modes: give one");
+        return EXIT_USAGE;
     if (args_count(a, "in") > 1 || args_count(a, "out") > 1)
         return usage_error(a->sc, "--in and --out: one file each in production mode (this "
                                   "party's)");
     ag_cluster cl;
-    char err[AG_ERRMSG_MAX];
-    if (ag_cluster_load(path, &cl, err, sizeof(err)) < 0)
-        return runtime_error("%s", err);
-    int me = ag_cluster_rank(&cl, party);
+    int me = args_cluster_rank(a, party, &cl);
     if (me < 0)
-        return usage_error(a->sc, "--party %s: no such party in %s", party, path);
+        return -me;
     if (cl.n != 2)
         return runtime_error("%s: a PSI is between two parties, the config names %d", path,
                              cl.n);

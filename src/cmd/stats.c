@@ -271,22 +271,17 @@ static int report(struct stats_cmd *c)
 
 static int run_production(struct cmd_args *a, struct stats_cmd *c, ag_fed_run *r)
 {
-    const char *party = args_get(a, "party"), *path = args_get(a, "config");
+    const char *party = args_production_party(a);
     if (!party)
-        return usage_error(a->sc, "--config needs --party NAME (which party this process is)");
-    if (args_get(a, "sim"))
-        return usage_error(a->sc, "--sim and --config are two modes: give one");
+        return EXIT_USAGE;
     if (args_count(a, "in") > 1 || args_count(a, "out") > 1 || args_count(a, "key") > 1 ||
         args_count(a, "columns") > 1)
         return usage_error(a->sc, "--in, --out, --key and --columns: one each in production "
                                   "mode (this party's)");
     ag_cluster cl;
-    char err[AG_ERRMSG_MAX];
-    if (ag_cluster_load(path, &cl, err, sizeof(err)) < 0)
-        return runtime_error("%s", err);
-    int me = ag_cluster_rank(&cl, party);
+    int me = args_cluster_rank(a, party, &cl);
     if (me < 0)
-        return usage_error(a->sc, "--party %s: no such party in %s", party, path);
+        return -me;
     c->n = cl.n;
     for (int i = 0; i < cl.n; i++)
         snprintf(c->names[i], sizeof(c->names[i]), "%s", cl.names[i]);
