@@ -78,6 +78,14 @@ int args_sim_parties(const struct cmd_args *a, const char *flag, char names[][32
  * --sim is missing, then parses --sim as args_sim_parties. Returns the
  * count, or EXIT_USAGE's negation after printing the error. */
 int args_sim_mode(const struct cmd_args *a, char names[][32], int min, int max);
+/* --key for one party: its PARTY=COLS value, else the value without a
+ * party (party NULL: production mode, any value); NULL after printing
+ * "--key: no key columns for party P". */
+const char *args_key_value(const struct cmd_args *a, const char *party);
+/* Splits a comma-separated column list v into buf (cap bytes) and keys
+ * (at most max): EXIT_OK, or EXIT_USAGE after printing why (too many, none). */
+int args_key_columns(const struct cmd_args *a, const char *v, char *buf, size_t cap,
+                     const char **keys, size_t *n, size_t max);
 /* Production mode (--config FILE --party NAME): the party this process is,
  * or NULL after printing why (no --party; --sim given as well). */
 const char *args_production_party(const struct cmd_args *a);

@@ -238,6 +238,32 @@ int args_sim_mode(const struct cmd_args *a, char names[][32], int min, int max)
     return args_sim_parties(a, "sim", names, min, max);
 }
 
+const char *args_key_value(const struct cmd_args *a, const char *party)
+{
+    const char *v = party ? args_party_value(a, "key", party) : NULL;
+    for (size_t k = 0; !v && k < args_count(a, "key"); k++)
+        if (!party || !strchr(args_at(a, "key", k), '='))
+            v = args_at(a, "key", k);
+    if (!v)
+        usage_error(a->sc, "--key: no key columns for party %s", party);
+    return v;
+}
+
+int args_key_columns(const struct cmd_args *a, const char *v, char *buf, size_t cap,
+                     const char **keys, size_t *n, size_t max)
+{
+    snprintf(buf, cap, "%s", v);
+    char *save = NULL;
+    for (char *k = strtok_r(buf, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
+        if (*n == max)
+            return usage_error(a->sc, "--key: at most %zu columns", max);
+        keys[(*n)++] = k;
+    }
+    if (*n == 0)
+        return usage_error(a->sc, "--key %s: name at least one column", v);
+    return EXIT_OK;
+}
+
 const char *args_production_party(const struct cmd_args *a)
 {
     const char *party = args_get(a, "party");

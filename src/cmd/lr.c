@@ -330,22 +330,11 @@ static int parse_keys(struct cmd_args *a, struct lr_cmd *c, int i, const char *p
 {
     if (!args_count(a, "key"))
         return EXIT_OK;
-    const char *v = party ? args_party_value(a, "key", party) : NULL;
-    for (size_t k = 0; !v && k < args_count(a, "key"); k++)
-        if (!party || !strchr(args_at(a, "key", k), '='))
-            v = args_at(a, "key", k);
+    const char *v = args_key_value(a, party);
     if (!v)
-        return usage_error(a->sc, "--key: no key columns for party %s", party);
-    snprintf(c->keybuf[i], sizeof(c->keybuf[i]), "%s", v);
-    char *save = NULL;
-    for (char *k = strtok_r(c->keybuf[i], ",", &save); k; k = strtok_r(NULL, ",", &save)) {
-        if (c->nkeys[i] == AG_PSI_MAX_KEYS)
-            return usage_error(a->sc, "--key: at most %d columns", AG_PSI_MAX_KEYS);
-        c->keys[i][c->nkeys[i]++] = k;
-    }
-    if (c->nkeys[i] == 0)
-        return usage_error(a->sc, "--key %s: name at least one column", v);
-    return EXIT_OK;
+        return EXIT_USAGE;
+    return args_key_columns(a, v, c->keybuf[i], sizeof(c->keybuf[i]), c->keys[i], &c->nkeys[i],
+                            AG_PSI_MAX_KEYS);
 }
 
 static int parse_num(struct cmd_args *a, const char *flag, double lo, double hi, bool integer,

@@ -102,24 +102,13 @@ static void print_report(const struct psi_cmd *c, int i, const char *name)
  * party (party NULL: production mode, one plain value). */
 static int parse_keys(struct cmd_args *a, struct psi_cmd *c, int i, const char *party)
 {
-    const char *v = party ? args_party_value(a, "key", party) : NULL;
-    for (size_t k = 0; !v && k < args_count(a, "key"); k++)
-        if (!party || !strchr(args_at(a, "key", k), '='))
-            v = args_at(a, "key", k);
+    const char *v = args_key_value(a, party);
     if (!v)
-        return usage_error(a->sc, "--key: no key columns for party %s", party);
+        return EXIT_USAGE;
     if (!party && args_count(a, "key") > 1)
         return usage_error(a->sc, "--key: one list of columns in production mode");
-    snprintf(c->keybuf[i], sizeof(c->keybuf[i]), "%s", v);
-    char *save = NULL;
-    for (char *k = strtok_r(c->keybuf[i], ",", &save); k; k = strtok_r(NULL, ",", &save)) {
-        if (c->nkeys[i] == AG_PSI_MAX_KEYS)
-            return usage_error(a->sc, "--key: at most %d columns", AG_PSI_MAX_KEYS);
-        c->keys[i][c->nkeys[i]++] = k;
-    }
-    if (c->nkeys[i] == 0)
-        return usage_error(a->sc, "--key %s: name at least one column", v);
-    return EXIT_OK;
+    return args_key_columns(a, v, c->keybuf[i], sizeof(c->keybuf[i]), c->keys[i], &c->nkeys[i],
+                            AG_PSI_MAX_KEYS);
 }
 
 /* Flags that both modes share. */
