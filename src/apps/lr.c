@@ -164,6 +164,16 @@ static int check_data(ag_pyu_ctx *c, const ag_value *args, size_t nargs, ag_valu
     return 0;
 }
 
+/* The parties' inputs have different row counts: fail the job, saying so. */
+static int rows_differ(ag_fed *f, int64_t rows0, int64_t rows1, ag_errbuf *err)
+{
+    return ag_errbuf_set(err, ag_fed_fail(f, AG_E_LR_DATA, "row counts differ: %s has %lld rows, "
+                                          "%s has %lld (align them by --key)",
+                                          ag_fed_party_name(f, 0), (long long)rows0,
+                                          ag_fed_party_name(f, 1), (long long)rows1),
+                         "%s", ag_fed_errmsg(f));
+}
+
 /* Runs fn at each party (with L as its local state) and reveals its
  * result: per int64 values of party r into out[r * per]. The first
  * party's error otherwise. */
@@ -201,11 +211,7 @@ static int exchange_shapes(ag_fed *f, struct lr_local *L, int64_t meta[2][META_L
                                                   meta_opt[k]),
                                  "%s", ag_fed_errmsg(f));
     if (meta[0][0] != meta[1][0])
-        return ag_errbuf_set(err, ag_fed_fail(f, AG_E_LR_DATA, "row counts differ: %s has %lld "
-                                              "rows, %s has %lld (align them by --key)",
-                                              ag_fed_party_name(f, 0), (long long)meta[0][0],
-                                              ag_fed_party_name(f, 1), (long long)meta[1][0]),
-                             "%s", ag_fed_errmsg(f));
+        return rows_differ(f, meta[0][0], meta[1][0], err);
     return 0;
 }
 
@@ -727,11 +733,7 @@ int ag_lr_predict(ag_fed *f, const ag_lr_model *md, const ag_lr_data *d, double 
                                               md->parties[0], md->parties[1]),
                              "%s", ag_fed_errmsg(f));
     if (meta[0][0] != meta[1][0])
-        return ag_errbuf_set(err, ag_fed_fail(f, AG_E_LR_DATA, "row counts differ: %s has %lld "
-                                              "rows, %s has %lld (align them by --key)",
-                                              ag_fed_party_name(f, 0), (long long)meta[0][0],
-                                              ag_fed_party_name(f, 1), (long long)meta[1][0]),
-                             "%s", ag_fed_errmsg(f));
+        return rows_differ(f, meta[0][0], meta[1][0], err);
     ag_mpc *m = ag_fed_mpc(f);
     if (!m)
         return ag_errbuf_set(err, AG_E_STATE, "%s", ag_fed_errmsg(f));
