@@ -78,6 +78,8 @@ int args_sim_parties(const struct cmd_args *a, const char *flag, char names[][32
  * --sim is missing, then parses --sim as args_sim_parties. Returns the
  * count, or EXIT_USAGE's negation after printing the error. */
 int args_sim_mode(const struct cmd_args *a, char names[][32], int min, int max);
+/* A byte count for people: "12.3 KiB" below 1 MiB, "4.56 MiB" from there. */
+const char *size_str(uint64_t n, char *buf, size_t cap);
 /* --key for one party: its PARTY=COLS value, else the value without a
  * party (party NULL: production mode, any value); NULL after printing
  * "--key: no key columns for party P". */

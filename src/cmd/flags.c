@@ -238,6 +238,15 @@ int args_sim_mode(const struct cmd_args *a, char names[][32], int min, int max)
     return args_sim_parties(a, "sim", names, min, max);
 }
 
+const char *size_str(uint64_t n, char *buf, size_t cap)
+{
+    if (n < 1024 * 1024)
+        snprintf(buf, cap, "%.1f KiB", (double)n / 1024.0);
+    else
+        snprintf(buf, cap, "%.2f MiB", (double)n / 1048576.0);
+    return buf;
+}
+
 const char *args_key_value(const struct cmd_args *a, const char *party)
 {
     const char *v = party ? args_party_value(a, "key", party) : NULL;

@@ -419,15 +419,6 @@ static int field_opt(struct cmd_args *a, ag_spu_config *spu)
     return EXIT_OK;
 }
 
-static const char *size_str(uint64_t n, char *buf, size_t cap)
-{
-    if (n < 1024 * 1024)
-        snprintf(buf, cap, "%.1f KiB", (double)n / 1024.0);
-    else
-        snprintf(buf, cap, "%.2f MiB", (double)n / 1048576.0);
-    return buf;
-}
-
 static void report(const struct lr_cmd *c, int i)
 {
     char s1[32], s2[32];

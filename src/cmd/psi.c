@@ -72,15 +72,6 @@ static int psi_job(ag_fed *f, void *ud)
     return 0;
 }
 
-static const char *size_str(uint64_t n, char *buf, size_t cap)
-{
-    if (n < 1024 * 1024)
-        snprintf(buf, cap, "%.1f KiB", (double)n / 1024.0);
-    else
-        snprintf(buf, cap, "%.2f MiB", (double)n / 1048576.0);
-    return buf;
-}
-
 static void print_report(const struct psi_cmd *c, int i, const char *name)
 {
     const ag_psi_report *r = &c->report[i];
