@@ -554,7 +554,7 @@ static bool run_parties(struct run *r, ag_link *const *links, const char *prog)
     pthread_barrier_init(&r->bar, NULL, r->n);
     pthread_mutex_init(&r->mu, NULL);
     atomic_init(&r->failed, false);
-    ag_mpc_config cfg = {r->f, 0};
+    ag_mpc_config cfg = {.field = r->f, .fxp_bits = 0};
     bool ok = true;
     memset(ps, 0, sizeof(ps));
     for (unsigned i = 0; i < r->n; i++) {

@@ -69,6 +69,7 @@
     X(MPC_CONFIG, -303, "parties disagree on the SPU configuration")         \
     X(MPC_RANGE, -304, "value outside the fixed-point range")                \
     X(MPC_PROTOCOL, -305, "peer broke the protocol")                         \
+    X(MPC_DEALER, -306, "the Beaver dealer failed or refused")               \
     /* link */                                                               \
     X(LINK_TIMEOUT, -400, "peer did not answer in time")                     \
     X(LINK_ABORTED, -401, "a party aborted the job")                         \

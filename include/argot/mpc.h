@@ -4,14 +4,22 @@
  * Z_2^128 (FM128); fixed-point numbers; Beaver triples from a trusted
  * first party (rank 0), as SecretFlow's SPU does.
  *
- * SECURITY OF THE DEALER. With the trusted-first-party dealer (the only one
- * built so far), rank 0 expands every party's Beaver masks, so from any
- * opened e = x - a it can recover x on its own: rank 0 can learn every
- * value that passes through a mul, square, matmul, AND, comparison or
- * truncation pair. Use it only where rank 0 is trusted with the data (as
- * SPU's TFP, which SPU marks unfit for production); deployments where no
- * party may deal need the trusted-third-party dealer (`argot
- * beaver-server`, issue 5, not yet built).
+ * SECURITY OF THE DEALER. Two dealers deal the Beaver material:
+ *   - the trusted first party (TFP, the default, as SPU's TFP): rank 0
+ *     expands every party's Beaver masks, so from any opened e = x - a it
+ *     can recover x on its own: rank 0 can learn every value that passes
+ *     through a mul, square, matmul, AND, comparison or truncation pair.
+ *     Use it only where rank 0 is trusted with the data (SPU marks TFP
+ *     unfit for production);
+ *   - the trusted third party (TTP, ag_mpc_config.beaver_server: a channel
+ *     to `argot beaver-server`, SPU's beaver_server): each party's dealer
+ *     seed goes to the dealer process only; rank 0 draws what it can alone
+ *     and gets the rest of its shares from the dealer, masked by the other
+ *     parties' shares. No party learns another's masks; the dealer sees
+ *     seeds and positions but no opened value (it must not collude with a
+ *     party). The parties' costs (bytes and rounds on the link) are the
+ *     same under both; under TTP, rank 0 also makes one dealer call per
+ *     correlation (see ag_beaver_server below).
  *
  * Every party runs the same sequence of calls on its own ag_mpc session
  * (SPMD); each call is a collective over the session's link. A tensor is
@@ -152,9 +160,19 @@ int ag_tensor_broadcast(ag_tensor *dst, const ag_tensor *src, int ndim, const in
 
 /* ---- sessions ----------------------------------------------------------- */
 
+struct ag_rpc_channel;
+
 typedef struct ag_mpc_config {
     ag_field field;
     unsigned fxp_bits; /* 0: 18 for FM64, 26 for FM128 */
+    /* The Beaver dealer: NULL for the trusted first party (rank 0), or a
+     * channel to a trusted-third-party dealer (`argot beaver-server`,
+     * ag_beaver_server), borrowed: it must outlive the session. Every
+     * party must choose the same kind of dealer (setup names one that
+     * does not), and all must reach the same dealer. */
+    struct ag_rpc_channel *beaver_server;
+    uint64_t beaver_timeout_ms; /* each dealer call (0: 60 s) */
+    const char *label;          /* the job's name in the dealer's logs (may be NULL) */
 } ag_mpc_config;
 
 typedef struct ag_mpc ag_mpc;
@@ -167,9 +185,12 @@ typedef struct ag_mpc ag_mpc;
  * ag_mpc_free wipes and frees them. */
 ag_mpc *ag_mpc_new(ag_link *link, const ag_mpc_config *cfg);
 void ag_mpc_free(ag_mpc *m);
-/* Collective: checks that every party uses the same field, fraction bits
- * and party count (AG_E_MPC_CONFIG naming the party that differs), then
- * sets up the pairwise PRG seeds and the Beaver dealer's seeds. */
+/* Collective: checks that every party uses the same field, fraction bits,
+ * party count and kind of dealer (AG_E_MPC_CONFIG naming the party that
+ * differs), then sets up the pairwise PRG seeds and the Beaver dealer's
+ * seeds (TTP: every party registers its seed with the dealer; a dealer
+ * that cannot be reached fails the setup at that party, which aborts the
+ * link, naming the dealer's address). */
 int ag_mpc_setup(ag_mpc *m);
 const char *ag_mpc_errmsg(const ag_mpc *m);
 ag_link *ag_mpc_link(const ag_mpc *m);
@@ -388,5 +409,58 @@ int ag_mpc_sigmoid(ag_mpc *m, const ag_tensor *x, ag_sigmoid_mode mode, ag_tenso
  * and indices together (the indices are public in the first round, and
  * their select is local). An empty axis is AG_E_MPC_SHAPE. */
 int ag_mpc_argmax(ag_mpc *m, const ag_tensor *x, int axis, ag_tensor *out);
+
+/* ---- the trusted-third-party dealer (dealer.c): `argot beaver-server` -------
+ *
+ * The service argot.beaver.v1.Dealer (proto/argot/beaver/v1/beaver.proto)
+ * on an rpc server. Parties register their dealer seeds for a session;
+ * rank 0 asks for its computed shares of each correlation (Deal) and gets
+ * them as a stream. The dealer keeps, per session, every party's seed and
+ * where each party's stream stands, and refuses:
+ *   - a registration that disagrees with the session's party count or
+ *     field, or a second seed for a rank (INVALID_ARGUMENT,
+ *     ALREADY_EXISTS; the same seed again is accepted, for retries);
+ *   - a Deal before every rank has registered (FAILED_PRECONDITION naming
+ *     the missing ranks), for an unknown or closed session (NOT_FOUND), at
+ *     a position behind a party's previous request, which would deal a
+ *     stream range twice (INVALID_ARGUMENT), or larger than max_elements;
+ *   - with mutual TLS, a Deal or CloseSession from a client whose certificate is
+ *     not the one rank 0 registered with (PERMISSION_DENIED);
+ *   - a new session beyond max_sessions (RESOURCE_EXHAUSTED).
+ * Rank 0 closes its session (CloseSession) when it frees it; a session with no call for
+ * idle_timeout_ms is dropped. Seeds and dealt material are wiped when
+ * dropped. Deals of different sessions run in parallel (one pool thread
+ * each); a session's run one at a time. */
+
+struct ag_rpc_server;
+
+typedef struct ag_beaver_server ag_beaver_server;
+
+typedef struct ag_beaver_server_opts {
+    unsigned max_sessions;    /* open sessions (0: 1024) */
+    uint64_t idle_timeout_ms; /* a session with no call this long is dropped (0: 1 hour) */
+    uint64_t max_elements;    /* of one Deal, per component (0: 2^26) */
+} ag_beaver_server_opts;
+
+typedef struct ag_beaver_server_stats {
+    uint64_t sessions;      /* open now */
+    uint64_t sessions_total;
+    uint64_t registrations;
+    uint64_t deals[10];     /* per argot.beaver.v1.Kind */
+    uint64_t deal_bytes;    /* sent in DealChunk data */
+    uint64_t refused;       /* calls answered with an error */
+    uint64_t expired;       /* sessions dropped for idleness */
+} ag_beaver_server_stats;
+
+ag_beaver_server *ag_beaver_server_new(const ag_beaver_server_opts *o);
+/* Registers the Dealer service's methods on s (before it starts). */
+int ag_beaver_server_register(struct ag_rpc_server *s, ag_beaver_server *b);
+/* Drops sessions idle past the timeout (also done on every RegisterSeed). */
+void ag_beaver_server_sweep(ag_beaver_server *b);
+void ag_beaver_server_stats_get(ag_beaver_server *b, ag_beaver_server_stats *out);
+/* "MUL", ... for a Kind number; NULL if out of range. */
+const char *ag_beaver_kind_name(unsigned kind);
+/* Frees every session (wiped); the rpc server must be stopped first. */
+void ag_beaver_server_free(ag_beaver_server *b);
 
 #endif /* ARGOT_MPC_H */

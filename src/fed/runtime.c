@@ -143,7 +143,7 @@ int ag__fed_mpc(ag_fed *f)
         return 0;
     if (f->broken)
         return f->broken;
-    ag_mpc_config cfg = {f->spu.field, f->spu.fxp_bits};
+    ag_mpc_config cfg = {.field = f->spu.field, .fxp_bits = f->spu.fxp_bits};
     f->mpc = ag_mpc_new(f->link, &cfg);
     if (!f->mpc)
         return ag__fed_break(f, AG_E_NOMEM, "party %s: spu: %s", f->names[f->rank],

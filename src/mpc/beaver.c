@@ -31,6 +31,17 @@
  *      runs on each chunk as soon as it is dealt (the _each variants), while
  *      the chunk is still in the cache: mul computes its e = x - a there.
  *      Only the matrix triple needs full sums (of a and b, for the product).
+ *   3. Under the trusted third party (m->ttp, rank 0 only), rank 0 draws
+ *      its first `own` components as every other party draws its own, and
+ *      reads the rest from the dealer's Deal stream (ttp.c), chunk by
+ *      chunk in the same order; the dealer computes them by running this
+ *      file's TFP code on a session holding every party's stream
+ *      (dealer.c), so both dealers deal the same shares from the same
+ *      seeds. Random bits are the exception: their secret bits come from
+ *      the dealer's own stream (dealer_secret), since rank 0 could expand
+ *      its own, and rank 0 reads its share whole from the dealer.
+ *      Positions: rank 0 tracks every party's (dealer_pos), moving them as
+ *      the parties' own fills move their streams.
  */
 #include <string.h>
 
@@ -91,36 +102,78 @@ static uint64_t *positions(ag_mpc *m)
 /* One element-wise request: what differs between mul, square, trunc, AND,
  * random bits and random values shared both ways. */
 struct request {
+    unsigned kind;  /* enum ag__deal_kind */
     unsigned comps; /* components each party j > 0 draws */
     unsigned own;   /* of which rank 0 draws its first `own` */
     unsigned xored; /* bit k: component k is XOR-shared */
-    unsigned bits;  /* trunc: the shift */
+    bool secret;    /* rank 0's own components hold the secret (random bits):
+                     * the TTP dealer draws them from its own stream */
     /* Rank 0, one chunk of len elements: computes its components own..
      * comps-1 (or rewrites drawn ones) in out[], from its drawn ones and
      * sum[k], the others' component k summed (or XORed). */
     void (*finish)(ag_field f, size_t len, void **out, void **sum, unsigned bits);
 };
 
-/* Rank 0's part of one chunk (len bytes from byte off) of a request:
- * draws its own components, sums the others' in work and finishes its
- * computed components. pos: every party's position at the request's start;
+/* Rank 0's part of one chunk (len bytes from byte off) of a request, into
+ * chunk[k] for component k: draws its own components (from own_src),
+ * sums the others' in work and finishes its computed components. pos:
+ * every party's position at the request's start (pos[0]: own_src's);
  * step: blocks per component. */
-static int deal_chunk0(ag_mpc *m, const struct request *rq, const uint64_t *pos, uint64_t step,
-                       size_t off, size_t len, void **out, uint8_t *work)
+static int deal_chunk0(ag_mpc *m, const struct request *rq, const ag__prg *own_src,
+                       const uint64_t *pos, uint64_t step, size_t off, size_t len, unsigned bits,
+                       void **chunk, uint8_t *work)
 {
-    void *chunk[4], *sum[4];
+    void *sum[4];
     int rc = 0;
-    for (unsigned k = 0; k < rq->comps; k++) {
-        chunk[k] = (uint8_t *)out[k] + off;
+    for (unsigned k = 0; k < rq->comps; k++)
         sum[k] = work + k * (size_t)CHUNK_BYTES;
-    }
     for (unsigned k = 0; k < rq->own && rc == 0; k++)
-        rc = ag__prg_fill_at(&m->dealer_all[0], pos[0] + k * step + off / 16, chunk[k], len);
+        rc = ag__prg_fill_at(own_src, pos[0] + k * step + off / 16, chunk[k], len);
     for (unsigned k = 0; k < rq->comps && rc == 0; k++)
         rc = others_sum(m, pos, k * step, off, len, rq->xored >> k & 1, sum[k],
                         work + rq->comps * (size_t)CHUNK_BYTES);
     if (rc == 0)
-        rq->finish(m->field, len / ag_field_bytes(m->field), chunk, sum, rq->bits);
+        rq->finish(m->field, len / ag_field_bytes(m->field), chunk, sum, bits);
+    return rc;
+}
+
+/* The first component the TTP dealer sends rank 0. */
+static unsigned first_sent(const struct request *rq)
+{
+    return rq->secret ? 0 : rq->own;
+}
+
+/* TTP rank 0's side of deal(): its own components drawn as any party's,
+ * the rest read from the dealer's stream (invariant 3). */
+static int deal_ttp(ag_mpc *m, const struct request *rq, size_t n, unsigned bits, void **out,
+                    ag__deal_fn each, void *ctx)
+{
+    size_t eb = ag_field_bytes(m->field), bytes = n * eb;
+    uint64_t step = blocks(bytes), self_pos = m->dealer_self.ctr;
+    unsigned own = first_sent(rq);
+    struct ag__ttp_call c;
+    int rc = ag__ttp_deal(m, &c, rq->kind, n, bits, 0, 0, 0, false, NULL);
+    if (rc < 0)
+        return rc;
+    for (size_t off = 0; off < bytes && rc == 0; off += CHUNK_BYTES) {
+        size_t len = AG_MIN((size_t)CHUNK_BYTES, bytes - off);
+        for (unsigned k = 0; k < own && rc == 0; k++)
+            rc = ag__prg_fill_at(&m->dealer_self, self_pos + k * step + off / 16,
+                                 (uint8_t *)out[k] + off, len);
+        for (unsigned k = own; k < rq->comps && rc == 0; k++)
+            rc = ag__ttp_read(&c, (uint8_t *)out[k] + off, len);
+        if (rc == 0 && each)
+            each(ctx, off / eb, len / eb);
+    }
+    int end = ag__ttp_end(&c, rc == 0);
+    if (rc == 0)
+        rc = end;
+    if (rc == 0) {
+        for (unsigned k = 0; k < own; k++)
+            ag__prg_skip(&m->dealer_self, bytes);
+        for (unsigned j = 1; j < m->n; j++)
+            m->dealer_pos[j] += rq->comps * step;
+    }
     return rc;
 }
 
@@ -129,11 +182,15 @@ static int deal_chunk0(ag_mpc *m, const struct request *rq, const uint64_t *pos,
  * chunk of elements [i, i + len) is dealt when each is not NULL. At the
  * end, every stream stands where `comps` (rank 0's own: `own`) whole fills
  * would have left it. */
-static int deal(ag_mpc *m, const struct request *rq, size_t n, void **out, ag__deal_fn each,
-                void *ctx)
+static int deal(ag_mpc *m, const struct request *rq, size_t n, unsigned bits, void **out,
+                ag__deal_fn each, void *ctx)
 {
+    if (m->rank == 0 && m->ttp)
+        return deal_ttp(m, rq, n, bits, out, each, ctx);
     size_t eb = ag_field_bytes(m->field), bytes = n * eb;
     ag__prg *self = m->rank == 0 ? &m->dealer_all[0] : &m->dealer_self;
+    if (m->rank == 0 && rq->secret && m->dealer_secret)
+        self = m->dealer_secret; /* the TTP dealer: the secret bits are its own */
     uint64_t step = blocks(bytes), self_pos = self->ctr;
     uint64_t *pos = NULL;
     uint8_t *work = NULL;
@@ -145,11 +202,15 @@ static int deal(ag_mpc *m, const struct request *rq, size_t n, void **out, ag__d
             rc = AG_E_NOMEM;
             goto out;
         }
+        pos[0] = self_pos;
     }
     for (size_t off = 0; off < bytes && rc == 0; off += CHUNK_BYTES) {
         size_t len = AG_MIN((size_t)CHUNK_BYTES, bytes - off);
         if (m->rank == 0) {
-            rc = deal_chunk0(m, rq, pos, step, off, len, out, work);
+            void *chunk[4];
+            for (unsigned k = 0; k < rq->comps; k++)
+                chunk[k] = (uint8_t *)out[k] + off;
+            rc = deal_chunk0(m, rq, self, pos, step, off, len, bits, chunk, work);
         } else {
             for (unsigned k = 0; k < rq->comps && rc == 0; k++)
                 rc = ag__prg_fill_at(self, self_pos + k * step + off / 16,
@@ -233,12 +294,96 @@ static void finish_rand_ab(ag_field f, size_t len, void **out, void **sum, unsig
     ag__bits_xor(len * ag_field_bytes(f), out[1], sum[0], sum[1]);
 }
 
+static const struct request requests[] = {
+    {AG__DEAL_MUL, 3, 2, 0, false, finish_mul},
+    {AG__DEAL_SQUARE, 2, 1, 0, false, finish_square},
+    {AG__DEAL_TRUNC, 2, 1, 0, false, finish_trunc},
+    /* AND triples: every party draws a, b, c; rank 0 draws a_0 and b_0 and
+     * sets c_0 so the XOR of the c shares is (XOR a) & (XOR b). */
+    {AG__DEAL_AND, 3, 2, 7, false, finish_and},
+    /* Random bits: parties j > 0 draw their shares; rank 0 draws n
+     * elements from its own stream, which no one else can expand, keeps
+     * their low bits as the secret bits and subtracts the others' shares
+     * from them. */
+    {AG__DEAL_RANDBIT, 1, 1, 0, true, finish_randbit},
+    /* A random r shared both ways: every party draws ra then rb; rank 0
+     * draws ra_0 only, and sets rb_0 = r ^ (XOR of rb_j, j > 0), r the sum
+     * of the ra. */
+    {AG__DEAL_RAND_AB, 2, 1, 2, false, finish_rand_ab},
+};
+
+static const struct request *request_of(unsigned kind)
+{
+    for (size_t i = 0; i < AG_ARRAY_LEN(requests); i++)
+        if (requests[i].kind == kind)
+            return &requests[i];
+    return NULL;
+}
+
+int ag__beaver_deal(ag_mpc *m, unsigned kind, size_t n, unsigned bits, void **out,
+                    ag__deal_fn each, void *ctx)
+{
+    const struct request *rq = request_of(kind);
+    if (!rq)
+        return AG_E_INVAL;
+    return deal(m, rq, n, bits, out, each, ctx);
+}
+
+int ag__beaver_deal_range(ag_mpc *m, unsigned kind, size_t n, unsigned bits, size_t i,
+                          size_t len, void **out)
+{
+    const struct request *rq = request_of(kind);
+    size_t eb = ag_field_bytes(m->field), from = i * eb, to = (i + len) * eb;
+    if (!rq || !m->dealer_all || from % CHUNK_BYTES != 0 || i + len > n)
+        return AG_E_INVAL;
+    const ag__prg *own_src = rq->secret && m->dealer_secret ? m->dealer_secret
+                                                            : &m->dealer_all[0];
+    uint64_t step = blocks(n * eb);
+    uint64_t *pos = positions(m);
+    uint8_t *work = ag__scratch_get(m, (rq->comps + 1) * (size_t)CHUNK_BYTES);
+    int rc = pos && work ? 0 : AG_E_NOMEM;
+    if (pos)
+        pos[0] = own_src->ctr;
+    for (size_t off = from; off < to && rc == 0; off += CHUNK_BYTES) {
+        void *chunk[4];
+        for (unsigned k = 0; k < rq->comps; k++)
+            chunk[k] = (uint8_t *)out[k] + (off - from);
+        rc = deal_chunk0(m, rq, own_src, pos, step, off, AG_MIN((size_t)CHUNK_BYTES, to - off),
+                         bits, chunk, work);
+    }
+    ag__scratch_put(m, work);
+    ag__scratch_put(m, pos);
+    return rc;
+}
+
+void ag__beaver_deal_skip(ag_mpc *m, unsigned kind, size_t n)
+{
+    const struct request *rq = request_of(kind);
+    size_t bytes = n * ag_field_bytes(m->field);
+    if (!rq || !m->dealer_all)
+        return;
+    ag__prg *own_src = rq->secret && m->dealer_secret ? m->dealer_secret : &m->dealer_all[0];
+    for (unsigned k = 0; k < rq->own; k++)
+        ag__prg_skip(own_src, bytes);
+    for (unsigned j = 1; j < m->n; j++)
+        for (unsigned k = 0; k < rq->comps; k++)
+            ag__prg_skip(&m->dealer_all[j], bytes);
+}
+
+unsigned ag__beaver_comps(unsigned kind, unsigned *first_sent_out)
+{
+    const struct request *rq = request_of(kind);
+    if (!rq)
+        return 0;
+    *first_sent_out = first_sent(rq);
+    return rq->comps;
+}
+
 int ag__beaver_mul_each(ag_mpc *m, size_t n, void *a, void *b, void *c, ag__deal_fn each,
                         void *ctx)
 {
-    static const struct request rq = {3, 2, 0, 0, finish_mul};
     void *out[3] = {a, b, c};
-    return deal(m, &rq, n, out, each, ctx);
+    return ag__beaver_deal(m, AG__DEAL_MUL, n, 0, out, each, ctx);
 }
 
 int ag__beaver_mul(ag_mpc *m, size_t n, void *a, void *b, void *c)
@@ -248,9 +393,8 @@ int ag__beaver_mul(ag_mpc *m, size_t n, void *a, void *b, void *c)
 
 int ag__beaver_square_each(ag_mpc *m, size_t n, void *a, void *b, ag__deal_fn each, void *ctx)
 {
-    static const struct request rq = {2, 1, 0, 0, finish_square};
     void *out[2] = {a, b};
-    return deal(m, &rq, n, out, each, ctx);
+    return ag__beaver_deal(m, AG__DEAL_SQUARE, n, 0, out, each, ctx);
 }
 
 int ag__beaver_square(ag_mpc *m, size_t n, void *a, void *b)
@@ -261,9 +405,8 @@ int ag__beaver_square(ag_mpc *m, size_t n, void *a, void *b)
 int ag__beaver_trunc_each(ag_mpc *m, size_t n, unsigned bits, void *r, void *rt,
                           ag__deal_fn each, void *ctx)
 {
-    struct request rq = {2, 1, 0, bits, finish_trunc};
     void *out[2] = {r, rt};
-    return deal(m, &rq, n, out, each, ctx);
+    return ag__beaver_deal(m, AG__DEAL_TRUNC, n, bits, out, each, ctx);
 }
 
 int ag__beaver_trunc(ag_mpc *m, size_t n, unsigned bits, void *r, void *rt)
@@ -271,33 +414,22 @@ int ag__beaver_trunc(ag_mpc *m, size_t n, unsigned bits, void *r, void *rt)
     return ag__beaver_trunc_each(m, n, bits, r, rt, NULL, NULL);
 }
 
-/* AND triples: every party draws a, b, c; rank 0 draws a_0 and b_0 and
- * sets c_0 so the XOR of the c shares is (XOR a) & (XOR b). */
 int ag__beaver_and(ag_mpc *m, size_t n, void *a, void *b, void *c)
 {
-    static const struct request rq = {3, 2, 7, 0, finish_and};
     void *out[3] = {a, b, c};
-    return deal(m, &rq, n, out, NULL, NULL);
+    return ag__beaver_deal(m, AG__DEAL_AND, n, 0, out, NULL, NULL);
 }
 
-/* Random bits: parties j > 0 draw their shares; rank 0 draws n elements
- * from its own stream, which no one else can expand, keeps their low bits
- * as the secret bits and subtracts the others' shares from them. */
 int ag__beaver_randbit(ag_mpc *m, size_t n, void *r)
 {
-    static const struct request rq = {1, 1, 0, 0, finish_randbit};
     void *out[1] = {r};
-    return deal(m, &rq, n, out, NULL, NULL);
+    return ag__beaver_deal(m, AG__DEAL_RANDBIT, n, 0, out, NULL, NULL);
 }
 
-/* A random r shared both ways: every party draws ra then rb; rank 0 draws
- * ra_0 only, and sets rb_0 = r ^ (XOR of rb_j, j > 0), r the sum of the
- * ra. */
 int ag__beaver_rand_ab(ag_mpc *m, size_t n, void *ra, void *rb)
 {
-    static const struct request rq = {2, 1, 2, 0, finish_rand_ab};
     void *out[2] = {ra, rb};
-    return deal(m, &rq, n, out, NULL, NULL);
+    return ag__beaver_deal(m, AG__DEAL_RAND_AB, n, 0, out, NULL, NULL);
 }
 
 /* ---- the matrix triple --------------------------------------------------- */
@@ -328,11 +460,42 @@ static int full_sum(ag_mpc *m, const uint64_t *pos, uint64_t comp, size_t bytes,
 /* Matrix triple: every party draws a, b, c (c only at j > 0); rank 0 sums
  * everyone's a and b in full (the product needs them whole) and sets
  * c_0 = A.B - the sum of the others' c. */
+/* TTP rank 0's matrix requests: draws its own components (own_bytes[0..n_own),
+ * into own[]), reads c (cb bytes) from the dealer's stream, and moves the
+ * other parties' positions by `others` blocks. */
+static int matrix_ttp(ag_mpc *m, unsigned kind, uint64_t mm, uint64_t k, uint64_t nn, bool tr,
+                      const uint64_t *mask, void **own, const size_t *own_bytes, int n_own,
+                      void *c, size_t cb, uint64_t others)
+{
+    struct ag__ttp_call call;
+    int rc = ag__ttp_deal(m, &call, kind, kind == AG__DEAL_MASK ? mm * k : 0, 0, mm, k, nn, tr,
+                          mask);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < n_own && rc == 0; i++)
+        rc = ag__prg_fill(&m->dealer_self, own[i], own_bytes[i]);
+    if (rc == 0 && cb)
+        rc = ag__ttp_read(&call, c, cb);
+    int end = ag__ttp_end(&call, rc == 0);
+    if (rc == 0)
+        rc = end;
+    if (rc == 0)
+        for (unsigned j = 1; j < m->n; j++)
+            m->dealer_pos[j] += others;
+    return rc;
+}
+
 int ag__beaver_matmul(ag_mpc *m, size_t mm, size_t k, size_t nn, void *a, void *b, void *c)
 {
     ag_field f = m->field;
     size_t eb = ag_field_bytes(f);
     size_t ab = mm * k * eb, bb = k * nn * eb, cb = mm * nn * eb;
+    if (m->rank == 0 && m->ttp) {
+        void *own[2] = {a, b};
+        size_t own_bytes[2] = {ab, bb};
+        return matrix_ttp(m, AG__DEAL_MATMUL, mm, k, nn, false, NULL, own, own_bytes, 2, c, cb,
+                          blocks(ab) + blocks(bb) + blocks(cb));
+    }
     int rc = draw_own(m, a, ab);
     if (rc == 0)
         rc = draw_own(m, b, bb);
@@ -367,8 +530,16 @@ int ag__beaver_matmul(ag_mpc *m, size_t mm, size_t k, size_t nn, void *a, void *
 
 /* ---- the Beaver cache ------------------------------------------------------ */
 
-int ag__beaver_mask(ag_mpc *m, size_t bytes, void *a, void *full)
+int ag__beaver_mask(ag_mpc *m, size_t bytes, void *a, void *full, uint64_t *mpos)
 {
+    if (m->rank == 0 && m->ttp) {
+        mpos[0] = m->dealer_self.ctr;
+        for (unsigned j = 1; j < m->n; j++)
+            mpos[j] = m->dealer_pos[j];
+        size_t eb = ag_field_bytes(m->field);
+        return matrix_ttp(m, AG__DEAL_MASK, bytes / eb, 1, 0, false, NULL, &a, &bytes, 1, NULL,
+                          0, blocks(bytes));
+    }
     int rc = draw_own(m, a, bytes);
     if (m->rank != 0 || rc < 0)
         return rc;
@@ -390,11 +561,14 @@ int ag__beaver_mask(ag_mpc *m, size_t bytes, void *a, void *full)
 /* As ag__beaver_matmul with a already dealt: every party draws b, then c
  * (j > 0); rank 0 sums everyone's b in full and sets c_0 = A.B - the sum
  * of the others' c. */
-int ag__beaver_matmul_fixed(ag_mpc *m, const void *full, bool tr, size_t p, size_t q, size_t nn,
-                            void *b, void *c)
+int ag__beaver_matmul_fixed(ag_mpc *m, const void *full, const uint64_t *mpos, bool tr, size_t p,
+                            size_t q, size_t nn, void *b, void *c)
 {
     ag_field f = m->field;
     size_t eb = ag_field_bytes(f), bb = q * nn * eb, cb = p * nn * eb;
+    if (m->rank == 0 && m->ttp)
+        return matrix_ttp(m, AG__DEAL_MATMUL_FIXED, p, q, nn, tr, mpos, &b, &bb, 1, c, cb,
+                          blocks(bb) + blocks(cb));
     int rc = draw_own(m, b, bb);
     if (m->rank != 0)
         return rc == 0 ? draw_own(m, c, cb) : rc;

@@ -229,7 +229,7 @@ int ag__bool_and_in(ag_mpc *m, const char *op, void *work, size_t nbytes, const 
     uint8_t *a = work, *b = a + tb, *c = b + tb, *e = c + tb, *f = e + nbytes;
     int rc = ag__beaver_and(m, nel, a, b, c);
     if (rc < 0)
-        return ag__mpc_fail(m, rc, op, "dealer: %s", ag_strerror(rc));
+        return ag__mpc_fail(m, rc, op, "dealer: %s", ag__dealer_why(m, rc));
     /* e and f go out together, in one message per peer */
     ag__bits_xor(nbytes, e, x, a);
     ag__bits_xor(nbytes, f, y, b);
@@ -384,7 +384,7 @@ static int b2a_words(ag_mpc *m, const char *op, size_t n, const void *x, void *o
         return ag__mpc_fail(m, AG_E_NOMEM, op, "no memory for %zu elements", n);
     int rc = ag__beaver_randbit(m, n * k, buf[0]);
     if (rc < 0) {
-        rc = ag__mpc_fail(m, rc, op, "dealer: %s", ag_strerror(rc));
+        rc = ag__mpc_fail(m, rc, op, "dealer: %s", ag__dealer_why(m, rc));
         goto out;
     }
     if (f == AG_FM64)
@@ -429,7 +429,7 @@ int ag__bool_bits_to_a(ag_mpc *m, const char *op, size_t n, const uint8_t *bits,
     /* out holds this party's shares of the random bits r until the end */
     int rc = ag__beaver_randbit(m, n, out);
     if (rc < 0) {
-        rc = ag__mpc_fail(m, rc, op, "dealer: %s", ag_strerror(rc));
+        rc = ag__mpc_fail(m, rc, op, "dealer: %s", ag__dealer_why(m, rc));
         goto out;
     }
     for (size_t i = 0; i < n; i++) {

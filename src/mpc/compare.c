@@ -146,7 +146,7 @@ static int zero_test(ag_mpc *m, const char *op, const ag_tensor *d, ag_tensor *o
     uint8_t *lo = buf[3], *hi = buf[4];
     int rc = ag__beaver_rand_ab(m, n, buf[0], buf[1]);
     if (rc < 0) {
-        rc = ag__mpc_fail(m, rc, op, "dealer: %s", ag_strerror(rc));
+        rc = ag__mpc_fail(m, rc, op, "dealer: %s", ag__dealer_why(m, rc));
         goto out;
     }
     ag__ring_add_inplace(f, n, buf[0], d->data);

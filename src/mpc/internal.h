@@ -85,7 +85,19 @@ struct ag_mpc {
     ag__prg prss_next;     /* seed shared with rank + 1 */
     ag__prg prss_prev;     /* seed shared with rank - 1 */
     ag__prg dealer_self;   /* this party's dealer stream */
-    ag__prg *dealer_all;   /* rank 0 only: every party's dealer stream */
+    ag__prg *dealer_all;   /* TFP rank 0 (and the TTP dealer's sessions): every
+                            * party's dealer stream */
+    ag__prg *dealer_secret; /* the TTP dealer's sessions: its own stream, for the
+                             * secrets of random bits; NULL at the parties */
+    /* The trusted-third-party dealer (ttp.c); ttp NULL: trusted first party. */
+    struct ag_rpc_channel *ttp;
+    uint64_t ttp_timeout_ms;
+    char ttp_label[64];
+    uint8_t ttp_session[16];
+    bool ttp_registered;   /* rank 0: close the session when freed */
+    uint64_t *dealer_pos;  /* TTP rank 0: every party's stream position ([0]:
+                            * dealer_self's) */
+    char ttp_err[AG_ERRMSG_MAX]; /* the last failed dealer call, "" if none */
     struct ag__scratch_slot scratch[AG__SCRATCH_SLOTS];
     size_t scratch_bytes;  /* bytes in all slots, lent or not */
     uint64_t scratch_tick; /* returns so far */
@@ -175,13 +187,32 @@ int ag__beaver_trunc_each(ag_mpc *m, size_t n, unsigned bits, void *r, void *rt,
                           ag__deal_fn each, void *ctx);
 /* Matrix triple: a (mm x k), b (k x nn), c = a * b (mm x nn). */
 int ag__beaver_matmul(ag_mpc *m, size_t mm, size_t k, size_t nn, void *a, void *b, void *c);
-/* The Beaver cache's dealing: a fixed mask a (bytes) drawn once, with rank
- * 0's full sum of every party's in full (NULL elsewhere); then per product,
- * fresh b (q x nn) and c = A b (p x nn), A the full mask (p x q), or A^T b
- * when tr (A stored q x p). */
-int ag__beaver_mask(ag_mpc *m, size_t bytes, void *a, void *full);
-int ag__beaver_matmul_fixed(ag_mpc *m, const void *full, bool tr, size_t p, size_t q, size_t nn,
-                            void *b, void *c);
+/* The Beaver cache's dealing: a fixed mask a (bytes) drawn once; then per
+ * product, fresh b (q x nn) and c = A b (p x nn), A the full mask (p x q),
+ * or A^T b when tr (A stored q x p). The dealer needs A for every c: under
+ * TFP, rank 0 keeps it in full (full: bytes; NULL elsewhere); under TTP,
+ * rank 0 keeps where every party's stream stood when the mask was drawn
+ * (pos: n positions; NULL elsewhere), and the dealer expands A again from
+ * there. */
+int ag__beaver_mask(ag_mpc *m, size_t bytes, void *a, void *full, uint64_t *pos);
+int ag__beaver_matmul_fixed(ag_mpc *m, const void *full, const uint64_t *pos, bool tr, size_t p,
+                            size_t q, size_t nn, void *b, void *c);
+/* An element-wise request by kind (MUL, SQUARE, TRUNC with bits, AND,
+ * RANDBIT, RAND_AB), out[] its components (n elements each); AG_E_INVAL
+ * for another kind. */
+int ag__beaver_deal(ag_mpc *m, unsigned kind, size_t n, unsigned bits, void **out,
+                    ag__deal_fn each, void *ctx);
+/* The TTP dealer's side (a session of ag__mpc_new_dealer): components
+ * [i, i + len) of every output of a request of n elements starting where
+ * the streams stand, into out[k] (len elements each), moving no stream (i
+ * * element size a multiple of AG__CHUNK_BYTES); then deal_skip moves the
+ * streams past the whole request. */
+int ag__beaver_deal_range(ag_mpc *m, unsigned kind, size_t n, unsigned bits, size_t i,
+                          size_t len, void **out);
+void ag__beaver_deal_skip(ag_mpc *m, unsigned kind, size_t n);
+/* The components of an element-wise kind (0: not one), and in
+ * *first_sent the first that the TTP dealer sends rank 0. */
+unsigned ag__beaver_comps(unsigned kind, unsigned *first_sent);
 /* Truncation pairs: r and rt = r >> bits (arithmetic), n elements each. */
 int ag__beaver_trunc(ag_mpc *m, size_t n, unsigned bits, void *r, void *rt);
 /* AND triples: XOR shares of n K-bit elements a, b and c = a & b. */
@@ -191,6 +222,59 @@ int ag__beaver_and(ag_mpc *m, size_t n, void *a, void *b, void *c);
 int ag__beaver_randbit(ag_mpc *m, size_t n, void *r);
 /* n random ring values r: additive shares ra and XOR shares rb. */
 int ag__beaver_rand_ab(ag_mpc *m, size_t n, void *ra, void *rb);
+
+/* The kinds of correlation, numbered as argot.beaver.v1.Kind. */
+enum ag__deal_kind {
+    AG__DEAL_MUL = 1,
+    AG__DEAL_SQUARE = 2,
+    AG__DEAL_TRUNC = 3,
+    AG__DEAL_AND = 4,
+    AG__DEAL_RANDBIT = 5,
+    AG__DEAL_RAND_AB = 6,
+    AG__DEAL_MATMUL = 7,
+    AG__DEAL_MASK = 8,
+    AG__DEAL_MATMUL_FIXED = 9,
+};
+
+/* What a failed dealer request returned rc for: the dealer's own message
+ * under TTP, else ag_strerror(rc). For "<op>: dealer: <why>". */
+const char *ag__dealer_why(ag_mpc *m, int rc);
+
+/* ---- the TTP dealer's client (ttp.c) ------------------------------------ */
+
+/* One Deal call of rank 0. */
+struct ag__ttp_call {
+    ag_mpc *m;
+    struct ag_rpc_call *call;
+    struct ProtobufCMessage *msg; /* the DealChunk being read */
+    const uint8_t *p;             /* its unread bytes */
+    size_t left;
+};
+
+/* Setup: registers this party's seed for the session (rank 0 chose
+ * m->ttp_session). */
+int ag__ttp_register(ag_mpc *m, const uint8_t seed[16]);
+/* Rank 0: starts a Deal of kind at the streams' current positions
+ * (dealer_self and dealer_pos). elements: element-wise kinds; bits:
+ * TRUNC; mm, k, nn, tr: the matrix kinds; mask: MATMUL_FIXED's mask
+ * positions (n of them). */
+int ag__ttp_deal(ag_mpc *m, struct ag__ttp_call *c, unsigned kind, uint64_t elements,
+                 unsigned bits, uint64_t mm, uint64_t k, uint64_t nn, bool tr,
+                 const uint64_t *mask);
+/* The next len bytes of the deal's stream into dst. */
+int ag__ttp_read(struct ag__ttp_call *c, void *dst, size_t len);
+/* Ends the call: the stream must be over (no byte left) and its status OK
+ * (when ok is false, the call is only cancelled and freed). */
+int ag__ttp_end(struct ag__ttp_call *c, bool ok);
+/* Rank 0, when the session is freed: tells the dealer to drop it. */
+void ag__ttp_close(ag_mpc *m);
+
+/* The TTP dealer's computation (dealer.c): a session of no link at rank
+ * 0 holding every party's stream (seeds[n]) and the dealer's own
+ * (secret), on which the ag__beaver_* functions compute rank 0's shares as
+ * the trusted first party would. NULL when out of memory. */
+ag_mpc *ag__mpc_new_dealer(ag_field f, unsigned n, const uint8_t (*seeds)[16],
+                           const uint8_t secret[16]);
 
 /* ---- boolean shares (boolean.c), shared with compare.c ----------------- */
 

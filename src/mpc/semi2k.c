@@ -263,7 +263,7 @@ static int mul_aa(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tensor *
                           (uint8_t *)buf[2] + bytes};
     int rc = ag__beaver_mul_each(m, n, buf[0], buf[1], z->data, mask_chunk, &mc);
     if (rc < 0)
-        rc = ag__mpc_fail(m, rc, "mul", "dealer: %s", ag_strerror(rc));
+        rc = ag__mpc_fail(m, rc, "mul", "dealer: %s", ag__dealer_why(m, rc));
     else
         rc = beaver_open(m, "mul", x, y, buf[0], buf[1], &buf[2], z);
     ag__scratch_put_n(m, buf, 3);
@@ -309,7 +309,7 @@ int ag_mpc_square(ag_mpc *m, const ag_tensor *x, ag_tensor *out)
     struct mask_ctx mc = {f, ag_field_bytes(f), x->data, buf[0], NULL, NULL, buf[1], NULL};
     rc = ag__beaver_square_each(m, n, buf[0], out->data, mask_chunk, &mc);
     if (rc < 0)
-        rc = ag__mpc_fail(m, rc, "square", "dealer: %s", ag_strerror(rc));
+        rc = ag__mpc_fail(m, rc, "square", "dealer: %s", ag__dealer_why(m, rc));
     else
         rc = beaver_open(m, "square", x, NULL, buf[0], NULL, &buf[1], out);
     ag__scratch_put_n(m, buf, 2);
@@ -349,7 +349,7 @@ static int matmul_aa(ag_mpc *m, const ag_tensor *x, const ag_tensor *y, ag_tenso
     uint8_t *e = buf[2], *fm = e + xb;
     int rc = ag__beaver_matmul(m, mm, k, nn, buf[0], buf[1], z->data);
     if (rc < 0) {
-        rc = ag__mpc_fail(m, rc, "matmul", "dealer: %s", ag_strerror(rc));
+        rc = ag__mpc_fail(m, rc, "matmul", "dealer: %s", ag__dealer_why(m, rc));
         goto out;
     }
     ag__ring_sub(f, mm * k, e, x->data, buf[0]);
@@ -420,7 +420,7 @@ static int trunc_pair(ag_mpc *m, const ag_tensor *x, unsigned bits, ag_tensor *z
     void *peers = NULL;
     int rc = ag__beaver_trunc_each(m, n, bits, buf[0], z->data, mask_chunk, &mc);
     if (rc < 0) {
-        rc = ag__mpc_fail(m, rc, "trunc", "dealer: %s", ag_strerror(rc));
+        rc = ag__mpc_fail(m, rc, "trunc", "dealer: %s", ag__dealer_why(m, rc));
         goto out;
     }
     rc = ag__mpc_send_all_take(m, "trunc", tag, &buf[1], bytes);

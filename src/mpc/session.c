@@ -9,10 +9,14 @@
  *      s_i (shared with i+1) and s_(i-1) (shared with i-1). Its share of
  *      zero is G(s_i) - G(s_(i-1)); the sum over all parties telescopes to
  *      zero, with no message per use;
- *   3. dealer: party i draws its dealer seed t_i; parties i > 0 send it to
- *      rank 0, the trusted first party, which can then expand every
+ *   3. dealer: party i draws its dealer seed t_i. Under the trusted first
+ *      party, parties i > 0 send it to rank 0, which can then expand every
  *      party's share of a Beaver triple and correct its own so that the
- *      shares multiply (beaver.c).
+ *      shares multiply (beaver.c). Under the trusted third party, rank 0
+ *      draws a random session id and sends it to every party; each
+ *      registers t_i with the dealer under that id (ttp.c), and parties
+ *      i > 0 then tell rank 0, so that rank 0's first request finds every
+ *      seed registered.
  *
  * Tags: setup messages use tags with the top bit set; every kernel call
  * takes the next operation number (every party issues the same calls in
@@ -51,6 +55,7 @@
 #define TAG_HELLO (TAG_SETUP | 1)
 #define TAG_PRSS (TAG_SETUP | 2)
 #define TAG_DEALER (TAG_SETUP | 3)
+#define TAG_DEALER_READY (TAG_SETUP | 4)
 
 static const uint8_t hello_magic[8] = {'A', 'G', 'M', 'P', 'C', '1', 0, 0};
 
@@ -64,7 +69,35 @@ ag_mpc *ag_mpc_new(ag_link *link, const ag_mpc_config *cfg)
     m->fxp_bits = cfg->fxp_bits ? cfg->fxp_bits : (cfg->field == AG_FM64 ? 18 : 26);
     m->rank = ag_link_rank(link);
     m->n = ag_link_size(link);
+    m->ttp = cfg->beaver_server;
+    m->ttp_timeout_ms = cfg->beaver_timeout_ms ? cfg->beaver_timeout_ms : 60000;
+    snprintf(m->ttp_label, sizeof(m->ttp_label), "%s", cfg->label ? cfg->label : "");
     return m;
+}
+
+ag_mpc *ag__mpc_new_dealer(ag_field f, unsigned n, const uint8_t (*seeds)[16],
+                           const uint8_t secret[16])
+{
+    ag_mpc *m = ag_calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    m->field = f;
+    m->fxp_bits = f == AG_FM64 ? 18 : 26;
+    m->n = n;
+    m->dealer_all = ag_calloc(n, sizeof(*m->dealer_all));
+    m->dealer_secret = ag_calloc(1, sizeof(*m->dealer_secret));
+    if (!m->dealer_all || !m->dealer_secret)
+        goto fail;
+    for (unsigned j = 0; j < n; j++)
+        if (ag__prg_init(&m->dealer_all[j], seeds[j]) < 0)
+            goto fail;
+    if (ag__prg_init(m->dealer_secret, secret) < 0)
+        goto fail;
+    m->ready = true;
+    return m;
+fail:
+    ag_mpc_free(m);
+    return NULL;
 }
 
 /* Wipes and frees the buffer in slot i, which becomes empty. */
@@ -86,11 +119,18 @@ void ag_mpc_free(ag_mpc *m)
             scratch_evict(m, i);
     ag__prg_cleanup(&m->prss_next);
     ag__prg_cleanup(&m->prss_prev);
+    if (m->ttp_registered)
+        ag__ttp_close(m);
     ag__prg_cleanup(&m->dealer_self);
     if (m->dealer_all)
         for (unsigned i = 0; i < m->n; i++)
             ag__prg_cleanup(&m->dealer_all[i]);
     ag_free(m->dealer_all);
+    if (m->dealer_secret)
+        ag__prg_cleanup(m->dealer_secret);
+    ag_free(m->dealer_secret);
+    ag_free(m->dealer_pos);
+    ag_wipe(m->ttp_session, sizeof(m->ttp_session));
     ag_free(m);
 }
 
@@ -406,6 +446,12 @@ void ag__scratch_adopt(ag_mpc *m, void *p, size_t len)
 
 /* ---- setup -------------------------------------------------------------- */
 
+static const char *dealer_name(uint8_t kind)
+{
+    return kind == 1 ? "the trusted-first-party" : kind == 2 ? "a trusted-third-party"
+                                                             : "an unknown";
+}
+
 static int hello(ag_mpc *m)
 {
     uint8_t mine[16] = {0};
@@ -414,6 +460,7 @@ static int hello(ag_mpc *m)
     mine[9] = (uint8_t)m->fxp_bits;
     mine[10] = (uint8_t)(m->n >> 8);
     mine[11] = (uint8_t)m->n;
+    mine[12] = m->ttp ? 2 : 1; /* the dealer: first or third party */
     for (unsigned p = 0; p < m->n; p++) {
         if (p == m->rank)
             continue;
@@ -441,6 +488,11 @@ static int hello(ag_mpc *m)
                                 theirs[8] == AG_FM64 ? "FM64" : "FM128", theirs[9], tn,
                                 ag_link_party(m->link, m->rank), ag_field_name(m->field),
                                 m->fxp_bits, m->n);
+        if (theirs[12] != mine[12])
+            return ag__mpc_fail(m, AG_E_MPC_CONFIG, "setup",
+                                "party %s uses %s Beaver dealer; party %s uses %s",
+                                ag_link_party(m->link, p), dealer_name(theirs[12]),
+                                ag_link_party(m->link, m->rank), dealer_name(mine[12]));
     }
     return 0;
 }
@@ -450,6 +502,44 @@ static int seed_init(ag_mpc *m, ag__prg *p, const uint8_t seed[16])
     int rc = ag__prg_init(p, seed);
     if (rc < 0)
         return ag__mpc_fail(m, rc, "setup", "cannot start AES-CTR: %s", ag_strerror(rc));
+    return 0;
+}
+
+/* Setup under the trusted third party (step 3). */
+static int ttp_setup(ag_mpc *m, const uint8_t seed[16])
+{
+    int rc;
+    if (m->rank == 0) {
+        m->dealer_pos = ag_calloc(m->n, sizeof(*m->dealer_pos));
+        if (!m->dealer_pos)
+            return ag__mpc_fail(m, AG_E_NOMEM, "setup", "no memory");
+        if (ag_random_bytes(m->ttp_session, sizeof(m->ttp_session)) < 0)
+            return ag__mpc_fail(m, AG_E_SYS, "setup", "getrandom failed");
+        for (unsigned p = 1; p < m->n; p++) {
+            rc = ag_link_send(m->link, p, TAG_DEALER, m->ttp_session, sizeof(m->ttp_session));
+            if (rc < 0)
+                return ag__mpc_link_fail(m, rc, "setup");
+        }
+    } else {
+        rc = ag_link_recv_into(m->link, 0, TAG_DEALER, m->ttp_session, sizeof(m->ttp_session));
+        if (rc < 0)
+            return ag__mpc_link_fail(m, rc, "setup");
+    }
+    rc = ag__ttp_register(m, seed);
+    if (rc < 0)
+        return ag__mpc_fail(m, rc, "setup", "%s", m->ttp_err);
+    if (m->rank != 0) {
+        uint8_t ready = 1;
+        rc = ag_link_send(m->link, 0, TAG_DEALER_READY, &ready, 1);
+        return rc < 0 ? ag__mpc_link_fail(m, rc, "setup") : 0;
+    }
+    m->ttp_registered = true;
+    for (unsigned p = 1; p < m->n; p++) {
+        uint8_t ready;
+        rc = ag_link_recv_into(m->link, p, TAG_DEALER_READY, &ready, 1);
+        if (rc < 0)
+            return ag__mpc_link_fail(m, rc, "setup");
+    }
     return 0;
 }
 
@@ -463,10 +553,22 @@ static int prss_and_dealer(ag_mpc *m)
     if (rc < 0)
         return ag__mpc_fail(m, rc, "setup", "getrandom failed");
     rc = ag_link_send(m->link, next, TAG_PRSS, s, sizeof(s));
-    if (rc == 0 && m->rank != 0)
+    if (rc == 0 && m->rank != 0 && !m->ttp)
         rc = ag_link_send(m->link, 0, TAG_DEALER, t, sizeof(t));
-    if (rc == 0)
-        rc = ag_link_recv_into(m->link, before, TAG_PRSS, prev, sizeof(prev));
+    if (rc < 0) {
+        ag__mpc_link_fail(m, rc, "setup");
+        goto wipe;
+    }
+    /* the dealer's registration before the PRSS seed is received, so that
+     * setup ends with a receive at every party under both dealers */
+    if (m->ttp) {
+        rc = seed_init(m, &m->dealer_self, t);
+        if (rc == 0)
+            rc = ttp_setup(m, t);
+        if (rc < 0)
+            goto wipe;
+    }
+    rc = ag_link_recv_into(m->link, before, TAG_PRSS, prev, sizeof(prev));
     if (rc < 0) {
         ag__mpc_link_fail(m, rc, "setup");
         goto wipe;
@@ -475,6 +577,8 @@ static int prss_and_dealer(ag_mpc *m)
     if (rc == 0)
         rc = seed_init(m, &m->prss_prev, prev);
     if (rc < 0)
+        goto wipe;
+    if (m->ttp)
         goto wipe;
     if (m->rank != 0) {
         rc = seed_init(m, &m->dealer_self, t);

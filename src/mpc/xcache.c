@@ -12,8 +12,10 @@
  * once; a is used only with the one x it masks, so e says nothing new on
  * reuse (SPU's beaver cache does the same).
  *
- * Memory: e and a_j at every party, the full A at rank 0 (the dealer needs
- * it for every c): three times x's size there, twice elsewhere.
+ * Memory: e and a_j at every party, and at rank 0 under the trusted first
+ * party the full A (the dealer needs it for every c): three times x's size
+ * there, twice elsewhere. Under the trusted third party, rank 0 keeps only
+ * the mask's stream positions; the dealer expands A again for every c.
  */
 #include <string.h>
 
@@ -24,7 +26,8 @@ struct ag_mpc_xcache {
     size_t rows, cols;
     void *e;     /* x - a, opened (rows x cols) */
     void *a;     /* this party's share of the mask */
-    void *full;  /* rank 0: the mask in full; NULL elsewhere */
+    void *full;  /* TFP rank 0: the mask in full; NULL elsewhere */
+    uint64_t *pos; /* TTP rank 0: where the mask was drawn; NULL elsewhere */
 };
 
 void ag_mpc_xcache_free(ag_mpc_xcache *c)
@@ -39,6 +42,7 @@ void ag_mpc_xcache_free(ag_mpc_xcache *c)
     ag_free(c->e);
     ag_free(c->a);
     ag_free(c->full);
+    ag_free(c->pos);
     ag_free(c);
 }
 
@@ -57,16 +61,19 @@ int ag_mpc_xcache_new(ag_mpc *m, const ag_tensor *x, ag_mpc_xcache **out)
     size_t n = c->rows * c->cols, bytes = n * ag_field_bytes(m->field);
     c->e = ag_malloc(bytes + 1);
     c->a = ag_malloc(bytes + 1);
-    if (m->rank == 0)
+    bool want_full = m->rank == 0 && !m->ttp, want_pos = m->rank == 0 && m->ttp;
+    if (want_full)
         c->full = ag_malloc(bytes + 1);
-    if (!c->e || !c->a || (m->rank == 0 && !c->full)) {
+    if (want_pos)
+        c->pos = ag_calloc(m->n, sizeof(*c->pos));
+    if (!c->e || !c->a || (want_full && !c->full) || (want_pos && !c->pos)) {
         ag_mpc_xcache_free(c);
         return ag__mpc_fail(m, AG_E_NOMEM, "xcache", "no memory for %zu elements", n);
     }
-    int rc = ag__beaver_mask(m, bytes, c->a, c->full);
+    int rc = ag__beaver_mask(m, bytes, c->a, c->full, c->pos);
     if (rc < 0) {
         ag_mpc_xcache_free(c);
-        return ag__mpc_fail(m, rc, "xcache", "dealer: %s", ag_strerror(rc));
+        return ag__mpc_fail(m, rc, "xcache", "dealer: %s", ag__dealer_why(m, rc));
     }
     ag__ring_sub(m->field, n, c->e, x->data, c->a);
     rc = ag__mpc_open(m, "xcache", ag__mpc_tag(m), c->e, c->e, n);
@@ -97,9 +104,9 @@ int ag_mpc_xcache_matmul(ag_mpc *m, ag_mpc_xcache *c, bool tr, const ag_tensor *
         ag_tensor_cleanup(out);
         return ag__mpc_fail(m, AG_E_NOMEM, "xcache matmul", "no memory");
     }
-    rc = ag__beaver_matmul_fixed(m, c->full, tr, p, q, nn, buf[0], out->data);
+    rc = ag__beaver_matmul_fixed(m, c->full, c->pos, tr, p, q, nn, buf[0], out->data);
     if (rc < 0) {
-        rc = ag__mpc_fail(m, rc, "xcache matmul", "dealer: %s", ag_strerror(rc));
+        rc = ag__mpc_fail(m, rc, "xcache matmul", "dealer: %s", ag__dealer_why(m, rc));
         goto out;
     }
     ag__ring_sub(m->field, q * nn, buf[1], y->data, buf[0]);

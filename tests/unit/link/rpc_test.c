@@ -81,7 +81,7 @@ struct job {
 static void *party_main(void *arg)
 {
     struct job *j = arg;
-    ag_mpc_config cfg = {AG_FM64, 0};
+    ag_mpc_config cfg = {.field = AG_FM64, .fxp_bits = 0};
     ag_mpc *m = ag_mpc_new(j->link, &cfg);
     int64_t shape[1] = {4};
     double xs[4] = {1.5, -2.0, 3.25, 0.5}, ys[4] = {2.0, 4.0, -1.0, 8.0};

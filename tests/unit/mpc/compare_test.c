@@ -450,7 +450,7 @@ static int lonely_select_party(struct party *p)
 
 TEST(mpc_cmp_inner_failure_names_both_ops)
 {
-    ag_mpc_config cfg = {AG_FM64, 0};
+    ag_mpc_config cfg = {.field = AG_FM64, .fxp_bits = 0};
     struct party ps[MAX_PARTIES];
     uint64_t t0 = ag_now_ms();
     run_parties_cfg(2, &cfg, false, lonely_select_party, NULL, ps, 200);

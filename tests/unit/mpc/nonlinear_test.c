@@ -710,7 +710,7 @@ static int lonely_party(struct party *p)
 
 TEST(mpc_nl_inner_failure_names_both_ops)
 {
-    ag_mpc_config cfg = {AG_FM64, 0};
+    ag_mpc_config cfg = {.field = AG_FM64, .fxp_bits = 0};
     struct party ps[MAX_PARTIES];
     run_parties_cfg(2, &cfg, false, lonely_party, NULL, ps, 200);
     CHECK_EQ(ps[0].rc, AG_E_LINK_TIMEOUT);

@@ -93,7 +93,7 @@ static inline void run_parties_cfg(unsigned n, const ag_mpc_config *cfg, bool pe
 
 static inline void run_parties(unsigned n, ag_field f, party_fn fn, void *ctx, struct party *out)
 {
-    ag_mpc_config cfg = {f, 0};
+    ag_mpc_config cfg = {.field = f, .fxp_bits = 0};
     run_parties_cfg(n, &cfg, false, fn, ctx, out, 0);
 }
 
@@ -116,7 +116,7 @@ static inline void run_parties_fm(unsigned n, void *(*fn)(void *))
     ag_link *l[MAX_PARTIES] = {NULL};
     struct fm_party ps[MAX_PARTIES] = {{0}};
     pthread_t th[MAX_PARTIES];
-    ag_mpc_config cfg = {AG_FM64, 0};
+    ag_mpc_config cfg = {.field = AG_FM64, .fxp_bits = 0};
     CHECK(n <= MAX_PARTIES);
     FM_TRY(ag_link_mem_group(n, NULL, l), 0);
     for (unsigned i = 0; i < n; i++) {

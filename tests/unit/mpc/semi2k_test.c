@@ -361,7 +361,7 @@ TEST(semi2k_shape_mismatch_is_named)
 
 TEST(semi2k_config_mismatch_names_the_party)
 {
-    ag_mpc_config cfg[2] = {{AG_FM64, 0}, {AG_FM128, 0}};
+    ag_mpc_config cfg[2] = {{.field = AG_FM64}, {.field = AG_FM128}};
     struct party ps[MAX_PARTIES];
     run_parties_cfg(2, cfg, true, shape_mismatch_fn, NULL, ps, 0);
     CHECK_EQ(ps[0].rc, AG_E_MPC_CONFIG);
@@ -386,7 +386,7 @@ static int silent_peer_fn(struct party *p)
 
 TEST(semi2k_silent_peer_times_out_naming_it)
 {
-    ag_mpc_config cfg = {AG_FM64, 0};
+    ag_mpc_config cfg = {.field = AG_FM64, .fxp_bits = 0};
     struct party ps[MAX_PARTIES];
     uint64_t t0 = ag_now_ms();
     run_parties_cfg(2, &cfg, false, silent_peer_fn, NULL, ps, 200);
@@ -418,7 +418,7 @@ static int failing_owner_fn(struct party *p)
 
 TEST(semi2k_failure_at_one_party_reaches_the_others)
 {
-    ag_mpc_config cfg = {AG_FM64, 0};
+    ag_mpc_config cfg = {.field = AG_FM64, .fxp_bits = 0};
     struct party ps[MAX_PARTIES];
     uint64_t t0 = ag_now_ms();
     run_parties_cfg(2, &cfg, false, failing_owner_fn, NULL, ps, 30000);

@@ -13,7 +13,7 @@
  * setup. */
 static ag_mpc *lone_session(ag_link **l)
 {
-    ag_mpc_config cfg = {AG_FM64, 0};
+    ag_mpc_config cfg = {.field = AG_FM64, .fxp_bits = 0};
     CHECK_OK(ag_link_mem_group(1, NULL, l));
     ag_mpc *m = ag_mpc_new(*l, &cfg);
     CHECK(m != NULL);

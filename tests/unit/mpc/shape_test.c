@@ -1038,7 +1038,7 @@ TEST(mpc_shape_reduction_needs_setup)
 {
     ag_link *links[2];
     CHECK_OK(ag_link_mem_group(2, NULL, links));
-    ag_mpc_config cfg = {AG_FM64, 0};
+    ag_mpc_config cfg = {.field = AG_FM64, .fxp_bits = 0};
     ag_mpc *m = ag_mpc_new(links[0], &cfg);
     CHECK(m != NULL);
     ag_tensor x, z;
