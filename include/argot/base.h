@@ -394,6 +394,11 @@ int ag_config_check_keys(ag_config *c, const ag_cnode *map, const char *const *k
 #define AG_REQUIRED true
 int ag_config_get_str(ag_config *c, const ag_cnode *map, const char *key, bool required,
                       const char **out);
+/* A file path: as written when absolute, else relative to the directory
+ * of the config file (ag_config_name), into out (cap bytes; a longer path
+ * is AG_E_CONFIG_VALUE). Absent: out is left as it was (or MISSING). */
+int ag_config_get_path(ag_config *c, const ag_cnode *map, const char *key, bool required,
+                       char *out, size_t cap);
 /* Integers: decimal, 0x hex, 0o octal, optional sign, '_' separators not
  * allowed; within [min, max]. */
 int ag_config_get_i64(ag_config *c, const ag_cnode *map, const char *key, bool required,

@@ -134,6 +134,7 @@ int ag_table_column_f64(const ag_table *t, const char *col, ag_value *out, char 
 
 typedef enum ag_beaver_dealer {
     AG_BEAVER_TFP = 0, /* trusted first party: rank 0 deals (see mpc.h's warning) */
+    AG_BEAVER_TTP = 1, /* trusted third party: `argot beaver-server` deals */
 } ag_beaver_dealer;
 
 typedef struct ag_spu_config {
@@ -141,6 +142,9 @@ typedef struct ag_spu_config {
     ag_field field;       /* AG_FM64 or AG_FM128 */
     unsigned fxp_bits;    /* 0: the field's default (18, 26) */
     ag_beaver_dealer dealer;
+    char beaver_server[256];      /* TTP: the dealer's "host:port" */
+    char beaver_server_name[256]; /* TTP over TLS: the name its certificate must carry
+                                   * ("": the address's host) */
 } ag_spu_config;
 
 typedef struct ag_fed_opts {
@@ -152,6 +156,10 @@ typedef struct ag_fed_opts {
     int argc;                        /* the job's own arguments */
     char **argv;
     void *udata;                     /* the job's (ag_fed_udata) */
+    const char *session;             /* the job's id, for the dealer's logs (may be NULL) */
+    /* TLS to a TTP dealer (mutual: this party's certificate, and the CA
+     * that issued the dealer's); NULL: plaintext */
+    const char *tls_cert, *tls_key, *tls_ca;
 } ag_fed_opts;
 
 /* The cluster config of production mode (design.md), YAML:
@@ -161,6 +169,12 @@ typedef struct ag_fed_opts {
  *     bob:   {address: "127.0.0.1:9101"}
  *   spu: {protocol: semi2k, field: FM64, fxp_fraction_bits: 18, beaver: tfp}
  *   session: job-2026-11-23         # optional job id (default "argot")
+ *
+ * beaver: tfp (the trusted first party, rank 0) or ttp, a trusted third
+ * party: then `beaver_server: "host:port"` names the `argot beaver-server`
+ * every party registers with (over TLS with the party's certificate when
+ * the config has a tls section; `beaver_server_name` is the name the
+ * dealer's certificate must carry, by default the address's host).
  *   timeout: 60s                    # optional link receive timeout
  *   tls: {cert: alice.crt, key: alice.key, ca: ca.crt}
  *

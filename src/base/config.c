@@ -1435,6 +1435,25 @@ int ag_config_get_str(ag_config *c, const ag_cnode *map, const char *key, bool r
     return 0;
 }
 
+int ag_config_get_path(ag_config *c, const ag_cnode *map, const char *key, bool required,
+                       char *out, size_t cap)
+{
+    const char *v = NULL;
+    int rc = ag_config_get_str(c, map, key, required, &v);
+    if (rc < 0 || !v)
+        return rc;
+    const char *name = ag_config_name(c), *slash = name ? strrchr(name, '/') : NULL;
+    int n;
+    if (v[0] == '/' || !slash)
+        n = snprintf(out, cap, "%s", v);
+    else
+        n = snprintf(out, cap, "%.*s/%s", (int)(slash - name), name, v);
+    if (n < 0 || (size_t)n >= cap)
+        return ag_config_errorf(c, ag_cnode_get(map, key), AG_E_CONFIG_VALUE,
+                                "%s: the path is longer than %zu bytes", key, cap - 1);
+    return 0;
+}
+
 /* A nested collection of the given type under key. */
 static int get_collection(ag_config *c, const ag_cnode *map, const char *key, bool required,
                           ag_cnode_type type, const ag_cnode **out)

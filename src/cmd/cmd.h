@@ -115,6 +115,7 @@ void print_usage(const struct subcmd *sc);
 extern const struct subcmd cmd_csv_check;
 extern const struct subcmd cmd_demo;
 extern const struct subcmd cmd_launch;
+extern const struct subcmd cmd_beaver_server;
 extern const struct subcmd cmd_psi;
 extern const struct subcmd cmd_stats;
 extern const struct subcmd cmd_lr_train;

@@ -17,6 +17,7 @@ static const struct subcmd *const subcmds[] = {
     &cmd_lr_train,
     &cmd_lr_predict,
     &cmd_launch,
+    &cmd_beaver_server,
     &cmd_ca_init,
     &cmd_ca_issue,
     &cmd_csv_check,

@@ -56,8 +56,9 @@ static int load_parties(ag_config *cfg, const ag_cnode *parties, ag_cluster *c)
 static int load_spu(ag_config *cfg, const ag_cnode *spu, ag_cluster *c)
 {
     static const char *const spu_keys[] = {"protocol", "field", "fxp_fraction_bits", "beaver",
-                                           NULL};
+                                           "beaver_server", "beaver_server_name", NULL};
     const char *protocol = "semi2k", *field = "FM64", *beaver = "tfp";
+    const char *server = NULL, *server_name = "";
     int64_t bits = 0;
     int rc = ag_config_check_keys(cfg, spu, spu_keys);
     if (rc == 0)
@@ -68,6 +69,10 @@ static int load_spu(ag_config *cfg, const ag_cnode *spu, ag_cluster *c)
         rc = ag_config_get_i64(cfg, spu, "fxp_fraction_bits", AG_OPTIONAL, 1, 62, &bits);
     if (rc == 0)
         rc = ag_config_get_str(cfg, spu, "beaver", AG_OPTIONAL, &beaver);
+    if (rc == 0)
+        rc = ag_config_get_str(cfg, spu, "beaver_server", AG_OPTIONAL, &server);
+    if (rc == 0)
+        rc = ag_config_get_str(cfg, spu, "beaver_server_name", AG_OPTIONAL, &server_name);
     if (rc < 0)
         return rc;
     if (strcmp(protocol, "semi2k") != 0)
@@ -80,39 +85,53 @@ static int load_spu(ag_config *cfg, const ag_cnode *spu, ag_cluster *c)
     else
         return ag_config_errorf(cfg, ag_cnode_get(spu, "field"), AG_E_CONFIG_VALUE,
                                 "field '%s' must be FM64 or FM128", field);
-    if (strcmp(beaver, "tfp") != 0)
+    if (strcmp(beaver, "tfp") == 0) {
+        c->spu.dealer = AG_BEAVER_TFP;
+        if (server)
+            return ag_config_errorf(cfg, ag_cnode_get(spu, "beaver_server"),
+                                    AG_E_CONFIG_VALUE, "beaver_server goes with beaver: ttp "
+                                    "(the trusted first party needs none)");
+    } else if (strcmp(beaver, "ttp") == 0) {
+        c->spu.dealer = AG_BEAVER_TTP;
+        if (!server)
+            return ag_config_errorf(cfg, spu, AG_E_CONFIG_MISSING,
+                                    "beaver: ttp needs beaver_server: \"host:port\" (the "
+                                    "argot beaver-server every party registers with)");
+        const char *colon = strrchr(server, ':');
+        if (!colon || colon == server || !colon[1] ||
+            strlen(server) >= sizeof(c->spu.beaver_server))
+            return ag_config_errorf(cfg, ag_cnode_get(spu, "beaver_server"),
+                                    AG_E_CONFIG_VALUE, "beaver_server '%s' is not host:port",
+                                    server);
+        snprintf(c->spu.beaver_server, sizeof(c->spu.beaver_server), "%s", server);
+        snprintf(c->spu.beaver_server_name, sizeof(c->spu.beaver_server_name), "%s",
+                 server_name);
+    } else {
         return ag_config_errorf(cfg, ag_cnode_get(spu, "beaver"), AG_E_CONFIG_VALUE,
-                                "beaver dealer '%s' is not available (tfp is: the trusted "
-                                "first party)", beaver);
+                                "beaver dealer '%s' is unknown (tfp: the trusted first party; "
+                                "ttp: a trusted third party, argot beaver-server)", beaver);
+    }
     if (bits && (c->spu.field == AG_FM64 ? bits > 40 : bits > 100))
         return ag_config_errorf(cfg, ag_cnode_get(spu, "fxp_fraction_bits"), AG_E_CONFIG_VALUE,
                                 "fxp_fraction_bits %lld leaves too few integer bits in %s",
                                 (long long)bits, field);
     snprintf(c->spu.protocol, sizeof(c->spu.protocol), "semi2k");
     c->spu.fxp_bits = (unsigned)bits;
-    c->spu.dealer = AG_BEAVER_TFP;
     c->has_spu = true;
     return 0;
 }
 
 /* tls: {cert, key, ca}: paths relative to the config file's directory,
  * each readable now. */
-static int load_tls(ag_config *cfg, const ag_cnode *tls, const char *path, ag_cluster *c)
+static int load_tls(ag_config *cfg, const ag_cnode *tls, ag_cluster *c)
 {
     static const char *const keys[] = {"cert", "key", "ca", NULL};
     char *outs[3] = {c->tls_cert, c->tls_key, c->tls_ca};
     int rc = ag_config_check_keys(cfg, tls, keys);
-    const char *slash = strrchr(path, '/');
-    int dirlen = slash ? (int)(slash - path) : 0;
     for (int i = 0; rc == 0 && i < 3; i++) {
-        const char *v;
-        rc = ag_config_get_str(cfg, tls, keys[i], AG_REQUIRED, &v);
+        rc = ag_config_get_path(cfg, tls, keys[i], AG_REQUIRED, outs[i], sizeof(c->tls_cert));
         if (rc < 0)
             break;
-        if (v[0] == '/' || !slash)
-            snprintf(outs[i], sizeof(c->tls_cert), "%s", v);
-        else
-            snprintf(outs[i], sizeof(c->tls_cert), "%.*s/%s", dirlen, path, v);
         if (access(outs[i], R_OK) != 0)
             rc = ag_config_errorf(cfg, ag_cnode_get(tls, keys[i]), AG_E_CONFIG_VALUE,
                                   "tls.%s: cannot read %s", keys[i], outs[i]);
@@ -142,7 +161,7 @@ int ag_cluster_load(const char *path, ag_cluster *c, char *err, size_t cap)
     if (rc == 0)
         rc = ag_config_get_map(cfg, ag_config_root(cfg), "tls", AG_OPTIONAL, &tls);
     if (rc == 0 && tls)
-        rc = load_tls(cfg, tls, path, c);
+        rc = load_tls(cfg, tls, c);
     if (rc == 0)
         rc = ag_config_get_map(cfg, ag_config_root(cfg), "parties", AG_REQUIRED, &parties);
     if (rc == 0)

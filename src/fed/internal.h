@@ -41,6 +41,9 @@ struct ag_fed {
     ag_link *link;
     ag_spu_config spu;
     ag_mpc *mpc;        /* at the first SPU call */
+    struct ag_rpc_channel *beaver; /* TTP: the channel to the dealer, with mpc */
+    char session[128];  /* the job's id ("" if not known) */
+    const char *tls_cert, *tls_key, *tls_ca; /* borrowed (ag_fed_opts) */
     int argc;
     char **argv;
     void *udata;

@@ -316,7 +316,12 @@ int ag_fed_run_party(ag_fed_run *r, const ag_cluster *c, const char *party)
     party_run run = {.r = r};
     run.o = (ag_fed_opts){.rank = (unsigned)me, .n = (unsigned)c->n, .names = names,
                           .link = link, .spu = c->has_spu ? c->spu : r->spu, .argc = r->argc,
-                          .argv = r->argv, .udata = r->udata};
+                          .argv = r->argv, .udata = r->udata, .session = lo.session};
+    if (c->has_tls) {
+        run.o.tls_cert = c->tls_cert;
+        run.o.tls_key = c->tls_key;
+        run.o.tls_ca = c->tls_ca;
+    }
     stopper st = {.link = link};
     atomic_init(&st.done, false);
     bool watching = pthread_create(&st.thread, NULL, stopper_main, &st) == 0;

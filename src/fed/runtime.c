@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "argot/rpc.h"
 #include "internal.h"
 
 struct ag_pyu_ctx {
@@ -43,6 +44,10 @@ ag_fed *ag_fed_new(const ag_fed_opts *o)
     f->argc = o->argc;
     f->argv = o->argv;
     f->udata = o->udata;
+    snprintf(f->session, sizeof(f->session), "%s", o->session ? o->session : "");
+    f->tls_cert = o->tls_cert;
+    f->tls_key = o->tls_key;
+    f->tls_ca = o->tls_ca;
     return f;
 }
 
@@ -64,6 +69,7 @@ void ag_fed_free(ag_fed *f)
         obj_release(o);
     }
     ag_mpc_free(f->mpc);
+    ag_rpc_channel_free(f->beaver);
     ag_free(f->names);
     ag_free(f);
 }
@@ -143,7 +149,25 @@ int ag__fed_mpc(ag_fed *f)
         return 0;
     if (f->broken)
         return f->broken;
-    ag_mpc_config cfg = {.field = f->spu.field, .fxp_bits = f->spu.fxp_bits};
+    ag_mpc_config cfg = {.field = f->spu.field, .fxp_bits = f->spu.fxp_bits,
+                         .label = f->session};
+    if (f->spu.dealer == AG_BEAVER_TTP) {
+        ag_rpc_channel_opts co;
+        ag_rpc_channel_opts_init(&co);
+        co.backoff_initial_ms = 100; /* a dealer restarting is worth a quick retry */
+        if (f->tls_cert) {
+            co.tls_cert_file = f->tls_cert;
+            co.tls_key_file = f->tls_key;
+            co.tls_ca_file = f->tls_ca;
+            if (f->spu.beaver_server_name[0])
+                co.tls_server_name = f->spu.beaver_server_name;
+        }
+        f->beaver = ag_rpc_channel_new(f->spu.beaver_server, &co);
+        if (!f->beaver)
+            return ag__fed_break(f, AG_E_NOMEM, "spu: beaver server %s: cannot make a channel",
+                                 f->spu.beaver_server);
+        cfg.beaver_server = f->beaver;
+    }
     f->mpc = ag_mpc_new(f->link, &cfg);
     if (!f->mpc)
         return ag__fed_break(f, AG_E_NOMEM, "party %s: spu: %s", f->names[f->rank],
