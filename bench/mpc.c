@@ -43,8 +43,15 @@
  * The kernels, the party threads and the checks are in mpc_kernels.h,
  * shared with bench/fed (the same kernels over the gRPC link).
  *
- * Usage: mpc [--runs N]
+ * Dealers: every configuration runs with the trusted first party (tfp:
+ * rank 0 deals) and with the trusted third party (ttp: a Beaver server in
+ * this process, reached over gRPC on loopback, doing its dealing on its
+ * own threads: on this machine's two cores, beside the party threads),
+ * or only one of them with --dealer.
+ *
+ * Usage: mpc [--runs N] [--dealer tfp|ttp|both]
  */
+#include "argot/rpc.h"
 #include "mpc_kernels.h"
 
 #define SKIP_SECONDS    20.0 /* 1024^3 estimate above which it is skipped */
@@ -69,9 +76,9 @@ static bool run_config(struct run *r)
 
 static void print_header(void)
 {
-    printf("%7s %-5s %-6s %-6s %4s %9s %9s %15s %9s %9s %7s %-13s %11s %11s %6s %5s %-8s "
-           "%s\n",
-           "parties", "field", "kernel", "size", "runs", "best_s", "median_s", "throughput",
+    printf("%7s %-5s %-6s %-6s %-6s %4s %9s %9s %15s %9s %9s %7s %-13s %11s %11s %6s %5s "
+           "%-8s %s\n",
+           "parties", "field", "dealer", "kernel", "size", "runs", "best_s", "median_s", "throughput",
            "plain_s", "plain_med", "ratio", "target", "bytes/party", "model_bytes", "rounds",
            "model", "cost", "check");
 }
@@ -85,7 +92,8 @@ static bool print_row(const struct run *r, enum kernel k)
     model(r, k, &mb, &mr);
     double pbest = 0, pmed = 0;
     best_median(row->plain, r->runs, &pbest, &pmed);
-    printf("%7u %-5s %-6s %-6s ", r->n, ag_field_name(r->f), kernel_names[k], kernel_sizes[k]);
+    printf("%7u %-5s %-6s %-6s %-6s ", r->n, ag_field_name(r->f), r->beaver ? "ttp" : "tfp",
+           kernel_names[k], kernel_sizes[k]);
     if (row->skipped || row->failed) {
         printf("%4d %9s %9s %15s %9.4f %9.4f %7s %-13s %11s %11" PRIu64 " %6s %5" PRIu64
                " %-8s %s\n",
@@ -166,20 +174,72 @@ static void print_machine(int runs)
            runs, TARGET_RATIO);
 }
 
+/* The TTP dealer of the ttp rows: a Beaver server on a loopback port of
+ * this process. */
+struct dealer {
+    ag_rpc_server *srv;
+    ag_beaver_server *b;
+    ag_rpc_channel *ch;
+};
+
+static bool dealer_start(struct dealer *d)
+{
+    ag_rpc_server_opts so;
+    ag_rpc_server_opts_init(&so);
+    so.loops = 1;
+    d->srv = ag_rpc_server_new(&so);
+    d->b = ag_beaver_server_new(NULL);
+    if (!d->srv || !d->b || ag_beaver_server_register(d->srv, d->b) < 0 ||
+        ag_rpc_server_start(d->srv, "127.0.0.1:0") < 0)
+        return false;
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ag_rpc_server_port(d->srv));
+    ag_rpc_channel_opts co;
+    ag_rpc_channel_opts_init(&co);
+    co.max_recv_msg = 8u << 20;
+    d->ch = ag_rpc_channel_new(addr, &co);
+    return d->ch != NULL;
+}
+
+static void dealer_stop(struct dealer *d)
+{
+    ag_rpc_channel_free(d->ch);
+    ag_rpc_server_free(d->srv);
+    ag_beaver_server_free(d->b);
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: mpc [--runs N] [--dealer tfp|ttp|both]  (1 <= N <= %d)\n",
+            MAX_RUNS);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     int runs = 3;
+    bool tfp = true, ttp = true;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
             runs = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--dealer") == 0 && i + 1 < argc) {
+            const char *d = argv[++i];
+            tfp = strcmp(d, "tfp") == 0 || strcmp(d, "both") == 0;
+            ttp = strcmp(d, "ttp") == 0 || strcmp(d, "both") == 0;
+            if (!tfp && !ttp)
+                return usage();
         } else {
-            fprintf(stderr, "usage: mpc [--runs N]  (1 <= N <= %d)\n", MAX_RUNS);
-            return 2;
+            return usage();
         }
     }
-    if (runs < 1 || runs > MAX_RUNS) {
-        fprintf(stderr, "usage: mpc [--runs N]  (1 <= N <= %d)\n", MAX_RUNS);
-        return 2;
+    if (runs < 1 || runs > MAX_RUNS)
+        return usage();
+    ag_log_set_level(AG_LOG_WARN);
+    struct dealer dealer = {0};
+    if (ttp && !dealer_start(&dealer)) {
+        fprintf(stderr, "mpc: cannot start the Beaver server for the ttp rows\n");
+        dealer_stop(&dealer);
+        return 1;
     }
     uint64_t t_start = ag_now_ns();
     print_machine(runs);
@@ -192,13 +252,19 @@ int main(int argc, char **argv)
         if (!inputs_init(&in, fields[fi])) {
             fprintf(stderr, "mpc: no memory for the inputs\n");
             inputs_cleanup(&in);
+            dealer_stop(&dealer);
             return 1;
         }
-        for (unsigned n = 2; n <= MAX_PARTIES; n++) {
+        for (unsigned cfg = 0; cfg < 2 * (MAX_PARTIES - 1); cfg++) {
+            unsigned n = 2 + cfg / 2;
+            bool with_ttp = cfg % 2 == 1;
+            if ((with_ttp && !ttp) || (!with_ttp && !tfp))
+                continue;
             struct run *r = ag_calloc(1, sizeof(*r));
             if (!r) {
                 fprintf(stderr, "mpc: no memory\n");
                 inputs_cleanup(&in);
+                dealer_stop(&dealer);
                 return 1;
             }
             r->n = n;
@@ -208,6 +274,7 @@ int main(int argc, char **argv)
             r->mm1024_once_s = ONE_RUN_SECONDS;
             r->mm1024_skip_s = SKIP_SECONDS;
             r->in = &in;
+            r->beaver = with_ttp ? dealer.ch : NULL;
             if (!run_config(r)) {
                 printf("%7u %-5s: could not start the parties\n", n, ag_field_name(r->f));
                 all_ok = false;
@@ -220,6 +287,7 @@ int main(int argc, char **argv)
         }
         inputs_cleanup(&in);
     }
+    dealer_stop(&dealer);
     printf("total: %.1f s; %s\n", (double)(ag_now_ns() - t_start) / 1e9,
            all_ok ? "every kernel ran, matched the plaintext and the cost model"
                   : "FAILURES above (FAILED, WRONG or MISMATCH)");

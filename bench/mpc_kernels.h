@@ -95,6 +95,7 @@ struct run {
     double mm1024_once_s; /* 1024^3 estimate above which it runs once, seconds */
     double mm1024_skip_s; /* 1024^3 estimate above which it is skipped, seconds */
     const struct inputs *in;
+    struct ag_rpc_channel *beaver; /* a TTP dealer's channel; NULL: TFP */
     pthread_barrier_t bar;
     pthread_mutex_t mu; /* guards the rows' err and flags */
     atomic_bool failed; /* some party failed: skip kernels */
@@ -554,7 +555,7 @@ static bool run_parties(struct run *r, ag_link *const *links, const char *prog)
     pthread_barrier_init(&r->bar, NULL, r->n);
     pthread_mutex_init(&r->mu, NULL);
     atomic_init(&r->failed, false);
-    ag_mpc_config cfg = {.field = r->f, .fxp_bits = 0};
+    ag_mpc_config cfg = {.field = r->f, .beaver_server = r->beaver, .label = "bench"};
     bool ok = true;
     memset(ps, 0, sizeof(ps));
     for (unsigned i = 0; i < r->n; i++) {
