@@ -176,22 +176,21 @@ void ag_beaver_server_sweep(ag_beaver_server *b)
     pthread_mutex_unlock(&b->lock);
 }
 
-/* Ends a call with status st and a message; counts the refusal. */
-static int refuse(ag_beaver_server *b, ag_rpc_call *c, int st, const char *fmt, ...)
+/* Answers a call with status st and a message; counts the refusal. */
+static int refuse(ag_beaver_server *b, struct ag__dealer_reply *r, int st, const char *fmt, ...)
     AG_PRINTF(4, 5);
-static int refuse(ag_beaver_server *b, ag_rpc_call *c, int st, const char *fmt, ...)
+static int refuse(ag_beaver_server *b, struct ag__dealer_reply *r, int st, const char *fmt, ...)
 {
-    char msg[AG_ERRMSG_MAX];
+    char *msg = r->msg;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vsnprintf(msg, sizeof(r->msg), fmt, ap);
     va_end(ap);
-    ag_rpc_call_set_status_message(c, msg);
     pthread_mutex_lock(&b->lock);
     b->stats.refused++;
     pthread_mutex_unlock(&b->lock);
     AG_LOG(AG_LOG_INFO, "beaver", "refused method=%s status=%s why=\"%s\"",
-           ag_rpc_call_method(c), ag_rpc_status_name(st), msg);
+           r->method, ag_rpc_status_name(st), msg);
     return st;
 }
 
@@ -244,24 +243,24 @@ static int session_complete(struct session *s)
     return s->dealer ? 0 : AG_E_NOMEM;
 }
 
-static int on_register(ag_rpc_call *c, const Argot__Beaver__V1__RegisterRequest *req, void *ud)
+int ag__dealer_register(ag_beaver_server *b, const Argot__Beaver__V1__RegisterRequest *req,
+                        struct ag__dealer_reply *r)
 {
-    ag_beaver_server *b = ud;
     ag_field f;
     if (req->session.len != 16)
-        return refuse(b, c, AG_RPC_INVALID_ARGUMENT, "session id must be 16 bytes, got %zu",
+        return refuse(b, r, AG_RPC_INVALID_ARGUMENT, "session id must be 16 bytes, got %zu",
                       req->session.len);
     if (req->seed.len != 16)
-        return refuse(b, c, AG_RPC_INVALID_ARGUMENT, "seed must be 16 bytes, got %zu",
+        return refuse(b, r, AG_RPC_INVALID_ARGUMENT, "seed must be 16 bytes, got %zu",
                       req->seed.len);
     if (req->parties < 2 || req->parties > MAX_PARTIES)
-        return refuse(b, c, AG_RPC_INVALID_ARGUMENT, "a session has 2 to %d parties, not %u",
+        return refuse(b, r, AG_RPC_INVALID_ARGUMENT, "a session has 2 to %d parties, not %u",
                       MAX_PARTIES, req->parties);
     if (req->rank >= req->parties)
-        return refuse(b, c, AG_RPC_INVALID_ARGUMENT, "rank %u is not below the party count %u",
+        return refuse(b, r, AG_RPC_INVALID_ARGUMENT, "rank %u is not below the party count %u",
                       req->rank, req->parties);
     if (!field_from(req->field, &f))
-        return refuse(b, c, AG_RPC_INVALID_ARGUMENT, "unknown field %d", (int)req->field);
+        return refuse(b, r, AG_RPC_INVALID_ARGUMENT, "unknown field %d", (int)req->field);
     ag_beaver_server_sweep(b);
 
     pthread_mutex_lock(&b->lock);
@@ -269,13 +268,13 @@ static int on_register(ag_rpc_call *c, const Argot__Beaver__V1__RegisterRequest 
     if (!s) {
         if (b->stats.sessions >= b->o.max_sessions) {
             pthread_mutex_unlock(&b->lock);
-            return refuse(b, c, AG_RPC_RESOURCE_EXHAUSTED,
+            return refuse(b, r, AG_RPC_RESOURCE_EXHAUSTED,
                           "the dealer holds its maximum of %u sessions", b->o.max_sessions);
         }
         s = session_new(req, f);
         if (!s) {
             pthread_mutex_unlock(&b->lock);
-            return refuse(b, c, AG_RPC_RESOURCE_EXHAUSTED, "no memory for a new session");
+            return refuse(b, r, AG_RPC_RESOURCE_EXHAUSTED, "no memory for a new session");
         }
         s->next_in_table = b->sessions;
         b->sessions = s;
@@ -289,25 +288,25 @@ static int on_register(ag_rpc_call *c, const Argot__Beaver__V1__RegisterRequest 
     int st = AG_RPC_OK;
     pthread_mutex_lock(&s->lock);
     if (s->n != req->parties || s->field != f) {
-        st = refuse(b, c, AG_RPC_INVALID_ARGUMENT,
+        st = refuse(b, r, AG_RPC_INVALID_ARGUMENT,
                     "session '%s' has %u parties over %s; rank %u registers %u over %s",
                     s->label, s->n, ag_field_name(s->field), req->rank, req->parties,
                     ag_field_name(f));
     } else if (s->have[req->rank]) {
         if (memcmp(s->seeds[req->rank], req->seed.data, 16) != 0)
-            st = refuse(b, c, AG_RPC_ALREADY_EXISTS,
+            st = refuse(b, r, AG_RPC_ALREADY_EXISTS,
                         "rank %u of session '%s' registered another seed already", req->rank,
                         s->label);
     } else {
-        const char *who = ag_rpc_call_peer_identity(c);
+        const char *who = r->identity;
         if (req->rank == 0 && who && !(s->identity = ag_strdup(who))) {
-            st = refuse(b, c, AG_RPC_RESOURCE_EXHAUSTED, "no memory");
+            st = refuse(b, r, AG_RPC_RESOURCE_EXHAUSTED, "no memory");
         } else {
             memcpy(s->seeds[req->rank], req->seed.data, 16);
             s->have[req->rank] = true;
             s->registered++;
             if (s->registered == s->n && session_complete(s) < 0)
-                st = refuse(b, c, AG_RPC_RESOURCE_EXHAUSTED, "no memory for the session");
+                st = refuse(b, r, AG_RPC_RESOURCE_EXHAUSTED, "no memory for the session");
         }
     }
     bool complete = s->dealer != NULL;
@@ -320,9 +319,6 @@ static int on_register(ag_rpc_call *c, const Argot__Beaver__V1__RegisterRequest 
                "registered label=%s id=%02x%02x%02x%02x rank=%u parties=%u field=%s%s",
                s->label, s->id[0], s->id[1], s->id[2], s->id[3], req->rank, s->n,
                ag_field_name(s->field), complete ? " complete" : "");
-        Argot__Beaver__V1__RegisterResponse resp = ARGOT__BEAVER__V1__REGISTER_RESPONSE__INIT;
-        if (argot__beaver__v1__dealer__register_seed__send_response(c, &resp, 0) < 0)
-            st = AG_RPC_UNAVAILABLE;
     }
     session_release(b, s);
     return st;
@@ -330,31 +326,23 @@ static int on_register(ag_rpc_call *c, const Argot__Beaver__V1__RegisterRequest 
 
 /* Checks that the caller may act for rank 0 of s: with mutual TLS, the
  * certificate rank 0 registered with. */
-static bool caller_is_rank0(const struct session *s, ag_rpc_call *c)
+static bool caller_is_rank0(const struct session *s, const struct ag__dealer_reply *r)
 {
     if (!s->identity)
         return true;
-    const char *who = ag_rpc_call_peer_identity(c);
+    const char *who = r->identity;
     return who && strcmp(who, s->identity) == 0;
 }
 
 /* ---- dealing ---------------------------------------------------------------- */
 
-struct sender {
-    ag_rpc_call *call;
-    uint64_t bytes;
-};
-
 /* Sends data (len bytes) as one DealChunk, then wipes it. */
-static int send_chunk(struct sender *o, uint8_t *data, size_t len)
+static int send_chunk(struct ag__dealer_reply *o, uint8_t *data, size_t len)
 {
-    Argot__Beaver__V1__DealChunk m = ARGOT__BEAVER__V1__DEAL_CHUNK__INIT;
-    m.data.data = data;
-    m.data.len = len;
-    int rc = argot__beaver__v1__dealer__deal__send_response(o->call, &m, AG_RPC_SEND_NO_COMPRESS);
+    int rc = o->send(o->ctx, data, len);
     ag_wipe(data, len);
     if (rc == 0)
-        o->bytes += len;
+        o->sent += len;
     return rc;
 }
 
@@ -375,7 +363,7 @@ static void set_positions(ag_mpc *d, const uint64_t *pos)
 
 /* An element-wise request, window by window (invariant 2). */
 static int deal_elementwise(struct session *s, const Argot__Beaver__V1__DealRequest *req,
-                            struct sender *o)
+                            struct ag__dealer_reply *o)
 {
     ag_mpc *d = s->dealer;
     unsigned first, comps = ag__beaver_comps(req->kind, &first);
@@ -418,7 +406,7 @@ static int deal_elementwise(struct session *s, const Argot__Beaver__V1__DealRequ
 }
 
 /* Sends c (bytes) in messages of at most MATRIX_MSG_BYTES. */
-static int send_matrix(struct sender *o, uint8_t *c, size_t bytes)
+static int send_matrix(struct ag__dealer_reply *o, uint8_t *c, size_t bytes)
 {
     int rc = 0;
     for (size_t off = 0; off < bytes && rc == 0; off += MATRIX_MSG_BYTES)
@@ -458,7 +446,7 @@ static int record_mask(struct session *s, const Argot__Beaver__V1__DealRequest *
 
 /* A matrix request: MATMUL or MATMUL_FIXED (whose mask was checked). */
 static int deal_matrix(struct session *s, const Argot__Beaver__V1__DealRequest *req,
-                       const struct mask *mask, struct sender *o)
+                       const struct mask *mask, struct ag__dealer_reply *o)
 {
     ag_mpc *d = s->dealer;
     size_t eb = ag_field_bytes(s->field);
@@ -494,7 +482,7 @@ static int deal_matrix(struct session *s, const Argot__Beaver__V1__DealRequest *
 
 /* Checks a Deal request against the session (its lock held); returns
  * AG_RPC_OK or refuses. *mask: MATMUL_FIXED's mask. */
-static int check_deal(ag_beaver_server *b, ag_rpc_call *c, struct session *s,
+static int check_deal(ag_beaver_server *b, struct ag__dealer_reply *r, struct session *s,
                       const Argot__Beaver__V1__DealRequest *req, const struct mask **mask)
 {
     uint64_t max = b->o.max_elements, e;
@@ -506,13 +494,13 @@ static int check_deal(ag_beaver_server *b, ag_rpc_call *c, struct session *s,
             if (!s->have[j])
                 at += (size_t)snprintf(missing + at, sizeof(missing) - at, "%s%u",
                                        at ? ", " : "", j);
-        return refuse(b, c, AG_RPC_FAILED_PRECONDITION,
+        return refuse(b, r, AG_RPC_FAILED_PRECONDITION,
                       "session '%s': rank%s %s %s not registered", s->label,
                       s->n - s->registered > 1 ? "s" : "", missing,
                       s->n - s->registered > 1 ? "have" : "has");
     }
     if (req->n_positions != s->n)
-        return refuse(b, c, AG_RPC_INVALID_ARGUMENT, "%zu positions for a session of %u parties",
+        return refuse(b, r, AG_RPC_INVALID_ARGUMENT, "%zu positions for a session of %u parties",
                       req->n_positions, s->n);
     bool elementwise = ag__beaver_comps(req->kind, &first) != 0;
     switch (req->kind) {
@@ -520,31 +508,31 @@ static int check_deal(ag_beaver_server *b, ag_rpc_call *c, struct session *s,
     case ARGOT__BEAVER__V1__KIND__MATMUL_FIXED:
         if (req->m == 0 || req->k == 0 || req->n == 0 || !elems(req->m, req->k, max, &e) ||
             !elems(req->k, req->n, max, &e) || !elems(req->m, req->n, max, &e))
-            return refuse(b, c, AG_RPC_INVALID_ARGUMENT,
+            return refuse(b, r, AG_RPC_INVALID_ARGUMENT,
                           "matrices %" PRIu64 "x%" PRIu64 " by %" PRIu64 "x%" PRIu64
                           " are empty or beyond the dealer's %" PRIu64 " elements",
                           req->m, req->k, req->k, req->n, max);
         break;
     case ARGOT__BEAVER__V1__KIND__MASK:
         if (req->elements == 0 || req->elements > max)
-            return refuse(b, c, AG_RPC_INVALID_ARGUMENT,
+            return refuse(b, r, AG_RPC_INVALID_ARGUMENT,
                           "a mask of %" PRIu64 " elements (1 to %" PRIu64 ")", req->elements,
                           max);
         break;
     default:
         if (!elementwise)
-            return refuse(b, c, AG_RPC_INVALID_ARGUMENT, "unknown kind %d", (int)req->kind);
+            return refuse(b, r, AG_RPC_INVALID_ARGUMENT, "unknown kind %d", (int)req->kind);
         if (req->elements == 0 || req->elements > max)
-            return refuse(b, c, AG_RPC_INVALID_ARGUMENT,
+            return refuse(b, r, AG_RPC_INVALID_ARGUMENT,
                           "%s of %" PRIu64 " elements (1 to %" PRIu64 ")",
                           ag_beaver_kind_name(req->kind), req->elements, max);
         if (req->kind == ARGOT__BEAVER__V1__KIND__TRUNC && (req->bits == 0 || req->bits >= K))
-            return refuse(b, c, AG_RPC_INVALID_ARGUMENT, "a truncation by %u bits in %s",
+            return refuse(b, r, AG_RPC_INVALID_ARGUMENT, "a truncation by %u bits in %s",
                           req->bits, ag_field_name(s->field));
     }
     for (unsigned j = 0; j < s->n; j++)
         if (req->positions[j] < s->next[j])
-            return refuse(b, c, AG_RPC_INVALID_ARGUMENT,
+            return refuse(b, r, AG_RPC_INVALID_ARGUMENT,
                           "rank %u's stream position %" PRIu64 " is behind %" PRIu64
                           ": that range was dealt already",
                           j, req->positions[j], s->next[j]);
@@ -553,84 +541,140 @@ static int check_deal(ag_beaver_server *b, ag_rpc_call *c, struct session *s,
         uint64_t pq = req->m * req->k;
         if (req->n_mask_positions != s->n ||
             !(*mask = find_mask(s, req->mask_positions, pq)))
-            return refuse(b, c, AG_RPC_INVALID_ARGUMENT,
+            return refuse(b, r, AG_RPC_INVALID_ARGUMENT,
                           "no mask of %" PRIu64 " elements was dealt at those positions", pq);
     }
     return AG_RPC_OK;
 }
 
-static int on_deal(ag_rpc_call *c, const Argot__Beaver__V1__DealRequest *req, void *ud)
+int ag__dealer_deal(ag_beaver_server *b, const Argot__Beaver__V1__DealRequest *req,
+                    struct ag__dealer_reply *r)
 {
-    ag_beaver_server *b = ud;
     struct session *s = session_get(b, &req->session);
     if (!s)
-        return refuse(b, c, AG_RPC_NOT_FOUND, "no such session (never registered, closed or "
+        return refuse(b, r, AG_RPC_NOT_FOUND, "no such session (never registered, closed or "
                       "expired)");
-    if (!caller_is_rank0(s, c)) {
+    if (!caller_is_rank0(s, r)) {
         session_release(b, s);
-        return refuse(b, c, AG_RPC_PERMISSION_DENIED,
+        return refuse(b, r, AG_RPC_PERMISSION_DENIED,
                       "only rank 0 of the session (the certificate it registered with) may "
                       "ask for its shares");
     }
     pthread_mutex_lock(&s->lock);
     const struct mask *mask = NULL;
-    int st = check_deal(b, c, s, req, &mask);
-    struct sender o = {c, 0};
+    int st = check_deal(b, r, s, req, &mask);
     if (st == AG_RPC_OK) {
         int rc = 0;
         if (req->kind == ARGOT__BEAVER__V1__KIND__MASK)
             rc = record_mask(s, req);
         else if (req->kind == ARGOT__BEAVER__V1__KIND__MATMUL ||
                  req->kind == ARGOT__BEAVER__V1__KIND__MATMUL_FIXED)
-            rc = deal_matrix(s, req, mask, &o);
+            rc = deal_matrix(s, req, mask, r);
         else
-            rc = deal_elementwise(s, req, &o);
+            rc = deal_elementwise(s, req, r);
         if (rc == 0) {
             for (unsigned j = 0; j < s->n; j++)
                 s->next[j] = s->dealer->dealer_all[j].ctr;
         } else if (rc == AG_E_NOMEM) {
-            st = refuse(b, c, AG_RPC_RESOURCE_EXHAUSTED, "no memory for %s",
+            st = refuse(b, r, AG_RPC_RESOURCE_EXHAUSTED, "no memory for %s",
                         ag_beaver_kind_name(req->kind));
         } else {
             /* the caller went away, or the stream broke: the call's own
              * status tells the client */
             st = AG_RPC_UNAVAILABLE;
-            ag_rpc_call_set_status_message(c, "the deal's stream broke");
+            snprintf(r->msg, sizeof(r->msg), "the deal's stream broke");
         }
     }
     pthread_mutex_unlock(&s->lock);
     if (st == AG_RPC_OK) {
         pthread_mutex_lock(&b->lock);
         b->stats.deals[req->kind]++;
-        b->stats.deal_bytes += o.bytes;
+        b->stats.deal_bytes += r->sent;
         pthread_mutex_unlock(&b->lock);
     }
     session_release(b, s);
     return st;
 }
 
-static int on_close(ag_rpc_call *c, const Argot__Beaver__V1__CloseRequest *req, void *ud)
+int ag__dealer_close(ag_beaver_server *b, const Argot__Beaver__V1__CloseRequest *req,
+                     struct ag__dealer_reply *r)
 {
-    ag_beaver_server *b = ud;
     pthread_mutex_lock(&b->lock);
     struct session *s = find_locked(b, &req->session);
     int st = AG_RPC_OK;
     if (!s) {
         pthread_mutex_unlock(&b->lock);
-        return refuse(b, c, AG_RPC_NOT_FOUND, "no such session");
+        return refuse(b, r, AG_RPC_NOT_FOUND, "no such session");
     }
-    if (req->rank != 0 || !caller_is_rank0(s, c)) {
+    if (req->rank != 0 || !caller_is_rank0(s, r)) {
         pthread_mutex_unlock(&b->lock);
-        return refuse(b, c, AG_RPC_PERMISSION_DENIED, "only rank 0 closes a session");
+        return refuse(b, r, AG_RPC_PERMISSION_DENIED, "only rank 0 closes a session");
     }
     AG_LOG(AG_LOG_INFO, "beaver", "closed label=%s id=%02x%02x%02x%02x", s->label, s->id[0],
            s->id[1], s->id[2], s->id[3]);
     session_remove_locked(b, s);
     pthread_mutex_unlock(&b->lock);
-    Argot__Beaver__V1__CloseResponse resp = ARGOT__BEAVER__V1__CLOSE_RESPONSE__INIT;
-    if (argot__beaver__v1__dealer__close_session__send_response(c, &resp, 0) < 0)
-        st = AG_RPC_UNAVAILABLE;
     return st;
+}
+
+/* ---- the rpc handlers ---------------------------------------------------------- */
+
+static void reply_init(struct ag__dealer_reply *r, ag_rpc_call *c)
+{
+    memset(r, 0, sizeof(*r));
+    r->method = ag_rpc_call_method(c);
+    r->identity = ag_rpc_call_peer_identity(c);
+    r->ctx = c;
+}
+
+/* Ends the call with the core's status (and message). */
+static int reply_end(ag_rpc_call *c, const struct ag__dealer_reply *r, int st)
+{
+    if (st != AG_RPC_OK)
+        ag_rpc_call_set_status_message(c, r->msg);
+    return st;
+}
+
+static int send_deal_chunk(void *ctx, uint8_t *data, size_t len)
+{
+    Argot__Beaver__V1__DealChunk m = ARGOT__BEAVER__V1__DEAL_CHUNK__INIT;
+    m.data.data = data;
+    m.data.len = len;
+    return argot__beaver__v1__dealer__deal__send_response(ctx, &m, AG_RPC_SEND_NO_COMPRESS);
+}
+
+static int on_register(ag_rpc_call *c, const Argot__Beaver__V1__RegisterRequest *req, void *ud)
+{
+    struct ag__dealer_reply r;
+    reply_init(&r, c);
+    int st = ag__dealer_register(ud, req, &r);
+    if (st == AG_RPC_OK) {
+        Argot__Beaver__V1__RegisterResponse resp = ARGOT__BEAVER__V1__REGISTER_RESPONSE__INIT;
+        if (argot__beaver__v1__dealer__register_seed__send_response(c, &resp, 0) < 0)
+            st = AG_RPC_UNAVAILABLE;
+    }
+    return reply_end(c, &r, st);
+}
+
+static int on_deal(ag_rpc_call *c, const Argot__Beaver__V1__DealRequest *req, void *ud)
+{
+    struct ag__dealer_reply r;
+    reply_init(&r, c);
+    r.send = send_deal_chunk;
+    return reply_end(c, &r, ag__dealer_deal(ud, req, &r));
+}
+
+static int on_close(ag_rpc_call *c, const Argot__Beaver__V1__CloseRequest *req, void *ud)
+{
+    struct ag__dealer_reply r;
+    reply_init(&r, c);
+    int st = ag__dealer_close(ud, req, &r);
+    if (st == AG_RPC_OK) {
+        Argot__Beaver__V1__CloseResponse resp = ARGOT__BEAVER__V1__CLOSE_RESPONSE__INIT;
+        if (argot__beaver__v1__dealer__close_session__send_response(c, &resp, 0) < 0)
+            st = AG_RPC_UNAVAILABLE;
+    }
+    return reply_end(c, &r, st);
 }
 
 /* ---- the server object -------------------------------------------------------- */

@@ -276,6 +276,28 @@ void ag__ttp_close(ag_mpc *m);
 ag_mpc *ag__mpc_new_dealer(ag_field f, unsigned n, const uint8_t (*seeds)[16],
                            const uint8_t secret[16]);
 
+/* The Dealer service's calls without rpc (dealer.c), for the handlers and
+ * the fuzz target: each returns the gRPC status (AG_RPC_OK, or a refusal
+ * with r->msg). */
+struct ag__dealer_reply {
+    const char *method;   /* for log lines */
+    const char *identity; /* the caller's certificate identity; NULL without mutual TLS */
+    /* Deal: sends one DealChunk holding data (len bytes); 0 or an error */
+    int (*send)(void *ctx, uint8_t *data, size_t len);
+    void *ctx;
+    uint64_t sent;        /* bytes sent */
+    char msg[AG_ERRMSG_MAX];
+};
+struct Argot__Beaver__V1__RegisterRequest;
+struct Argot__Beaver__V1__DealRequest;
+struct Argot__Beaver__V1__CloseRequest;
+int ag__dealer_register(ag_beaver_server *b, const struct Argot__Beaver__V1__RegisterRequest *req,
+                        struct ag__dealer_reply *r);
+int ag__dealer_deal(ag_beaver_server *b, const struct Argot__Beaver__V1__DealRequest *req,
+                    struct ag__dealer_reply *r);
+int ag__dealer_close(ag_beaver_server *b, const struct Argot__Beaver__V1__CloseRequest *req,
+                     struct ag__dealer_reply *r);
+
 /* ---- boolean shares (boolean.c), shared with compare.c ----------------- */
 
 /* Bitwise dst = a ^ b and dst = a & b over nbytes bytes; dst may be a or
