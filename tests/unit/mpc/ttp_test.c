@@ -526,3 +526,49 @@ TEST_TIMEOUT(ttp_and_tfp_parties_do_not_mix, 60)
     CHECK_CONTAINS(ps[1].err, "party alice uses a trusted-third-party Beaver dealer");
     dealer_stop(&d);
 }
+
+/* ---- the dealer dies mid-job ------------------------------------------------------ */
+
+struct dies {
+    struct dealer *d;
+};
+
+static int dies_fn(struct party *p)
+{
+    struct dies *t = party_ctx(p);
+    uint64_t a[3][64];
+    int rc = ag__beaver_mul(p->m, 64, a[0], a[1], a[2]);
+    if (rc < 0)
+        return rc;
+    /* every party has its first triples; rank 0 stops the dealer */
+    if (p->rank == 0)
+        ag_rpc_server_shutdown(t->d->srv, 0);
+    ag_tensor x = {0}, z = {0};
+    int64_t shape[1] = {64};
+    rc = ag_tensor_init(&x, AG_FM64, AG_VIS_ASHARE, 1, shape);
+    if (rc == 0)
+        rc = ag_mpc_mul(p->m, &x, &x, &z);
+    ag_tensor_cleanup(&x);
+    ag_tensor_cleanup(&z);
+    return rc;
+}
+
+TEST_TIMEOUT(ttp_dealer_gone_mid_job_fails_every_party_naming_it, 60)
+{
+    struct dealer d;
+    dealer_start(&d);
+    struct dies t = {&d};
+    struct party ps[MAX_PARTIES];
+    ag_mpc_config cfg = {.field = AG_FM64, .beaver_server = d.ch, .beaver_timeout_ms = 5000};
+    uint64_t t0 = ag_now_ms();
+    run_parties_cfg(3, &cfg, false, dies_fn, &t, ps, 20000);
+    /* within the dealer call's deadline, not the link's timeout */
+    CHECK(ag_now_ms() - t0 < 15000);
+    CHECK(ps[0].rc < 0);
+    CHECK_CONTAINS(ps[0].err, "mul: dealer: beaver server: deal: ");
+    for (unsigned i = 1; i < 3; i++) {
+        CHECK(ps[i].rc < 0);
+        CHECK_CONTAINS(ps[i].err, "party alice failed: mul: dealer: beaver server");
+    }
+    dealer_stop(&d);
+}
