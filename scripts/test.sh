@@ -55,10 +55,15 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 if build plain test-bins; then
     stage unit build/test/unit -j "$J" --label unit
+    # the mpc suite again with the trusted-third-party dealer (tests/unit/mpc/parties.h)
+    ARGOT_TEST_BEAVER=ttp stage unit-ttp build/test/unit -j "$J" --label unit-ttp \
+        mpc_ semi2k_ xcache_
     ARGOT_BIN_DIR=build/bin stage integration build/test/integration -j "$J" --label integration
 fi
 if build sanitize SANITIZE=address,undefined test-bins; then
     stage unit-asan build/san/test/unit -j "$J" --timeout 180 --label unit-asan
+    ARGOT_TEST_BEAVER=ttp stage unit-ttp-asan build/san/test/unit -j "$J" --timeout 180 \
+        --label unit-ttp-asan mpc_ semi2k_ xcache_
     ARGOT_BIN_DIR=build/san/bin stage integration-asan build/san/test/integration -j "$J" \
         --timeout 180 --label integration-asan
 fi

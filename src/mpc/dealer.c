@@ -526,7 +526,7 @@ static int check_deal(ag_beaver_server *b, struct ag__dealer_reply *r, struct se
             return refuse(b, r, AG_RPC_INVALID_ARGUMENT,
                           "%s of %" PRIu64 " elements (1 to %" PRIu64 ")",
                           ag_beaver_kind_name(req->kind), req->elements, max);
-        if (req->kind == ARGOT__BEAVER__V1__KIND__TRUNC && (req->bits == 0 || req->bits >= K))
+        if (req->kind == ARGOT__BEAVER__V1__KIND__TRUNC && req->bits >= K)
             return refuse(b, r, AG_RPC_INVALID_ARGUMENT, "a truncation by %u bits in %s",
                           req->bits, ag_field_name(s->field));
     }

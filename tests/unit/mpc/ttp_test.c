@@ -28,6 +28,7 @@ struct dealer {
 
 static void dealer_start(struct dealer *d)
 {
+    ag_log_set_level(AG_LOG_WARN); /* no line per registration */
     ag_rpc_server_opts so;
     ag_rpc_server_opts_init(&so);
     so.loops = 1;
