@@ -1,6 +1,7 @@
 # argot: top-level, non-recursive GNU Makefile.
 #
-# Each module adds its sources and pkg-config packages in src/<module>/module.mk.
+# Each module adds its sources and pkg-config packages in src/<module>/module.mk
+# (and, in MOD_LIBS, the -l flags of libraries that have no pkg-config file).
 # Output goes under $(BUILD): objects in obj/, generated protobuf code in gen/,
 # the library in lib/, programs in bin/, test programs in test/.
 #
@@ -55,6 +56,8 @@ LDFLAGS_ALL = $(SANFLAGS) -pthread $(LDFLAGS)
 
 LIB_SRCS :=
 PKGS :=
+# Libraries without a pkg-config file, as -l flags (a module adds its own).
+MOD_LIBS :=
 MODULES := base rpc link mpc fed apps
 include $(foreach m,$(MODULES),src/$(m)/module.mk)
 
@@ -105,7 +108,7 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ifneq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && echo ok),ok)
 $(warning some of the packages '$(PKGS)' are missing: run scripts/deps.sh)
 endif
-LIBS := $(PKG_LIBS) -lm
+LIBS := $(PKG_LIBS) $(MOD_LIBS) -lm
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(PROTO_C:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
 LIB := $(BUILD)/lib/libargot.a

@@ -19,7 +19,7 @@ PKGS="
   libfyaml-dev
   zlib1g-dev
   protobuf-c-compiler libprotobuf-c-dev
-  libnghttp2-dev libuv1-dev
+  libnghttp2-dev libuv1-dev libhttp-parser-dev
   libsodium-dev
   libjansson-dev
   grpc-proto python3-grpcio protobuf-compiler protobuf-compiler-grpc

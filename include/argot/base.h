@@ -13,10 +13,12 @@
  *   - pool:    a thread pool with a bounded work queue and a parallel for
  *   - config:  a YAML reader (libfyaml) with typed getters and positioned errors
  *   - csv:     a streaming RFC 4180 reader and writer
+ *   - metrics: counters, gauges and histograms in Prometheus's text format
  *
  * Thread safety: unless a comment says otherwise, an object is used by one
  * thread at a time; distinct objects may be used from distinct threads. The
- * log functions, the allocator and ag_random_bytes() are safe from any thread.
+ * log functions, the allocator, ag_random_bytes() and the metrics registry
+ * are safe from any thread.
  */
 #ifndef ARGOT_BASE_H
 #define ARGOT_BASE_H
@@ -516,5 +518,83 @@ int ag_csv_end_record(ag_csv_writer *w);
 /* A whole record. */
 int ag_csv_write_record(ag_csv_writer *w, const ag_slice *fields, size_t n);
 int ag_csv_writer_flush(ag_csv_writer *w);
+
+/* ------------------------------------------------------------------------ */
+/* Metrics                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* A registry of metric families, rendered in Prometheus's text exposition
+ * format 0.0.4 (what a daemon's admin endpoint serves at /metrics).
+ *
+ * A family has a name, a help text and fixed label names; it holds one
+ * series per tuple of label values, made on first use and kept until the
+ * registry is freed. Names follow Prometheus's rules: metric names
+ * [a-zA-Z_:][a-zA-Z0-9_:]*, label names [a-zA-Z_][a-zA-Z0-9_]* not starting
+ * with "__" (and "le" is refused on histograms). A counter's name is used as
+ * given: call it "x_total" if that is what it should be.
+ *
+ * Threads: everything here is safe from any thread. An update of a family
+ * without labels is a few atomic operations (no lock, no lookup); one with
+ * labels takes the family's mutex to find its series. Families are rendered
+ * in the order they were registered, series in the order they appeared. */
+typedef struct ag_metrics ag_metrics;
+typedef struct ag_metric ag_metric;
+
+/* NULL on allocation failure. */
+ag_metrics *ag_metrics_new(void);
+/* Frees the registry and every family in it. NULL does nothing. */
+void ag_metrics_free(ag_metrics *r);
+/* Why the last registration failed ("bad metric name '2x'"); "" if none. */
+const char *ag_metrics_errmsg(const ag_metrics *r);
+
+/* Registers a family. labels: label names separated by commas ("method,code"),
+ * or NULL / "" for none (at most 16). Returns the family (owned by r, valid
+ * until ag_metrics_free), or NULL with ag_metrics_errmsg set: a bad name or
+ * label (AG_E_INVAL), a name already registered (AG_E_EXISTS), no memory. */
+ag_metric *ag_metrics_counter(ag_metrics *r, const char *name, const char *help,
+                              const char *labels);
+ag_metric *ag_metrics_gauge(ag_metrics *r, const char *name, const char *help,
+                            const char *labels);
+/* bounds: the buckets' upper bounds, finite and strictly increasing (at most
+ * 64; "+Inf" is implicit); NULL for latencies in seconds from 50 us to 10 s
+ * (AG_METRICS_LATENCY_BOUNDS). */
+ag_metric *ag_metrics_histogram(ag_metrics *r, const char *name, const char *help,
+                                const char *labels, const double *bounds, size_t nbounds);
+/* A gauge without labels whose value fn(ud) returns when the registry is
+ * rendered (resident memory, open sessions). fn runs on the rendering
+ * thread, under no lock of the registry, and must be safe there. */
+ag_metric *ag_metrics_gauge_fn(ag_metrics *r, const char *name, const char *help,
+                               double (*fn)(void *ud), void *ud);
+
+/* The default histogram bounds: 50us, 100us, 250us, 500us, 1ms, ... 5s, 10s. */
+#define AG_METRICS_LATENCY_BOUNDS                                             \
+    {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,     \
+     0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+/* Updates. After v come the label values, as const char *, exactly as many as
+ * the family has label names (none for a family without labels). A NULL m
+ * does nothing, so a daemon may run without a registry. An update that
+ * cannot get memory for a new series is dropped.
+ *   ag_metric_add:     counters (v >= 0; a negative or NaN v is ignored) and
+ *                      gauges (any v)
+ *   ag_metric_set:     gauges
+ *   ag_metric_observe: histograms (v lands in the first bucket whose bound
+ *                      is >= v, and in _sum and _count)
+ * Calling one on a family of another kind is a programming error: it fails an
+ * assert (or, built with NDEBUG, does nothing). */
+void ag_metric_add(ag_metric *m, double v, ...);
+void ag_metric_set(ag_metric *m, double v, ...);
+void ag_metric_observe(ag_metric *m, double v, ...);
+/* The same with the label values in an array. */
+void ag_metric_addv(ag_metric *m, double v, const char *const *values);
+void ag_metric_setv(ag_metric *m, double v, const char *const *values);
+void ag_metric_observev(ag_metric *m, double v, const char *const *values);
+
+/* Appends every family to out in the text exposition format 0.0.4: "# HELP"
+ * and "# TYPE" lines, then one line per series; histograms as cumulative
+ * _bucket{le="..."} lines ending with le="+Inf", then _sum and _count. Help
+ * texts escape '\' and newline, label values '\', '"' and newline. Returns 0,
+ * AG_E_TOO_LARGE past out's maximum, or AG_E_NOMEM. */
+int ag_metrics_render(ag_metrics *r, ag_buf *out);
 
 #endif /* ARGOT_BASE_H */

@@ -19,6 +19,9 @@
  * health (grpc.health.v1) and reflection (grpc.reflection.v1alpha, v1)
  * services come with the library.
  *
+ * The admin endpoint (admin.c) is a small HTTP/1.1 server, apart from gRPC,
+ * that every daemon runs for Prometheus metrics, health checks and pages.
+ *
  * Not yet here: wait-for-ready calls, background reconnection, certificate
  * reloading and revocation lists.
  */
@@ -429,6 +432,105 @@ ag_rpc_reflection *ag_rpc_reflection_new(const ag_rpc_proto_file *const *files, 
 int ag_rpc_reflection_register(ag_rpc_server *s, ag_rpc_reflection *r);
 /* After the server it was registered on is freed. NULL: nothing. */
 void ag_rpc_reflection_free(ag_rpc_reflection *r);
+
+/* ---- admin endpoint (admin.c, http1.c) ---------------------------------------------- *
+ *
+ * A daemon's plain HTTP/1.1 endpoint for operators and monitoring, on one
+ * libuv loop thread of its own. Built in:
+ *   GET /metrics  the registry given in the options, in Prometheus's text
+ *                 format 0.0.4 (Content-Type: text/plain; version=0.0.4;
+ *                 charset=utf-8); 404 if there is none
+ *   GET /healthz  200 "ok\n" while the health callback says serving (no
+ *                 callback: always), 503 "not serving\n" otherwise
+ *   GET /ready    the same as /healthz
+ * and the routes added with ag_admin_route. Every GET route answers HEAD
+ * (headers only). A path with no route gets 404, a route's path with another
+ * method 405 with Allow; a malformed request 400, a request line and header
+ * block over max_header 431, a body over max_body 413, an HTTP version other
+ * than 1.x 505, an HTTP/1.1 request without Host 400; each of these closes
+ * the connection after the response. Connections are persistent as HTTP/1.1
+ * says (pipelined requests are answered in order; "Connection: close", and
+ * HTTP/1.0 without "Connection: keep-alive", close after the response). A
+ * request must arrive whole within request_timeout_ms of its first byte (or
+ * gets 408 and the connection closes); a connection idle for idle_timeout_ms
+ * between requests is closed; past max_conns open connections, a new one is
+ * closed at once.
+ *
+ * Handlers run on the admin loop's thread, one request at a time: they must
+ * not block for long (no waiting on locks held across slow work, no network
+ * calls), or every other request waits, /healthz included. */
+
+typedef struct ag_admin ag_admin;
+
+/* One request header, as received (names keep their case). */
+typedef struct ag_admin_header {
+    const char *name;
+    const char *value;
+} ag_admin_header;
+
+/* A request, as a handler sees it (valid during the handler's call). */
+typedef struct ag_admin_request {
+    const char *method;             /* "GET", "HEAD", "POST", ... */
+    const char *path;               /* the target's path as sent (not percent-decoded) */
+    const char *query;              /* what follows '?', without it; "" if none */
+    const ag_admin_header *headers; /* in the order received */
+    size_t nheaders;
+    ag_slice body;                  /* the whole body (chunked bodies joined) */
+} ag_admin_request;
+
+/* The value of the request's first header called name (any case), or NULL. */
+const char *ag_admin_request_header(const ag_admin_request *r, const char *name);
+
+/* What a handler fills. Preset: status 200, content type "text/plain;
+ * charset=utf-8", empty body and no extra headers. */
+typedef struct ag_admin_response {
+    int status;               /* 200..599 (anything else: the client gets 500) */
+    const char *content_type; /* static, or living as long as the route */
+    ag_buf body;              /* at most 64 MiB */
+    ag_buf headers;           /* extra header lines: use ag_admin_response_header */
+} ag_admin_response;
+
+/* Adds "name: value" to the response's headers. AG_E_INVAL for a name that
+ * is not an HTTP token or a value holding CR, LF or NUL. */
+int ag_admin_response_header(ag_admin_response *r, const char *name, const char *value);
+
+/* Serves one request, on the admin thread. Returns 0, or a negative code
+ * for a failure: the client then gets 500 and the response is dropped. */
+typedef int (*ag_admin_handler)(const ag_admin_request *req, ag_admin_response *resp,
+                                void *ud);
+
+typedef struct ag_admin_opts {
+    ag_metrics *metrics;           /* served at /metrics (NULL: 404); must outlive the endpoint */
+    bool (*serving)(void *ud);     /* health: true while serving (NULL: always); admin thread */
+    void *serving_ud;
+    size_t max_header;             /* bytes of request line and headers (default 16 KiB) */
+    size_t max_body;               /* bytes of a request body (default 1 MiB) */
+    uint64_t request_timeout_ms;   /* first byte to last of a request (default 10 s) */
+    uint64_t idle_timeout_ms;      /* between requests (default 60 s) */
+    unsigned max_conns;            /* open connections (default 256) */
+} ag_admin_opts;
+
+void ag_admin_opts_init(ag_admin_opts *o);
+/* o NULL: the defaults (no metrics). NULL on allocation failure. */
+ag_admin *ag_admin_new(const ag_admin_opts *o);
+/* Adds a route (before start): method "GET", "POST", ...; path exact, as
+ * sent ("/debug/sessions"). AG_E_EXISTS if that method and path have a
+ * route (the built-in ones included), AG_E_INVAL for a path not starting
+ * with '/' or an unknown method, AG_E_STATE after start. */
+int ag_admin_route(ag_admin *a, const char *method, const char *path, ag_admin_handler h,
+                   void *ud);
+/* addr "host:port" (port 0 picks a free one): binds, listens and starts the
+ * admin thread. 0, or an error with ag_admin_errmsg naming the address
+ * ("127.0.0.1:9990: address already in use"). */
+int ag_admin_start(ag_admin *a, const char *addr);
+/* The port bound (after start). */
+int ag_admin_port(const ag_admin *a);
+/* Stops listening, closes every connection at once (a response being
+ * written is cut) and joins the admin thread. Idempotent. */
+void ag_admin_shutdown(ag_admin *a);
+/* Shuts down if needed, then frees. NULL does nothing. */
+void ag_admin_free(ag_admin *a);
+const char *ag_admin_errmsg(const ag_admin *a);
 
 /* ---- a deployment's certificates (pki.c) --------------------------------------------- *
  *

@@ -67,6 +67,14 @@ int ag__loop_post(ag__loop *l, ag__task_fn fn, void *arg);
  * stops the loop and joins its thread, then closes the uv loop. */
 void ag__loop_stop(ag__loop *l);
 
+/* A TCP socket listening on addr ("host:port", port 0: the kernel picks),
+ * bound with SO_REUSEADDR and without SO_REUSEPORT (the port is the
+ * caller's alone); returns its fd (nonblocking, the caller's) and sets
+ * *bound to the port, or a negative code with err naming the address
+ * ("127.0.0.1:9100: address already in use"; a malformed one: "x: expected
+ * <expected>"). server.c. */
+int ag__tcp_listen(const char *addr, const char *expected, int *bound, ag_errbuf *err);
+
 /* ---- connections -------------------------------------------------------------- */
 
 typedef struct ag__conn ag__conn;

@@ -637,24 +637,32 @@ static int split_hostport(const char *addr, char *host, size_t hcap, char *port,
     return 0;
 }
 
-/* Every loop listens on its own dup of one socket (see the top). */
-static int listen_tcp(ag_rpc_server *s, const char *addr)
+int ag__tcp_listen(const char *addr, const char *expected, int *bound, ag_errbuf *err)
 {
     char host[256], port[16];
     if (split_hostport(addr, host, sizeof(host), port, sizeof(port)) < 0)
-        return ag_errbuf_set(&s->err, AG_E_INVAL, "%s: expected host:port or unix:/path", addr);
+        return ag_errbuf_set(err, AG_E_INVAL, "%s: expected %s", addr, expected);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
     int g = getaddrinfo(host, port, &hints, &ai);
     if (g != 0)
-        return ag_errbuf_set(&s->err, AG_E_NOENT, "%s: %s", addr, gai_strerror(g));
+        return ag_errbuf_set(err, AG_E_NOENT, "%s: %s", addr, gai_strerror(g));
     int fd = tcp_listen_fd(ai, atoi(port));
     freeaddrinfo(ai);
     if (fd < 0)
-        return ag_errbuf_set(&s->err, ag_err_from_errno(-fd), "%s: %s", addr,
+        return ag_errbuf_set(err, ag_err_from_errno(-fd), "%s: %s", addr,
                              uv_strerror(uv_translate_sys_error(-fd)));
-    s->port = bound_port(fd);
+    *bound = bound_port(fd);
+    return fd;
+}
+
+/* Every loop listens on its own dup of one socket (see the top). */
+static int listen_tcp(ag_rpc_server *s, const char *addr)
+{
+    int fd = ag__tcp_listen(addr, "host:port or unix:/path", &s->port, &s->err);
+    if (fd < 0)
+        return fd;
     int rc = 0;
     for (unsigned i = 0; i < s->nloops && rc == 0; i++) {
         struct srv_loop *sl = &s->loops[i];
