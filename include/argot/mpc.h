@@ -440,6 +440,14 @@ typedef struct ag_beaver_server_opts {
     unsigned max_sessions;    /* open sessions (0: 1024) */
     uint64_t idle_timeout_ms; /* a session with no call this long is dropped (0: 1 hour) */
     uint64_t max_elements;    /* of one Deal, per component (0: 2^26) */
+    /* Where the dealer keeps its metrics (borrowed; NULL: none):
+     * argot_beaver_sessions (open), argot_beaver_sessions_total,
+     * argot_beaver_registrations_total, argot_beaver_deals_total{kind},
+     * argot_beaver_deal_bytes_total, argot_beaver_deal_seconds{kind} (a
+     * histogram), argot_beaver_refused_total{method,code},
+     * argot_beaver_sessions_expired_total. The registry must not be
+     * rendered once the dealer is freed (a gauge reads it). */
+    ag_metrics *metrics;
 } ag_beaver_server_opts;
 
 typedef struct ag_beaver_server_stats {
@@ -452,6 +460,8 @@ typedef struct ag_beaver_server_stats {
     uint64_t expired;       /* sessions dropped for idleness */
 } ag_beaver_server_stats;
 
+/* NULL when out of memory, or when the metrics cannot be registered (a
+ * registry that has them already). */
 ag_beaver_server *ag_beaver_server_new(const ag_beaver_server_opts *o);
 /* Registers the Dealer service's methods on s (before it starts). */
 int ag_beaver_server_register(struct ag_rpc_server *s, ag_beaver_server *b);

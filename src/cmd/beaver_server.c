@@ -1,7 +1,9 @@
 /*
  * argot beaver-server: the trusted-third-party Beaver dealer as a daemon
  * (mpc.h, ag_beaver_server): the argot.beaver.v1.Dealer service and gRPC
- * health checking on one port, optionally over mutual TLS.
+ * health checking on one port, optionally over mutual TLS; Prometheus
+ * metrics and HTTP health (/metrics, /healthz, /ready) on the admin port
+ * when the config names one.
  *
  * Lifecycle: the config is read and checked (errors name file:line:col),
  * the server starts and prints "beaver-server listening on HOST:PORT";
@@ -10,6 +12,7 @@
  * Idle sessions are swept every second.
  */
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -28,6 +31,7 @@ static const struct flag_def flags[] = {
 
 struct dealer_config {
     char address[256];
+    char admin[256]; /* "": no admin endpoint */
     char tls_cert[1024], tls_key[1024], tls_ca[1024];
     bool tls;
     ag_beaver_server_opts opts;
@@ -39,7 +43,8 @@ struct dealer_config {
 static int load_config(const char *path, struct dealer_config *dc, char *err, size_t cap)
 {
     static const char *const top[] = {"address", "tls", "sessions", "max_elements",
-                                      "shutdown_grace", "log", NULL};
+                                      "shutdown_grace", "log", "admin", NULL};
+    static const char *const admin_keys[] = {"address", NULL};
     static const char *const tls_keys[] = {"cert", "key", "ca", NULL};
     static const char *const session_keys[] = {"max", "idle_timeout", NULL};
     static const char *const log_keys[] = {"level", NULL};
@@ -48,8 +53,8 @@ static int load_config(const char *path, struct dealer_config *dc, char *err, si
         snprintf(err, cap, "%s: %s", path, ag_strerror(AG_E_NOMEM));
         return AG_E_NOMEM;
     }
-    const ag_cnode *root = NULL, *tls = NULL, *sessions = NULL, *log = NULL;
-    const char *address = NULL, *level = NULL;
+    const ag_cnode *root = NULL, *tls = NULL, *sessions = NULL, *log = NULL, *admin = NULL;
+    const char *address = NULL, *level = NULL, *admin_address = NULL;
     int64_t max_sessions = 0, max_elements = 0;
     int rc = ag_config_load_file(cfg, path);
     if (rc == 0) {
@@ -88,6 +93,14 @@ static int load_config(const char *path, struct dealer_config *dc, char *err, si
     if (rc == 0)
         rc = ag_config_get_duration_ms(cfg, root, "shutdown_grace", AG_OPTIONAL, &dc->grace_ms);
     if (rc == 0)
+        rc = ag_config_get_map(cfg, root, "admin", AG_OPTIONAL, &admin);
+    if (rc == 0)
+        rc = ag_config_check_keys(cfg, admin, admin_keys);
+    if (rc == 0 && admin)
+        rc = ag_config_get_str(cfg, admin, "address", AG_REQUIRED, &admin_address);
+    if (rc == 0 && admin_address)
+        snprintf(dc->admin, sizeof(dc->admin), "%s", admin_address);
+    if (rc == 0)
         rc = ag_config_get_map(cfg, root, "log", AG_OPTIONAL, &log);
     if (rc == 0)
         rc = ag_config_check_keys(cfg, log, log_keys);
@@ -104,6 +117,14 @@ static int load_config(const char *path, struct dealer_config *dc, char *err, si
         snprintf(err, cap, "%s", ag_config_errmsg(cfg));
     ag_config_free(cfg);
     return rc;
+}
+
+static atomic_bool serving;
+
+static bool is_serving(void *ud)
+{
+    (void)ud;
+    return atomic_load(&serving);
 }
 
 /* Waits for SIGTERM or SIGINT (blocked in every thread), sweeping idle
@@ -159,10 +180,21 @@ static int run(struct cmd_args *a)
         so.tls_key_file = dc.tls_key;
         so.tls_ca_file = dc.tls_ca[0] ? dc.tls_ca : NULL;
     }
+    ag_metrics *metrics = ag_metrics_new();
+    dc.opts.metrics = metrics;
     ag_rpc_server *srv = ag_rpc_server_new(&so);
-    ag_beaver_server *b = ag_beaver_server_new(&dc.opts);
+    ag_beaver_server *b = metrics ? ag_beaver_server_new(&dc.opts) : NULL;
     ag_rpc_health *health = ag_rpc_health_new();
-    if (!srv || !b || !health) {
+    ag_admin *admin = NULL;
+    atomic_store(&serving, false);
+    if (dc.admin[0]) {
+        ag_admin_opts ao;
+        ag_admin_opts_init(&ao);
+        ao.metrics = metrics;
+        ao.serving = is_serving;
+        admin = ag_admin_new(&ao);
+    }
+    if (!srv || !b || !health || (dc.admin[0] && !admin)) {
         runtime_error("beaver-server: %s", ag_strerror(AG_E_NOMEM));
         goto out;
     }
@@ -174,6 +206,11 @@ static int run(struct cmd_args *a)
         runtime_error("beaver-server: cannot serve: %s", ag_rpc_server_errmsg(srv));
         goto out;
     }
+    if (admin && ag_admin_start(admin, dc.admin) < 0) {
+        runtime_error("beaver-server: admin: cannot serve: %s", ag_admin_errmsg(admin));
+        goto out;
+    }
+    atomic_store(&serving, true);
     ag_rpc_health_set(health, "", AG_RPC_HEALTH_SERVING);
     ag_rpc_health_set(health, "argot.beaver.v1.Dealer", AG_RPC_HEALTH_SERVING);
     char shown[300];
@@ -184,6 +221,15 @@ static int run(struct cmd_args *a)
                  ag_rpc_server_port(srv));
     printf("beaver-server listening on %s%s\n", shown,
            dc.tls ? (dc.tls_ca[0] ? " (mutual TLS)" : " (TLS)") : "");
+    if (admin) {
+        char ashown[300];
+        snprintf(ashown, sizeof(ashown), "%s", dc.admin);
+        char *acolon = strrchr(ashown, ':');
+        if (acolon)
+            snprintf(acolon + 1, sizeof(ashown) - (size_t)(acolon + 1 - ashown), "%d",
+                     ag_admin_port(admin));
+        printf("beaver-server admin on http://%s (/metrics, /healthz)\n", ashown);
+    }
     fflush(stdout);
     AG_LOG(AG_LOG_INFO, "beaver", "serving address=%s tls=%s max_sessions=%u", shown,
            dc.tls ? (dc.tls_ca[0] ? "mutual" : "server") : "off",
@@ -192,6 +238,7 @@ static int run(struct cmd_args *a)
     int sig = wait_for_stop(b);
     AG_LOG(AG_LOG_INFO, "beaver", "stopping signal=%s grace_ms=%llu",
            sig == SIGTERM ? "SIGTERM" : "SIGINT", (unsigned long long)dc.grace_ms);
+    atomic_store(&serving, false);
     ag_rpc_health_shutdown(health);
     ag_rpc_server_shutdown(srv, dc.grace_ms);
     ag_beaver_server_stats st;
@@ -200,9 +247,11 @@ static int run(struct cmd_args *a)
            (unsigned long long)st.sessions_total, (unsigned long long)st.refused);
     status = EXIT_OK;
 out:
+    ag_admin_free(admin);
     ag_rpc_server_free(srv);
     ag_rpc_health_free(health);
     ag_beaver_server_free(b);
+    ag_metrics_free(metrics);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return status;
 }
@@ -229,6 +278,8 @@ const struct subcmd cmd_beaver_server = {
         "  max_elements: 67108864             # per component of one request\n"
         "  shutdown_grace: 10s\n"
         "  log: {level: info}                 # debug, info, warn, error, off\n"
+        "  admin: {address: \"127.0.0.1:9401\"} # HTTP: /metrics (Prometheus), /healthz,\n"
+        "                                     # /ready (503 once stopping)\n"
         "Paths are relative to the config file. A certificate for the dealer:\n"
         "  argot ca issue dealer --dir ca --san DNS:dealer.example,IP:10.0.0.5\n",
     .flags = flags,

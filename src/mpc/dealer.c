@@ -73,6 +73,9 @@ struct session {
 
 struct ag_beaver_server {
     ag_beaver_server_opts o;
+    /* metrics (NULL without a registry; ag_metric_* ignore NULL) */
+    ag_metric *m_sessions_total, *m_registrations, *m_deals, *m_bytes, *m_seconds, *m_refused,
+        *m_expired;
     pthread_mutex_t lock; /* the table, counts and stats */
     struct session *sessions;
     ag_beaver_server_stats stats;
@@ -169,6 +172,7 @@ void ag_beaver_server_sweep(ag_beaver_server *b)
             AG_LOG(AG_LOG_INFO, "beaver", "session_expired label=%s id=%02x%02x%02x%02x",
                    s->label, s->id[0], s->id[1], s->id[2], s->id[3]);
             b->stats.expired++;
+            ag_metric_add(b->m_expired, 1);
             session_remove_locked(b, s);
         }
         s = nx;
@@ -189,6 +193,9 @@ static int refuse(ag_beaver_server *b, struct ag__dealer_reply *r, int st, const
     pthread_mutex_lock(&b->lock);
     b->stats.refused++;
     pthread_mutex_unlock(&b->lock);
+    const char *slash = r->method ? strrchr(r->method, '/') : NULL;
+    ag_metric_add(b->m_refused, 1, slash ? slash + 1 : r->method ? r->method : "",
+                  ag_rpc_status_name(st));
     AG_LOG(AG_LOG_INFO, "beaver", "refused method=%s status=%s why=\"%s\"",
            r->method, ag_rpc_status_name(st), msg);
     return st;
@@ -280,6 +287,7 @@ int ag__dealer_register(ag_beaver_server *b, const Argot__Beaver__V1__RegisterRe
         b->sessions = s;
         b->stats.sessions++;
         b->stats.sessions_total++;
+        ag_metric_add(b->m_sessions_total, 1);
     }
     s->refs++;
     s->used_ms = ag_now_ms();
@@ -315,6 +323,7 @@ int ag__dealer_register(ag_beaver_server *b, const Argot__Beaver__V1__RegisterRe
         pthread_mutex_lock(&b->lock);
         b->stats.registrations++;
         pthread_mutex_unlock(&b->lock);
+        ag_metric_add(b->m_registrations, 1);
         AG_LOG(AG_LOG_INFO, "beaver",
                "registered label=%s id=%02x%02x%02x%02x rank=%u parties=%u field=%s%s",
                s->label, s->id[0], s->id[1], s->id[2], s->id[3], req->rank, s->n,
@@ -560,6 +569,7 @@ int ag__dealer_deal(ag_beaver_server *b, const Argot__Beaver__V1__DealRequest *r
                       "only rank 0 of the session (the certificate it registered with) may "
                       "ask for its shares");
     }
+    uint64_t t0 = ag_now_ns();
     pthread_mutex_lock(&s->lock);
     const struct mask *mask = NULL;
     int st = check_deal(b, r, s, req, &mask);
@@ -591,6 +601,10 @@ int ag__dealer_deal(ag_beaver_server *b, const Argot__Beaver__V1__DealRequest *r
         b->stats.deals[req->kind]++;
         b->stats.deal_bytes += r->sent;
         pthread_mutex_unlock(&b->lock);
+        const char *kind = ag_beaver_kind_name(req->kind);
+        ag_metric_add(b->m_deals, 1, kind);
+        ag_metric_add(b->m_bytes, (double)r->sent);
+        ag_metric_observe(b->m_seconds, (double)(ag_now_ns() - t0) / 1e9, kind);
     }
     session_release(b, s);
     return st;
@@ -679,6 +693,41 @@ static int on_close(ag_rpc_call *c, const Argot__Beaver__V1__CloseRequest *req, 
 
 /* ---- the server object -------------------------------------------------------- */
 
+static double open_sessions(void *ud)
+{
+    ag_beaver_server *b = ud;
+    pthread_mutex_lock(&b->lock);
+    double n = (double)b->stats.sessions;
+    pthread_mutex_unlock(&b->lock);
+    return n;
+}
+
+static int metrics_init(ag_beaver_server *b)
+{
+    ag_metrics *r = b->o.metrics;
+    b->m_sessions_total = ag_metrics_counter(r, "argot_beaver_sessions_total",
+                                             "Sessions opened (by a first registration).", NULL);
+    b->m_registrations = ag_metrics_counter(r, "argot_beaver_registrations_total",
+                                            "Seeds registered.", NULL);
+    b->m_deals = ag_metrics_counter(r, "argot_beaver_deals_total",
+                                    "Correlations dealt, by kind.", "kind");
+    b->m_bytes = ag_metrics_counter(r, "argot_beaver_deal_bytes_total",
+                                    "Bytes of rank 0 shares sent.", NULL);
+    b->m_seconds = ag_metrics_histogram(r, "argot_beaver_deal_seconds",
+                                        "Time to deal one request, by kind.", "kind", NULL, 0);
+    b->m_refused = ag_metrics_counter(r, "argot_beaver_refused_total",
+                                      "Calls refused, by method and gRPC status.",
+                                      "method,code");
+    b->m_expired = ag_metrics_counter(r, "argot_beaver_sessions_expired_total",
+                                      "Sessions dropped for idleness.", NULL);
+    ag_metric *open = ag_metrics_gauge_fn(r, "argot_beaver_sessions", "Sessions open now.",
+                                          open_sessions, b);
+    if (!b->m_sessions_total || !b->m_registrations || !b->m_deals || !b->m_bytes ||
+        !b->m_seconds || !b->m_refused || !b->m_expired || !open)
+        return AG_E_INVAL;
+    return 0;
+}
+
 ag_beaver_server *ag_beaver_server_new(const ag_beaver_server_opts *o)
 {
     ag_beaver_server *b = ag_calloc(1, sizeof(*b));
@@ -693,6 +742,11 @@ ag_beaver_server *ag_beaver_server_new(const ag_beaver_server_opts *o)
     if (!b->o.max_elements)
         b->o.max_elements = (uint64_t)1 << 26;
     pthread_mutex_init(&b->lock, NULL);
+    if (b->o.metrics && metrics_init(b) < 0) {
+        pthread_mutex_destroy(&b->lock);
+        ag_free(b);
+        return NULL;
+    }
     b->handlers.register_seed = on_register;
     b->handlers.deal = on_deal;
     b->handlers.close_session = on_close;

@@ -6,9 +6,36 @@
  * Then what users see when the dealer is missing and when its config is
  * wrong.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "test.h"
+
+/* GET path from 127.0.0.1:port over HTTP/1.1; the whole response (status
+ * line, headers, body) into a malloc'd string. */
+static char *http_get(int port, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_EQ(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    char req[256];
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+    CHECK_EQ(write(fd, req, (size_t)n), n);
+    size_t cap = 1 << 20, len = 0;
+    char *out = malloc(cap);
+    CHECK(out != NULL);
+    ssize_t r;
+    while (len + 1 < cap && (r = read(fd, out + len, cap - 1 - len)) > 0)
+        len += (size_t)r;
+    out[len] = '\0';
+    close(fd);
+    return out;
+}
 
 static void argot_ok(const char *a1, const char *a2, const char *a3, const char *a4,
                      const char *a5, const char *a6)
@@ -33,14 +60,15 @@ static void make_pki(void)
 }
 
 /* Starts the dealer with mutual TLS on a free port; returns its pid and
- * puts its port in *port. */
-static pid_t start_dealer(int *port)
+ * puts its port in *port and its admin port in *admin. */
+static pid_t start_dealer(int *port, int *admin)
 {
     static const char yaml[] = "address: \"127.0.0.1:0\"\n"
                                "tls: {cert: ca/dealer.crt, key: ca/dealer.key, ca: ca/ca.crt}\n"
                                "sessions: {max: 16, idle_timeout: 10m}\n"
                                "shutdown_grace: 2s\n"
-                               "log: {level: warn}\n";
+                               "log: {level: warn}\n"
+                               "admin: {address: \"127.0.0.1:0\"}\n";
     char path[512];
     snprintf(path, sizeof(path), "%s", ag_test_write_file("dealer.yaml", yaml, strlen(yaml)));
     const char *argv[] = {ag_test_bin("argot"), "beaver-server", "--config", path, NULL};
@@ -49,12 +77,19 @@ static pid_t start_dealer(int *port)
     char line[256];
     if (ag_test_read_line(fd, line, sizeof(line), 20) < 0)
         FAIL("the dealer did not say where it listens");
-    close(fd);
     const char *want = "beaver-server listening on 127.0.0.1:";
     if (strncmp(line, want, strlen(want)) != 0 || !strstr(line, "(mutual TLS)"))
         FAIL("unexpected first line: %s", line);
     *port = atoi(line + strlen(want));
     CHECK(*port > 0);
+    if (ag_test_read_line(fd, line, sizeof(line), 20) < 0)
+        FAIL("the dealer did not say where its admin endpoint is");
+    close(fd);
+    want = "beaver-server admin on http://127.0.0.1:";
+    if (strncmp(line, want, strlen(want)) != 0)
+        FAIL("unexpected second line: %s", line);
+    *admin = atoi(line + strlen(want));
+    CHECK(*admin > 0);
     return pid;
 }
 
@@ -107,8 +142,11 @@ static char *read_all(int fd)
 TEST_TIMEOUT(beaver_server_deals_for_production_parties_over_mutual_tls, 180)
 {
     make_pki();
-    int dport;
-    pid_t dealer = start_dealer(&dport);
+    int dport, aport;
+    pid_t dealer = start_dealer(&dport, &aport);
+    char *health = http_get(aport, "/healthz");
+    CHECK_CONTAINS(health, "HTTP/1.1 200");
+    free(health);
     int pa = ag_test_free_port(), pb = ag_test_free_port();
     write_cluster("alice", "ca", pa, pb, dport);
     write_cluster("bob", "ca", pa, pb, dport);
@@ -138,6 +176,17 @@ TEST_TIMEOUT(beaver_server_deals_for_production_parties_over_mutual_tls, 180)
     free(bout);
     ag_test_proc_cleanup(&p);
     ag_test_proc_cleanup(&sim);
+
+    /* the dealer's metrics: one session, two seeds, matrix triples dealt (the demo's sums are products), the
+     * session closed by rank 0 */
+    char *metrics = http_get(aport, "/metrics");
+    CHECK_CONTAINS(metrics, "HTTP/1.1 200");
+    CHECK_CONTAINS(metrics, "\nargot_beaver_sessions_total 1\n");
+    CHECK_CONTAINS(metrics, "\nargot_beaver_registrations_total 2\n");
+    CHECK_CONTAINS(metrics, "\nargot_beaver_sessions 0\n");
+    CHECK_CONTAINS(metrics, "argot_beaver_deals_total{kind=\"MATMUL\"} ");
+    CHECK_CONTAINS(metrics, "argot_beaver_deal_seconds_bucket{kind=\"MATMUL\",le=\"+Inf\"} ");
+    free(metrics);
 
     /* SIGTERM: the dealer drains and exits 0 */
     CHECK_EQ(ag_test_stop(dealer), 0);
