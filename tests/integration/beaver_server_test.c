@@ -13,6 +13,20 @@
 
 #include "test.h"
 
+/* Everything fd gives until its end (at most 1 MiB), malloc'd; closes fd. */
+static char *read_all(int fd)
+{
+    size_t cap = 1 << 20, len = 0;
+    char *out = malloc(cap);
+    CHECK(out != NULL);
+    ssize_t r;
+    while (len + 1 < cap && (r = read(fd, out + len, cap - 1 - len)) > 0)
+        len += (size_t)r;
+    out[len] = '\0';
+    close(fd);
+    return out;
+}
+
 /* GET path from 127.0.0.1:port over HTTP/1.1; the whole response (status
  * line, headers, body) into a malloc'd string. */
 static char *http_get(int port, const char *path)
@@ -26,15 +40,7 @@ static char *http_get(int port, const char *path)
     int n = snprintf(req, sizeof(req),
                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
     CHECK_EQ(write(fd, req, (size_t)n), n);
-    size_t cap = 1 << 20, len = 0;
-    char *out = malloc(cap);
-    CHECK(out != NULL);
-    ssize_t r;
-    while (len + 1 < cap && (r = read(fd, out + len, cap - 1 - len)) > 0)
-        len += (size_t)r;
-    out[len] = '\0';
-    close(fd);
-    return out;
+    return read_all(fd);
 }
 
 static void argot_ok(const char *a1, const char *a2, const char *a3, const char *a4,
@@ -124,19 +130,6 @@ static const char *learned(const char *out, const char *party, char *buf, size_t
     size_t n = strcspn(p, "\n");
     snprintf(buf, cap, "%.*s", (int)n, p);
     return buf;
-}
-
-static char *read_all(int fd)
-{
-    size_t cap = 65536, len = 0;
-    char *out = malloc(cap);
-    CHECK(out != NULL);
-    ssize_t r;
-    while (len + 1 < cap && (r = read(fd, out + len, cap - 1 - len)) > 0)
-        len += (size_t)r;
-    out[len] = '\0';
-    close(fd);
-    return out;
 }
 
 TEST_TIMEOUT(beaver_server_deals_for_production_parties_over_mutual_tls, 180)

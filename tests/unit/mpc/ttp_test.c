@@ -19,6 +19,7 @@
 #include "argot/rpc.h"
 #include "parties.h"
 
+/* The dealer of a test: parties.h's, started for the test itself. */
 struct dealer {
     ag_rpc_server *srv;
     ag_beaver_server *b;
@@ -28,28 +29,18 @@ struct dealer {
 
 static void dealer_start(struct dealer *d)
 {
-    ag_log_set_level(AG_LOG_WARN); /* no line per registration */
-    ag_rpc_server_opts so;
-    ag_rpc_server_opts_init(&so);
-    so.loops = 1;
-    d->srv = ag_rpc_server_new(&so);
-    CHECK(d->srv != NULL);
-    d->b = ag_beaver_server_new(NULL);
-    CHECK(d->b != NULL);
-    CHECK_OK(ag_beaver_server_register(d->srv, d->b));
-    CHECK_OK(ag_rpc_server_start(d->srv, "127.0.0.1:0"));
+    struct ttp_for_run t;
+    ttp_for_run_start(&t);
+    d->srv = t.srv;
+    d->b = t.b;
+    d->ch = t.ch;
     snprintf(d->addr, sizeof(d->addr), "127.0.0.1:%d", ag_rpc_server_port(d->srv));
-    ag_rpc_channel_opts co;
-    ag_rpc_channel_opts_init(&co);
-    d->ch = ag_rpc_channel_new(d->addr, &co);
-    CHECK(d->ch != NULL);
 }
 
 static void dealer_stop(struct dealer *d)
 {
-    ag_rpc_channel_free(d->ch);
-    ag_rpc_server_free(d->srv);
-    ag_beaver_server_free(d->b);
+    struct ttp_for_run t = {d->srv, d->b, d->ch};
+    ttp_for_run_stop(&t);
 }
 
 /* ---- kernels against plaintext, and their cost ------------------------------ */
