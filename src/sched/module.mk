@@ -1,0 +1,6 @@
+# sched: the resource manager's core (scheduler.c: queues, applications,
+# containers, nodes; no I/O), its gRPC services (rm.c), the node manager
+# (nm.c, launch.c), the ApplicationMaster client (am.c) and the tokens they
+# share (token.c).
+LIB_SRCS += $(wildcard src/sched/*.c)
+PKGS += libcrypto

@@ -1,0 +1,204 @@
+/*
+ * The resource manager's core (scheduler.c): every piece of RM state and
+ * every decision, with no I/O and no clock of its own (callers pass now_ms),
+ * so that tests, the simulator of bench/sched and fuzzers drive it directly.
+ * rm.c puts it behind the gRPC services of sched.proto; the core takes
+ * those services' request messages and fills their response messages.
+ *
+ * Semantics are YARN's (capacity scheduler, AMS protocol, resource tracker):
+ *   - Queues: a tree under "root"; each queue has a capacity (percent of its
+ *     parent's), a maximum capacity (percent of its parent's, >= capacity),
+ *     and leaves a user limit factor (a user may use up to factor x the
+ *     leaf's capacity) and a maximum AM share (fraction of the leaf's
+ *     resources that AM containers may take). Children's capacities sum to
+ *     100 per parent. Applications go to leaves; FIFO (by priority, then
+ *     submission order) within a leaf; across leaves, the least used
+ *     relative to its capacity first, never past a queue's maximum.
+ *   - Asks: totals per (priority, resource_name, capability,
+ *     allocation_request_id) replace the previous total for that key; a
+ *     grant lowers the totals of the key's node, its rack and "*" (as YARN
+ *     decrements all three levels). Locality: a node-local ask waits
+ *     node_locality_delay missed opportunities before it may go rack-local,
+ *     rack_locality_delay before off-switch, unless relax_locality is false.
+ *     Capabilities are normalized up to multiples of the minimum allocation;
+ *     asks beyond the maximum are refused (INVALID_ARGUMENT).
+ *   - Allocation does not wait for heartbeats: every allocate call schedules
+ *     the caller's outstanding asks on the nodes' free resources before it
+ *     answers, so an ask is granted by the next allocate when room exists.
+ *     Node heartbeats also schedule (any application) on the beating node.
+ *   - responseId: an allocate whose response_id equals the last response's
+ *     id minus one (a resend) gets the cached last response unchanged; one
+ *     equal to the last response's id is new and gets id + 1; anything
+ *     else is refused. An allocate from an attempt the RM does not know as
+ *     registered is AG_SCHED_NOT_REGISTERED (the AM registers again and
+ *     resends its asks).
+ *   - Exclusive node labels: a node with a label only runs containers whose
+ *     ask names that label; "" asks use unlabelled nodes.
+ *   - Preemption (when enabled): when a queue below its capacity has pending
+ *     asks that do not fit, containers of queues above their capacity are
+ *     chosen (youngest first, never AM containers), named to their AM in a
+ *     PreemptionMessage (strict and negotiable contracts), and killed
+ *     preemption_wait_ms later if not released (exit status -102).
+ *   - Expiry (ag_sched_tick): a node silent for nm_expiry_ms is LOST, its
+ *     containers completed with -100 and reported to their AMs; an attempt
+ *     silent for am_expiry_ms fails; a failed attempt gets a new one (up to
+ *     max attempts), keeping its containers when the submission asked.
+ *   - Containers: ids from 1 per application (the AM's is 1); each grant
+ *     carries a container token signed with the current container master
+ *     key (token.h); an AM's launch context gets the environment
+ *     ARGOT_APP_ID, ARGOT_CONTAINER_ID, ARGOT_NM_HOST and ARGOT_AMRM_TOKEN.
+ *
+ * Ids as text (for logs, CLI and environment): application_<ts>_<id, 4 digits>,
+ * appattempt_<ts>_<id, 4 digits>_<attempt, 6 digits>,
+ * container_<ts>_<id, 4 digits>_<attempt, 2 digits>_<container, 6 digits>.
+ *
+ * Messages: requests are borrowed; responses are filled by the core, every
+ * sub-object and string allocated with ag_malloc, so the caller frees a
+ * response with ag_rpc_msg_free (protobuf-c's free_unpacked with argot's
+ * allocator). Functions return an AG_SCHED_* status (a gRPC code) and, on
+ * refusal, a sentence in err that names the thing refused.
+ *
+ * Thread safety: none; rm.c serializes calls with one mutex.
+ */
+#ifndef ARGOT_SCHED_SCHEDULER_H
+#define ARGOT_SCHED_SCHEDULER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "argot/sched/v1/sched.pb-c.h"
+#include "token.h"
+
+typedef struct ag_sched ag_sched;
+
+/* Status codes: gRPC's. */
+enum {
+    AG_SCHED_OK = 0,
+    AG_SCHED_INVALID = 3,           /* INVALID_ARGUMENT */
+    AG_SCHED_NOT_FOUND = 5,
+    AG_SCHED_EXISTS = 6,            /* ALREADY_EXISTS */
+    AG_SCHED_DENIED = 7,            /* PERMISSION_DENIED */
+    AG_SCHED_EXHAUSTED = 8,         /* RESOURCE_EXHAUSTED */
+    AG_SCHED_NOT_REGISTERED = 9,    /* FAILED_PRECONDITION: "ApplicationMasterNotRegistered" */
+};
+
+typedef struct ag_sched_queue_conf {
+    const char *path;            /* "root.a.b" (root itself may be omitted) */
+    double capacity;             /* percent of the parent's */
+    double max_capacity;         /* percent of the parent's (0: 100) */
+    double user_limit_factor;    /* leaves (0: 1) */
+    double max_am_share;         /* leaves: fraction 0..1 (0: 0.1) */
+    const char *labels;          /* node labels it may use, comma-separated ("" none) */
+} ag_sched_queue_conf;
+
+typedef struct ag_sched_conf {
+    int64_t cluster_timestamp;   /* ms since the epoch: the RM's start */
+    const ag_sched_queue_conf *queues;
+    size_t nqueues;              /* 0: one leaf, root.default, 100% */
+    int64_t min_alloc_mb;        /* 0: 1024 */
+    int32_t min_alloc_vcores;    /* 0: 1 */
+    int64_t max_alloc_mb;        /* 0: 8192 */
+    int32_t max_alloc_vcores;    /* 0: 4 */
+    int node_locality_delay;     /* missed opportunities (0: 40; -1: none) */
+    int rack_locality_delay;     /* (0: 80; -1: none) */
+    int max_app_attempts;        /* 0: 2 */
+    uint64_t nm_expiry_ms;       /* 0: 600000 */
+    uint64_t am_expiry_ms;       /* 0: 600000 */
+    uint64_t heartbeat_interval_ms; /* told to NMs (0: 1000) */
+    bool preemption;
+    uint64_t preemption_wait_ms; /* 0: 15000 */
+    uint64_t container_token_expiry_ms; /* 0: 600000 */
+} ag_sched_conf;
+
+/* NULL with err set for a bad queue tree ("queue root.a: capacities of its
+ * children sum to 90, not 100") or no memory. */
+ag_sched *ag_sched_new(const ag_sched_conf *c, char *err, size_t cap);
+void ag_sched_free(ag_sched *s);
+
+/* ---- ApplicationClient ---- */
+int ag_sched_new_application(ag_sched *s, uint64_t now_ms,
+                             Argot__Sched__V1__GetNewApplicationResponse *resp, char *err,
+                             size_t cap);
+/* Accepts the application into its leaf queue (NOT_FOUND for an unknown
+ * queue, INVALID for a bad AM resource or an id not handed out, EXISTS for
+ * a second submission); unmanaged AMs get their attempt at once (its AMRM
+ * token in the report). */
+int ag_sched_submit(ag_sched *s, const Argot__Sched__V1__ApplicationSubmissionContext *ctx,
+                    uint64_t now_ms, char *err, size_t cap);
+int ag_sched_app_report(ag_sched *s, const Argot__Sched__V1__ApplicationId *id,
+                        Argot__Sched__V1__ApplicationReport **out, char *err, size_t cap);
+int ag_sched_apps(ag_sched *s, const Argot__Sched__V1__GetApplicationsRequest *req,
+                  Argot__Sched__V1__GetApplicationsResponse *resp);
+/* Kills the application: its containers are cleaned up at their nodes'
+ * next heartbeats, its AM told AM_SHUTDOWN. */
+int ag_sched_kill(ag_sched *s, const Argot__Sched__V1__ApplicationId *id, const char *why,
+                  uint64_t now_ms, char *err, size_t cap);
+int ag_sched_nodes(ag_sched *s, const Argot__Sched__V1__GetClusterNodesRequest *req,
+                   Argot__Sched__V1__GetClusterNodesResponse *resp);
+int ag_sched_metrics(ag_sched *s, Argot__Sched__V1__GetClusterMetricsResponse *resp);
+int ag_sched_queue_info(ag_sched *s, const Argot__Sched__V1__GetQueueInfoRequest *req,
+                        Argot__Sched__V1__GetQueueInfoResponse *resp, char *err, size_t cap);
+
+/* ---- ApplicationMaster (attempt: from the caller's verified AMRM token) ---- */
+/* The attempt of a valid AMRM token (identifier and password as sent);
+ * DENIED otherwise (forged, another RM's key, an attempt that has ended). */
+int ag_sched_amrm_check(ag_sched *s, const uint8_t *id, size_t idlen, const uint8_t *pw,
+                        size_t pwlen, Argot__Sched__V1__ApplicationAttemptId **attempt,
+                        char *err, size_t cap);
+int ag_sched_register_am(ag_sched *s, const Argot__Sched__V1__ApplicationAttemptId *attempt,
+                         const Argot__Sched__V1__RegisterApplicationMasterRequest *req,
+                         uint64_t now_ms,
+                         Argot__Sched__V1__RegisterApplicationMasterResponse *resp, char *err,
+                         size_t cap);
+int ag_sched_allocate(ag_sched *s, const Argot__Sched__V1__ApplicationAttemptId *attempt,
+                      const Argot__Sched__V1__AllocateRequest *req, uint64_t now_ms,
+                      Argot__Sched__V1__AllocateResponse *resp, char *err, size_t cap);
+int ag_sched_finish_am(ag_sched *s, const Argot__Sched__V1__ApplicationAttemptId *attempt,
+                       const Argot__Sched__V1__FinishApplicationMasterRequest *req,
+                       uint64_t now_ms, Argot__Sched__V1__FinishApplicationMasterResponse *resp,
+                       char *err, size_t cap);
+
+/* ---- ResourceTracker ---- */
+/* A node (re)registers: its running containers are taken back (work-
+ * preserving restart: containers the RM does not know are adopted for
+ * applications it knows, else cleaned up). */
+int ag_sched_register_node(ag_sched *s, const Argot__Sched__V1__RegisterNodeManagerRequest *req,
+                           uint64_t now_ms,
+                           Argot__Sched__V1__RegisterNodeManagerResponse *resp, char *err,
+                           size_t cap);
+/* A heartbeat: container statuses (completions go to their AMs), keys,
+ * then scheduling on this node. An unknown node gets RESYNC. */
+int ag_sched_node_heartbeat(ag_sched *s, const Argot__Sched__V1__NodeHeartbeatRequest *req,
+                            uint64_t now_ms, Argot__Sched__V1__NodeHeartbeatResponse *resp,
+                            char *err, size_t cap);
+
+/* ---- time and the AM launcher ---- */
+/* Expiry of nodes and attempts, preemption's kills, retries of attempts. */
+void ag_sched_tick(ag_sched *s, uint64_t now_ms);
+
+/* An AM container to start: rm.c calls the node's StartContainers with it
+ * (the launch context already holds the AM's environment). */
+typedef struct ag_sched_am_launch {
+    Argot__Sched__V1__NodeId *node;
+    Argot__Sched__V1__StartContainersRequest *request;
+    Argot__Sched__V1__ContainerId *container;
+} ag_sched_am_launch;
+
+/* Moves the pending AM launches into *out (n of them; free each part with
+ * ag_rpc_msg_free and the array with ag_free). */
+int ag_sched_take_am_launches(ag_sched *s, ag_sched_am_launch **out, size_t *n);
+/* The start failed (node unreachable, refused): the attempt fails with why. */
+void ag_sched_am_launch_failed(ag_sched *s, const Argot__Sched__V1__ContainerId *container,
+                               const char *why, uint64_t now_ms);
+
+/* ---- ids ---- */
+/* "application_1700000000000_0001" etc. into buf; returns buf. */
+const char *ag_sched_app_id_str(const Argot__Sched__V1__ApplicationId *id, char *buf,
+                                size_t cap);
+const char *ag_sched_container_id_str(const Argot__Sched__V1__ContainerId *id, char *buf,
+                                      size_t cap);
+/* Parses "application_<ts>_<n>" into *ts, *n: 0 or AG_E_INVAL. */
+int ag_sched_app_id_parse(const char *s, int64_t *ts, int32_t *n);
+
+#endif
