@@ -925,39 +925,54 @@ static int get_name(const char *s, char **out)
     return 0;
 }
 
-/* Parses one line of a model file into md (load's state in *nf, *ns, *nw). */
+/* Parses one line of a model file into md (load's state in *nf, *ns, *nw).
+ * A line is a key, one space, then the key's values: the key must match
+ * exactly ("partyX alice" is no party line). */
 static int model_line(ag_lr_model *md, char *line, size_t *nf, size_t *ns, size_t *nw)
 {
     char a[64], b[72];
     unsigned u;
     size_t c0, c1;
+    char *sp = strchr(line, ' ');
+    if (!sp)
+        return AG_E_LR_MODEL;
+    *sp = '\0';
+    const char *key = line, *rest = sp + 1;
     /* the header sizes the arrays: once the features line came, it is fixed */
-    static const char *const header[] = {"party ", "parties ", "label-party ", "field ", NULL};
+    static const char *const header[] = {"party", "parties", "label-party", "field", NULL};
     for (int k = 0; md->names && header[k]; k++)
-        if (strncmp(line, header[k], strlen(header[k])) == 0)
+        if (strcmp(key, header[k]) == 0)
             return AG_E_LR_MODEL;
-    if (sscanf(line, "party %31s", md->party) == 1)
-        return 0;
-    if (sscanf(line, "parties %31s %31s", md->parties[0], md->parties[1]) == 2)
-        return 0;
-    if (sscanf(line, "label-party %63s", a) == 1) {
+    if (strcmp(key, "party") == 0)
+        return sscanf(rest, "%31s", md->party) == 1 ? 0 : AG_E_LR_MODEL;
+    if (strcmp(key, "parties") == 0)
+        return sscanf(rest, "%31s %31s", md->parties[0], md->parties[1]) == 2 ? 0
+                                                                              : AG_E_LR_MODEL;
+    if (strcmp(key, "label-party") == 0) {
+        if (sscanf(rest, "%63s", a) != 1)
+            return AG_E_LR_MODEL;
         md->label_rank = strcmp(a, md->parties[1]) == 0;
         return strcmp(a, md->parties[md->label_rank]) == 0 ? 0 : AG_E_LR_MODEL;
     }
-    if (sscanf(line, "field %63s %u", a, &u) == 2) {
+    if (strcmp(key, "field") == 0) {
+        if (sscanf(rest, "%63s %u", a, &u) != 2)
+            return AG_E_LR_MODEL;
         md->field = strcmp(a, "FM128") == 0 ? AG_FM128 : AG_FM64;
         md->fxp_bits = u;
         return strcmp(a, "FM64") == 0 || strcmp(a, "FM128") == 0 ? 0 : AG_E_LR_MODEL;
     }
-    if (sscanf(line, "sigmoid %63s", a) == 1) {
-        int s = ag_lr_sigmoid_parse(a);
-        md->sigmoid = s < 0 ? AG_SIGMOID_SEG3 : (ag_sigmoid_mode)s;
-        return s < 0 ? AG_E_LR_MODEL : 0;
+    if (strcmp(key, "sigmoid") == 0) {
+        if (sscanf(rest, "%63s", a) != 1)
+            return AG_E_LR_MODEL;
+        int sm = ag_lr_sigmoid_parse(a);
+        md->sigmoid = sm < 0 ? AG_SIGMOID_SEG3 : (ag_sigmoid_mode)sm;
+        return sm < 0 ? AG_E_LR_MODEL : 0;
     }
-    if (sscanf(line, "id %32s", md->id) == 1)
-        return 0;
-    if (sscanf(line, "features %zu %zu", &c0, &c1) == 2) {
-        if (md->names || c0 > AG_LR_MAX_FEATURES || c1 > AG_LR_MAX_FEATURES)
+    if (strcmp(key, "id") == 0)
+        return sscanf(rest, "%32s", md->id) == 1 ? 0 : AG_E_LR_MODEL;
+    if (strcmp(key, "features") == 0) {
+        if (sscanf(rest, "%zu %zu", &c0, &c1) != 2 || md->names || c0 > AG_LR_MAX_FEATURES ||
+            c1 > AG_LR_MAX_FEATURES)
             return AG_E_LR_MODEL;
         md->cols[0] = c0;
         md->cols[1] = c1;
@@ -972,19 +987,20 @@ static int model_line(ag_lr_model *md, char *line, size_t *nf, size_t *ns, size_
         md->share = ag_calloc(md->nweights, ag_field_bytes(md->field));
         return md->names && md->mean && md->std && md->share ? 0 : AG_E_NOMEM;
     }
-    if (strncmp(line, "feature ", 8) == 0) {
+    if (strcmp(key, "feature") == 0) {
         char name[4096];
         double mu, sd;
         if (!md->names || *nf >= md->cols[md->me] ||
-            sscanf(line + 8, "%4095s %lf %lf", name, &mu, &sd) != 3 || !(sd > 0))
+            sscanf(rest, "%4095s %lf %lf", name, &mu, &sd) != 3 || !(sd > 0))
             return AG_E_LR_MODEL;
         md->mean[*nf] = mu;
         md->std[*nf] = sd;
         return get_name(name, &md->names[(*nf)++]);
     }
-    if (sscanf(line, "share %64s", b) == 1) {
+    if (strcmp(key, "share") == 0) {
         size_t eb = ag_field_bytes(md->field);
-        if (!md->share || *ns >= md->nweights || strlen(b) != 2 * eb)
+        if (sscanf(rest, "%64s", b) != 1 || !md->share || *ns >= md->nweights ||
+            strlen(b) != 2 * eb)
             return AG_E_LR_MODEL;
         uint8_t *p = (uint8_t *)md->share + *ns * eb;
         for (size_t i = 0; i < eb; i++) {
@@ -996,7 +1012,7 @@ static int model_line(ag_lr_model *md, char *line, size_t *nf, size_t *ns, size_
         (*ns)++;
         return 0;
     }
-    if (strncmp(line, "weight ", 7) == 0) {
+    if (strcmp(key, "weight") == 0) {
         if (!md->share || *nw >= md->nweights)
             return AG_E_LR_MODEL;
         if (!md->weights) {
@@ -1005,9 +1021,9 @@ static int model_line(ag_lr_model *md, char *line, size_t *nf, size_t *ns, size_
                 return AG_E_NOMEM;
         }
         char *end;
-        md->weights[*nw] = strtod(line + 7, &end);
+        md->weights[*nw] = strtod(rest, &end);
         (*nw)++;
-        return *end == '\0' ? 0 : AG_E_LR_MODEL;
+        return *end == '\0' && end != rest ? 0 : AG_E_LR_MODEL;
     }
     return AG_E_LR_MODEL;
 }
