@@ -163,12 +163,14 @@ static struct session *session_get(ag_beaver_server *b, const ProtobufCBinaryDat
 
 void ag_beaver_server_sweep(ag_beaver_server *b)
 {
-    uint64_t now = ag_now_ms();
     pthread_mutex_lock(&b->lock);
+    /* the clock read under the lock: every used_ms set before is <= now
+     * (a session touched after an earlier read would look ages old) */
+    uint64_t now = ag_now_ms();
     struct session *s = b->sessions;
     while (s) {
         struct session *nx = s->next_in_table;
-        if (now - s->used_ms > b->o.idle_timeout_ms) {
+        if (now > s->used_ms && now - s->used_ms > b->o.idle_timeout_ms) {
             AG_LOG(AG_LOG_INFO, "beaver", "session_expired label=%s id=%02x%02x%02x%02x",
                    s->label, s->id[0], s->id[1], s->id[2], s->id[3]);
             b->stats.expired++;
