@@ -13,10 +13,138 @@
 #include "argot/base.h"
 #include "argot/rpc.h"
 
+/* ---- ids -------------------------------------------------------------------- */
+
+/* An application id as text, application_<cluster timestamp>_<id, at least
+ * 4 digits>, into buf; returns buf. parse: 0, or AG_E_INVAL for anything
+ * else. */
+const char *ag_sched_format_app_id(int64_t ts, int32_t id, char *buf, size_t cap);
+int ag_sched_parse_app_id(const char *s, int64_t *ts, int32_t *id);
+
 /* ---- the node manager (nm.c, launch.c) ------------------------------------ */
 
-/* ---- the resource manager (rm.c) ------------------------------------------ */
+/* ---- the resource manager (rm.c) ------------------------------------------ *
+ *
+ * `argot rm --config rm.yaml` (YAML; keys as Hadoop operators know them):
+ *
+ *   address: "127.0.0.1:8030"        # every service: clients, AMs, NMs
+ *   state: {sqlite: rm.db}           # relative to the config file
+ *   liveness: {nm_expiry_ms: 600000, am_expiry_ms: 600000}
+ *   queues:                          # optional; default: root.default 100%
+ *     root.prod: {capacity: 70, max_capacity: 100, user_limit_factor: 1,
+ *                 max_am_share: 0.1, labels: [gpu]}
+ *     root.dev:  {capacity: 30, max_capacity: 50}
+ *   scheduler: {min_allocation: {memory_mb: 1024, vcores: 1},
+ *               max_allocation: {memory_mb: 8192, vcores: 4},
+ *               node_locality_delay: 40, rack_locality_delay: 80,
+ *               max_app_attempts: 2, preemption: {enabled: false, wait: 15s}}
+ *   heartbeat_interval: 1s           # told to the NMs
+ *   admin: {address: "127.0.0.1:8088"}  # /metrics, /healthz
+ *   shutdown_grace: 5s
+ *   log: {level: info}
+ */
 
-/* ---- the ApplicationMaster client (am.c) ------------------------------------ */
+typedef struct ag_rm ag_rm;
+
+/* Reads config (NULL: every default) and makes the RM; listen (may be
+ * NULL) overrides the address. NULL with err set ("rm.yaml:4:3: ...", a
+ * bad queue tree) on failure. */
+ag_rm *ag_rm_load(const char *config, const char *listen, char *err, size_t cap);
+/* Serves: binds, starts the clock. 0 or an error in err. */
+int ag_rm_start(ag_rm *rm, char *err, size_t cap);
+/* "host:port" as bound (after start). */
+const char *ag_rm_address(const ag_rm *rm);
+int ag_rm_admin_port(const ag_rm *rm);
+/* Stops taking calls (calls in flight get shutdown_grace) and the clock. */
+void ag_rm_stop(ag_rm *rm);
+void ag_rm_free(ag_rm *rm);
+
+/* ---- the ApplicationMaster client (am.c) ------------------------------------ *
+ *
+ * What an application's master uses (YARN's AMRMClient and NMClient in
+ * one): register with the RM, keep a table of asks (totals per priority,
+ * resource name, capability and allocation request id), call allocate
+ * (ag_am_allocate, one round) and get callbacks for granted, completed and
+ * preempted containers, start and stop containers on their nodes, finish.
+ * The client keeps YARN's rules by itself: the responseId of each call, the
+ * same request resent (never a new one) after a lost response, the totals
+ * lowered as grants arrive, and on an RM that no longer knows the attempt
+ * (restarted, or AM_RESYNC) it registers again and resends every
+ * outstanding ask, release and blacklist entry. Not thread-safe: one
+ * thread drives an ag_am (callbacks run on it, inside ag_am_allocate). */
+
+typedef struct ag_am ag_am;
+
+/* A granted container, valid during the callback (copy what you keep). */
+typedef struct ag_container {
+    const char *id;        /* "container_1700000000000_0001_01_000002" */
+    const char *node;      /* its NM's address, "host:port" */
+    int64_t memory_mb;
+    int32_t vcores;
+    int32_t priority;
+    int64_t allocation_request_id;
+} ag_container;
+
+/* A container's end, as the RM reports it. */
+typedef struct ag_container_status {
+    const char *id;
+    int exit_status;       /* the process's, or YARN's negative codes (sched.proto) */
+    const char *diagnostics;
+} ag_container_status;
+
+typedef struct ag_am_callbacks {
+    void (*allocated)(void *ud, ag_am *am, const ag_container *c);
+    void (*completed)(void *ud, ag_am *am, const ag_container_status *s);
+    /* the RM will take this container back (strict: it will be killed) */
+    void (*preempted)(void *ud, ag_am *am, const char *container_id, bool strict);
+    /* the RM ended the application (killed): finish and exit */
+    void (*shutdown)(void *ud, ag_am *am);
+} ag_am_callbacks;
+
+typedef struct ag_am_opts {
+    const char *rm;        /* "host:port" */
+    const char *token;     /* the AMRM token's text; NULL: $ARGOT_AMRM_TOKEN */
+    ag_am_callbacks cb;
+    void *ud;
+    uint64_t call_timeout_ms; /* each RM or NM call (0: 10 s) */
+} ag_am_opts;
+
+typedef enum ag_am_final {
+    AG_AM_SUCCEEDED = 1,
+    AG_AM_FAILED = 2,
+    AG_AM_KILLED = 3,
+} ag_am_final;
+
+/* NULL with err set (no token, malformed token, no memory). */
+ag_am *ag_am_new(const ag_am_opts *o, char *err, size_t cap);
+void ag_am_free(ag_am *am);
+const char *ag_am_errmsg(const ag_am *am);
+/* RegisterApplicationMaster. 0, or an error (ag_am_errmsg). */
+int ag_am_register(ag_am *am, const char *host, int port, const char *tracking_url);
+/* Sets the total of containers wanted for one key (0 withdraws it); sent
+ * with the next allocate. resource_name: a host, a rack or "*". */
+int ag_am_ask(ag_am *am, int32_t priority, const char *resource_name, int64_t memory_mb,
+              int32_t vcores, int32_t total, bool relax_locality, const char *label,
+              int64_t allocation_request_id);
+/* Gives a container back (sent with the next allocate). */
+int ag_am_release(ag_am *am, const char *container_id);
+/* Adds (or removes) a node or rack from the application's blacklist. */
+int ag_am_blacklist(ag_am *am, const char *resource_name, bool add);
+/* One allocate round: sends what changed, runs the callbacks for what came
+ * back. 0, or an error (the RM unreachable after retries, refused). */
+int ag_am_allocate(ag_am *am, float progress);
+/* Starts a granted container on its node: argv (NULL-terminated), env
+ * ("KEY=VALUE" strings, NULL-terminated, may be NULL). 0 or an error naming
+ * the node. */
+int ag_am_start(ag_am *am, const char *container_id, const char *const *argv,
+                const char *const *env);
+/* Stops a started container. */
+int ag_am_stop(ag_am *am, const char *container_id);
+/* FinishApplicationMaster (unregister). */
+int ag_am_finish(ag_am *am, ag_am_final final, const char *diagnostics);
+/* Containers granted and not yet completed. */
+size_t ag_am_running(const ag_am *am);
+/* The last allocate's headroom and cluster size. */
+void ag_am_headroom(const ag_am *am, int64_t *memory_mb, int32_t *vcores, int32_t *nodes);
 
 #endif /* ARGOT_SCHED_H */

@@ -1,6 +1,9 @@
 /*
  * The resource manager's core (scheduler.c): every piece of RM state and
- * every decision, with no I/O and no clock of its own (callers pass now_ms),
+ * every decision, with no I/O and no clock of its own (callers pass now_ms:
+ * milliseconds since the RM started, i.e. since conf.cluster_timestamp, on
+ * a clock that never goes back; times in messages since the epoch are
+ * cluster_timestamp + now_ms),
  * so that tests, the simulator of bench/sched and fuzzers drive it directly.
  * rm.c puts it behind the gRPC services of sched.proto; the core takes
  * those services' request messages and fills their response messages.
@@ -11,21 +14,44 @@
  *     and leaves a user limit factor (a user may use up to factor x the
  *     leaf's capacity) and a maximum AM share (fraction of the leaf's
  *     resources that AM containers may take). Children's capacities sum to
- *     100 per parent. Applications go to leaves; FIFO (by priority, then
- *     submission order) within a leaf; across leaves, the least used
- *     relative to its capacity first, never past a queue's maximum.
+ *     100 per parent. Applications go to leaves; FIFO within a leaf (by
+ *     application priority, higher first as in YARN, then submission
+ *     order); across leaves, the least used relative to its capacity
+ *     first, never past a queue's maximum. Room freed by ending containers
+ *     is offered in that order before the next allocate schedules its own
+ *     caller, so a later application does not overtake a waiting earlier
+ *     one by calling allocate first. A config entry "root" may only set
+ *     root's labels.
  *   - Asks: totals per (priority, resource_name, capability,
  *     allocation_request_id) replace the previous total for that key; a
  *     grant lowers the totals of the key's node, its rack and "*" (as YARN
- *     decrements all three levels). Locality: a node-local ask waits
+ *     decrements all three levels). "*" carries the outstanding total;
+ *     host and rack asks only say where. Locality: a node-local ask waits
  *     node_locality_delay missed opportunities before it may go rack-local,
- *     rack_locality_delay before off-switch, unless relax_locality is false.
+ *     rack_locality_delay before off-switch (one counter per key: a
+ *     scheduling pass that could not place it node-locally, i.e. an
+ *     allocate call or a heartbeat of another node with room, is a miss;
+ *     a node-local grant resets it). relax_locality is YARN's per level: a
+ *     rack ask with it false is never used for rack-local grants, a "*"
+ *     ask with it false forbids off-switch grants (so node asks + "*"
+ *     relax false pins to those nodes). A key with no host or rack asks is
+ *     placed anywhere at once. (proto3's default is false: AMs that want
+ *     relaxation must set it.)
  *     Capabilities are normalized up to multiples of the minimum allocation;
  *     asks beyond the maximum are refused (INVALID_ARGUMENT).
  *   - Allocation does not wait for heartbeats: every allocate call schedules
  *     the caller's outstanding asks on the nodes' free resources before it
- *     answers, so an ask is granted by the next allocate when room exists.
- *     Node heartbeats also schedule (any application) on the beating node.
+ *     answers, so an ask is granted in that very response when room exists
+ *     (else by a later one). Node heartbeats (and registrations) also
+ *     schedule, any application, on the beating node: waiting AMs first,
+ *     then leaves least used relative to their capacity.
+ *   - Limits: a leaf never exceeds its maximum capacity (nor do its
+ *     ancestors); it grows past its capacity only while no other leaf with
+ *     waiting asks could still take a container within its own capacity. A
+ *     user of a leaf may hold up to user_limit_factor x the leaf's capacity
+ *     (its first container always). AM containers of a leaf up to
+ *     max_am_share x its capacity (its first AM always); further
+ *     applications wait in ACCEPTED.
  *   - responseId: an allocate whose response_id equals the last response's
  *     id minus one (a resend) gets the cached last response unchanged; one
  *     equal to the last response's id is new and gets id + 1; anything
@@ -33,7 +59,11 @@
  *     registered is AG_SCHED_NOT_REGISTERED (the AM registers again and
  *     resends its asks).
  *   - Exclusive node labels: a node with a label only runs containers whose
- *     ask names that label; "" asks use unlabelled nodes.
+ *     ask names that label; "" asks use unlabelled nodes. A queue may ask for
+ *     the labels in its own (or nearest configured ancestor's) labels list
+ *     ("*": any); other asks are INVALID. Capacities apply to the unlabelled
+ *     partition only: labelled partitions are shared first come, first
+ *     served by the queues that may use them.
  *   - Preemption (when enabled): when a queue below its capacity has pending
  *     asks that do not fit, containers of queues above their capacity are
  *     chosen (youngest first, never AM containers), named to their AM in a
@@ -43,7 +73,7 @@
  *     containers completed with -100 and reported to their AMs; an attempt
  *     silent for am_expiry_ms fails; a failed attempt gets a new one (up to
  *     max attempts), keeping its containers when the submission asked.
- *   - Containers: ids from 1 per application (the AM's is 1); each grant
+ *   - Containers: ids from 1 per application (the first AM's is 1); each grant
  *     carries a container token signed with the current container master
  *     key (token.h); an AM's launch context gets the environment
  *     ARGOT_APP_ID, ARGOT_CONTAINER_ID, ARGOT_NM_HOST and ARGOT_AMRM_TOKEN.
@@ -54,9 +84,21 @@
  *
  * Messages: requests are borrowed; responses are filled by the core, every
  * sub-object and string allocated with ag_malloc, so the caller frees a
- * response with ag_rpc_msg_free (protobuf-c's free_unpacked with argot's
- * allocator). Functions return an AG_SCHED_* status (a gRPC code) and, on
- * refusal, a sentence in err that names the thing refused.
+ * heap response with ag_rpc_msg_free (protobuf-c's free_unpacked with
+ * argot's allocator) and one it holds by value with ag_sched_resp_clear.
+ * Functions return an AG_SCHED_* status (a gRPC code) and, on refusal, a
+ * sentence in err that names the thing refused. Out of memory is
+ * AG_SCHED_EXHAUSTED ("out of memory") with the response left empty; the
+ * call may be retried as is (an allocate's grants and completions stay
+ * pending until a response carrying them has been built).
+ *
+ * Tokens: container tokens and AMRM tokens as in sched.proto. An NM token's
+ * identifier is a ContainerTokenIdentifier with container id 0 (naming the
+ * attempt), the node and the submitter, signed with the NM-token master
+ * key. Keys are drawn at ag_sched_new and not rolled yet (key id 1).
+ *
+ * Heartbeats: the response's response_id is the request's + 1; the core
+ * does not refuse out-of-order heartbeats (statuses are idempotent).
  *
  * Thread safety: none; rm.c serializes calls with one mutex.
  */
@@ -131,7 +173,9 @@ int ag_sched_app_report(ag_sched *s, const Argot__Sched__V1__ApplicationId *id,
 int ag_sched_apps(ag_sched *s, const Argot__Sched__V1__GetApplicationsRequest *req,
                   Argot__Sched__V1__GetApplicationsResponse *resp);
 /* Kills the application: its containers are cleaned up at their nodes'
- * next heartbeats, its AM told AM_SHUTDOWN. */
+ * next heartbeats, its AM told AM_SHUTDOWN (ag_sched_amrm_check still
+ * accepts the killed attempt's token so that its allocate hears it).
+ * Killing an application that has ended is OK and does nothing. */
 int ag_sched_kill(ag_sched *s, const Argot__Sched__V1__ApplicationId *id, const char *why,
                   uint64_t now_ms, char *err, size_t cap);
 int ag_sched_nodes(ag_sched *s, const Argot__Sched__V1__GetClusterNodesRequest *req,
@@ -158,6 +202,9 @@ int ag_sched_finish_am(ag_sched *s, const Argot__Sched__V1__ApplicationAttemptId
                        const Argot__Sched__V1__FinishApplicationMasterRequest *req,
                        uint64_t now_ms, Argot__Sched__V1__FinishApplicationMasterResponse *resp,
                        char *err, size_t cap);
+/* (finish: the application is FINISHED with the AM's final status; its
+ * other containers are cleaned up, its AM container is left to exit and
+ * ends when its NM reports it, or its node is lost.) */
 
 /* ---- ResourceTracker ---- */
 /* A node (re)registers: its running containers are taken back (work-
@@ -174,7 +221,9 @@ int ag_sched_node_heartbeat(ag_sched *s, const Argot__Sched__V1__NodeHeartbeatRe
                             char *err, size_t cap);
 
 /* ---- time and the AM launcher ---- */
-/* Expiry of nodes and attempts, preemption's kills, retries of attempts. */
+/* Expiry of nodes and attempts, preemption (marks and kills), retries of
+ * attempts, AM containers for waiting applications. rm.c calls it about
+ * once a second. */
 void ag_sched_tick(ag_sched *s, uint64_t now_ms);
 
 /* An AM container to start: rm.c calls the node's StartContainers with it
@@ -186,11 +235,26 @@ typedef struct ag_sched_am_launch {
 } ag_sched_am_launch;
 
 /* Moves the pending AM launches into *out (n of them; free each part with
- * ag_rpc_msg_free and the array with ag_free). */
+ * ag_rpc_msg_free and the array with ag_free; *out is NULL when n is 0).
+ * 0, or AG_E_NOMEM with every launch still pending. */
 int ag_sched_take_am_launches(ag_sched *s, ag_sched_am_launch **out, size_t *n);
 /* The start failed (node unreachable, refused): the attempt fails with why. */
 void ag_sched_am_launch_failed(ag_sched *s, const Argot__Sched__V1__ContainerId *container,
                                const char *why, uint64_t now_ms);
+
+/* ---- responses ---- */
+/* Frees every field of a response message the caller holds by value (on its
+ * stack, initialized with its INIT macro, filled by a function above) and
+ * re-initializes it: sub-messages, strings, bytes and repeated arrays are
+ * freed with argot's allocator, protobuf-c's shared empty string and
+ * default values are left alone. For a heap message use ag_rpc_msg_free.
+ * ag_sched_resp_clear(NULL) does nothing. */
+void ag_sched_resp_clear(ProtobufCMessage *m);
+
+/* Checks the core's invariants (container, node, application, queue and
+ * partition accounting; the free-node index; outstanding asks): 0, or -1
+ * with err saying which broke. For tests: it walks everything. */
+int ag__sched_check(const ag_sched *s, char *err, size_t cap);
 
 /* ---- ids ---- */
 /* "application_1700000000000_0001" etc. into buf; returns buf. */

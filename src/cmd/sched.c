@@ -1,0 +1,663 @@
+/*
+ * The sched subcommands: `argot rm` (the resource manager daemon), `argot
+ * app submit|status|kill` and `argot nodes` (clients of the RM), and `argot
+ * app master`, the built-in ApplicationMaster that runs a command in N
+ * containers (YARN's DistributedShell), which `argot app submit` asks the
+ * RM to start.
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "argot/sched.h"
+#include "argot/sched/v1/sched.argot.h"
+#include "argot/sched/v1/sched.pb-c.h"
+#include "cmd.h"
+
+/* ---- argot rm -------------------------------------------------------------------- */
+
+static const struct flag_def rm_flags[] = {
+    {"config", "FILE", "the YAML config (see below)", 0},
+    {"listen", "HOST:PORT", "where to serve (overrides the config's address)", 0},
+    {NULL, NULL, NULL, 0},
+};
+
+/* Blocks SIGINT, SIGTERM and SIGHUP in this thread and the threads it
+ * starts from now on; *old gets the previous mask. */
+static void block_stop_signals(sigset_t *old)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+static int wait_stop_signal(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) == 0 && (sig == SIGINT || sig == SIGTERM))
+            return sig;
+    }
+}
+
+static int run_rm(struct cmd_args *a)
+{
+    char err[AG_ERRMSG_MAX];
+    sigset_t old;
+    block_stop_signals(&old);
+    ag_rm *rm = ag_rm_load(args_get(a, "config"), args_get(a, "listen"), err, sizeof(err));
+    int status = EXIT_RUNTIME;
+    if (!rm) {
+        runtime_error("rm: %s", err);
+        goto out;
+    }
+    if (ag_rm_start(rm, err, sizeof(err)) < 0) {
+        runtime_error("rm: %s", err);
+        goto out;
+    }
+    printf("rm listening on %s\n", ag_rm_address(rm));
+    if (ag_rm_admin_port(rm))
+        printf("rm admin on port %d (/metrics, /healthz)\n", ag_rm_admin_port(rm));
+    fflush(stdout);
+    int sig = wait_stop_signal();
+    AG_LOG(AG_LOG_INFO, "rm", "stopping signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    ag_rm_stop(rm);
+    status = EXIT_OK;
+out:
+    ag_rm_free(rm);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return status;
+}
+
+const struct subcmd cmd_rm = {
+    .name = "rm",
+    .summary = "run the resource manager (daemon)",
+    .details =
+        "The cluster's resource manager, as YARN's: node managers (argot nm) register and\n"
+        "heartbeat, clients submit applications (argot app submit), each application's\n"
+        "master asks for containers (register, allocate, finish) and the RM grants them\n"
+        "from capacity queues. Prints \"rm listening on HOST:PORT\" once serving; SIGTERM\n"
+        "or SIGINT stop it.\n"
+        "\n"
+        "Config (YAML; every key optional):\n"
+        "  address: \"127.0.0.1:8030\"\n"
+        "  state: {sqlite: rm.db}\n"
+        "  liveness: {nm_expiry_ms: 600000, am_expiry_ms: 600000}\n"
+        "  queues:\n"
+        "    root.prod: {capacity: 70, max_capacity: 100, user_limit_factor: 1,\n"
+        "                max_am_share: 0.1, labels: [gpu]}\n"
+        "    root.dev:  {capacity: 30, max_capacity: 50}\n"
+        "  scheduler: {min_allocation: {memory_mb: 1024, vcores: 1},\n"
+        "              max_allocation: {memory_mb: 8192, vcores: 4},\n"
+        "              node_locality_delay: 40, rack_locality_delay: 80,\n"
+        "              max_app_attempts: 2, preemption: {enabled: false, wait: 15s}}\n"
+        "  heartbeat_interval: 1s\n"
+        "  admin: {address: \"127.0.0.1:8088\"}   # /metrics, /healthz\n"
+        "  shutdown_grace: 5s\n"
+        "  log: {level: info}\n",
+    .flags = rm_flags,
+    .run = run_rm,
+};
+
+/* ---- clients ---------------------------------------------------------------------- */
+
+static ag_rpc_channel *rm_channel(const char *addr)
+{
+    ag_rpc_channel_opts co;
+    ag_rpc_channel_opts_init(&co);
+    co.backoff_initial_ms = 100;
+    return ag_rpc_channel_new(addr, &co);
+}
+
+static const char *state_name(Argot__Sched__V1__YarnApplicationState s)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&argot__sched__v1__yarn_application_state__descriptor,
+                                             (int)s);
+    return v ? v->name : "?";
+}
+
+static const char *final_name(Argot__Sched__V1__FinalApplicationStatus s)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+        &argot__sched__v1__final_application_status__descriptor, (int)s);
+    return v ? v->name + 4 : "?"; /* APP_SUCCEEDED -> SUCCEEDED */
+}
+
+/* Parses an application id argument; prints the usage error. */
+static int app_id_arg(const struct cmd_args *a, Argot__Sched__V1__ApplicationId *id)
+{
+    int64_t ts;
+    int32_t n;
+    if (!a->pos)
+        return usage_error(a->sc, "which application? give its id (application_<ts>_<n>)");
+    if (ag_sched_parse_app_id(a->pos, &ts, &n) < 0)
+        return usage_error(a->sc, "'%s' is not an application id (application_<ts>_<n>)",
+                           a->pos);
+    argot__sched__v1__application_id__init(id);
+    id->cluster_timestamp = ts;
+    id->id = n;
+    return EXIT_OK;
+}
+
+static int report(ag_rpc_channel *ch, const Argot__Sched__V1__ApplicationId *id,
+                  Argot__Sched__V1__GetApplicationReportResponse **resp, char **message)
+{
+    Argot__Sched__V1__GetApplicationReportRequest req =
+        ARGOT__SCHED__V1__GET_APPLICATION_REPORT_REQUEST__INIT;
+    req.application_id = (Argot__Sched__V1__ApplicationId *)id;
+    return argot__sched__v1__application_client__get_application_report__invoke(
+        ch, &req, ag_deadline_in_ms(10000), resp, message);
+}
+
+static const struct flag_def submit_flags[] = {
+    {"rm", "HOST:PORT", "the resource manager", FLAG_REQUIRED},
+    {"name", "NAME", "the application's name", FLAG_REQUIRED},
+    {"containers", "N", "containers to run the command in (default 1)", 0},
+    {"memory", "MB", "memory of each container (default 1024)", 0},
+    {"vcores", "V", "virtual cores of each container (default 1)", 0},
+    {"queue", "QUEUE", "the leaf queue (default root.default)", 0},
+    {"priority", "P", "the containers' priority (default 0)", 0},
+    {"max-attempts", "K", "runs of a failing container, each on another node where "
+                          "possible (default 1)", 0},
+    {"am-memory", "MB", "memory of the application master's container (default 256)", 0},
+    {"wait", NULL, "wait for the end; exit 0 only if every container exited 0", 0},
+    {NULL, NULL, NULL, 0},
+};
+
+static int int_flag(const struct cmd_args *a, const char *name, long def, long min, long max,
+                    long *out)
+{
+    const char *s = args_get(a, name);
+    *out = def;
+    if (!s)
+        return EXIT_OK;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end || end == s || v < min || v > max)
+        return usage_error(a->sc, "--%s %s: a number from %ld to %ld", name, s, min, max);
+    *out = v;
+    return EXIT_OK;
+}
+
+static int run_submit(struct cmd_args *a)
+{
+    long n, mem, vc, prio, attempts, am_mem;
+    if (int_flag(a, "containers", 1, 1, 100000, &n) || int_flag(a, "memory", 1024, 1, 1 << 30, &mem) ||
+        int_flag(a, "vcores", 1, 1, 1024, &vc) || int_flag(a, "priority", 0, 0, 1 << 20, &prio) ||
+        int_flag(a, "max-attempts", 1, 1, 100, &attempts) ||
+        int_flag(a, "am-memory", 256, 1, 1 << 30, &am_mem))
+        return EXIT_USAGE;
+    if (a->nrest == 0)
+        return usage_error(a->sc, "no command: argot app submit ... -- COMMAND ARGS");
+    const char *rm = args_get(a, "rm");
+    char self[4096];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (sl <= 0)
+        return runtime_error("app submit: cannot find the argot binary (/proc/self/exe)");
+    self[sl] = 0;
+    ag_rpc_channel *ch = rm_channel(rm);
+    if (!ch)
+        return usage_error(a->sc, "--rm %s: not host:port", rm);
+    int status = EXIT_RUNTIME;
+    char *message = NULL;
+    Argot__Sched__V1__GetNewApplicationResponse *nresp = NULL;
+    Argot__Sched__V1__GetNewApplicationRequest nreq = ARGOT__SCHED__V1__GET_NEW_APPLICATION_REQUEST__INIT;
+    int st = argot__sched__v1__application_client__get_new_application__invoke(
+        ch, &nreq, ag_deadline_in_ms(10000), &nresp, &message);
+    if (st != AG_RPC_OK) {
+        runtime_error("app submit: RM %s: %s: %s", rm, ag_rpc_status_name(st),
+                      message ? message : "");
+        goto out;
+    }
+    /* the AM: this binary's `app master`, with the command after -- */
+    char sn[32], smem[32], svc[32], sprio[32], satt[32];
+    snprintf(sn, sizeof(sn), "%ld", n);
+    snprintf(smem, sizeof(smem), "%ld", mem);
+    snprintf(svc, sizeof(svc), "%ld", vc);
+    snprintf(sprio, sizeof(sprio), "%ld", prio);
+    snprintf(satt, sizeof(satt), "%ld", attempts);
+    const char *head[] = {self,   "app",    "master",     "--rm",     rm,   "--containers",
+                          sn,     "--memory", smem,        "--vcores", svc,  "--priority",
+                          sprio,  "--max-attempts", satt,  "--"};
+    size_t nh = AG_ARRAY_LEN(head), argc = nh + (size_t)a->nrest;
+    char **argv = ag_calloc(argc + 1, sizeof(*argv));
+    if (!argv) {
+        runtime_error("app submit: %s", ag_strerror(AG_E_NOMEM));
+        goto out;
+    }
+    for (size_t i = 0; i < nh; i++)
+        argv[i] = (char *)head[i];
+    for (int i = 0; i < a->nrest; i++)
+        argv[nh + (size_t)i] = a->rest[i];
+    Argot__Sched__V1__ContainerLaunchContext clc = ARGOT__SCHED__V1__CONTAINER_LAUNCH_CONTEXT__INIT;
+    clc.n_command = argc;
+    clc.command = argv;
+    Argot__Sched__V1__Resource res = ARGOT__SCHED__V1__RESOURCE__INIT;
+    res.memory_mb = am_mem;
+    res.vcores = 1;
+    Argot__Sched__V1__ApplicationSubmissionContext ctx =
+        ARGOT__SCHED__V1__APPLICATION_SUBMISSION_CONTEXT__INIT;
+    ctx.application_id = nresp->application_id;
+    ctx.application_name = (char *)args_get(a, "name");
+    ctx.queue = (char *)(args_get(a, "queue") ? args_get(a, "queue") : "");
+    ctx.am_container_spec = &clc;
+    ctx.resource = &res;
+    ctx.application_type = "argot-dshell";
+    const char *user = getenv("USER");
+    ctx.user = (char *)(user ? user : "argot");
+    Argot__Sched__V1__SubmitApplicationRequest sreq = ARGOT__SCHED__V1__SUBMIT_APPLICATION_REQUEST__INIT;
+    sreq.application_submission_context = &ctx;
+    Argot__Sched__V1__SubmitApplicationResponse *sresp = NULL;
+    ag_free(message);
+    message = NULL;
+    st = argot__sched__v1__application_client__submit_application__invoke(
+        ch, &sreq, ag_deadline_in_ms(10000), &sresp, &message);
+    ag_free(argv);
+    ag_rpc_msg_free(sresp ? &sresp->base : NULL);
+    char idtext[64];
+    ag_sched_format_app_id(nresp->application_id->cluster_timestamp, nresp->application_id->id,
+                           idtext, sizeof(idtext));
+    if (st != AG_RPC_OK) {
+        runtime_error("app submit: RM %s refused %s: %s: %s", rm, idtext,
+                      ag_rpc_status_name(st), message ? message : "");
+        goto out;
+    }
+    printf("%s\n", idtext);
+    fflush(stdout);
+    if (!args_bool(a, "wait")) {
+        status = EXIT_OK;
+        goto out;
+    }
+    for (;;) {
+        Argot__Sched__V1__GetApplicationReportResponse *r = NULL;
+        ag_free(message);
+        message = NULL;
+        st = report(ch, nresp->application_id, &r, &message);
+        if (st == AG_RPC_OK && r->application_report) {
+            Argot__Sched__V1__ApplicationReport *ar = r->application_report;
+            Argot__Sched__V1__YarnApplicationState s = ar->yarn_application_state;
+            if (s == ARGOT__SCHED__V1__YARN_APPLICATION_STATE__FINISHED ||
+                s == ARGOT__SCHED__V1__YARN_APPLICATION_STATE__FAILED ||
+                s == ARGOT__SCHED__V1__YARN_APPLICATION_STATE__KILLED) {
+                bool ok = s == ARGOT__SCHED__V1__YARN_APPLICATION_STATE__FINISHED &&
+                          ar->final_application_status ==
+                              ARGOT__SCHED__V1__FINAL_APPLICATION_STATUS__APP_SUCCEEDED;
+                fprintf(ok ? stdout : stderr, "%s%s %s: %s%s%s\n", ok ? "" : "argot: app submit: ",
+                        idtext, state_name(s), final_name(ar->final_application_status),
+                        ar->diagnostics && ar->diagnostics[0] ? ": " : "",
+                        ar->diagnostics ? ar->diagnostics : "");
+                status = ok ? EXIT_OK : EXIT_RUNTIME;
+                ag_rpc_msg_free(&r->base);
+                break;
+            }
+        } else if (st != AG_RPC_UNAVAILABLE) {
+            runtime_error("app submit: report of %s: %s: %s", idtext, ag_rpc_status_name(st),
+                          message ? message : "");
+            ag_rpc_msg_free(r ? &r->base : NULL);
+            break;
+        }
+        ag_rpc_msg_free(r ? &r->base : NULL);
+        ag_sleep_ms(100);
+    }
+out:
+    ag_free(message);
+    ag_rpc_msg_free(nresp ? &nresp->base : NULL);
+    ag_rpc_channel_free(ch);
+    return status;
+}
+
+const struct subcmd cmd_app_submit = {
+    .name = "app submit",
+    .summary = "run a command in N containers of the cluster (distributed shell)",
+    .details =
+        "Submits an application whose master (argot app master, started by the RM in a\n"
+        "container) asks for N containers and runs COMMAND ARGS in each. Prints the\n"
+        "application id. Each container's environment has ARGOT_CONTAINER_ID,\n"
+        "ARGOT_APP_ID and ARGOT_NM_HOST. A container that fails runs again, up to\n"
+        "--max-attempts, on another node where possible. With --wait, waits for the end\n"
+        "and exits 0 only if every container exited 0.\n",
+    .flags = submit_flags,
+    .run = run_submit,
+    .rest = "-- COMMAND [ARGS...]",
+};
+
+static const struct flag_def rm_only_flags[] = {
+    {"rm", "HOST:PORT", "the resource manager", FLAG_REQUIRED},
+    {NULL, NULL, NULL, 0},
+};
+
+static int run_status(struct cmd_args *a)
+{
+    Argot__Sched__V1__ApplicationId id;
+    if (app_id_arg(a, &id) != EXIT_OK)
+        return EXIT_USAGE;
+    ag_rpc_channel *ch = rm_channel(args_get(a, "rm"));
+    if (!ch)
+        return usage_error(a->sc, "--rm %s: not host:port", args_get(a, "rm"));
+    Argot__Sched__V1__GetApplicationReportResponse *r = NULL;
+    char *message = NULL;
+    int st = report(ch, &id, &r, &message);
+    int status = EXIT_OK;
+    if (st != AG_RPC_OK || !r->application_report) {
+        status = runtime_error("app status: %s: %s: %s", a->pos, ag_rpc_status_name(st),
+                               message ? message : "");
+    } else {
+        Argot__Sched__V1__ApplicationReport *ar = r->application_report;
+        printf("application %s\n  name %s\n  queue %s\n  user %s\n  state %s\n  final %s\n"
+               "  progress %.0f%%\n  containers %d\n  diagnostics %s\n",
+               a->pos, ar->name, ar->queue, ar->user, state_name(ar->yarn_application_state),
+               final_name(ar->final_application_status), ar->progress * 100.0,
+               ar->num_containers, ar->diagnostics && ar->diagnostics[0] ? ar->diagnostics : "-");
+    }
+    ag_rpc_msg_free(r ? &r->base : NULL);
+    ag_free(message);
+    ag_rpc_channel_free(ch);
+    return status;
+}
+
+const struct subcmd cmd_app_status = {
+    .name = "app status",
+    .summary = "show an application's state",
+    .details = "Prints the RM's report of APP: name, queue, state, final status, progress.\n",
+    .flags = rm_only_flags,
+    .run = run_status,
+    .positional = "APP",
+};
+
+static int run_kill(struct cmd_args *a)
+{
+    Argot__Sched__V1__ApplicationId id;
+    if (app_id_arg(a, &id) != EXIT_OK)
+        return EXIT_USAGE;
+    ag_rpc_channel *ch = rm_channel(args_get(a, "rm"));
+    if (!ch)
+        return usage_error(a->sc, "--rm %s: not host:port", args_get(a, "rm"));
+    Argot__Sched__V1__KillApplicationRequest req = ARGOT__SCHED__V1__KILL_APPLICATION_REQUEST__INIT;
+    req.application_id = &id;
+    req.diagnostics = "killed by argot app kill";
+    Argot__Sched__V1__KillApplicationResponse *r = NULL;
+    char *message = NULL;
+    int st = argot__sched__v1__application_client__force_kill_application__invoke(
+        ch, &req, ag_deadline_in_ms(10000), &r, &message);
+    int status = EXIT_OK;
+    if (st != AG_RPC_OK)
+        status = runtime_error("app kill: %s: %s: %s", a->pos, ag_rpc_status_name(st),
+                               message ? message : "");
+    else
+        printf("killed %s\n", a->pos);
+    ag_rpc_msg_free(r ? &r->base : NULL);
+    ag_free(message);
+    ag_rpc_channel_free(ch);
+    return status;
+}
+
+const struct subcmd cmd_app_kill = {
+    .name = "app kill",
+    .summary = "kill an application",
+    .details = "Kills APP: its containers stop at their nodes' next heartbeats and its master\n"
+               "is told to shut down.\n",
+    .flags = rm_only_flags,
+    .run = run_kill,
+    .positional = "APP",
+};
+
+static int run_nodes(struct cmd_args *a)
+{
+    ag_rpc_channel *ch = rm_channel(args_get(a, "rm"));
+    if (!ch)
+        return usage_error(a->sc, "--rm %s: not host:port", args_get(a, "rm"));
+    Argot__Sched__V1__GetClusterNodesRequest req = ARGOT__SCHED__V1__GET_CLUSTER_NODES_REQUEST__INIT;
+    Argot__Sched__V1__GetClusterNodesResponse *r = NULL;
+    char *message = NULL;
+    int st = argot__sched__v1__application_client__get_cluster_nodes__invoke(
+        ch, &req, ag_deadline_in_ms(10000), &r, &message);
+    int status = EXIT_OK;
+    if (st != AG_RPC_OK) {
+        status = runtime_error("nodes: RM %s: %s: %s", args_get(a, "rm"), ag_rpc_status_name(st),
+                               message ? message : "");
+    } else {
+        printf("%-28s %-10s %-12s %10s %10s %6s %6s %s\n", "node", "state", "rack", "used_mb",
+               "total_mb", "used_v", "total_v", "containers");
+        for (size_t i = 0; i < r->n_node_reports; i++) {
+            Argot__Sched__V1__NodeReport *n = r->node_reports[i];
+            char node[300];
+            snprintf(node, sizeof(node), "%s:%d", n->node_id ? n->node_id->host : "?",
+                     n->node_id ? n->node_id->port : 0);
+            const ProtobufCEnumValue *sv = protobuf_c_enum_descriptor_get_value(
+                &argot__sched__v1__node_state__descriptor, (int)n->node_state);
+            printf("%-28s %-10s %-12s %10" PRId64 " %10" PRId64 " %6d %6d %d\n", node,
+                   sv ? sv->name + 3 : "?", n->rack_name, n->used ? n->used->memory_mb : 0,
+                   n->capability ? n->capability->memory_mb : 0, n->used ? n->used->vcores : 0,
+                   n->capability ? n->capability->vcores : 0, n->num_containers);
+        }
+    }
+    ag_rpc_msg_free(r ? &r->base : NULL);
+    ag_free(message);
+    ag_rpc_channel_free(ch);
+    return status;
+}
+
+const struct subcmd cmd_nodes = {
+    .name = "nodes",
+    .summary = "list the cluster's node managers",
+    .details = "Prints every node the RM knows: its state, rack, used and total resources.\n",
+    .flags = rm_only_flags,
+    .run = run_nodes,
+};
+
+/* ---- argot app master: the distributed shell's ApplicationMaster ------------------------ */
+
+struct task {
+    char container[96]; /* "" while waiting for one */
+    int attempts;
+    int exit_status;
+    bool done;
+    char node[300];     /* where it last ran */
+};
+
+struct dshell {
+    struct task *tasks;
+    long n, mem, vcores, prio, max_attempts;
+    char **argv;
+    long done, failed;
+    bool shutdown;
+    char why[1024];
+    ag_am *am;
+    int32_t pending; /* tasks waiting for a container (the ask's total) */
+};
+
+static struct task *task_waiting(struct dshell *d)
+{
+    for (long i = 0; i < d->n; i++)
+        if (!d->tasks[i].done && !d->tasks[i].container[0])
+            return &d->tasks[i];
+    return NULL;
+}
+
+static struct task *task_of(struct dshell *d, const char *container)
+{
+    for (long i = 0; i < d->n; i++)
+        if (strcmp(d->tasks[i].container, container) == 0)
+            return &d->tasks[i];
+    return NULL;
+}
+
+static void dshell_ask(struct dshell *d)
+{
+    int32_t want = 0;
+    for (long i = 0; i < d->n; i++)
+        want += !d->tasks[i].done && !d->tasks[i].container[0];
+    d->pending = want;
+    ag_am_ask(d->am, (int32_t)d->prio, "*", d->mem, (int32_t)d->vcores, want, true, "", 0);
+}
+
+static void task_failed(struct dshell *d, struct task *t, int exit_status, const char *why)
+{
+    t->attempts++;
+    t->exit_status = exit_status;
+    if (t->attempts < d->max_attempts) {
+        /* again, elsewhere where the cluster has room: blacklist its node */
+        int64_t mb;
+        int32_t vc, nodes;
+        ag_am_headroom(d->am, &mb, &vc, &nodes);
+        if (nodes > 1 && t->node[0]) {
+            char host[300];
+            snprintf(host, sizeof(host), "%s", t->node);
+            char *colon = strrchr(host, ':');
+            if (colon)
+                *colon = 0;
+            ag_am_blacklist(d->am, host, true);
+        }
+        t->container[0] = 0;
+        dshell_ask(d);
+        return;
+    }
+    t->done = true;
+    d->done++;
+    d->failed++;
+    if (!d->why[0])
+        snprintf(d->why, sizeof(d->why), "container %s on %s %s", t->container, t->node, why);
+}
+
+static void on_allocated(void *ud, ag_am *am, const ag_container *c)
+{
+    struct dshell *d = ud;
+    struct task *t = task_waiting(d);
+    if (!t) {
+        ag_am_release(am, c->id); /* more than we need */
+        return;
+    }
+    snprintf(t->container, sizeof(t->container), "%s", c->id);
+    snprintf(t->node, sizeof(t->node), "%s", c->node);
+    dshell_ask(d);
+    if (ag_am_start(am, c->id, (const char *const *)d->argv, NULL) < 0) {
+        AG_LOG(AG_LOG_WARN, "dshell", "start_failed container=%s why=\"%s\"", c->id,
+               ag_am_errmsg(am));
+        ag_am_release(am, c->id);
+        char why[600];
+        snprintf(why, sizeof(why), "could not start: %s", ag_am_errmsg(am));
+        task_failed(d, t, -1000, why);
+    }
+}
+
+static void on_completed(void *ud, ag_am *am, const ag_container_status *s)
+{
+    (void)am;
+    struct dshell *d = ud;
+    struct task *t = task_of(d, s->id);
+    if (!t || t->done)
+        return;
+    if (s->exit_status == 0) {
+        t->done = true;
+        t->exit_status = 0;
+        d->done++;
+        return;
+    }
+    char why[700];
+    snprintf(why, sizeof(why), "exited %d%s%s", s->exit_status,
+             s->diagnostics[0] ? ": " : "", s->diagnostics);
+    task_failed(d, t, s->exit_status, why);
+}
+
+static void on_shutdown(void *ud, ag_am *am)
+{
+    (void)am;
+    struct dshell *d = ud;
+    d->shutdown = true;
+}
+
+static const struct flag_def master_flags[] = {
+    {"rm", "HOST:PORT", "the resource manager", FLAG_REQUIRED},
+    {"containers", "N", "containers to run the command in", FLAG_REQUIRED},
+    {"memory", "MB", "memory of each", 0},
+    {"vcores", "V", "virtual cores of each", 0},
+    {"priority", "P", "the containers' priority", 0},
+    {"max-attempts", "K", "runs of a failing container", 0},
+    {NULL, NULL, NULL, 0},
+};
+
+static int run_master(struct cmd_args *a)
+{
+    struct dshell d = {0};
+    if (int_flag(a, "containers", 1, 1, 100000, &d.n) ||
+        int_flag(a, "memory", 1024, 1, 1 << 30, &d.mem) ||
+        int_flag(a, "vcores", 1, 1, 1024, &d.vcores) ||
+        int_flag(a, "priority", 0, 0, 1 << 20, &d.prio) ||
+        int_flag(a, "max-attempts", 1, 1, 100, &d.max_attempts))
+        return EXIT_USAGE;
+    if (a->nrest == 0)
+        return usage_error(a->sc, "no command after --");
+    d.argv = a->rest;
+    d.tasks = ag_calloc((size_t)d.n, sizeof(*d.tasks));
+    if (!d.tasks)
+        return runtime_error("app master: %s", ag_strerror(AG_E_NOMEM));
+    char err[AG_ERRMSG_MAX];
+    ag_am_opts o = {.rm = args_get(a, "rm"),
+                    .cb = {.allocated = on_allocated, .completed = on_completed,
+                           .shutdown = on_shutdown},
+                    .ud = &d};
+    d.am = ag_am_new(&o, err, sizeof(err));
+    if (!d.am) {
+        ag_free(d.tasks);
+        return runtime_error("app master: %s", err);
+    }
+    char host[256] = "";
+    gethostname(host, sizeof(host) - 1);
+    int status = EXIT_RUNTIME;
+    if (ag_am_register(d.am, host, 0, "") < 0) {
+        runtime_error("app master: %s", ag_am_errmsg(d.am));
+        goto out;
+    }
+    dshell_ask(&d);
+    while (d.done < d.n && !d.shutdown) {
+        if (ag_am_allocate(d.am, (float)d.done / (float)d.n) < 0) {
+            runtime_error("app master: %s", ag_am_errmsg(d.am));
+            goto out;
+        }
+        if (d.done < d.n && !d.shutdown)
+            ag_sleep_ms(50);
+    }
+    if (d.shutdown) {
+        status = EXIT_RUNTIME;
+        goto out;
+    }
+    char diag[1200];
+    if (d.failed)
+        snprintf(diag, sizeof(diag), "%ld of %ld containers failed; first: %s", d.failed, d.n,
+                 d.why);
+    else
+        snprintf(diag, sizeof(diag), "%ld containers exited 0", d.n);
+    if (ag_am_finish(d.am, d.failed ? AG_AM_FAILED : AG_AM_SUCCEEDED, diag) < 0) {
+        runtime_error("app master: %s", ag_am_errmsg(d.am));
+        goto out;
+    }
+    status = d.failed ? EXIT_RUNTIME : EXIT_OK;
+out:
+    ag_am_free(d.am);
+    ag_free(d.tasks);
+    return status;
+}
+
+const struct subcmd cmd_app_master = {
+    .name = "app master",
+    .summary = "the distributed shell's application master (started by the RM)",
+    .details = "Runs inside the container the RM starts for an application submitted with\n"
+               "argot app submit: asks for the containers, starts the command in each,\n"
+               "retries failures, and finishes the application with SUCCEEDED only if every\n"
+               "container exited 0. Needs ARGOT_AMRM_TOKEN, which the RM sets.\n",
+    .flags = master_flags,
+    .run = run_master,
+    .rest = "-- COMMAND [ARGS...]",
+};

@@ -1,0 +1,702 @@
+/*
+ * The resource manager (`argot rm`): the scheduler core (scheduler.c) behind
+ * the gRPC services of sched.proto, its config, its AM launcher and its
+ * clock.
+ *
+ *   - Every service call takes the core's lock, calls the core with the
+ *     request and a heap response, and sends that response. The core never
+ *     blocks, so the lock is held for microseconds; calls run on the rpc
+ *     server's pool threads.
+ *   - ApplicationMaster calls are authenticated by the attempt's AMRM token
+ *     in the metadata key "argot-amrm-token" (token.h's text form); the core
+ *     checks it and names the attempt.
+ *   - The clock thread ticks the core every 100 ms (expiry, preemption's
+ *     kills) and starts the AM containers the core asks for: a
+ *     StartContainers call to the node, outside the lock, on a channel per
+ *     node kept for the RM's life. A failed start fails the attempt.
+ *   - State: the config's `state: {sqlite: FILE}` keeps every submission and
+ *     every application's end (store.c is not split out: the two statements
+ *     are here); see docs/ARCHITECTURE.md for what a restart recovers.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "argot/sched.h"
+#include "argot/sched/v1/sched.argot.h"
+#include "argot/sched/v1/sched.pb-c.h"
+#include "scheduler.h"
+#include "token.h"
+
+#define MAX_QUEUES 64
+#define TICK_MS 100
+
+struct node_channel {
+    char target[300];
+    ag_rpc_channel *ch;
+    struct node_channel *next;
+};
+
+struct ag_rm {
+    /* config */
+    char address[256];
+    char admin_address[256];
+    char state_path[1024];
+    ag_sched_conf conf;
+    ag_sched_queue_conf queues[MAX_QUEUES];
+    char queue_text[MAX_QUEUES][2][256]; /* path, labels */
+    uint64_t grace_ms;
+    int log_level;
+    /* running */
+    ag_sched *core;
+    pthread_mutex_t lock;
+    ag_rpc_server *srv;
+    ag_rpc_health *health;
+    ag_metrics *metrics;
+    ag_admin *admin;
+    pthread_t clock;
+    bool clock_started;
+    atomic_bool stopping;
+    struct node_channel *nodes;
+    char bound[300];
+    Argot__Sched__V1__ApplicationClient_Handlers client_h;
+    Argot__Sched__V1__ApplicationMaster_Handlers am_h;
+    Argot__Sched__V1__ResourceTracker_Handlers rt_h;
+    ag_metric *m_calls, *m_launches;
+    uint64_t mono0; /* ag_now_ms() at cluster_timestamp: the core's clock starts there */
+};
+
+/* ---- config ------------------------------------------------------------------------ */
+
+static int load_queues(ag_config *cfg, const ag_cnode *qs, ag_rm *rm)
+{
+    size_t n = ag_cnode_len(qs);
+    if (ag_cnode_type_of(qs) != AG_CNODE_MAP)
+        return ag_config_errorf(cfg, qs, AG_E_CONFIG_TYPE, "queues must be a mapping of "
+                                "queue paths (root.a) to their settings");
+    if (n > MAX_QUEUES)
+        return ag_config_errorf(cfg, qs, AG_E_CONFIG_VALUE, "at most %d queues", MAX_QUEUES);
+    static const char *const keys[] = {"capacity", "max_capacity", "user_limit_factor",
+                                       "max_am_share", "labels", NULL};
+    for (size_t i = 0; i < n; i++) {
+        const ag_cnode *k = ag_cnode_key(qs, i), *v = ag_cnode_item(qs, i);
+        ag_sched_queue_conf *q = &rm->queues[i];
+        snprintf(rm->queue_text[i][0], sizeof(rm->queue_text[i][0]), "%s", ag_cnode_scalar(k));
+        q->path = rm->queue_text[i][0];
+        int rc = ag_config_check_keys(cfg, v, keys);
+        if (rc == 0)
+            rc = ag_config_get_double(cfg, v, "capacity", AG_REQUIRED, &q->capacity);
+        if (rc == 0)
+            rc = ag_config_get_double(cfg, v, "max_capacity", AG_OPTIONAL, &q->max_capacity);
+        if (rc == 0)
+            rc = ag_config_get_double(cfg, v, "user_limit_factor", AG_OPTIONAL,
+                                      &q->user_limit_factor);
+        if (rc == 0)
+            rc = ag_config_get_double(cfg, v, "max_am_share", AG_OPTIONAL, &q->max_am_share);
+        const ag_cnode *labels = NULL;
+        if (rc == 0)
+            rc = ag_config_get_seq(cfg, v, "labels", AG_OPTIONAL, &labels);
+        if (rc < 0)
+            return rc;
+        char *lt = rm->queue_text[i][1];
+        size_t at = 0;
+        lt[0] = 0;
+        for (size_t j = 0; labels && j < ag_cnode_len(labels); j++)
+            at += (size_t)snprintf(lt + at, at < 255 ? 256 - at : 0, "%s%s", j ? "," : "",
+                                   ag_cnode_scalar(ag_cnode_item(labels, j)));
+        q->labels = lt;
+        if (q->capacity < 0 || q->capacity > 100 || q->max_capacity < 0 || q->max_capacity > 100)
+            return ag_config_errorf(cfg, v, AG_E_CONFIG_VALUE,
+                                    "queue %s: capacities are percents from 0 to 100", q->path);
+    }
+    rm->conf.queues = rm->queues;
+    rm->conf.nqueues = n;
+    return 0;
+}
+
+static int load_config(ag_rm *rm, const char *path, char *err, size_t cap)
+{
+    static const char *const top[] = {"address", "state", "liveness", "queues", "scheduler",
+                                      "admin", "log", "shutdown_grace", "heartbeat_interval",
+                                      NULL};
+    static const char *const state_keys[] = {"sqlite", NULL};
+    static const char *const live_keys[] = {"nm_expiry_ms", "am_expiry_ms", NULL};
+    static const char *const sched_keys[] = {"min_allocation", "max_allocation",
+                                             "node_locality_delay", "rack_locality_delay",
+                                             "max_app_attempts", "preemption", NULL};
+    static const char *const res_keys[] = {"memory_mb", "vcores", NULL};
+    static const char *const pre_keys[] = {"enabled", "wait", NULL};
+    static const char *const admin_keys[] = {"address", NULL};
+    static const char *const log_keys[] = {"level", NULL};
+    ag_config *cfg = ag_config_new();
+    if (!cfg) {
+        snprintf(err, cap, "%s: %s", path, ag_strerror(AG_E_NOMEM));
+        return AG_E_NOMEM;
+    }
+    const ag_cnode *root = NULL, *state = NULL, *live = NULL, *qs = NULL, *sc = NULL,
+                   *admin = NULL, *log = NULL, *minr = NULL, *maxr = NULL, *pre = NULL;
+    const char *address = NULL, *admin_address = NULL, *level = NULL;
+    int64_t nm_exp = 600000, am_exp = 600000, v = 0;
+    int rc = ag_config_load_file(cfg, path);
+    if (rc == 0) {
+        root = ag_config_root(cfg);
+        rc = ag_config_check_keys(cfg, root, top);
+    }
+    if (rc == 0)
+        rc = ag_config_get_str(cfg, root, "address", AG_OPTIONAL, &address);
+    if (rc == 0 && address)
+        snprintf(rm->address, sizeof(rm->address), "%s", address);
+    if (rc == 0)
+        rc = ag_config_get_map(cfg, root, "state", AG_OPTIONAL, &state);
+    if (rc == 0)
+        rc = ag_config_check_keys(cfg, state, state_keys);
+    if (rc == 0 && state)
+        rc = ag_config_get_path(cfg, state, "sqlite", AG_REQUIRED, rm->state_path,
+                                sizeof(rm->state_path));
+    if (rc == 0)
+        rc = ag_config_get_map(cfg, root, "liveness", AG_OPTIONAL, &live);
+    if (rc == 0)
+        rc = ag_config_check_keys(cfg, live, live_keys);
+    if (rc == 0)
+        rc = ag_config_get_i64(cfg, live, "nm_expiry_ms", AG_OPTIONAL, 100, INT64_MAX / 2,
+                               &nm_exp);
+    if (rc == 0)
+        rc = ag_config_get_i64(cfg, live, "am_expiry_ms", AG_OPTIONAL, 100, INT64_MAX / 2,
+                               &am_exp);
+    rm->conf.nm_expiry_ms = (uint64_t)nm_exp;
+    rm->conf.am_expiry_ms = (uint64_t)am_exp;
+    if (rc == 0)
+        rc = ag_config_get_map(cfg, root, "queues", AG_OPTIONAL, &qs);
+    if (rc == 0 && qs)
+        rc = load_queues(cfg, qs, rm);
+    if (rc == 0)
+        rc = ag_config_get_map(cfg, root, "scheduler", AG_OPTIONAL, &sc);
+    if (rc == 0)
+        rc = ag_config_check_keys(cfg, sc, sched_keys);
+    if (rc == 0)
+        rc = ag_config_get_map(cfg, sc, "min_allocation", AG_OPTIONAL, &minr);
+    if (rc == 0)
+        rc = ag_config_check_keys(cfg, minr, res_keys);
+    if (rc == 0 && ag_config_get_i64(cfg, minr, "memory_mb", AG_OPTIONAL, 1, 1 << 30, &v) == 0)
+        rm->conf.min_alloc_mb = v, v = 0;
+    if (rc == 0 && ag_config_get_i64(cfg, minr, "vcores", AG_OPTIONAL, 1, 1 << 20, &v) == 0)
+        rm->conf.min_alloc_vcores = (int32_t)v, v = 0;
+    if (rc == 0)
+        rc = ag_config_errcode(cfg) < 0 ? ag_config_errcode(cfg) : 0;
+    if (rc == 0)
+        rc = ag_config_get_map(cfg, sc, "max_allocation", AG_OPTIONAL, &maxr);
+    if (rc == 0)
+        rc = ag_config_check_keys(cfg, maxr, res_keys);
+    if (rc == 0 && ag_config_get_i64(cfg, maxr, "memory_mb", AG_OPTIONAL, 1, 1 << 30, &v) == 0)
+        rm->conf.max_alloc_mb = v, v = 0;
+    if (rc == 0 && ag_config_get_i64(cfg, maxr, "vcores", AG_OPTIONAL, 1, 1 << 20, &v) == 0)
+        rm->conf.max_alloc_vcores = (int32_t)v, v = 0;
+    if (rc == 0)
+        rc = ag_config_errcode(cfg) < 0 ? ag_config_errcode(cfg) : 0;
+    if (rc == 0 &&
+        ag_config_get_i64(cfg, sc, "node_locality_delay", AG_OPTIONAL, -1, 1 << 20, &v) == 0)
+        rm->conf.node_locality_delay = (int)v, v = 0;
+    if (rc == 0 &&
+        ag_config_get_i64(cfg, sc, "rack_locality_delay", AG_OPTIONAL, -1, 1 << 20, &v) == 0)
+        rm->conf.rack_locality_delay = (int)v, v = 0;
+    if (rc == 0 && ag_config_get_i64(cfg, sc, "max_app_attempts", AG_OPTIONAL, 1, 100, &v) == 0)
+        rm->conf.max_app_attempts = (int)v, v = 0;
+    if (rc == 0)
+        rc = ag_config_errcode(cfg) < 0 ? ag_config_errcode(cfg) : 0;
+    if (rc == 0)
+        rc = ag_config_get_map(cfg, sc, "preemption", AG_OPTIONAL, &pre);
+    if (rc == 0)
+        rc = ag_config_check_keys(cfg, pre, pre_keys);
+    if (rc == 0)
+        rc = ag_config_get_bool(cfg, pre, "enabled", AG_OPTIONAL, &rm->conf.preemption);
+    if (rc == 0)
+        rc = ag_config_get_duration_ms(cfg, pre, "wait", AG_OPTIONAL,
+                                       &rm->conf.preemption_wait_ms);
+    if (rc == 0)
+        rc = ag_config_get_duration_ms(cfg, root, "heartbeat_interval", AG_OPTIONAL,
+                                       &rm->conf.heartbeat_interval_ms);
+    if (rc == 0)
+        rc = ag_config_get_duration_ms(cfg, root, "shutdown_grace", AG_OPTIONAL, &rm->grace_ms);
+    if (rc == 0)
+        rc = ag_config_get_map(cfg, root, "admin", AG_OPTIONAL, &admin);
+    if (rc == 0)
+        rc = ag_config_check_keys(cfg, admin, admin_keys);
+    if (rc == 0 && admin)
+        rc = ag_config_get_str(cfg, admin, "address", AG_REQUIRED, &admin_address);
+    if (rc == 0 && admin_address)
+        snprintf(rm->admin_address, sizeof(rm->admin_address), "%s", admin_address);
+    if (rc == 0)
+        rc = ag_config_get_map(cfg, root, "log", AG_OPTIONAL, &log);
+    if (rc == 0)
+        rc = ag_config_check_keys(cfg, log, log_keys);
+    if (rc == 0)
+        rc = ag_config_get_str(cfg, log, "level", AG_OPTIONAL, &level);
+    if (rc == 0 && level && (rm->log_level = ag_log_level_parse(level)) < 0)
+        rc = ag_config_errorf(cfg, ag_cnode_get(log, "level"), AG_E_CONFIG_VALUE,
+                              "log level '%s' is not debug, info, warn, error or off", level);
+    if (rc < 0)
+        snprintf(err, cap, "%s", ag_config_errmsg(cfg));
+    ag_config_free(cfg);
+    return rc;
+}
+
+/* ---- calls ------------------------------------------------------------------------- */
+
+/* A heap response of descriptor d, initialized. */
+static ProtobufCMessage *resp_new(const ProtobufCMessageDescriptor *d)
+{
+    ProtobufCMessage *m = ag_malloc(d->sizeof_message);
+    if (m)
+        protobuf_c_message_init(d, m);
+    return m;
+}
+
+/* Sends resp (when st is OK) and frees it; returns the call's status. */
+static int reply(ag_rpc_call *c, int st, const char *err, ProtobufCMessage *resp)
+{
+    if (st == AG_SCHED_OK) {
+        if (ag_rpc_call_send_msg(c, resp, 0) < 0)
+            st = AG_RPC_UNAVAILABLE;
+    } else {
+        ag_rpc_call_set_status_message(c, err);
+        AG_LOG(AG_LOG_DEBUG, "rm", "refused method=%s status=%s why=\"%s\"",
+               ag_rpc_call_method(c), ag_rpc_status_name(st), err);
+    }
+    ag_rpc_msg_free(resp);
+    return st;
+}
+
+#define CALL_BEGIN(T, d)                                                                     \
+    ag_rm *rm = ud;                                                                          \
+    char err[AG_ERRMSG_MAX] = "";                                                            \
+    T *resp = (T *)resp_new(&d);                                                             \
+    if (!resp)                                                                               \
+        return AG_RPC_RESOURCE_EXHAUSTED;                                                    \
+    ag_metric_add(rm->m_calls, 1, strrchr(ag_rpc_call_method(c), '/') + 1);                  \
+    pthread_mutex_lock(&rm->lock)
+
+#define CALL_END()                                                                           \
+    pthread_mutex_unlock(&rm->lock);                                                         \
+    return reply(c, st, err, &resp->base)
+
+/* The core's clock: ms since the RM started (cluster_timestamp), monotonic. */
+#define now_ms() (ag_now_ms() - rm->mono0)
+
+static int on_new_app(ag_rpc_call *c, const Argot__Sched__V1__GetNewApplicationRequest *req,
+                      void *ud)
+{
+    (void)req;
+    CALL_BEGIN(Argot__Sched__V1__GetNewApplicationResponse,
+               argot__sched__v1__get_new_application_response__descriptor);
+    int st = ag_sched_new_application(rm->core, now_ms(), resp, err, sizeof(err));
+    CALL_END();
+}
+
+static int on_submit(ag_rpc_call *c, const Argot__Sched__V1__SubmitApplicationRequest *req,
+                     void *ud)
+{
+    CALL_BEGIN(Argot__Sched__V1__SubmitApplicationResponse,
+               argot__sched__v1__submit_application_response__descriptor);
+    int st = AG_SCHED_INVALID;
+    if (!req->application_submission_context)
+        snprintf(err, sizeof(err), "no application_submission_context");
+    else
+        st = ag_sched_submit(rm->core, req->application_submission_context, now_ms(), err,
+                             sizeof(err));
+    CALL_END();
+}
+
+static int on_report(ag_rpc_call *c, const Argot__Sched__V1__GetApplicationReportRequest *req,
+                     void *ud)
+{
+    CALL_BEGIN(Argot__Sched__V1__GetApplicationReportResponse,
+               argot__sched__v1__get_application_report_response__descriptor);
+    int st = AG_SCHED_INVALID;
+    if (!req->application_id)
+        snprintf(err, sizeof(err), "no application_id");
+    else
+        st = ag_sched_app_report(rm->core, req->application_id, &resp->application_report, err,
+                                 sizeof(err));
+    CALL_END();
+}
+
+static int on_apps(ag_rpc_call *c, const Argot__Sched__V1__GetApplicationsRequest *req, void *ud)
+{
+    CALL_BEGIN(Argot__Sched__V1__GetApplicationsResponse,
+               argot__sched__v1__get_applications_response__descriptor);
+    int st = ag_sched_apps(rm->core, req, resp);
+    CALL_END();
+}
+
+static int on_kill(ag_rpc_call *c, const Argot__Sched__V1__KillApplicationRequest *req, void *ud)
+{
+    CALL_BEGIN(Argot__Sched__V1__KillApplicationResponse,
+               argot__sched__v1__kill_application_response__descriptor);
+    int st = AG_SCHED_INVALID;
+    if (!req->application_id) {
+        snprintf(err, sizeof(err), "no application_id");
+    } else {
+        st = ag_sched_kill(rm->core, req->application_id,
+                           req->diagnostics && req->diagnostics[0] ? req->diagnostics
+                                                                   : "killed by a client",
+                           now_ms(), err, sizeof(err));
+        resp->is_kill_completed = st == AG_SCHED_OK;
+    }
+    CALL_END();
+}
+
+static int on_nodes(ag_rpc_call *c, const Argot__Sched__V1__GetClusterNodesRequest *req,
+                    void *ud)
+{
+    CALL_BEGIN(Argot__Sched__V1__GetClusterNodesResponse,
+               argot__sched__v1__get_cluster_nodes_response__descriptor);
+    int st = ag_sched_nodes(rm->core, req, resp);
+    CALL_END();
+}
+
+static int on_metrics(ag_rpc_call *c, const Argot__Sched__V1__GetClusterMetricsRequest *req,
+                      void *ud)
+{
+    (void)req;
+    CALL_BEGIN(Argot__Sched__V1__GetClusterMetricsResponse,
+               argot__sched__v1__get_cluster_metrics_response__descriptor);
+    int st = ag_sched_metrics(rm->core, resp);
+    CALL_END();
+}
+
+static int on_queue(ag_rpc_call *c, const Argot__Sched__V1__GetQueueInfoRequest *req, void *ud)
+{
+    CALL_BEGIN(Argot__Sched__V1__GetQueueInfoResponse,
+               argot__sched__v1__get_queue_info_response__descriptor);
+    int st = ag_sched_queue_info(rm->core, req, resp, err, sizeof(err));
+    CALL_END();
+}
+
+/* The attempt of the caller's AMRM token (the lock held); refuses the call
+ * (status, err) when there is none or it does not check out. */
+static int amrm_attempt(ag_rm *rm, ag_rpc_call *c, Argot__Sched__V1__ApplicationAttemptId **att,
+                        char *err, size_t cap)
+{
+    *att = NULL;
+    const char *text = NULL;
+    ag_slice v;
+    const char *key;
+    char buf[1024];
+    for (size_t i = 0; (key = ag_rpc_call_metadata(c, false, i, &v)); i++)
+        if (strcmp(key, "argot-amrm-token") == 0 && v.len < sizeof(buf)) {
+            memcpy(buf, v.ptr, v.len);
+            buf[v.len] = 0;
+            text = buf;
+        }
+    if (!text) {
+        snprintf(err, cap, "no AMRM token (metadata argot-amrm-token): only an application's "
+                           "master may call this");
+        return AG_SCHED_DENIED;
+    }
+    uint8_t *id = NULL, *pw = NULL;
+    size_t idlen = 0, pwlen = 0;
+    if (ag__sched_token_parse(text, &id, &idlen, &pw, &pwlen) < 0) {
+        snprintf(err, cap, "the AMRM token is not id.password in base64url");
+        return AG_SCHED_DENIED;
+    }
+    int st = ag_sched_amrm_check(rm->core, id, idlen, pw, pwlen, att, err, cap);
+    ag_free(id);
+    ag_free(pw);
+    return st;
+}
+
+static int on_register_am(ag_rpc_call *c,
+                          const Argot__Sched__V1__RegisterApplicationMasterRequest *req, void *ud)
+{
+    CALL_BEGIN(Argot__Sched__V1__RegisterApplicationMasterResponse,
+               argot__sched__v1__register_application_master_response__descriptor);
+    Argot__Sched__V1__ApplicationAttemptId *att = NULL;
+    int st = amrm_attempt(rm, c, &att, err, sizeof(err));
+    if (st == AG_SCHED_OK)
+        st = ag_sched_register_am(rm->core, att, req, now_ms(), resp, err, sizeof(err));
+    ag_rpc_msg_free(att ? &att->base : NULL);
+    CALL_END();
+}
+
+static int on_allocate(ag_rpc_call *c, const Argot__Sched__V1__AllocateRequest *req, void *ud)
+{
+    CALL_BEGIN(Argot__Sched__V1__AllocateResponse,
+               argot__sched__v1__allocate_response__descriptor);
+    Argot__Sched__V1__ApplicationAttemptId *att = NULL;
+    int st = amrm_attempt(rm, c, &att, err, sizeof(err));
+    if (st == AG_SCHED_OK)
+        st = ag_sched_allocate(rm->core, att, req, now_ms(), resp, err, sizeof(err));
+    ag_rpc_msg_free(att ? &att->base : NULL);
+    CALL_END();
+}
+
+static int on_finish_am(ag_rpc_call *c,
+                        const Argot__Sched__V1__FinishApplicationMasterRequest *req, void *ud)
+{
+    CALL_BEGIN(Argot__Sched__V1__FinishApplicationMasterResponse,
+               argot__sched__v1__finish_application_master_response__descriptor);
+    Argot__Sched__V1__ApplicationAttemptId *att = NULL;
+    int st = amrm_attempt(rm, c, &att, err, sizeof(err));
+    if (st == AG_SCHED_OK)
+        st = ag_sched_finish_am(rm->core, att, req, now_ms(), resp, err, sizeof(err));
+    ag_rpc_msg_free(att ? &att->base : NULL);
+    CALL_END();
+}
+
+static int on_register_nm(ag_rpc_call *c,
+                          const Argot__Sched__V1__RegisterNodeManagerRequest *req, void *ud)
+{
+    CALL_BEGIN(Argot__Sched__V1__RegisterNodeManagerResponse,
+               argot__sched__v1__register_node_manager_response__descriptor);
+    int st = ag_sched_register_node(rm->core, req, now_ms(), resp, err, sizeof(err));
+    CALL_END();
+}
+
+static int on_heartbeat(ag_rpc_call *c, const Argot__Sched__V1__NodeHeartbeatRequest *req,
+                        void *ud)
+{
+    CALL_BEGIN(Argot__Sched__V1__NodeHeartbeatResponse,
+               argot__sched__v1__node_heartbeat_response__descriptor);
+    int st = ag_sched_node_heartbeat(rm->core, req, now_ms(), resp, err, sizeof(err));
+    CALL_END();
+}
+
+/* ---- the clock and the AM launcher ----------------------------------------------------- */
+
+static ag_rpc_channel *node_channel(ag_rm *rm, const Argot__Sched__V1__NodeId *node)
+{
+    char target[300];
+    snprintf(target, sizeof(target), "%s:%d", node->host, node->port);
+    for (struct node_channel *n = rm->nodes; n; n = n->next)
+        if (strcmp(n->target, target) == 0)
+            return n->ch;
+    struct node_channel *n = ag_calloc(1, sizeof(*n));
+    if (!n)
+        return NULL;
+    snprintf(n->target, sizeof(n->target), "%s", target);
+    ag_rpc_channel_opts co;
+    ag_rpc_channel_opts_init(&co);
+    co.backoff_initial_ms = 100;
+    co.connect_timeout_ms = 5000;
+    n->ch = ag_rpc_channel_new(target, &co);
+    if (!n->ch) {
+        ag_free(n);
+        return NULL;
+    }
+    n->next = rm->nodes;
+    rm->nodes = n;
+    return n->ch;
+}
+
+/* Starts one AM container (outside the lock); the reason it failed, or
+ * "" on success, in why. */
+static void launch_am(ag_rm *rm, const ag_sched_am_launch *l, char *why, size_t cap)
+{
+    why[0] = 0;
+    ag_rpc_channel *ch = node_channel(rm, l->node);
+    if (!ch) {
+        snprintf(why, cap, "no memory for a channel to %s:%d", l->node->host, l->node->port);
+        return;
+    }
+    Argot__Sched__V1__StartContainersResponse *resp = NULL;
+    char *message = NULL;
+    int st = argot__sched__v1__container_management__start_containers__invoke(
+        ch, l->request, ag_deadline_in_ms(10000), &resp, &message);
+    if (st != AG_RPC_OK)
+        snprintf(why, cap, "cannot start the AM on %s:%d: %s: %s", l->node->host, l->node->port,
+                 ag_rpc_status_name(st), message ? message : "");
+    else if (resp->n_failed_requests > 0)
+        snprintf(why, cap, "node %s:%d refused the AM container: %s", l->node->host,
+                 l->node->port, resp->failed_requests[0]->exception);
+    ag_rpc_msg_free(resp ? &resp->base : NULL);
+    ag_free(message);
+}
+
+static void *clock_main(void *arg)
+{
+    ag_rm *rm = arg;
+    while (!atomic_load(&rm->stopping)) {
+        ag_sched_am_launch *ls = NULL;
+        size_t n = 0;
+        pthread_mutex_lock(&rm->lock);
+        ag_sched_tick(rm->core, now_ms());
+        ag_sched_take_am_launches(rm->core, &ls, &n);
+        pthread_mutex_unlock(&rm->lock);
+        for (size_t i = 0; i < n; i++) {
+            char why[AG_ERRMSG_MAX], cid[128];
+            launch_am(rm, &ls[i], why, sizeof(why));
+            ag_metric_add(rm->m_launches, 1, why[0] ? "failed" : "ok");
+            AG_LOG(why[0] ? AG_LOG_WARN : AG_LOG_INFO, "rm", "am_launch container=%s%s%s",
+                   ag_sched_container_id_str(ls[i].container, cid, sizeof(cid)),
+                   why[0] ? " error=" : "", why);
+            if (why[0]) {
+                pthread_mutex_lock(&rm->lock);
+                ag_sched_am_launch_failed(rm->core, ls[i].container, why, now_ms());
+                pthread_mutex_unlock(&rm->lock);
+            }
+            ag_rpc_msg_free(&ls[i].node->base);
+            ag_rpc_msg_free(&ls[i].request->base);
+            ag_rpc_msg_free(&ls[i].container->base);
+        }
+        ag_free(ls);
+        if (n == 0)
+            ag_sleep_ms(TICK_MS);
+    }
+    return NULL;
+}
+
+/* ---- the object ----------------------------------------------------------------------- */
+
+ag_rm *ag_rm_load(const char *config, const char *listen, char *err, size_t cap)
+{
+    ag_rm *rm = ag_calloc(1, sizeof(*rm));
+    if (!rm) {
+        snprintf(err, cap, "%s", ag_strerror(AG_E_NOMEM));
+        return NULL;
+    }
+    rm->grace_ms = 5000;
+    rm->log_level = -1;
+    pthread_mutex_init(&rm->lock, NULL);
+    atomic_init(&rm->stopping, false);
+    if (config && load_config(rm, config, err, cap) < 0) {
+        ag_rm_free(rm);
+        return NULL;
+    }
+    if (listen)
+        snprintf(rm->address, sizeof(rm->address), "%s", listen);
+    if (!rm->address[0])
+        snprintf(rm->address, sizeof(rm->address), "127.0.0.1:8030");
+    if (rm->log_level >= 0)
+        ag_log_set_level((ag_log_level)rm->log_level);
+    rm->conf.cluster_timestamp = ag_wall_ms();
+    rm->mono0 = ag_now_ms();
+    rm->core = ag_sched_new(&rm->conf, err, cap);
+    if (!rm->core) {
+        ag_rm_free(rm);
+        return NULL;
+    }
+    return rm;
+}
+
+int ag_rm_start(ag_rm *rm, char *err, size_t cap)
+{
+    rm->metrics = ag_metrics_new();
+    rm->health = ag_rpc_health_new();
+    ag_rpc_server_opts so;
+    ag_rpc_server_opts_init(&so);
+    rm->srv = ag_rpc_server_new(&so);
+    if (!rm->metrics || !rm->health || !rm->srv) {
+        snprintf(err, cap, "%s", ag_strerror(AG_E_NOMEM));
+        return AG_E_NOMEM;
+    }
+    rm->m_calls = ag_metrics_counter(rm->metrics, "argot_rm_calls_total",
+                                     "Calls to the RM's services, by method.", "method");
+    rm->m_launches = ag_metrics_counter(rm->metrics, "argot_rm_am_launches_total",
+                                        "AM containers started on nodes, by outcome.",
+                                        "outcome");
+    rm->client_h = (Argot__Sched__V1__ApplicationClient_Handlers){
+        .get_new_application = on_new_app,
+        .submit_application = on_submit,
+        .get_application_report = on_report,
+        .get_applications = on_apps,
+        .force_kill_application = on_kill,
+        .get_cluster_nodes = on_nodes,
+        .get_cluster_metrics = on_metrics,
+        .get_queue_info = on_queue,
+        .ud = rm,
+    };
+    rm->am_h = (Argot__Sched__V1__ApplicationMaster_Handlers){
+        .register_application_master = on_register_am,
+        .allocate = on_allocate,
+        .finish_application_master = on_finish_am,
+        .ud = rm,
+    };
+    rm->rt_h = (Argot__Sched__V1__ResourceTracker_Handlers){
+        .register_node_manager = on_register_nm,
+        .node_heartbeat = on_heartbeat,
+        .ud = rm,
+    };
+    if (argot__sched__v1__application_client__register(rm->srv, &rm->client_h) < 0 ||
+        argot__sched__v1__application_master__register(rm->srv, &rm->am_h) < 0 ||
+        argot__sched__v1__resource_tracker__register(rm->srv, &rm->rt_h) < 0 ||
+        ag_rpc_health_register(rm->srv, rm->health) < 0) {
+        snprintf(err, cap, "%s", ag_rpc_server_errmsg(rm->srv));
+        return AG_E_STATE;
+    }
+    if (ag_rpc_server_start(rm->srv, rm->address) < 0) {
+        snprintf(err, cap, "cannot serve: %s", ag_rpc_server_errmsg(rm->srv));
+        return AG_E_IO;
+    }
+    snprintf(rm->bound, sizeof(rm->bound), "%s", rm->address);
+    char *colon = strrchr(rm->bound, ':');
+    if (colon && strncmp(rm->address, "unix:", 5) != 0)
+        snprintf(colon + 1, sizeof(rm->bound) - (size_t)(colon + 1 - rm->bound), "%d",
+                 ag_rpc_server_port(rm->srv));
+    if (rm->admin_address[0]) {
+        ag_admin_opts ao;
+        ag_admin_opts_init(&ao);
+        ao.metrics = rm->metrics;
+        rm->admin = ag_admin_new(&ao);
+        if (!rm->admin || ag_admin_start(rm->admin, rm->admin_address) < 0) {
+            snprintf(err, cap, "admin: cannot serve: %s",
+                     rm->admin ? ag_admin_errmsg(rm->admin) : ag_strerror(AG_E_NOMEM));
+            return AG_E_IO;
+        }
+    }
+    if (pthread_create(&rm->clock, NULL, clock_main, rm) != 0) {
+        snprintf(err, cap, "cannot start the clock thread");
+        return AG_E_SYS;
+    }
+    rm->clock_started = true;
+    ag_rpc_health_set(rm->health, "", AG_RPC_HEALTH_SERVING);
+    AG_LOG(AG_LOG_INFO, "rm", "serving address=%s", rm->bound);
+    return 0;
+}
+
+const char *ag_rm_address(const ag_rm *rm)
+{
+    return rm->bound;
+}
+
+int ag_rm_admin_port(const ag_rm *rm)
+{
+    return rm->admin ? ag_admin_port(rm->admin) : 0;
+}
+
+void ag_rm_stop(ag_rm *rm)
+{
+    atomic_store(&rm->stopping, true);
+    if (rm->health)
+        ag_rpc_health_shutdown(rm->health);
+    if (rm->srv)
+        ag_rpc_server_shutdown(rm->srv, rm->grace_ms);
+    if (rm->clock_started) {
+        pthread_join(rm->clock, NULL);
+        rm->clock_started = false;
+    }
+    if (rm->admin)
+        ag_admin_shutdown(rm->admin);
+}
+
+void ag_rm_free(ag_rm *rm)
+{
+    if (!rm)
+        return;
+    ag_rm_stop(rm);
+    ag_rpc_server_free(rm->srv);
+    ag_admin_free(rm->admin);
+    ag_rpc_health_free(rm->health);
+    while (rm->nodes) {
+        struct node_channel *n = rm->nodes;
+        rm->nodes = n->next;
+        ag_rpc_channel_free(n->ch);
+        ag_free(n);
+    }
+    ag_sched_free(rm->core);
+    ag_metrics_free(rm->metrics);
+    pthread_mutex_destroy(&rm->lock);
+    ag_free(rm);
+}
