@@ -22,6 +22,7 @@ PKGS="
   libnghttp2-dev libuv1-dev libhttp-parser-dev
   libsodium-dev
   libjansson-dev
+  libsqlite3-dev
   grpc-proto python3-grpcio protobuf-compiler protobuf-compiler-grpc
   golang-go golang-google-grpc-dev golang-github-golang-protobuf-1-3-dev
   python3-sklearn

@@ -322,6 +322,11 @@ int ag_rpc_call_send_msg(ag_rpc_call *c, const struct ProtobufCMessage *m, unsig
 int ag_rpc_call_recv_msg(ag_rpc_call *c, const struct ProtobufCMessageDescriptor *d,
                          struct ProtobufCMessage **m);
 void ag_rpc_msg_free(struct ProtobufCMessage *m);
+/* Unpacks len bytes as a d with argot's allocator (free with
+ * ag_rpc_msg_free): 0, or AG_E_RPC_PARSE (a malformed message, or no
+ * memory). */
+int ag_rpc_msg_unpack(const struct ProtobufCMessageDescriptor *d, const void *buf, size_t len,
+                      struct ProtobufCMessage **m);
 /* A client call of method m (its path; the descriptors are for the stubs). */
 ag_rpc_call *ag_rpc_call_start(ag_rpc_channel *ch, const ag_rpc_method *m, ag_deadline deadline);
 /* A unary call with messages: *resp (ag_rpc_msg_free) on AG_RPC_OK;

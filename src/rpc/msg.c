@@ -51,6 +51,13 @@ int ag_rpc_call_recv_msg(ag_rpc_call *c, const ProtobufCMessageDescriptor *d, Pr
     return 1;
 }
 
+int ag_rpc_msg_unpack(const ProtobufCMessageDescriptor *d, const void *buf, size_t len,
+                      ProtobufCMessage **m)
+{
+    *m = protobuf_c_message_unpack(d, &pb_allocator, len, buf);
+    return *m ? 0 : AG_E_RPC_PARSE;
+}
+
 void ag_rpc_msg_free(ProtobufCMessage *m)
 {
     if (m)

@@ -3,4 +3,4 @@
 # (nm.c, launch.c), the ApplicationMaster client (am.c) and the tokens they
 # share (token.c).
 LIB_SRCS += $(wildcard src/sched/*.c)
-PKGS += libcrypto
+PKGS += libcrypto sqlite3

@@ -14,9 +14,14 @@
  *     kills) and starts the AM containers the core asks for: a
  *     StartContainers call to the node, outside the lock, on a channel per
  *     node kept for the RM's life. A failed start fails the attempt.
- *   - State: the config's `state: {sqlite: FILE}` keeps every submission and
- *     every application's end (store.c is not split out: the two statements
- *     are here); see docs/ARCHITECTURE.md for what a restart recovers.
+ *   - State: the config's `state: {sqlite: FILE}` keeps every application's
+ *     last report (table apps: id, state, report as a packed
+ *     ApplicationReport), written at submit and, by the clock, whenever an
+ *     application's state changes. A restarted RM answers reports of
+ *     applications it no longer holds from there; an application that was
+ *     not finished when the RM went away is recorded FAILED ("the RM
+ *     restarted ..."): work-preserving recovery (re-adopting running AMs and
+ *     containers) is not built yet.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -24,6 +29,7 @@
 #include <string.h>
 
 #include <protobuf-c/protobuf-c.h>
+#include <sqlite3.h>
 
 #include "argot/sched.h"
 #include "argot/sched/v1/sched.argot.h"
@@ -67,6 +73,16 @@ struct ag_rm {
     Argot__Sched__V1__ResourceTracker_Handlers rt_h;
     ag_metric *m_calls, *m_launches;
     uint64_t mono0; /* ag_now_ms() at cluster_timestamp: the core's clock starts there */
+    sqlite3 *db;    /* state: the applications' reports (NULL: none kept) */
+    uint64_t last_sync_ms;
+    struct seen *seen; /* what the store holds of each application in the core */
+};
+
+/* The state last written to the store, per application id. */
+struct seen {
+    char id[64];
+    int state;
+    struct seen *next;
 };
 
 /* ---- config ------------------------------------------------------------------------ */
@@ -243,6 +259,120 @@ static int load_config(ag_rm *rm, const char *path, char *err, size_t cap)
     return rc;
 }
 
+/* ---- the state store ------------------------------------------------------------------ */
+
+static int store_open(ag_rm *rm, char *err, size_t cap)
+{
+    if (!rm->state_path[0])
+        return 0;
+    if (sqlite3_open_v2(rm->state_path, &rm->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                                     SQLITE_OPEN_FULLMUTEX,
+                        NULL) != SQLITE_OK) {
+        snprintf(err, cap, "state %s: %s", rm->state_path,
+                 rm->db ? sqlite3_errmsg(rm->db) : "cannot open");
+        return AG_E_IO;
+    }
+    static const char *const setup =
+        "PRAGMA journal_mode=WAL;"
+        "PRAGMA synchronous=NORMAL;"
+        "CREATE TABLE IF NOT EXISTS apps(id TEXT PRIMARY KEY, state INTEGER NOT NULL,"
+        " report BLOB NOT NULL);"
+        /* what was running when the RM went away is over */
+        "UPDATE apps SET state = -1 WHERE state NOT IN (5, 6, 7);";
+    char *msg = NULL;
+    if (sqlite3_exec(rm->db, setup, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, cap, "state %s: %s", rm->state_path, msg ? msg : sqlite3_errmsg(rm->db));
+        sqlite3_free(msg);
+        return AG_E_IO;
+    }
+    return 0;
+}
+
+/* Writes r as id's last report. */
+static void store_put(ag_rm *rm, const char *id, const Argot__Sched__V1__ApplicationReport *r)
+{
+    size_t len = argot__sched__v1__application_report__get_packed_size(r);
+    uint8_t *buf = ag_malloc(len + 1);
+    sqlite3_stmt *st = NULL;
+    if (!buf)
+        return;
+    argot__sched__v1__application_report__pack(r, buf);
+    if (sqlite3_prepare_v2(rm->db, "INSERT OR REPLACE INTO apps(id, state, report) "
+                           "VALUES(?, ?, ?)", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, (int)r->yarn_application_state);
+        sqlite3_bind_blob(st, 3, buf, (int)len, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            AG_LOG(AG_LOG_WARN, "rm", "state_write_failed app=%s why=\"%s\"", id,
+                   sqlite3_errmsg(rm->db));
+    }
+    sqlite3_finalize(st);
+    ag_free(buf);
+}
+
+/* The stored report of id, or NULL. One the RM lost while it ran (state
+ * -1) is reported FAILED, saying why. */
+static Argot__Sched__V1__ApplicationReport *store_get(ag_rm *rm, const char *id)
+{
+    sqlite3_stmt *st = NULL;
+    Argot__Sched__V1__ApplicationReport *r = NULL;
+    if (!rm->db || sqlite3_prepare_v2(rm->db, "SELECT state, report FROM apps WHERE id = ?",
+                                      -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        int state = sqlite3_column_int(st, 0);
+        const void *blob = sqlite3_column_blob(st, 1);
+        int len = sqlite3_column_bytes(st, 1);
+        if (blob && len > 0)
+            ag_rpc_msg_unpack(&argot__sched__v1__application_report__descriptor, blob,
+                              (size_t)len, (ProtobufCMessage **)&r);
+        if (r && state == -1) {
+            r->yarn_application_state = ARGOT__SCHED__V1__YARN_APPLICATION_STATE__FAILED;
+            r->final_application_status = ARGOT__SCHED__V1__FINAL_APPLICATION_STATUS__APP_FAILED;
+            char *d = ag_strdup("the RM restarted while the application ran (work-preserving "
+                                "recovery is not built yet)");
+            if (d) {
+                if (r->diagnostics != protobuf_c_empty_string)
+                    ag_free(r->diagnostics);
+                r->diagnostics = d;
+            }
+        }
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+/* The clock's pass (the lock held): writes the reports of applications
+ * whose state changed since the last pass. */
+static void store_sync(ag_rm *rm)
+{
+    Argot__Sched__V1__GetApplicationsRequest req = ARGOT__SCHED__V1__GET_APPLICATIONS_REQUEST__INIT;
+    Argot__Sched__V1__GetApplicationsResponse resp = ARGOT__SCHED__V1__GET_APPLICATIONS_RESPONSE__INIT;
+    if (ag_sched_apps(rm->core, &req, &resp) != AG_SCHED_OK)
+        return;
+    for (size_t i = 0; i < resp.n_applications; i++) {
+        Argot__Sched__V1__ApplicationReport *r = resp.applications[i];
+        char id[64];
+        ag_sched_format_app_id(r->application_id->cluster_timestamp, r->application_id->id, id,
+                               sizeof(id));
+        struct seen *s = rm->seen;
+        while (s && strcmp(s->id, id) != 0)
+            s = s->next;
+        if (s && s->state == (int)r->yarn_application_state)
+            continue;
+        if (!s && (s = ag_calloc(1, sizeof(*s)))) {
+            snprintf(s->id, sizeof(s->id), "%s", id);
+            s->next = rm->seen;
+            rm->seen = s;
+        }
+        if (s)
+            s->state = (int)r->yarn_application_state;
+        store_put(rm, id, r);
+    }
+    ag_sched_resp_clear(&resp.base);
+}
+
 /* ---- calls ------------------------------------------------------------------------- */
 
 /* A heap response of descriptor d, initialized. */
@@ -306,6 +436,8 @@ static int on_submit(ag_rpc_call *c, const Argot__Sched__V1__SubmitApplicationRe
     else
         st = ag_sched_submit(rm->core, req->application_submission_context, now_ms(), err,
                              sizeof(err));
+    if (st == AG_SCHED_OK && rm->db)
+        store_sync(rm);
     CALL_END();
 }
 
@@ -315,11 +447,20 @@ static int on_report(ag_rpc_call *c, const Argot__Sched__V1__GetApplicationRepor
     CALL_BEGIN(Argot__Sched__V1__GetApplicationReportResponse,
                argot__sched__v1__get_application_report_response__descriptor);
     int st = AG_SCHED_INVALID;
-    if (!req->application_id)
+    if (!req->application_id) {
         snprintf(err, sizeof(err), "no application_id");
-    else
+    } else {
         st = ag_sched_app_report(rm->core, req->application_id, &resp->application_report, err,
                                  sizeof(err));
+        if (st == AG_SCHED_NOT_FOUND && rm->db) {
+            /* an application of an earlier run of this RM */
+            char id[64];
+            ag_sched_format_app_id(req->application_id->cluster_timestamp,
+                                   req->application_id->id, id, sizeof(id));
+            if ((resp->application_report = store_get(rm, id)))
+                st = AG_SCHED_OK;
+        }
+    }
     CALL_END();
 }
 
@@ -524,6 +665,10 @@ static void *clock_main(void *arg)
         pthread_mutex_lock(&rm->lock);
         ag_sched_tick(rm->core, now_ms());
         ag_sched_take_am_launches(rm->core, &ls, &n);
+        if (rm->db && ag_now_ms() - rm->last_sync_ms >= 250) {
+            store_sync(rm);
+            rm->last_sync_ms = ag_now_ms();
+        }
         pthread_mutex_unlock(&rm->lock);
         for (size_t i = 0; i < n; i++) {
             char why[AG_ERRMSG_MAX], cid[128];
@@ -583,6 +728,9 @@ ag_rm *ag_rm_load(const char *config, const char *listen, char *err, size_t cap)
 
 int ag_rm_start(ag_rm *rm, char *err, size_t cap)
 {
+    int src = store_open(rm, err, cap);
+    if (src < 0)
+        return src;
     rm->metrics = ag_metrics_new();
     rm->health = ag_rpc_health_new();
     ag_rpc_server_opts so;
@@ -694,6 +842,15 @@ void ag_rm_free(ag_rm *rm)
         rm->nodes = n->next;
         ag_rpc_channel_free(n->ch);
         ag_free(n);
+    }
+    if (rm->db && rm->core) {
+        store_sync(rm); /* the last word on every application */
+    }
+    sqlite3_close(rm->db);
+    while (rm->seen) {
+        struct seen *n = rm->seen->next;
+        ag_free(rm->seen);
+        rm->seen = n;
     }
     ag_sched_free(rm->core);
     ag_metrics_free(rm->metrics);
