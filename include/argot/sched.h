@@ -21,7 +21,86 @@
 const char *ag_sched_format_app_id(int64_t ts, int32_t id, char *buf, size_t cap);
 int ag_sched_parse_app_id(const char *s, int64_t *ts, int32_t *id);
 
-/* ---- the node manager (nm.c, launch.c) ------------------------------------ */
+/* ---- the node manager (nm.c, launch.c) ------------------------------------ *
+ *
+ * `argot nm`: registers with the RM (ResourceTracker), heartbeats with its
+ * containers' statuses, and serves ContainerManagement (and gRPC health):
+ * StartContainers launches a container only for a container token the RM
+ * signed (its current or previous container master key) for this node, not
+ * expired and not started before; each refusal is per container, in
+ * failed_requests, with a sentence saying why. Containers are process groups
+ * under work_dir/<application>/<container>/, limited by cgroup v2 where the
+ * machine allows it, else by rlimits. On stop, containers are killed (exit
+ * status -107), unless recovery is on: then they keep running and the next
+ * node manager on the same work_dir adopts them (YARN's work-preserving NM
+ * restart; give a fixed port, the node's id). While the RM is down the NM
+ * retries with backoff and its containers keep running; an RM that answers
+ * RESYNC gets a new registration listing them. Threads: one heartbeat thread, the gRPC
+ * server's threads and the launcher's reaper; every function here is for
+ * one controlling thread. */
+
+typedef struct ag_nm ag_nm;
+
+#define AG_NM_MAX_LABELS 16
+
+typedef struct ag_nm_config {
+    char rm[256];                   /* the RM's ResourceTracker, "host:port" */
+    char address[256];              /* ContainerManagement, "host:port" (port 0 picks one) */
+    int64_t memory_mb;              /* offered to the RM */
+    int32_t vcores;
+    char work_dir[1024];            /* containers' directories (created if missing) */
+    char rack[256];                 /* "/default" */
+    char labels[AG_NM_MAX_LABELS][64];
+    size_t nlabels;
+    uint64_t heartbeat_interval_ms; /* until the RM says otherwise (1000) */
+    char admin[256];                /* HTTP /metrics and /healthz address; "" none */
+    char cgroup_parent[1024];       /* cgroup v2 parent of the containers' cgroups;
+                                     * "" (cgroup: off): rlimits only */
+    int log_level;                  /* ag_log_level, or -1 to leave it */
+    uint64_t shutdown_grace_ms;     /* calls in flight on stop (5000) */
+    uint64_t kill_grace_ms;         /* SIGTERM to SIGKILL of a container (2000) */
+    bool memory_check;              /* enforce containers' memory (true; YARN's
+                                     * pmem-check-enabled): cgroup memory.max, or
+                                     * RLIMIT_AS without cgroups. false leaves
+                                     * rlimits off (programs that reserve large
+                                     * address spaces, as sanitizer runtimes do,
+                                     * cannot start under RLIMIT_AS) */
+    bool recovery;                  /* leave containers running on stop (their state in
+                                     * work_dir/nm-state) and adopt them on the next start */
+} ag_nm_config;
+
+/* The defaults: address 127.0.0.1:8040, rack /default, heartbeats every
+ * second, cgroup parent /sys/fs/cgroup/argot-nm, and no RM, resources or
+ * work_dir (which a config must give). */
+void ag_nm_config_init(ag_nm_config *c);
+/* Reads the YAML file at path over the defaults in c. 0, or a config code
+ * with err holding "nm.yaml:3:1: unknown key 'adress' (did you mean
+ * 'address'?)". Relative paths are relative to the file. */
+int ag_nm_config_load(ag_nm_config *c, const char *path, char *err, size_t cap);
+
+/* c is copied. NULL on allocation failure. */
+ag_nm *ag_nm_new(const ag_nm_config *c);
+/* Creates the work directory, starts the launcher (with recovery, adopts the
+ * containers work_dir/nm-state lists), serves ContainerManagement
+ * and health (and the admin endpoint), then starts heartbeating (the first
+ * registration happens on the heartbeat thread, so an RM that is down does
+ * not stop the start). 0 or a code with ag_nm_errmsg. */
+int ag_nm_start(ag_nm *nm);
+/* The bound ContainerManagement port, and the admin port (0 without). */
+int ag_nm_port(const ag_nm *nm);
+int ag_nm_admin_port(const ag_nm *nm);
+/* Waits up to timeout_ms for the RM to order a shutdown (NodeAction
+ * SHUTDOWN): true if it did. */
+bool ag_nm_wait_shutdown(ag_nm *nm, uint64_t timeout_ms);
+/* Stops heartbeating, health NOT_SERVING, stops taking calls (in-flight ones
+ * get shutdown_grace), then kills every container (SIGTERM to its group,
+ * SIGKILL after kill_grace) and waits for them; with recovery, writes the
+ * containers' state to work_dir/nm-state and leaves them running instead.
+ * Idempotent. */
+void ag_nm_stop(ag_nm *nm);
+/* Stops if needed, then frees. NULL does nothing. */
+void ag_nm_free(ag_nm *nm);
+const char *ag_nm_errmsg(const ag_nm *nm);
 
 /* ---- the resource manager (rm.c) ------------------------------------------ *
  *

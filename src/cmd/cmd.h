@@ -122,6 +122,7 @@ extern const struct subcmd cmd_app_status;
 extern const struct subcmd cmd_app_kill;
 extern const struct subcmd cmd_app_master;
 extern const struct subcmd cmd_nodes;
+extern const struct subcmd cmd_nm;
 extern const struct subcmd cmd_psi;
 extern const struct subcmd cmd_stats;
 extern const struct subcmd cmd_lr_train;

@@ -24,6 +24,7 @@ static const struct subcmd *const subcmds[] = {
     &cmd_app_kill,
     &cmd_app_master,
     &cmd_nodes,
+    &cmd_nm,
     &cmd_ca_init,
     &cmd_ca_issue,
     &cmd_csv_check,

@@ -465,6 +465,8 @@ struct task {
     int exit_status;
     bool done;
     char node[300];     /* where it last ran */
+    char avoid[300];    /* the host blacklisted for its retry ("" none) */
+    int waited;         /* allocate rounds waited with that blacklist in force */
 };
 
 struct dshell {
@@ -512,13 +514,13 @@ static void task_failed(struct dshell *d, struct task *t, int exit_status, const
         int64_t mb;
         int32_t vc, nodes;
         ag_am_headroom(d->am, &mb, &vc, &nodes);
-        if (nodes > 1 && t->node[0]) {
-            char host[300];
-            snprintf(host, sizeof(host), "%s", t->node);
-            char *colon = strrchr(host, ':');
+        if (nodes > 1 && t->node[0] && !t->avoid[0]) {
+            snprintf(t->avoid, sizeof(t->avoid), "%s", t->node);
+            char *colon = strrchr(t->avoid, ':');
             if (colon)
                 *colon = 0;
-            ag_am_blacklist(d->am, host, true);
+            t->waited = 0;
+            ag_am_blacklist(d->am, t->avoid, true);
         }
         t->container[0] = 0;
         dshell_ask(d);
@@ -541,6 +543,11 @@ static void on_allocated(void *ud, ag_am *am, const ag_container *c)
     }
     snprintf(t->container, sizeof(t->container), "%s", c->id);
     snprintf(t->node, sizeof(t->node), "%s", c->node);
+    if (t->avoid[0]) {
+        /* placed: the node it failed on is open to the others again */
+        ag_am_blacklist(am, t->avoid, false);
+        t->avoid[0] = 0;
+    }
     dshell_ask(d);
     if (ag_am_start(am, c->id, (const char *const *)d->argv, NULL) < 0) {
         AG_LOG(AG_LOG_WARN, "dshell", "start_failed container=%s why=\"%s\"", c->id,
@@ -622,6 +629,15 @@ static int run_master(struct cmd_args *a)
     }
     dshell_ask(&d);
     while (d.done < d.n && !d.shutdown) {
+        /* another node "where possible": a retry that found no room away from
+         * the node it failed on for about 2 s may go back there */
+        for (long i = 0; i < d.n; i++) {
+            struct task *t = &d.tasks[i];
+            if (t->avoid[0] && !t->container[0] && ++t->waited > 40) {
+                ag_am_blacklist(d.am, t->avoid, false);
+                t->avoid[0] = 0;
+            }
+        }
         if (ag_am_allocate(d.am, (float)d.done / (float)d.n) < 0) {
             runtime_error("app master: %s", ag_am_errmsg(d.am));
             goto out;

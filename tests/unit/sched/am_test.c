@@ -1,0 +1,298 @@
+/*
+ * Tests for the AM client (src/sched/am.c) and the RM daemon's glue
+ * (src/sched/rm.c): an in-process RM on a loopback port, two fake node
+ * managers speaking ResourceTracker through the generated stubs, and an
+ * unmanaged AM (its AMRM token from the application report) driving
+ * ag_am: grants come back on the allocate that asks, a container the node
+ * reports complete reaches the completed callback with its exit status,
+ * a release gives the room back, calls without a token or with a forged
+ * one are refused, finish ends the application.
+ */
+#include "argot/sched.h"
+#include "argot/sched/v1/sched.argot.h"
+#include "argot/sched/v1/sched.pb-c.h"
+#include "sched/token.h"
+#include "test.h"
+
+struct rmfix {
+    ag_rm *rm;
+    ag_rpc_channel *ch;
+};
+
+static void rm_up(struct rmfix *f)
+{
+    char err[AG_ERRMSG_MAX];
+    ag_log_set_level(AG_LOG_WARN);
+    f->rm = ag_rm_load(NULL, "127.0.0.1:0", err, sizeof(err));
+    if (!f->rm)
+        FAIL("rm: %s", err);
+    if (ag_rm_start(f->rm, err, sizeof(err)) < 0)
+        FAIL("rm start: %s", err);
+    ag_rpc_channel_opts co;
+    ag_rpc_channel_opts_init(&co);
+    f->ch = ag_rpc_channel_new(ag_rm_address(f->rm), &co);
+    CHECK(f->ch != NULL);
+}
+
+static void rm_down(struct rmfix *f)
+{
+    ag_rpc_channel_free(f->ch);
+    ag_rm_free(f->rm);
+}
+
+static void node_register(struct rmfix *f, const char *host, int port)
+{
+    Argot__Sched__V1__NodeId nid = ARGOT__SCHED__V1__NODE_ID__INIT;
+    nid.host = (char *)host;
+    nid.port = port;
+    Argot__Sched__V1__Resource res = ARGOT__SCHED__V1__RESOURCE__INIT;
+    res.memory_mb = 4096;
+    res.vcores = 4;
+    Argot__Sched__V1__RegisterNodeManagerRequest req =
+        ARGOT__SCHED__V1__REGISTER_NODE_MANAGER_REQUEST__INIT;
+    req.node_id = &nid;
+    req.resource = &res;
+    req.rack = "/r1";
+    Argot__Sched__V1__RegisterNodeManagerResponse *resp = NULL;
+    char *message = NULL;
+    int st = argot__sched__v1__resource_tracker__register_node_manager__invoke(
+        f->ch, &req, ag_deadline_in_ms(5000), &resp, &message);
+    if (st != AG_RPC_OK)
+        FAIL("register node: %s", message ? message : "");
+    CHECK(resp->container_token_master_key && resp->container_token_master_key->bytes.len > 0);
+    ag_rpc_msg_free(&resp->base);
+    ag_free(message);
+}
+
+/* A heartbeat from host:port reporting one container complete with exit. */
+static void node_reports(struct rmfix *f, const char *host, int port, int32_t rid,
+                         const Argot__Sched__V1__ContainerId *done, int exit_status)
+{
+    Argot__Sched__V1__NodeId nid = ARGOT__SCHED__V1__NODE_ID__INIT;
+    nid.host = (char *)host;
+    nid.port = port;
+    Argot__Sched__V1__ContainerStatus cs = ARGOT__SCHED__V1__CONTAINER_STATUS__INIT;
+    Argot__Sched__V1__ContainerStatus *csp = &cs;
+    Argot__Sched__V1__NodeStatus ns = ARGOT__SCHED__V1__NODE_STATUS__INIT;
+    ns.node_id = &nid;
+    ns.response_id = rid;
+    if (done) {
+        cs.container_id = (Argot__Sched__V1__ContainerId *)done;
+        cs.state = ARGOT__SCHED__V1__CONTAINER_STATE__C_COMPLETE;
+        cs.exit_status = exit_status;
+        cs.diagnostics = "exited";
+        ns.n_container_statuses = 1;
+        ns.container_statuses = &csp;
+    }
+    Argot__Sched__V1__NodeHeartbeatRequest req = ARGOT__SCHED__V1__NODE_HEARTBEAT_REQUEST__INIT;
+    req.node_status = &ns;
+    Argot__Sched__V1__NodeHeartbeatResponse *resp = NULL;
+    char *message = NULL;
+    int st = argot__sched__v1__resource_tracker__node_heartbeat__invoke(
+        f->ch, &req, ag_deadline_in_ms(5000), &resp, &message);
+    if (st != AG_RPC_OK)
+        FAIL("heartbeat: %s", message ? message : "");
+    ag_rpc_msg_free(&resp->base);
+    ag_free(message);
+}
+
+/* Submits an unmanaged application; its AMRM token's text into token. */
+static void submit_unmanaged(struct rmfix *f, char *token, size_t cap,
+                             Argot__Sched__V1__ApplicationId *id)
+{
+    Argot__Sched__V1__GetNewApplicationRequest nreq = ARGOT__SCHED__V1__GET_NEW_APPLICATION_REQUEST__INIT;
+    Argot__Sched__V1__GetNewApplicationResponse *nresp = NULL;
+    char *message = NULL;
+    CHECK_EQ(argot__sched__v1__application_client__get_new_application__invoke(
+                 f->ch, &nreq, ag_deadline_in_ms(5000), &nresp, &message),
+             AG_RPC_OK);
+    ag_free(message);
+    message = NULL;
+    *id = *nresp->application_id;
+    id->base = nresp->application_id->base;
+    Argot__Sched__V1__ApplicationSubmissionContext ctx =
+        ARGOT__SCHED__V1__APPLICATION_SUBMISSION_CONTEXT__INIT;
+    ctx.application_id = nresp->application_id;
+    ctx.application_name = "am-test";
+    ctx.unmanaged_am = true;
+    Argot__Sched__V1__SubmitApplicationRequest sreq = ARGOT__SCHED__V1__SUBMIT_APPLICATION_REQUEST__INIT;
+    sreq.application_submission_context = &ctx;
+    Argot__Sched__V1__SubmitApplicationResponse *sresp = NULL;
+    int st = argot__sched__v1__application_client__submit_application__invoke(
+        f->ch, &sreq, ag_deadline_in_ms(5000), &sresp, &message);
+    if (st != AG_RPC_OK)
+        FAIL("submit: %s", message ? message : "");
+    ag_rpc_msg_free(&sresp->base);
+    ag_free(message);
+    message = NULL;
+    Argot__Sched__V1__GetApplicationReportRequest rreq =
+        ARGOT__SCHED__V1__GET_APPLICATION_REPORT_REQUEST__INIT;
+    rreq.application_id = nresp->application_id;
+    Argot__Sched__V1__GetApplicationReportResponse *rresp = NULL;
+    CHECK_EQ(argot__sched__v1__application_client__get_application_report__invoke(
+                 f->ch, &rreq, ag_deadline_in_ms(5000), &rresp, &message),
+             AG_RPC_OK);
+    Argot__Sched__V1__Token *t = rresp->application_report->am_rm_token;
+    CHECK(t != NULL);
+    CHECK_OK(ag__sched_token_text(t->identifier.data, t->identifier.len, t->password.data,
+                                  t->password.len, token, cap));
+    ag_rpc_msg_free(&rresp->base);
+    ag_rpc_msg_free(&nresp->base);
+    ag_free(message);
+}
+
+struct seen {
+    int allocated, completed;
+    char ids[8][96];
+    char first[96];
+    char node[300];
+    int last_exit;
+};
+
+static void cb_allocated(void *ud, ag_am *am, const ag_container *c)
+{
+    (void)am;
+    struct seen *s = ud;
+    if (s->allocated < 8)
+        snprintf(s->ids[s->allocated], sizeof(s->ids[0]), "%s", c->id);
+    if (!s->allocated++) {
+        snprintf(s->first, sizeof(s->first), "%s", c->id);
+        snprintf(s->node, sizeof(s->node), "%s", c->node);
+    }
+    CHECK_EQ(c->memory_mb, 1024);
+}
+
+static void cb_completed(void *ud, ag_am *am, const ag_container_status *st)
+{
+    (void)am;
+    struct seen *s = ud;
+    s->completed++;
+    s->last_exit = st->exit_status;
+}
+
+/* The ContainerId record of a container's text id (its parts). */
+static void parse_cid(const char *text, Argot__Sched__V1__ContainerId *cid,
+                      Argot__Sched__V1__ApplicationAttemptId *att,
+                      Argot__Sched__V1__ApplicationId *app)
+{
+    long long ts;
+    int a, at;
+    long long n;
+    CHECK_EQ(sscanf(text, "container_%lld_%d_%d_%lld", &ts, &a, &at, &n), 4);
+    argot__sched__v1__application_id__init(app);
+    app->cluster_timestamp = ts;
+    app->id = a;
+    argot__sched__v1__application_attempt_id__init(att);
+    att->application_id = app;
+    att->attempt_id = at;
+    argot__sched__v1__container_id__init(cid);
+    cid->app_attempt_id = att;
+    cid->id = n;
+}
+
+TEST_TIMEOUT(sched_am_client_grants_completions_releases_finish, 60)
+{
+    struct rmfix f;
+    rm_up(&f);
+    node_register(&f, "10.0.0.1", 8040);
+    node_register(&f, "10.0.0.2", 8040);
+    char token[1024];
+    Argot__Sched__V1__ApplicationId app;
+    submit_unmanaged(&f, token, sizeof(token), &app);
+
+    struct seen s = {0};
+    char err[AG_ERRMSG_MAX];
+    ag_am_opts o = {.rm = ag_rm_address(f.rm), .token = token,
+                    .cb = {.allocated = cb_allocated, .completed = cb_completed}, .ud = &s};
+    ag_am *am = ag_am_new(&o, err, sizeof(err));
+    if (!am)
+        FAIL("am: %s", err);
+    CHECK_OK(ag_am_register(am, "am-host", 0, ""));
+    /* 5 containers of 1 GB: granted by the allocate that asks */
+    CHECK_OK(ag_am_ask(am, 1, "*", 1024, 1, 5, true, "", 0));
+    CHECK_OK(ag_am_allocate(am, 0.1f));
+    CHECK_EQ(s.allocated, 5);
+    CHECK_EQ(ag_am_running(am), 5);
+    /* nothing more is outstanding: a second allocate grants nothing */
+    CHECK_OK(ag_am_allocate(am, 0.2f));
+    CHECK_EQ(s.allocated, 5);
+    int64_t mb;
+    int32_t vc, nodes;
+    ag_am_headroom(am, &mb, &vc, &nodes);
+    CHECK_EQ(nodes, 2);
+    CHECK_EQ(mb, 8192 - 5 * 1024);
+
+    /* the node reports the first container done with exit 3 */
+    Argot__Sched__V1__ContainerId cid;
+    Argot__Sched__V1__ApplicationAttemptId att;
+    Argot__Sched__V1__ApplicationId capp;
+    parse_cid(s.first, &cid, &att, &capp);
+    char host[300];
+    snprintf(host, sizeof(host), "%s", s.node);
+    *strrchr(host, ':') = 0;
+    node_reports(&f, host, 8040, 0, &cid, 3);
+    CHECK_OK(ag_am_allocate(am, 0.3f));
+    CHECK_EQ(s.completed, 1);
+    CHECK_EQ(s.last_exit, 3);
+    CHECK_EQ(ag_am_running(am), 4);
+
+    /* a release gives its room back, and its end comes as a completion */
+    ag_am_headroom(am, &mb, &vc, &nodes);
+    int64_t before = mb;
+    CHECK_OK(ag_am_release(am, s.ids[1]));
+    CHECK_OK(ag_am_allocate(am, 0.4f));
+    CHECK_OK(ag_am_allocate(am, 0.5f));
+    ag_am_headroom(am, &mb, &vc, &nodes);
+    CHECK_EQ(mb, before + 1024);
+    CHECK_EQ(s.completed, 2);
+    CHECK_EQ(ag_am_running(am), 3);
+    CHECK_OK(ag_am_finish(am, AG_AM_SUCCEEDED, "all done"));
+    ag_am_free(am);
+
+    /* a forged token is refused */
+    char forged[1024];
+    snprintf(forged, sizeof(forged), "%s", token);
+    char *dot = strchr(forged, '.');
+    dot[1] = dot[1] == 'A' ? 'B' : 'A';
+    ag_am_opts o2 = {.rm = ag_rm_address(f.rm), .token = forged};
+    ag_am *bad = ag_am_new(&o2, err, sizeof(err));
+    CHECK(bad != NULL);
+    CHECK(ag_am_register(bad, "x", 0, "") < 0);
+    CHECK_CONTAINS(ag_am_errmsg(bad), "PERMISSION_DENIED");
+    ag_am_free(bad);
+
+    /* the application finished */
+    Argot__Sched__V1__GetApplicationReportRequest rreq =
+        ARGOT__SCHED__V1__GET_APPLICATION_REPORT_REQUEST__INIT;
+    rreq.application_id = &app;
+    Argot__Sched__V1__GetApplicationReportResponse *rresp = NULL;
+    char *message = NULL;
+    CHECK_EQ(argot__sched__v1__application_client__get_application_report__invoke(
+                 f.ch, &rreq, ag_deadline_in_ms(5000), &rresp, &message),
+             AG_RPC_OK);
+    CHECK_EQ(rresp->application_report->yarn_application_state,
+             ARGOT__SCHED__V1__YARN_APPLICATION_STATE__FINISHED);
+    CHECK_EQ(rresp->application_report->final_application_status,
+             ARGOT__SCHED__V1__FINAL_APPLICATION_STATUS__APP_SUCCEEDED);
+    ag_rpc_msg_free(&rresp->base);
+    ag_free(message);
+    rm_down(&f);
+}
+
+TEST(sched_am_without_token_is_refused_with_a_reason)
+{
+    char err[AG_ERRMSG_MAX];
+    unsetenv("ARGOT_AMRM_TOKEN");
+    ag_am_opts o = {.rm = "127.0.0.1:1"};
+    CHECK(ag_am_new(&o, err, sizeof(err)) == NULL);
+    CHECK_CONTAINS(err, "ARGOT_AMRM_TOKEN");
+    int64_t ts;
+    int32_t id;
+    CHECK_OK(ag_sched_parse_app_id("application_1796589441755_0002", &ts, &id));
+    CHECK_EQ(ts, 1796589441755);
+    CHECK_EQ(id, 2);
+    CHECK(ag_sched_parse_app_id("application_1796589441755", &ts, &id) < 0);
+    CHECK(ag_sched_parse_app_id("app_1_2", &ts, &id) < 0);
+    char buf[64];
+    CHECK_STR_EQ(ag_sched_format_app_id(5, 7, buf, sizeof(buf)), "application_5_0007");
+}
