@@ -12,8 +12,8 @@
  *      it arrives: a call that failed in transit is resent byte for byte
  *      with the same response_id, so the RM answers from its cache if it
  *      had processed it (nothing granted twice, nothing lost).
- *   2. A grant lowers the totals of its key at "*", at its node and at the
- *      node's rack if asked (as the RM does), so a resync resends what is
+ *   2. A grant lowers the totals of its key at "*" and at its node (as the
+ *      RM does; racks are not known here), so a resync resends what is
  *      still outstanding, not what was first asked.
  *   3. Resync (FAILED_PRECONDITION "ApplicationMasterNotRegistered", or
  *      AM_RESYNC): register again, response_id back to 0, every key marked
@@ -403,20 +403,33 @@ static int build_request(ag_am *am, float progress, uint8_t **buf, size_t *len)
     return rc;
 }
 
-/* Lowers the totals that a grant of c satisfies (invariant 2). */
+/* Lowers the totals that a grant of c satisfies (invariant 2): of the
+ * keys at its priority and allocation request id with a "*" total left,
+ * the one of the largest capability within the grant's (the RM rounds
+ * capabilities up, so the grant may be larger than the ask), at "*" and
+ * at the grant's host. Rack totals stay as asked: the client does not know
+ * which rack a node is in (the RM caps them by the "*" total). */
 static void lower_totals(ag_am *am, const Argot__Sched__V1__Container *c)
 {
     int64_t mb = c->resource ? c->resource->memory_mb : 0;
     int32_t vc = c->resource ? c->resource->vcores : 0;
-    for (struct ask *a = am->asks; a; a = a->next) {
-        if (a->priority != c->priority || a->alloc_id != c->allocation_request_id ||
-            a->memory_mb > mb || a->vcores > vc || a->total == 0)
-            continue;
-        bool here = strcmp(a->name, "*") == 0 ||
-                    (c->node_id && strcmp(a->name, c->node_id->host) == 0);
-        if (here)
-            a->total--;
-    }
+    struct ask *best = NULL;
+    for (struct ask *a = am->asks; a; a = a->next)
+        if (a->priority == c->priority && a->alloc_id == c->allocation_request_id &&
+            strcmp(a->name, "*") == 0 && a->total > 0 && a->memory_mb <= mb &&
+            a->vcores <= vc &&
+            (!best || a->memory_mb > best->memory_mb ||
+             (a->memory_mb == best->memory_mb && a->vcores > best->vcores)))
+            best = a;
+    if (!best)
+        return;
+    best->total--;
+    if (!c->node_id)
+        return;
+    struct ask *host = ask_find(am, best->priority, c->node_id->host, best->memory_mb,
+                                best->vcores, best->alloc_id);
+    if (host && host->total > 0)
+        host->total--;
 }
 
 static int handle_response(ag_am *am, Argot__Sched__V1__AllocateResponse *r)

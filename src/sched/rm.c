@@ -516,12 +516,16 @@ static int on_queue(ag_rpc_call *c, const Argot__Sched__V1__GetQueueInfoRequest 
     CALL_END();
 }
 
-/* The attempt of the caller's AMRM token (the lock held); refuses the call
- * (status, err) when there is none or it does not check out. */
-static int amrm_attempt(ag_rm *rm, ag_rpc_call *c, Argot__Sched__V1__ApplicationAttemptId **att,
-                        char *err, size_t cap)
+/* The caller's AMRM token, decoded (before the lock): 0, or a refusal
+ * (status in *st, why in err). */
+struct amrm {
+    uint8_t *id, *pw;
+    size_t idlen, pwlen;
+};
+
+static int amrm_parse(ag_rpc_call *c, struct amrm *t, char *err, size_t cap)
 {
-    *att = NULL;
+    memset(t, 0, sizeof(*t));
     const char *text = NULL;
     ag_slice v;
     const char *key;
@@ -537,54 +541,69 @@ static int amrm_attempt(ag_rm *rm, ag_rpc_call *c, Argot__Sched__V1__Application
                            "master may call this");
         return AG_SCHED_DENIED;
     }
-    uint8_t *id = NULL, *pw = NULL;
-    size_t idlen = 0, pwlen = 0;
-    if (ag__sched_token_parse(text, &id, &idlen, &pw, &pwlen) < 0) {
+    if (ag__sched_token_parse(text, &t->id, &t->idlen, &t->pw, &t->pwlen) < 0) {
         snprintf(err, cap, "the AMRM token is not id.password in base64url");
         return AG_SCHED_DENIED;
     }
-    int st = ag_sched_amrm_check(rm->core, id, idlen, pw, pwlen, att, err, cap);
-    ag_free(id);
-    ag_free(pw);
-    return st;
+    return AG_SCHED_OK;
 }
+
+static void amrm_clear(struct amrm *t)
+{
+    ag_free(t->id);
+    ag_free(t->pw);
+}
+
+#define AM_CALL_BEGIN(T, d)                                                                  \
+    ag_rm *rm = ud;                                                                          \
+    char err[AG_ERRMSG_MAX] = "";                                                            \
+    struct amrm tok;                                                                         \
+    int st = amrm_parse(c, &tok, err, sizeof(err));                                          \
+    T *resp = (T *)resp_new(&d);                                                             \
+    if (!resp) {                                                                             \
+        amrm_clear(&tok);                                                                    \
+        return AG_RPC_RESOURCE_EXHAUSTED;                                                    \
+    }                                                                                        \
+    ag_metric_add(rm->m_calls, 1, strrchr(ag_rpc_call_method(c), '/') + 1);                  \
+    Argot__Sched__V1__ApplicationAttemptId *att = NULL;                                      \
+    pthread_mutex_lock(&rm->lock);                                                           \
+    if (st == AG_SCHED_OK)                                                                   \
+        st = ag_sched_amrm_check(rm->core, tok.id, tok.idlen, tok.pw, tok.pwlen, &att, err,   \
+                                 sizeof(err))
+
+#define AM_CALL_END()                                                                        \
+    pthread_mutex_unlock(&rm->lock);                                                         \
+    amrm_clear(&tok);                                                                        \
+    ag_rpc_msg_free(att ? &att->base : NULL);                                                \
+    return reply(c, st, err, &resp->base)
 
 static int on_register_am(ag_rpc_call *c,
                           const Argot__Sched__V1__RegisterApplicationMasterRequest *req, void *ud)
 {
-    CALL_BEGIN(Argot__Sched__V1__RegisterApplicationMasterResponse,
-               argot__sched__v1__register_application_master_response__descriptor);
-    Argot__Sched__V1__ApplicationAttemptId *att = NULL;
-    int st = amrm_attempt(rm, c, &att, err, sizeof(err));
+    AM_CALL_BEGIN(Argot__Sched__V1__RegisterApplicationMasterResponse,
+                  argot__sched__v1__register_application_master_response__descriptor);
     if (st == AG_SCHED_OK)
         st = ag_sched_register_am(rm->core, att, req, now_ms(), resp, err, sizeof(err));
-    ag_rpc_msg_free(att ? &att->base : NULL);
-    CALL_END();
+    AM_CALL_END();
 }
 
 static int on_allocate(ag_rpc_call *c, const Argot__Sched__V1__AllocateRequest *req, void *ud)
 {
-    CALL_BEGIN(Argot__Sched__V1__AllocateResponse,
-               argot__sched__v1__allocate_response__descriptor);
-    Argot__Sched__V1__ApplicationAttemptId *att = NULL;
-    int st = amrm_attempt(rm, c, &att, err, sizeof(err));
+    AM_CALL_BEGIN(Argot__Sched__V1__AllocateResponse,
+                  argot__sched__v1__allocate_response__descriptor);
     if (st == AG_SCHED_OK)
         st = ag_sched_allocate(rm->core, att, req, now_ms(), resp, err, sizeof(err));
-    ag_rpc_msg_free(att ? &att->base : NULL);
-    CALL_END();
+    AM_CALL_END();
 }
 
 static int on_finish_am(ag_rpc_call *c,
                         const Argot__Sched__V1__FinishApplicationMasterRequest *req, void *ud)
 {
-    CALL_BEGIN(Argot__Sched__V1__FinishApplicationMasterResponse,
-               argot__sched__v1__finish_application_master_response__descriptor);
-    Argot__Sched__V1__ApplicationAttemptId *att = NULL;
-    int st = amrm_attempt(rm, c, &att, err, sizeof(err));
+    AM_CALL_BEGIN(Argot__Sched__V1__FinishApplicationMasterResponse,
+                  argot__sched__v1__finish_application_master_response__descriptor);
     if (st == AG_SCHED_OK)
         st = ag_sched_finish_am(rm->core, att, req, now_ms(), resp, err, sizeof(err));
-    ag_rpc_msg_free(att ? &att->base : NULL);
-    CALL_END();
+    AM_CALL_END();
 }
 
 static int on_register_nm(ag_rpc_call *c,

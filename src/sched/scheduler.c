@@ -1132,7 +1132,8 @@ static void ctr_complete(ag_sched *s, ctr *c, int32_t exit_status, const char *d
         s->freed[s->nfreed++] = n;
     }
     IDEL(&a->ctrs, (uint64_t)c->id.id);
-    undelivered_remove(a, c);
+    if (!c->delivered) /* a delivered container left the list when it went */
+        undelivered_remove(a, c);
     preempt_forget(a, c);
     if (cleanup && node_active(n))
         node_add_cid(&n->cleanup, &n->ncleanup, &n->cleanup_cap, c->id);
