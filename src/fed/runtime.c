@@ -174,7 +174,7 @@ int ag__fed_mpc(ag_fed *f)
                              ag_strerror(AG_E_NOMEM));
     int rc = ag_mpc_setup(f->mpc);
     if (rc < 0)
-        return ag__fed_break(f, rc, "spu setup: %s", ag_mpc_errmsg(f->mpc));
+        return ag__fed_break(f, rc, "spu %s", ag_mpc_errmsg(f->mpc));
     return 0;
 }
 
