@@ -401,6 +401,23 @@ int ag_config_get_str(ag_config *c, const ag_cnode *map, const char *key, bool r
  * is AG_E_CONFIG_VALUE). Absent: out is left as it was (or MISSING). */
 int ag_config_get_path(ag_config *c, const ag_cnode *map, const char *key, bool required,
                        char *out, size_t cap);
+/* A network address "host:port" (a non-empty host and port; unix:/path
+ * also) into out (cap bytes). Absent: out is left as it was (or MISSING). */
+int ag_config_get_hostport(ag_config *c, const ag_cnode *map, const char *key, bool required,
+                           char *out, size_t cap);
+
+/* The keys every argot daemon takes, read from its config's root (the
+ * caller lists "admin", "log" and "shutdown_grace" among its known keys):
+ *   admin: {address: "127.0.0.1:9401"}   HTTP /metrics and /healthz
+ *   log: {level: info}                   debug, info, warn, error, off
+ *   shutdown_grace: 10s                  calls in flight when stopping
+ * Fields not given are left as preset (log_level: preset -1 to tell). */
+typedef struct ag_daemon_conf {
+    char admin[256];            /* "" : no admin endpoint */
+    int log_level;              /* an ag_log_level, or -1 */
+    uint64_t shutdown_grace_ms;
+} ag_daemon_conf;
+int ag_config_get_daemon(ag_config *c, const ag_cnode *root, ag_daemon_conf *d);
 /* Integers: decimal, 0x hex, 0o octal, optional sign, '_' separators not
  * allowed; within [min, max]. */
 int ag_config_get_i64(ag_config *c, const ag_cnode *map, const char *key, bool required,

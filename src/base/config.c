@@ -1454,6 +1454,55 @@ int ag_config_get_path(ag_config *c, const ag_cnode *map, const char *key, bool 
     return 0;
 }
 
+int ag_config_get_hostport(ag_config *c, const ag_cnode *map, const char *key, bool required,
+                           char *out, size_t cap)
+{
+    const char *v = NULL;
+    int rc = ag_config_get_str(c, map, key, required, &v);
+    if (rc < 0 || !v)
+        return rc;
+    const char *colon = strrchr(v, ':');
+    bool unix_path = strncmp(v, "unix:", 5) == 0 && v[5];
+    if ((!unix_path && (!colon || colon == v || !colon[1])) || strlen(v) >= cap)
+        return ag_config_errorf(c, ag_cnode_get(map, key), AG_E_CONFIG_VALUE,
+                                "'%s' must be \"host:port\", got '%s'", key, v);
+    snprintf(out, cap, "%s", v);
+    return 0;
+}
+
+int ag_config_get_daemon(ag_config *c, const ag_cnode *root, ag_daemon_conf *d)
+{
+    static const char *const admin_keys[] = {"address", NULL};
+    static const char *const log_keys[] = {"level", NULL};
+    const ag_cnode *admin = NULL, *log = NULL;
+    const char *level = NULL;
+    int rc = ag_config_get_map(c, root, "admin", AG_OPTIONAL, &admin);
+    if (rc == 0)
+        rc = ag_config_check_keys(c, admin, admin_keys);
+    if (rc == 0 && admin)
+        rc = ag_config_get_hostport(c, admin, "address", AG_REQUIRED, d->admin,
+                                    sizeof(d->admin));
+    if (rc == 0)
+        rc = ag_config_get_map(c, root, "log", AG_OPTIONAL, &log);
+    if (rc == 0)
+        rc = ag_config_check_keys(c, log, log_keys);
+    if (rc == 0)
+        rc = ag_config_get_str(c, log, "level", AG_OPTIONAL, &level);
+    if (rc == 0 && level) {
+        int l = ag_log_level_parse(level);
+        if (l < 0)
+            rc = ag_config_errorf(c, ag_cnode_get(log, "level"), AG_E_CONFIG_VALUE,
+                                  "log level '%s' is not debug, info, warn, error or off",
+                                  level);
+        else
+            d->log_level = l;
+    }
+    if (rc == 0)
+        rc = ag_config_get_duration_ms(c, root, "shutdown_grace", AG_OPTIONAL,
+                                       &d->shutdown_grace_ms);
+    return rc;
+}
+
 /* A nested collection of the given type under key. */
 static int get_collection(ag_config *c, const ag_cnode *map, const char *key, bool required,
                           ag_cnode_type type, const ag_cnode **out)

@@ -44,17 +44,15 @@ static int load_config(const char *path, struct dealer_config *dc, char *err, si
 {
     static const char *const top[] = {"address", "tls", "sessions", "max_elements",
                                       "shutdown_grace", "log", "admin", NULL};
-    static const char *const admin_keys[] = {"address", NULL};
     static const char *const tls_keys[] = {"cert", "key", "ca", NULL};
     static const char *const session_keys[] = {"max", "idle_timeout", NULL};
-    static const char *const log_keys[] = {"level", NULL};
     ag_config *cfg = ag_config_new();
     if (!cfg) {
         snprintf(err, cap, "%s: %s", path, ag_strerror(AG_E_NOMEM));
         return AG_E_NOMEM;
     }
-    const ag_cnode *root = NULL, *tls = NULL, *sessions = NULL, *log = NULL, *admin = NULL;
-    const char *address = NULL, *level = NULL, *admin_address = NULL;
+    const ag_cnode *root = NULL, *tls = NULL, *sessions = NULL;
+    ag_daemon_conf d = {.log_level = -1, .shutdown_grace_ms = dc->grace_ms};
     int64_t max_sessions = 0, max_elements = 0;
     int rc = ag_config_load_file(cfg, path);
     if (rc == 0) {
@@ -62,7 +60,8 @@ static int load_config(const char *path, struct dealer_config *dc, char *err, si
         rc = ag_config_check_keys(cfg, root, top);
     }
     if (rc == 0)
-        rc = ag_config_get_str(cfg, root, "address", AG_OPTIONAL, &address);
+        rc = ag_config_get_hostport(cfg, root, "address", AG_OPTIONAL, dc->address,
+                                    sizeof(dc->address));
     if (rc == 0)
         rc = ag_config_get_map(cfg, root, "tls", AG_OPTIONAL, &tls);
     if (rc == 0 && tls) {
@@ -91,26 +90,10 @@ static int load_config(const char *path, struct dealer_config *dc, char *err, si
         rc = ag_config_get_i64(cfg, root, "max_elements", AG_OPTIONAL, 1, (int64_t)1 << 34,
                                &max_elements);
     if (rc == 0)
-        rc = ag_config_get_duration_ms(cfg, root, "shutdown_grace", AG_OPTIONAL, &dc->grace_ms);
-    if (rc == 0)
-        rc = ag_config_get_map(cfg, root, "admin", AG_OPTIONAL, &admin);
-    if (rc == 0)
-        rc = ag_config_check_keys(cfg, admin, admin_keys);
-    if (rc == 0 && admin)
-        rc = ag_config_get_str(cfg, admin, "address", AG_REQUIRED, &admin_address);
-    if (rc == 0 && admin_address)
-        snprintf(dc->admin, sizeof(dc->admin), "%s", admin_address);
-    if (rc == 0)
-        rc = ag_config_get_map(cfg, root, "log", AG_OPTIONAL, &log);
-    if (rc == 0)
-        rc = ag_config_check_keys(cfg, log, log_keys);
-    if (rc == 0)
-        rc = ag_config_get_str(cfg, log, "level", AG_OPTIONAL, &level);
-    if (rc == 0 && level && (dc->log_level = ag_log_level_parse(level)) < 0)
-        rc = ag_config_errorf(cfg, ag_cnode_get(log, "level"), AG_E_CONFIG_VALUE,
-                              "log level '%s' is not debug, info, warn, error or off", level);
-    if (rc == 0 && address)
-        snprintf(dc->address, sizeof(dc->address), "%s", address);
+        rc = ag_config_get_daemon(cfg, root, &d);
+    snprintf(dc->admin, sizeof(dc->admin), "%s", d.admin);
+    dc->log_level = d.log_level;
+    dc->grace_ms = d.shutdown_grace_ms;
     dc->opts.max_sessions = (unsigned)max_sessions;
     dc->opts.max_elements = (uint64_t)max_elements;
     if (rc < 0)

@@ -97,13 +97,10 @@ static int load_spu(ag_config *cfg, const ag_cnode *spu, ag_cluster *c)
             return ag_config_errorf(cfg, spu, AG_E_CONFIG_MISSING,
                                     "beaver: ttp needs beaver_server: \"host:port\" (the "
                                     "argot beaver-server every party registers with)");
-        const char *colon = strrchr(server, ':');
-        if (!colon || colon == server || !colon[1] ||
-            strlen(server) >= sizeof(c->spu.beaver_server))
-            return ag_config_errorf(cfg, ag_cnode_get(spu, "beaver_server"),
-                                    AG_E_CONFIG_VALUE, "beaver_server '%s' is not host:port",
-                                    server);
-        snprintf(c->spu.beaver_server, sizeof(c->spu.beaver_server), "%s", server);
+        int hrc = ag_config_get_hostport(cfg, spu, "beaver_server", AG_REQUIRED,
+                                         c->spu.beaver_server, sizeof(c->spu.beaver_server));
+        if (hrc < 0)
+            return hrc;
         snprintf(c->spu.beaver_server_name, sizeof(c->spu.beaver_server_name), "%s",
                  server_name);
     } else {

@@ -144,21 +144,6 @@ void ag_nm_config_init(ag_nm_config *c)
 }
 
 /* A "host:port" string at key in map into out (required or not). */
-static int get_hostport(ag_config *cfg, const ag_cnode *map, const char *key, bool required,
-                        char *out, size_t cap)
-{
-    const char *v = NULL;
-    int rc = ag_config_get_str(cfg, map, key, required, &v);
-    if (rc < 0 || !v)
-        return rc;
-    const char *colon = strrchr(v, ':');
-    if (!colon || colon == v || !colon[1] || strlen(v) >= cap)
-        return ag_config_errorf(cfg, ag_cnode_get(map, key), AG_E_CONFIG_VALUE,
-                                "'%s' must be \"host:port\", got '%s'", key, v);
-    snprintf(out, cap, "%s", v);
-    return 0;
-}
-
 static int load_resources(ag_config *cfg, const ag_cnode *root, ag_nm_config *c)
 {
     static const char *const keys[] = {"memory_mb", "vcores", NULL};
@@ -228,10 +213,7 @@ static int load_cgroup(ag_config *cfg, const ag_cnode *root, ag_nm_config *c)
 
 static int load_misc(ag_config *cfg, const ag_cnode *root, ag_nm_config *c)
 {
-    static const char *const admin_keys[] = {"address", NULL};
-    static const char *const log_keys[] = {"level", NULL};
-    const ag_cnode *admin = NULL, *log = NULL;
-    const char *rack = NULL, *level = NULL;
+    const char *rack = NULL;
     int rc = ag_config_get_str(cfg, root, "rack", AG_OPTIONAL, &rack);
     if (rc == 0 && rack && (rack[0] != '/' || strlen(rack) >= sizeof(c->rack)))
         rc = ag_config_errorf(cfg, ag_cnode_get(root, "rack"), AG_E_CONFIG_VALUE,
@@ -244,24 +226,14 @@ static int load_misc(ag_config *cfg, const ag_cnode *root, ag_nm_config *c)
     if (rc == 0 && (c->heartbeat_interval_ms < 10 || c->heartbeat_interval_ms > 3600000))
         rc = ag_config_errorf(cfg, ag_cnode_get(root, "heartbeat_interval"), AG_E_CONFIG_VALUE,
                               "heartbeat_interval must be between 10ms and 1h");
-    if (rc == 0)
-        rc = ag_config_get_map(cfg, root, "admin", AG_OPTIONAL, &admin);
-    if (rc == 0)
-        rc = ag_config_check_keys(cfg, admin, admin_keys);
-    if (rc == 0 && admin)
-        rc = get_hostport(cfg, admin, "address", AG_REQUIRED, c->admin, sizeof(c->admin));
-    if (rc == 0)
-        rc = ag_config_get_map(cfg, root, "log", AG_OPTIONAL, &log);
-    if (rc == 0)
-        rc = ag_config_check_keys(cfg, log, log_keys);
-    if (rc == 0)
-        rc = ag_config_get_str(cfg, log, "level", AG_OPTIONAL, &level);
-    if (rc == 0 && level && (c->log_level = ag_log_level_parse(level)) < 0)
-        rc = ag_config_errorf(cfg, ag_cnode_get(log, "level"), AG_E_CONFIG_VALUE,
-                              "log level '%s' is not debug, info, warn, error or off", level);
-    if (rc == 0)
-        rc = ag_config_get_duration_ms(cfg, root, "shutdown_grace", AG_OPTIONAL,
-                                       &c->shutdown_grace_ms);
+    if (rc == 0) {
+        ag_daemon_conf d = {.log_level = c->log_level, .shutdown_grace_ms = c->shutdown_grace_ms};
+        snprintf(d.admin, sizeof(d.admin), "%s", c->admin);
+        rc = ag_config_get_daemon(cfg, root, &d);
+        snprintf(c->admin, sizeof(c->admin), "%s", d.admin);
+        c->log_level = d.log_level;
+        c->shutdown_grace_ms = d.shutdown_grace_ms;
+    }
     if (rc == 0)
         rc = ag_config_get_duration_ms(cfg, root, "kill_grace", AG_OPTIONAL, &c->kill_grace_ms);
     if (rc == 0)
@@ -294,9 +266,9 @@ int ag_nm_config_load(ag_nm_config *c, const char *path, char *err, size_t cap)
     if (rc == 0)
         rc = ag_config_check_keys(cfg, root, top);
     if (rc == 0)
-        rc = get_hostport(cfg, root, "rm", AG_REQUIRED, c->rm, sizeof(c->rm));
+        rc = ag_config_get_hostport(cfg, root, "rm", AG_REQUIRED, c->rm, sizeof(c->rm));
     if (rc == 0)
-        rc = get_hostport(cfg, root, "address", AG_OPTIONAL, c->address, sizeof(c->address));
+        rc = ag_config_get_hostport(cfg, root, "address", AG_OPTIONAL, c->address, sizeof(c->address));
     if (rc == 0)
         rc = load_resources(cfg, root, c);
     if (rc == 0)

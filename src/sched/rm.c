@@ -145,16 +145,14 @@ static int load_config(ag_rm *rm, const char *path, char *err, size_t cap)
                                              "max_app_attempts", "preemption", NULL};
     static const char *const res_keys[] = {"memory_mb", "vcores", NULL};
     static const char *const pre_keys[] = {"enabled", "wait", NULL};
-    static const char *const admin_keys[] = {"address", NULL};
-    static const char *const log_keys[] = {"level", NULL};
     ag_config *cfg = ag_config_new();
     if (!cfg) {
         snprintf(err, cap, "%s: %s", path, ag_strerror(AG_E_NOMEM));
         return AG_E_NOMEM;
     }
     const ag_cnode *root = NULL, *state = NULL, *live = NULL, *qs = NULL, *sc = NULL,
-                   *admin = NULL, *log = NULL, *minr = NULL, *maxr = NULL, *pre = NULL;
-    const char *address = NULL, *admin_address = NULL, *level = NULL;
+                   *minr = NULL, *maxr = NULL, *pre = NULL;
+    ag_daemon_conf dc = {.log_level = -1, .shutdown_grace_ms = rm->grace_ms};
     int64_t nm_exp = 600000, am_exp = 600000, v = 0;
     int rc = ag_config_load_file(cfg, path);
     if (rc == 0) {
@@ -162,9 +160,8 @@ static int load_config(ag_rm *rm, const char *path, char *err, size_t cap)
         rc = ag_config_check_keys(cfg, root, top);
     }
     if (rc == 0)
-        rc = ag_config_get_str(cfg, root, "address", AG_OPTIONAL, &address);
-    if (rc == 0 && address)
-        snprintf(rm->address, sizeof(rm->address), "%s", address);
+        rc = ag_config_get_hostport(cfg, root, "address", AG_OPTIONAL, rm->address,
+                                    sizeof(rm->address));
     if (rc == 0)
         rc = ag_config_get_map(cfg, root, "state", AG_OPTIONAL, &state);
     if (rc == 0)
@@ -235,24 +232,10 @@ static int load_config(ag_rm *rm, const char *path, char *err, size_t cap)
         rc = ag_config_get_duration_ms(cfg, root, "heartbeat_interval", AG_OPTIONAL,
                                        &rm->conf.heartbeat_interval_ms);
     if (rc == 0)
-        rc = ag_config_get_duration_ms(cfg, root, "shutdown_grace", AG_OPTIONAL, &rm->grace_ms);
-    if (rc == 0)
-        rc = ag_config_get_map(cfg, root, "admin", AG_OPTIONAL, &admin);
-    if (rc == 0)
-        rc = ag_config_check_keys(cfg, admin, admin_keys);
-    if (rc == 0 && admin)
-        rc = ag_config_get_str(cfg, admin, "address", AG_REQUIRED, &admin_address);
-    if (rc == 0 && admin_address)
-        snprintf(rm->admin_address, sizeof(rm->admin_address), "%s", admin_address);
-    if (rc == 0)
-        rc = ag_config_get_map(cfg, root, "log", AG_OPTIONAL, &log);
-    if (rc == 0)
-        rc = ag_config_check_keys(cfg, log, log_keys);
-    if (rc == 0)
-        rc = ag_config_get_str(cfg, log, "level", AG_OPTIONAL, &level);
-    if (rc == 0 && level && (rm->log_level = ag_log_level_parse(level)) < 0)
-        rc = ag_config_errorf(cfg, ag_cnode_get(log, "level"), AG_E_CONFIG_VALUE,
-                              "log level '%s' is not debug, info, warn, error or off", level);
+        rc = ag_config_get_daemon(cfg, root, &dc);
+    snprintf(rm->admin_address, sizeof(rm->admin_address), "%s", dc.admin);
+    rm->log_level = dc.log_level;
+    rm->grace_ms = dc.shutdown_grace_ms;
     if (rc < 0)
         snprintf(err, cap, "%s", ag_config_errmsg(cfg));
     ag_config_free(cfg);

@@ -1216,3 +1216,51 @@ TEST(config_empty_collections)
         ag_config_free(c);
     }
 }
+
+TEST(config_get_hostport_and_daemon_keys)
+{
+    ag_config *c = load_ok("a: \"10.0.0.1:9100\"\nb: \"[::1]:80\"\nc: unix:/run/x.sock\n"
+                           "d: nohost\ne: \":80\"\nf: \"host:\"\n"
+                           "admin: {address: \"127.0.0.1:9401\"}\nlog: {level: warn}\n"
+                           "shutdown_grace: 3s\n");
+    const ag_cnode *root = ag_config_root(c);
+    char out[64] = "preset";
+    CHECK_OK(ag_config_get_hostport(c, root, "a", AG_REQUIRED, out, sizeof(out)));
+    CHECK_STR_EQ(out, "10.0.0.1:9100");
+    CHECK_OK(ag_config_get_hostport(c, root, "b", AG_REQUIRED, out, sizeof(out)));
+    CHECK_OK(ag_config_get_hostport(c, root, "c", AG_REQUIRED, out, sizeof(out)));
+    CHECK_STR_EQ(out, "unix:/run/x.sock");
+    CHECK_OK(ag_config_get_hostport(c, root, "zz", AG_OPTIONAL, out, sizeof(out)));
+    CHECK_STR_EQ(out, "unix:/run/x.sock");
+    CHECK_EQ(ag_config_get_hostport(c, root, "d", AG_REQUIRED, out, sizeof(out)),
+             AG_E_CONFIG_VALUE);
+    CHECK_STR_EQ(ag_config_errmsg(c), "cluster.yaml:4:4: 'd' must be \"host:port\", got 'nohost'");
+    CHECK_EQ(ag_config_get_hostport(c, root, "e", AG_REQUIRED, out, sizeof(out)),
+             AG_E_CONFIG_VALUE);
+    CHECK_EQ(ag_config_get_hostport(c, root, "f", AG_REQUIRED, out, sizeof(out)),
+             AG_E_CONFIG_VALUE);
+    CHECK_EQ(ag_config_get_hostport(c, root, "a", AG_REQUIRED, out, 5), AG_E_CONFIG_VALUE);
+    ag_daemon_conf d = {.log_level = -1, .shutdown_grace_ms = 10000};
+    CHECK_OK(ag_config_get_daemon(c, root, &d));
+    CHECK_STR_EQ(d.admin, "127.0.0.1:9401");
+    CHECK_EQ(d.log_level, AG_LOG_WARN);
+    CHECK_U64_EQ(d.shutdown_grace_ms, 3000);
+    ag_config_free(c);
+
+    /* absent: presets kept; wrong: file:line:col */
+    c = load_ok("x: 1\n");
+    ag_daemon_conf e = {.log_level = -1, .shutdown_grace_ms = 7};
+    CHECK_OK(ag_config_get_daemon(c, ag_config_root(c), &e));
+    CHECK_STR_EQ(e.admin, "");
+    CHECK_EQ(e.log_level, -1);
+    CHECK_U64_EQ(e.shutdown_grace_ms, 7);
+    ag_config_free(c);
+    c = load_ok("log: {level: loud}\n");
+    CHECK_EQ(ag_config_get_daemon(c, ag_config_root(c), &e), AG_E_CONFIG_VALUE);
+    CHECK_STR_EQ(ag_config_errmsg(c),
+                 "cluster.yaml:1:14: log level 'loud' is not debug, info, warn, error or off");
+    ag_config_free(c);
+    c = load_ok("admin: {adress: x}\n");
+    CHECK_EQ(ag_config_get_daemon(c, ag_config_root(c), &e), AG_E_CONFIG_UNKNOWN_KEY);
+    ag_config_free(c);
+}
