@@ -23,6 +23,7 @@
  * the last handler.
  */
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <protobuf-c/protobuf-c.h>
@@ -309,6 +310,12 @@ static void *worker_main(void *arg)
                     *pp = w.next;
                     break;
                 }
+            pthread_mutex_unlock(&s->mu);
+            /* this detached thread's OpenSSL state (handlers may sign, hash
+             * or push errors) goes now, not in a thread-exit destructor that
+             * may run after the server is freed and the process gone */
+            OPENSSL_thread_stop();
+            pthread_mutex_lock(&s->mu);
             s->workers--;
             pthread_cond_broadcast(&s->cv);
             pthread_mutex_unlock(&s->mu);
