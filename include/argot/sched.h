@@ -107,7 +107,9 @@ const char *ag_nm_errmsg(const ag_nm *nm);
  * `argot rm --config rm.yaml` (YAML; keys as Hadoop operators know them):
  *
  *   address: "127.0.0.1:8030"        # every service: clients, AMs, NMs
- *   state: {sqlite: rm.db}           # relative to the config file
+ *   state: {sqlite: rm.db}           # relative to the config file; a restart
+ *                                    # on it keeps running applications
+ *                                    # (work-preserving; fixed address)
  *   liveness: {nm_expiry_ms: 600000, am_expiry_ms: 600000}
  *   queues:                          # optional; default: root.default 100%
  *     root.prod: {capacity: 70, max_capacity: 100, user_limit_factor: 1,

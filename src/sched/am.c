@@ -16,8 +16,11 @@
  *      RM does; racks are not known here), so a resync resends what is
  *      still outstanding, not what was first asked.
  *   3. Resync (FAILED_PRECONDITION "ApplicationMasterNotRegistered", or
- *      AM_RESYNC): register again, response_id back to 0, every key marked
- *      changed, releases and the blacklist resent.
+ *      AM_RESYNC, e.g. from an RM restarted with its state): register
+ *      again, response_id back to 0, every key marked changed, releases
+ *      and the blacklist resent. Finish resyncs the same way, and both
+ *      retry an unavailable RM (about 8 s: an RM restart takes well under
+ *      a second, the NMs' re-registration does not hold up the AM).
  *   4. Granted containers stay in `granted` (with their tokens, which the
  *      NM needs) until the RM reports them completed.
  */
@@ -732,13 +735,32 @@ int ag_am_finish(ag_am *am, ag_am_final final, const char *diagnostics)
     req.final_application_status = (Argot__Sched__V1__FinalApplicationStatus)final;
     req.diagnostics = (char *)(diagnostics ? diagnostics : "");
     req.tracking_url = am->tracking;
-    ProtobufCMessage *resp = NULL;
     char msg[AG_ERRMSG_MAX];
-    int st = rm_unary(am, &argot__sched__v1__application_master__finish_application_master__method,
-                      &req.base, &resp, msg, sizeof(msg));
-    ag_rpc_msg_free(resp);
-    if (st != AG_RPC_OK)
-        return fail(am, AG_E_STATE, "finish", st, msg);
+    bool resynced = false;
+    for (int attempt = 0;; attempt++) {
+        ProtobufCMessage *resp = NULL;
+        int st = rm_unary(am,
+                          &argot__sched__v1__application_master__finish_application_master__method,
+                          &req.base, &resp, msg, sizeof(msg));
+        ag_rpc_msg_free(resp);
+        if (st == AG_RPC_OK)
+            break;
+        if ((st == AG_RPC_UNAVAILABLE || st == AG_RPC_DEADLINE_EXCEEDED) && attempt < 20) {
+            /* the RM restarting: as allocate does */
+            ag_sleep_ms(attempt < 5 ? 100 : 500);
+            continue;
+        }
+        if (st == AG_RPC_FAILED_PRECONDITION && strstr(msg, "ApplicationMasterNotRegistered") &&
+            !resynced) {
+            /* a restarted RM waits for this attempt to register again */
+            resynced = true;
+            int rc = ag_am_register(am, am->host, am->port, am->tracking);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        return fail(am, st == AG_RPC_UNAVAILABLE ? AG_E_IO : AG_E_STATE, "finish", st, msg);
+    }
     am->registered = false;
     return 0;
 }

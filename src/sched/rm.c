@@ -14,19 +14,37 @@
  *     kills) and starts the AM containers the core asks for: a
  *     StartContainers call to the node, outside the lock, on a channel per
  *     node kept for the RM's life. A failed start fails the attempt.
- *   - State: the config's `state: {sqlite: FILE}` keeps every application's
- *     last report (table apps: id, state, report as a packed
- *     ApplicationReport), written at submit and, by the clock, whenever an
- *     application's state changes. A restarted RM answers reports of
- *     applications it no longer holds from there; an application that was
- *     not finished when the RM went away is recorded FAILED ("the RM
- *     restarted ..."): work-preserving recovery (re-adopting running AMs and
- *     containers) is not built yet.
+ *   - State (YARN's work-preserving RM restart): the config's
+ *     `state: {sqlite: FILE}` (WAL) keeps
+ *       rm_state  one row: cluster_timestamp, epoch (starts of this RM on
+ *                 this file, from 0), last_app_id, the three master keys
+ *                 (id and bytes each);
+ *       apps      every application's last report (id text, state, packed
+ *                 ApplicationReport);
+ *       app_state each unfinished application's packed submission context
+ *                 and start time (deleted at its end);
+ *       attempts  its attempts (app, attempt, AM container id, finished;
+ *                 deleted at its end).
+ *     Written only here, never by the core: last_app_id at every
+ *     GetNewApplication, the context at submit, and the rest by store_sync,
+ *     which reads the core's per-application state (ag_sched_get_app_state)
+ *     whenever ag_sched_changes moved: after every call and every tick,
+ *     under the lock, so before any answer goes out and before any AM
+ *     container is started (a restarted RM knows which container is an
+ *     attempt's AM, and never retries an application that finished). A
+ *     restart on the same file keeps cluster_timestamp (ids and tokens stay
+ *     valid) and the keys, and puts back every unfinished application with
+ *     its attempt waiting for its AM to register again; new containers of a
+ *     recovered application get ids from epoch << 40, past any id the
+ *     earlier run handed out. Reports of applications that ended in an
+ *     earlier run come from apps; an unfinished one that cannot be
+ *     recovered (its queue is gone, no context) is recorded FAILED.
  */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <protobuf-c/protobuf-c.h>
 #include <sqlite3.h>
@@ -72,8 +90,10 @@ struct ag_rm {
     Argot__Sched__V1__ApplicationMaster_Handlers am_h;
     Argot__Sched__V1__ResourceTracker_Handlers rt_h;
     ag_metric *m_calls, *m_launches;
-    uint64_t mono0; /* ag_now_ms() at cluster_timestamp: the core's clock starts there */
-    sqlite3 *db;    /* state: the applications' reports (NULL: none kept) */
+    uint64_t mono0;  /* ag_now_ms() at cluster_timestamp: the core's clock starts there */
+    sqlite3 *db;     /* state store (NULL: none kept) */
+    int64_t epoch;   /* starts of this RM on its state file, from 0 */
+    uint64_t synced; /* ag_sched_changes at the last store_sync */
     uint64_t last_sync_ms;
     struct seen *seen; /* what the store holds of each application in the core */
 };
@@ -82,6 +102,9 @@ struct ag_rm {
 struct seen {
     char id[64];
     int state;
+    int32_t attempt;
+    int64_t am_container;
+    bool attempt_ended;
     struct seen *next;
 };
 
@@ -242,7 +265,43 @@ static int load_config(ag_rm *rm, const char *path, char *err, size_t cap)
     return rc;
 }
 
+/* The core's clock: ms since the RM started (cluster_timestamp), monotonic. */
+#define now_ms() (ag_now_ms() - rm->mono0)
+
 /* ---- the state store ------------------------------------------------------------------ */
+
+#define FINAL_STATES "(5, 6, 7)" /* FINISHED, FAILED, KILLED */
+
+static bool state_final(int state)
+{
+    return state == ARGOT__SCHED__V1__YARN_APPLICATION_STATE__FINISHED ||
+           state == ARGOT__SCHED__V1__YARN_APPLICATION_STATE__FAILED ||
+           state == ARGOT__SCHED__V1__YARN_APPLICATION_STATE__KILLED;
+}
+
+static void store_warn(ag_rm *rm, const char *what)
+{
+    AG_LOG(AG_LOG_WARN, "rm", "state_write_failed what=%s why=\"%s\"", what,
+           sqlite3_errmsg(rm->db));
+}
+
+/* Runs one statement with up to three integer parameters: SQLITE_DONE or
+ * an error code (logged). */
+static int store_exec(ag_rm *rm, const char *sql, int n, int64_t a, int64_t b, int64_t c)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(rm->db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        int64_t v[3] = {a, b, c};
+        for (int i = 0; i < n; i++)
+            sqlite3_bind_int64(st, i + 1, v[i]);
+        rc = sqlite3_step(st);
+    }
+    if (rc != SQLITE_DONE)
+        store_warn(rm, sql);
+    sqlite3_finalize(st);
+    return rc;
+}
 
 static int store_open(ag_rm *rm, char *err, size_t cap)
 {
@@ -255,13 +314,26 @@ static int store_open(ag_rm *rm, char *err, size_t cap)
                  rm->db ? sqlite3_errmsg(rm->db) : "cannot open");
         return AG_E_IO;
     }
+    /* it holds the master keys; SQLite gives its -wal and -shm files the
+     * same mode */
+    if (chmod(rm->state_path, 0600) < 0)
+        AG_LOG(AG_LOG_WARN, "rm", "state_chmod_failed file=%s", rm->state_path);
     static const char *const setup =
         "PRAGMA journal_mode=WAL;"
         "PRAGMA synchronous=NORMAL;"
         "CREATE TABLE IF NOT EXISTS apps(id TEXT PRIMARY KEY, state INTEGER NOT NULL,"
         " report BLOB NOT NULL);"
-        /* what was running when the RM went away is over */
-        "UPDATE apps SET state = -1 WHERE state NOT IN (5, 6, 7);";
+        "CREATE TABLE IF NOT EXISTS rm_state(one INTEGER PRIMARY KEY CHECK (one = 1),"
+        " cluster_timestamp INTEGER NOT NULL, epoch INTEGER NOT NULL,"
+        " last_app_id INTEGER NOT NULL,"
+        " container_key_id INTEGER NOT NULL, container_key BLOB NOT NULL,"
+        " nm_key_id INTEGER NOT NULL, nm_key BLOB NOT NULL,"
+        " amrm_key_id INTEGER NOT NULL, amrm_key BLOB NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS app_state(app INTEGER PRIMARY KEY,"
+        " context BLOB NOT NULL, start_ms INTEGER NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS attempts(app INTEGER NOT NULL, attempt INTEGER NOT NULL,"
+        " am_container INTEGER NOT NULL, finished INTEGER NOT NULL,"
+        " PRIMARY KEY(app, attempt));";
     char *msg = NULL;
     if (sqlite3_exec(rm->db, setup, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, cap, "state %s: %s", rm->state_path, msg ? msg : sqlite3_errmsg(rm->db));
@@ -294,7 +366,7 @@ static void store_put(ag_rm *rm, const char *id, const Argot__Sched__V1__Applica
 }
 
 /* The stored report of id, or NULL. One the RM lost while it ran (state
- * -1) is reported FAILED, saying why. */
+ * -1: it could not be recovered) is reported FAILED, saying why. */
 static Argot__Sched__V1__ApplicationReport *store_get(ag_rm *rm, const char *id)
 {
     sqlite3_stmt *st = NULL;
@@ -313,8 +385,8 @@ static Argot__Sched__V1__ApplicationReport *store_get(ag_rm *rm, const char *id)
         if (r && state == -1) {
             r->yarn_application_state = ARGOT__SCHED__V1__YARN_APPLICATION_STATE__FAILED;
             r->final_application_status = ARGOT__SCHED__V1__FINAL_APPLICATION_STATUS__APP_FAILED;
-            char *d = ag_strdup("the RM restarted while the application ran (work-preserving "
-                                "recovery is not built yet)");
+            char *d = ag_strdup("the RM restarted while the application ran and could not "
+                                "recover it (see the RM's log)");
             if (d) {
                 if (r->diagnostics != protobuf_c_empty_string)
                     ag_free(r->diagnostics);
@@ -326,34 +398,297 @@ static Argot__Sched__V1__ApplicationReport *store_get(ag_rm *rm, const char *id)
     return r;
 }
 
-/* The clock's pass (the lock held): writes the reports of applications
- * whose state changed since the last pass. */
+/* Writes what changed of one application since the last pass: its
+ * attempts while it runs, nothing but its report once it has ended. */
+static void store_app(ag_rm *rm, int32_t app_id, const ag_sched_app_state *as)
+{
+    if (state_final(as->state)) {
+        store_exec(rm, "DELETE FROM attempts WHERE app = ?", 1, app_id, 0, 0);
+        store_exec(rm, "DELETE FROM app_state WHERE app = ?", 1, app_id, 0, 0);
+        return;
+    }
+    store_exec(rm, "UPDATE attempts SET finished = 1 WHERE app = ? AND attempt < ?", 2, app_id,
+               as->attempt, 0);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(rm->db, "INSERT OR REPLACE INTO attempts(app, attempt, "
+                           "am_container, finished) VALUES(?, ?, ?, ?)", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, app_id);
+        sqlite3_bind_int64(st, 2, as->attempt);
+        sqlite3_bind_int64(st, 3, as->am_container);
+        sqlite3_bind_int(st, 4, as->attempt_ended);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            store_warn(rm, "attempts");
+    }
+    sqlite3_finalize(st);
+}
+
+/* The lock held (when ag_sched_changes moved, by the clock every 250 ms,
+ * at the end): writes the reports and attempts of applications
+ * whose state changed since the last pass, in one transaction. */
 static void store_sync(ag_rm *rm)
 {
     Argot__Sched__V1__GetApplicationsRequest req = ARGOT__SCHED__V1__GET_APPLICATIONS_REQUEST__INIT;
     Argot__Sched__V1__GetApplicationsResponse resp = ARGOT__SCHED__V1__GET_APPLICATIONS_RESPONSE__INIT;
     if (ag_sched_apps(rm->core, &req, &resp) != AG_SCHED_OK)
         return;
+    rm->synced = ag_sched_changes(rm->core);
+    bool began = false;
     for (size_t i = 0; i < resp.n_applications; i++) {
         Argot__Sched__V1__ApplicationReport *r = resp.applications[i];
         char id[64];
+        ag_sched_app_state as;
+        if (ag_sched_get_app_state(rm->core, r->application_id->id, &as) != AG_SCHED_OK)
+            continue;
         ag_sched_format_app_id(r->application_id->cluster_timestamp, r->application_id->id, id,
                                sizeof(id));
         struct seen *s = rm->seen;
         while (s && strcmp(s->id, id) != 0)
             s = s->next;
-        if (s && s->state == (int)r->yarn_application_state)
+        if (s && s->state == (int)r->yarn_application_state && s->attempt == as.attempt &&
+            s->am_container == as.am_container && s->attempt_ended == as.attempt_ended)
             continue;
         if (!s && (s = ag_calloc(1, sizeof(*s)))) {
             snprintf(s->id, sizeof(s->id), "%s", id);
             s->next = rm->seen;
             rm->seen = s;
         }
-        if (s)
+        if (s) {
             s->state = (int)r->yarn_application_state;
+            s->attempt = as.attempt;
+            s->am_container = as.am_container;
+            s->attempt_ended = as.attempt_ended;
+        }
+        if (!began)
+            began = store_exec(rm, "BEGIN", 0, 0, 0, 0) == SQLITE_DONE;
         store_put(rm, id, r);
+        store_app(rm, r->application_id->id, &as);
     }
+    if (began)
+        store_exec(rm, "COMMIT", 0, 0, 0, 0);
     ag_sched_resp_clear(&resp.base);
+}
+
+/* Syncs the store if the core's stored state changed since the last sync
+ * (after every call and tick, the lock held). */
+static void store_sync_changed(ag_rm *rm)
+{
+    if (rm->db && ag_sched_changes(rm->core) != rm->synced)
+        store_sync(rm);
+}
+
+/* Records the last application id handed out (before the id is answered,
+ * so that a restarted RM never hands it out again). The lock held. */
+static void store_last_app(ag_rm *rm)
+{
+    store_exec(rm, "UPDATE rm_state SET last_app_id = ? WHERE one = 1", 1,
+               ag_sched_last_app_id(rm->core), 0, 0);
+}
+
+/* Records a submitted application's context (the lock held). */
+static void store_context(ag_rm *rm, const Argot__Sched__V1__ApplicationSubmissionContext *ctx)
+{
+    size_t len = argot__sched__v1__application_submission_context__get_packed_size(ctx);
+    uint8_t *buf = ag_malloc(len + 1);
+    sqlite3_stmt *st = NULL;
+    if (!buf)
+        return;
+    argot__sched__v1__application_submission_context__pack(ctx, buf);
+    if (sqlite3_prepare_v2(rm->db, "INSERT OR REPLACE INTO app_state(app, context, start_ms) "
+                           "VALUES(?, ?, ?)", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, ctx->application_id->id);
+        sqlite3_bind_blob(st, 2, buf, (int)len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, ag_wall_ms());
+        if (sqlite3_step(st) != SQLITE_DONE)
+            store_warn(rm, "app_state");
+    }
+    sqlite3_finalize(st);
+    ag_free(buf);
+}
+
+static void key_bind(sqlite3_stmt *st, int at, const ag_sched_key *k)
+{
+    sqlite3_bind_int(st, at, k->id);
+    sqlite3_bind_blob(st, at + 1, k->bytes, sizeof(k->bytes), SQLITE_TRANSIENT);
+}
+
+static bool key_column(sqlite3_stmt *st, int at, ag_sched_key *k)
+{
+    const void *b = sqlite3_column_blob(st, at + 1);
+    if (!b || sqlite3_column_bytes(st, at + 1) != (int)sizeof(k->bytes))
+        return false;
+    k->id = sqlite3_column_int(st, at);
+    memcpy(k->bytes, b, sizeof(k->bytes));
+    return true;
+}
+
+/* Writes this RM's identity and keys (a first start on this file). */
+static int store_identity_put(ag_rm *rm, char *err, size_t cap)
+{
+    ag_sched_keys k;
+    sqlite3_stmt *st = NULL;
+    ag_sched_export_keys(rm->core, &k);
+    int rc = sqlite3_prepare_v2(rm->db, "INSERT OR REPLACE INTO rm_state VALUES(1, ?, ?, ?, ?, ?, "
+                                "?, ?, ?, ?)", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, rm->conf.cluster_timestamp);
+        sqlite3_bind_int64(st, 2, rm->epoch);
+        sqlite3_bind_int64(st, 3, ag_sched_last_app_id(rm->core));
+        key_bind(st, 4, &k.container);
+        key_bind(st, 6, &k.nm);
+        key_bind(st, 8, &k.amrm);
+        rc = sqlite3_step(st);
+    }
+    ag_wipe(&k, sizeof(k));
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        snprintf(err, cap, "state %s: cannot write the RM's identity: %s", rm->state_path,
+                 sqlite3_errmsg(rm->db));
+        return AG_E_IO;
+    }
+    return 0;
+}
+
+/* Takes back the identity of an earlier run on this file, if any: its
+ * cluster_timestamp (the core is rebuilt with it and the clock continues
+ * from it), keys and last application id; the epoch goes up by one. Then
+ * writes the identity. */
+static int store_identity(ag_rm *rm, char *err, size_t cap)
+{
+    sqlite3_stmt *st = NULL;
+    ag_sched_keys k;
+    bool found = false;
+    int64_t last_app = 0;
+    memset(&k, 0, sizeof(k));
+    if (sqlite3_prepare_v2(rm->db, "SELECT cluster_timestamp, epoch, last_app_id, "
+                           "container_key_id, container_key, nm_key_id, nm_key, amrm_key_id, "
+                           "amrm_key FROM rm_state WHERE one = 1", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        rm->conf.cluster_timestamp = sqlite3_column_int64(st, 0);
+        rm->epoch = sqlite3_column_int64(st, 1) + 1;
+        last_app = sqlite3_column_int64(st, 2);
+        found = key_column(st, 3, &k.container) && key_column(st, 5, &k.nm) &&
+                key_column(st, 7, &k.amrm);
+        if (!found) {
+            snprintf(err, cap, "state %s: rm_state: a master key is not %d bytes",
+                     rm->state_path, AG_SCHED_KEY_BYTES);
+            sqlite3_finalize(st);
+            return AG_E_IO;
+        }
+    }
+    sqlite3_finalize(st);
+    if (found) {
+        ag_sched_free(rm->core);
+        rm->core = ag_sched_new(&rm->conf, err, cap);
+        if (!rm->core) {
+            ag_wipe(&k, sizeof(k));
+            return AG_E_NOMEM;
+        }
+        ag_sched_import_keys(rm->core, &k);
+        ag_wipe(&k, sizeof(k));
+        ag_sched_set_last_app_id(rm->core, (int32_t)AG_MIN(last_app, INT32_MAX));
+        /* the core's clock counts from cluster_timestamp, as in the first run
+         * (modular arithmetic: now_ms() stays right if mono0 wraps) */
+        int64_t since = ag_wall_ms() - rm->conf.cluster_timestamp;
+        rm->mono0 = ag_now_ms() - (uint64_t)AG_MAX(since, 0);
+    }
+    return store_identity_put(rm, err, cap);
+}
+
+/* The current attempt of app as stored (attempt 1, nothing placed, when
+ * none is). */
+static void store_attempt(ag_rm *rm, int64_t app_id, ag_sched_recovery *r)
+{
+    sqlite3_stmt *st = NULL;
+    r->attempt = 1;
+    if (sqlite3_prepare_v2(rm->db, "SELECT attempt, am_container, finished FROM attempts "
+                           "WHERE app = ? ORDER BY attempt DESC LIMIT 1", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, app_id);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            r->attempt = (int32_t)sqlite3_column_int64(st, 0);
+            r->am_container = sqlite3_column_int64(st, 1);
+            r->attempt_ended = sqlite3_column_int(st, 2) != 0;
+        }
+    }
+    sqlite3_finalize(st);
+}
+
+/* Whether the stored report of app says RUNNING (its AM had registered). */
+static bool store_was_running(ag_rm *rm, int64_t app_id)
+{
+    char id[64];
+    sqlite3_stmt *st = NULL;
+    bool running = false;
+    ag_sched_format_app_id(rm->conf.cluster_timestamp, (int32_t)app_id, id, sizeof(id));
+    if (sqlite3_prepare_v2(rm->db, "SELECT state FROM apps WHERE id = ?", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        running = sqlite3_step(st) == SQLITE_ROW &&
+                  sqlite3_column_int(st, 0) == ARGOT__SCHED__V1__YARN_APPLICATION_STATE__RUNNING;
+    }
+    sqlite3_finalize(st);
+    return running;
+}
+
+/* Puts every unfinished application of the store back into the core; one
+ * that cannot be (logged) is recorded FAILED. Returns how many came back. */
+static int store_recover(ag_rm *rm)
+{
+    sqlite3_stmt *st = NULL;
+    int n = 0;
+    if (sqlite3_prepare_v2(rm->db, "SELECT app, context, start_ms FROM app_state ORDER BY app",
+                           -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t app_id = sqlite3_column_int64(st, 0);
+        const void *blob = sqlite3_column_blob(st, 1);
+        int len = sqlite3_column_bytes(st, 1);
+        char err[AG_ERRMSG_MAX] = "no submission context", id[64];
+        Argot__Sched__V1__ApplicationSubmissionContext *ctx = NULL;
+        ag_sched_recovery r = {.start_ms = sqlite3_column_int64(st, 2),
+                               .next_container = (rm->epoch << 40) + 1};
+        store_attempt(rm, app_id, &r);
+        r.registered = store_was_running(rm, app_id);
+        int rc = AG_SCHED_INVALID;
+        if (blob && len > 0 &&
+            ag_rpc_msg_unpack(&argot__sched__v1__application_submission_context__descriptor,
+                              blob, (size_t)len, (ProtobufCMessage **)&ctx) == 0 &&
+            ctx->application_id)
+            rc = ag_sched_recover_app(rm->core, ctx, &r, now_ms(), err, sizeof(err));
+        ag_sched_format_app_id(rm->conf.cluster_timestamp, (int32_t)app_id, id, sizeof(id));
+        if (rc == AG_SCHED_OK) {
+            n++;
+        } else {
+            AG_LOG(AG_LOG_WARN, "rm", "recover_failed app=%s why=\"%s\"", id, err);
+            store_exec(rm, "DELETE FROM attempts WHERE app = ?", 1, app_id, 0, 0);
+        }
+        ag_rpc_msg_free(ctx ? &ctx->base : NULL);
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* Opens the store and recovers from it (ag_rm_start, before serving):
+ * identity and keys, unfinished applications; what was not finished and
+ * did not come back is recorded as lost. */
+static int store_start(ag_rm *rm, char *err, size_t cap)
+{
+    int rc = store_open(rm, err, cap);
+    if (rc < 0 || !rm->db)
+        return rc;
+    rc = store_identity(rm, err, cap);
+    if (rc < 0)
+        return rc;
+    int n = store_recover(rm);
+    /* recovered applications get their true state back from the sync below */
+    store_exec(rm, "UPDATE apps SET state = -1 WHERE state NOT IN " FINAL_STATES, 0, 0, 0, 0);
+    store_sync(rm);
+    store_exec(rm, "DELETE FROM app_state WHERE app NOT IN (SELECT app FROM attempts)", 0, 0, 0,
+               0);
+    AG_LOG(AG_LOG_INFO, "rm", "state_loaded file=%s epoch=%lld recovered=%d", rm->state_path,
+           (long long)rm->epoch, n);
+    return 0;
 }
 
 /* ---- calls ------------------------------------------------------------------------- */
@@ -392,11 +727,10 @@ static int reply(ag_rpc_call *c, int st, const char *err, ProtobufCMessage *resp
     pthread_mutex_lock(&rm->lock)
 
 #define CALL_END()                                                                           \
+    store_sync_changed(rm);                                                                  \
     pthread_mutex_unlock(&rm->lock);                                                         \
     return reply(c, st, err, &resp->base)
 
-/* The core's clock: ms since the RM started (cluster_timestamp), monotonic. */
-#define now_ms() (ag_now_ms() - rm->mono0)
 
 static int on_new_app(ag_rpc_call *c, const Argot__Sched__V1__GetNewApplicationRequest *req,
                       void *ud)
@@ -405,6 +739,8 @@ static int on_new_app(ag_rpc_call *c, const Argot__Sched__V1__GetNewApplicationR
     CALL_BEGIN(Argot__Sched__V1__GetNewApplicationResponse,
                argot__sched__v1__get_new_application_response__descriptor);
     int st = ag_sched_new_application(rm->core, now_ms(), resp, err, sizeof(err));
+    if (st == AG_SCHED_OK && rm->db)
+        store_last_app(rm);
     CALL_END();
 }
 
@@ -420,7 +756,7 @@ static int on_submit(ag_rpc_call *c, const Argot__Sched__V1__SubmitApplicationRe
         st = ag_sched_submit(rm->core, req->application_submission_context, now_ms(), err,
                              sizeof(err));
     if (st == AG_SCHED_OK && rm->db)
-        store_sync(rm);
+        store_context(rm, req->application_submission_context); /* then CALL_END syncs */
     CALL_END();
 }
 
@@ -555,6 +891,7 @@ static void amrm_clear(struct amrm *t)
                                  sizeof(err))
 
 #define AM_CALL_END()                                                                        \
+    store_sync_changed(rm);                                                                  \
     pthread_mutex_unlock(&rm->lock);                                                         \
     amrm_clear(&tok);                                                                        \
     ag_rpc_msg_free(att ? &att->base : NULL);                                                \
@@ -586,7 +923,7 @@ static int on_finish_am(ag_rpc_call *c,
                   argot__sched__v1__finish_application_master_response__descriptor);
     if (st == AG_SCHED_OK)
         st = ag_sched_finish_am(rm->core, att, req, now_ms(), resp, err, sizeof(err));
-    AM_CALL_END();
+    AM_CALL_END(); /* synced before the AM hears it: a restart must not retry it */
 }
 
 static int on_register_nm(ag_rpc_call *c,
@@ -667,8 +1004,10 @@ static void *clock_main(void *arg)
         pthread_mutex_lock(&rm->lock);
         ag_sched_tick(rm->core, now_ms());
         ag_sched_take_am_launches(rm->core, &ls, &n);
+        /* an AM container is in the store before it starts */
+        store_sync_changed(rm);
         if (rm->db && ag_now_ms() - rm->last_sync_ms >= 250) {
-            store_sync(rm);
+            store_sync(rm); /* reports' other fields (progress, diagnostics) */
             rm->last_sync_ms = ag_now_ms();
         }
         pthread_mutex_unlock(&rm->lock);
@@ -730,7 +1069,7 @@ ag_rm *ag_rm_load(const char *config, const char *listen, char *err, size_t cap)
 
 int ag_rm_start(ag_rm *rm, char *err, size_t cap)
 {
-    int src = store_open(rm, err, cap);
+    int src = store_start(rm, err, cap);
     if (src < 0)
         return src;
     rm->metrics = ag_metrics_new();

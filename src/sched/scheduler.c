@@ -22,7 +22,11 @@
  * created) -> REGISTERED -> ENDED. ENDED comes from unregistering, a kill,
  * the AM container's end, a failed launch, the AM's silence or its node's
  * loss; all but the first two start the next attempt (back to WAIT_AM or
- * LAUNCHED) while attempts remain. ag__sched_check verifies invariants 1-3
+ * LAUNCHED) while attempts remain. An attempt put back by
+ * ag_sched_recover_app (an RM restart) is LAUNCHED with am_cid naming its
+ * AM container and am_ctr NULL until its NM re-registers and the container
+ * is adopted as the AM's; its AM's registration makes it REGISTERED as
+ * usual. ag__sched_check verifies invariants 1-3
  * (the tests call it); cheap asserts guard them inline.
  *
  * Thread: the caller's; no locking (rm.c serializes).
@@ -334,6 +338,7 @@ struct app {
     int astate;
     uint64_t last_seen;
     ctr *am_ctr;
+    int64_t am_cid;  /* the attempt's AM container id (0: none placed) */
     int32_t resp_id; /* the last response's id */
     uint8_t *last;   /* packed last allocate response */
     size_t last_len;
@@ -455,6 +460,7 @@ struct ag_sched {
     int apps_completed;
     int apps_killed;
     int apps_failed;
+    uint64_t changes; /* ag_sched_changes: stored application state changed */
 };
 
 static int errf(char *err, size_t cap, int code, const char *fmt, ...) AG_PRINTF(4, 5);
@@ -1289,6 +1295,7 @@ static void app_end(ag_sched *s, app *a, int state, int final, const char *diag,
         }
     }
     a->finish_ms = (int64_t)now;
+    s->changes++;
     a->undelivered = NULL;
     a->undelivered_tail = NULL;
     a->npreempt = 0;
@@ -1453,12 +1460,14 @@ static void attempt_reset(ag_sched *s, app *a, uint64_t now)
     a->rpc_port = 0;
     a->npreempt = 0;
     a->ev_seen = s->nevents;
+    a->am_cid = 0;
 }
 
 /* Starts the next attempt: unmanaged AMs may register at once; managed ones
  * wait for an AM container. */
 static void attempt_start(ag_sched *s, app *a, uint64_t now)
 {
+    s->changes++;
     a->attempt++;
     attempt_reset(s, a, now);
     a->state = ST(ACCEPTED);
@@ -1482,6 +1491,7 @@ static void fail_attempt(ag_sched *s, app *a, const char *why, uint64_t now)
     snprintf(msg, sizeof(msg), "attempt %d of %s failed: %s", (int)a->attempt, buf, why);
     AG_LOG(AG_LOG_INFO, "sched", "attempt_failed app=%s attempt=%d", buf, (int)a->attempt);
     a->astate = AT_ENDED;
+    s->changes++;
     wait_remove(s, a);
     bool retry = a->attempt < a->max_attempts;
     app_kill_containers(s, a, retry && a->keep ? KILL_AM_ONLY : KILL_ALL, EXIT_ATTEMPT_ENDED, msg,
@@ -1551,6 +1561,8 @@ static bool place_am(ag_sched *s, app *a, node *n, uint64_t now)
         return false;
     launch_add(s, a, c->id.id); /* cannot fail: room was made */
     a->am_ctr = c;
+    a->am_cid = c->id.id;
+    s->changes++;
     a->astate = AT_LAUNCHED;
     a->last_seen = now;
     wait_remove(s, a);
@@ -2006,15 +2018,14 @@ static void queue_insert(queue *q, app *a)
     q->napps++;
 }
 
-int ag_sched_submit(ag_sched *s, const Argot__Sched__V1__ApplicationSubmissionContext *ctx,
-                    uint64_t now_ms, char *err, size_t cap)
+/* Checks a submission and creates its application in its queue, with no
+ * attempt yet (submit and recovery start one each their way): 0 with *out
+ * set, or a refusal with nothing changed. */
+static int app_create(ag_sched *s, const Argot__Sched__V1__ApplicationSubmissionContext *ctx,
+                      uint64_t now_ms, app **out, char *err, size_t cap)
 {
     char buf[64];
-    const AppId *id = ctx ? ctx->application_id : NULL;
-    if (!id || id->cluster_timestamp != s->c.cluster_timestamp || id->id < 1 ||
-        id->id > s->next_app)
-        return errf(err, cap, AG_SCHED_INVALID, "application id %s was not handed out by this RM",
-                    id ? ag_sched_app_id_str(id, buf, sizeof(buf)) : "(none)");
+    const AppId *id = ctx->application_id;
     ag_sched_app_id_str(id, buf, sizeof(buf));
     if ((size_t)id->id <= s->napps && s->apps[id->id - 1])
         return errf(err, cap, AG_SCHED_EXISTS, "application %s was already submitted", buf);
@@ -2077,10 +2088,121 @@ int ag_sched_submit(ag_sched *s, const Argot__Sched__V1__ApplicationSubmissionCo
         s->napps = (size_t)a->id;
     queue_insert(q, a);
     s->apps_submitted++;
+    *out = a;
+    return AG_SCHED_OK;
+}
+
+int ag_sched_submit(ag_sched *s, const Argot__Sched__V1__ApplicationSubmissionContext *ctx,
+                    uint64_t now_ms, char *err, size_t cap)
+{
+    char buf[64];
+    const AppId *id = ctx ? ctx->application_id : NULL;
+    if (!id || id->cluster_timestamp != s->c.cluster_timestamp || id->id < 1 ||
+        id->id > s->next_app)
+        return errf(err, cap, AG_SCHED_INVALID, "application id %s was not handed out by this RM",
+                    id ? ag_sched_app_id_str(id, buf, sizeof(buf)) : "(none)");
+    app *a = NULL;
+    int rc = app_create(s, ctx, now_ms, &a, err, cap);
+    if (rc != AG_SCHED_OK)
+        return rc;
     attempt_start(s, a, now_ms);
     if (!a->unmanaged)
         place_ams(s, NULL, now_ms);
-    AG_LOG(AG_LOG_INFO, "sched", "app_submitted app=%s queue=%s user=%s", buf, q->path, uname);
+    AG_LOG(AG_LOG_INFO, "sched", "app_submitted app=%s queue=%s user=%s",
+           ag_sched_app_id_str(id, buf, sizeof(buf)), a->q->path, a->user);
+    return AG_SCHED_OK;
+}
+
+/* ---- recovery ---- */
+
+void ag_sched_export_keys(const ag_sched *s, ag_sched_keys *out)
+{
+    out->container = s->ctr_key;
+    out->nm = s->nm_key;
+    out->amrm = s->amrm_key;
+}
+
+void ag_sched_import_keys(ag_sched *s, const ag_sched_keys *k)
+{
+    s->ctr_key = k->container;
+    s->nm_key = k->nm;
+    s->amrm_key = k->amrm;
+}
+
+int32_t ag_sched_last_app_id(const ag_sched *s)
+{
+    return s->next_app;
+}
+
+void ag_sched_set_last_app_id(ag_sched *s, int32_t id)
+{
+    if (id > s->next_app)
+        s->next_app = id;
+}
+
+int ag_sched_recover_app(ag_sched *s, const Argot__Sched__V1__ApplicationSubmissionContext *ctx,
+                         const ag_sched_recovery *r, uint64_t now_ms, char *err, size_t cap)
+{
+    char buf[64];
+    const AppId *id = ctx ? ctx->application_id : NULL;
+    if (!id || id->cluster_timestamp != s->c.cluster_timestamp || id->id < 1)
+        return errf(err, cap, AG_SCHED_INVALID, "recover: application id %s is not this RM's",
+                    id ? ag_sched_app_id_str(id, buf, sizeof(buf)) : "(none)");
+    ag_sched_app_id_str(id, buf, sizeof(buf));
+    if (r->attempt < 1 || r->am_container < 0 || r->next_container < 0)
+        return errf(err, cap, AG_SCHED_INVALID, "recover %s: bad attempt %d", buf,
+                    (int)r->attempt);
+    ag_sched_set_last_app_id(s, id->id);
+    app *a = NULL;
+    int rc = app_create(s, ctx, now_ms, &a, err, cap);
+    if (rc != AG_SCHED_OK)
+        return rc;
+    if (r->start_ms > 0)
+        a->start_ms = r->start_ms;
+    a->next_cid = AG_MAX(r->next_container, 1);
+    if (r->am_container >= a->next_cid)
+        a->next_cid = r->am_container + 1;
+    a->attempt = r->attempt;
+    if (r->attempt_ended) {
+        /* the attempt ended and its successor was not recorded: start it */
+        if (a->attempt >= a->max_attempts) {
+            app_end(s, a, ST(FAILED), FS(APP_FAILED), "attempts exhausted before the RM restart",
+                    now_ms);
+            return AG_SCHED_OK;
+        }
+        attempt_start(s, a, now_ms);
+    } else if (!a->unmanaged && !r->am_container) {
+        /* no AM container was placed (the store has it before the launch) */
+        a->attempt--;
+        attempt_start(s, a, now_ms);
+    } else {
+        attempt_reset(s, a, now_ms);
+        a->am_cid = r->am_container;
+        a->astate = AT_LAUNCHED; /* waits for its AM to register again */
+        a->state = r->registered ? ST(RUNNING) : ST(ACCEPTED);
+    }
+    if (a->astate == AT_WAIT_AM)
+        place_ams(s, NULL, now_ms);
+    s->changes++;
+    AG_LOG(AG_LOG_INFO, "sched", "app_recovered app=%s queue=%s attempt=%d", buf, a->q->path,
+           (int)a->attempt);
+    return AG_SCHED_OK;
+}
+
+uint64_t ag_sched_changes(const ag_sched *s)
+{
+    return s->changes;
+}
+
+int ag_sched_get_app_state(const ag_sched *s, int32_t app_id, ag_sched_app_state *out)
+{
+    if (app_id < 1 || (size_t)app_id > s->napps || !s->apps[app_id - 1])
+        return AG_SCHED_NOT_FOUND;
+    const app *a = s->apps[app_id - 1];
+    out->state = a->state;
+    out->attempt = a->attempt;
+    out->attempt_ended = a->astate == AT_ENDED;
+    out->am_container = a->am_cid;
     return AG_SCHED_OK;
 }
 
@@ -2499,6 +2621,7 @@ int ag_sched_register_am(ag_sched *s, const Argot__Sched__V1__ApplicationAttempt
     a->rpc_port = req ? req->rpc_port : 0;
     a->astate = AT_REGISTERED;
     a->state = ST(RUNNING);
+    s->changes++;
     a->last_seen = now_ms;
     return AG_SCHED_OK;
 }
@@ -2944,8 +3067,47 @@ static node *node_create(ag_sched *s, const char *key, const NodeId *nid, const 
     return n;
 }
 
+/* Whether id is the AM container of a's current attempt as recovered (an
+ * attempt waiting for its AM to register again, its AM container not
+ * adopted yet). */
+static bool is_recovered_am(const app *a, cid id)
+{
+    return a->live && !a->unmanaged && !a->am_ctr && a->am_cid == id.id &&
+           a->attempt == id.attempt && (a->astate == AT_LAUNCHED || a->astate == AT_REGISTERED);
+}
+
+/* A completed container the RM does not know (it ended while the RM was
+ * away): its status goes to its live application's AM; the recovered
+ * attempt's AM container ending fails that attempt. */
+static void adopt_completed(ag_sched *s, app *a, const Argot__Sched__V1__NMContainerStatus *st,
+                            cid id, uint64_t now)
+{
+    if (!a || !a->live)
+        return;
+    if (is_recovered_am(a, id)) {
+        char why[300];
+        snprintf(why, sizeof(why), "AM container exited with status %d while the RM was away",
+                 (int)st->container_exit_status);
+        fail_attempt(s, a, why, now);
+        return;
+    }
+    if ((!a->keep && id.attempt != a->attempt) || id.id == a->am_cid ||
+        GROW(a->done, a->ndone, a->done_cap) < 0)
+        return;
+    cstat *cs = &a->done[a->ndone];
+    cs->id = id;
+    cs->exit = st->container_exit_status;
+    cs->r = st->resource ? (res){st->resource->memory_mb, st->resource->vcores} : s->min;
+    cs->diag = ag_strdup(st->diagnostics ? st->diagnostics : "");
+    if (cs->diag)
+        a->ndone++;
+    if (id.id >= a->next_cid)
+        a->next_cid = id.id + 1;
+}
+
 /* A container an NM reports at registration that the RM does not know:
- * adopted for its live application, else cleaned up. */
+ * adopted for its live application (the recovered attempt's AM container
+ * as its AM container), else cleaned up. */
 static void adopt(ag_sched *s, node *n, const Argot__Sched__V1__NMContainerStatus *st, uint64_t now)
 {
     if (!st->container_id)
@@ -2956,6 +3118,8 @@ static void adopt(ag_sched *s, node *n, const Argot__Sched__V1__NMContainerStatu
     if (st->container_state == ARGOT__SCHED__V1__CONTAINER_STATE__C_COMPLETE) {
         if (c && c->n == n)
             ctr_complete(s, c, st->container_exit_status, st->diagnostics, true, false, now);
+        else if (!c)
+            adopt_completed(s, a, st, id, now);
         node_add_cid(&n->removed, &n->nremoved, &n->removed_cap, id);
         return;
     }
@@ -2963,12 +3127,13 @@ static void adopt(ag_sched *s, node *n, const Argot__Sched__V1__NMContainerStatu
         c->running = true;
         return;
     }
-    if (c || !a || !a->live) {
+    if (c || !a || !a->live || (!a->keep && id.attempt != a->attempt)) {
         node_add_cid(&n->cleanup, &n->ncleanup, &n->cleanup_cap, id);
         return;
     }
     res r = st->resource ? (res){st->resource->memory_mb, st->resource->vcores} : s->min;
-    ctr *nc = ctr_new(s, a, n, r, st->priority, st->allocation_request_id, false, id.id, now);
+    bool am = is_recovered_am(a, id);
+    ctr *nc = ctr_new(s, a, n, r, st->priority, st->allocation_request_id, am, id.id, now);
     if (!nc) {
         node_add_cid(&n->cleanup, &n->ncleanup, &n->cleanup_cap, id);
         return;
@@ -2976,6 +3141,8 @@ static void adopt(ag_sched *s, node *n, const Argot__Sched__V1__NMContainerStatu
     nc->id.attempt = id.attempt;
     nc->running = true;
     nc->delivered = true; /* its AM knew it before the RM restarted */
+    if (am)
+        a->am_ctr = nc;
 }
 
 static bool reported_running(const Argot__Sched__V1__RegisterNodeManagerRequest *req, const ctr *c)

@@ -73,7 +73,9 @@
  *     containers completed with -100 and reported to their AMs; an attempt
  *     silent for am_expiry_ms fails; a failed attempt gets a new one (up to
  *     max attempts), keeping its containers when the submission asked.
- *   - Containers: ids from 1 per application (the first AM's is 1); each grant
+ *   - Containers: ids from 1 per application (the first AM's is 1; after an
+ *     RM restart, a recovered application's new ones from the floor in its
+ *     ag_sched_recovery, past every earlier id); each grant
  *     carries a container token signed with the current container master
  *     key (token.h); an AM's launch context gets the environment
  *     ARGOT_APP_ID, ARGOT_CONTAINER_ID, ARGOT_NM_HOST and ARGOT_AMRM_TOKEN.
@@ -95,7 +97,21 @@
  * Tokens: container tokens and AMRM tokens as in sched.proto. An NM token's
  * identifier is a ContainerTokenIdentifier with container id 0 (naming the
  * attempt), the node and the submitter, signed with the NM-token master
- * key. Keys are drawn at ag_sched_new and not rolled yet (key id 1).
+ * key. Keys are drawn at ag_sched_new and not rolled yet (key id 1); a
+ * restarted RM puts back its earlier keys with ag_sched_import_keys.
+ *
+ * Recovery (YARN's work-preserving RM restart): the core keeps no state of
+ * its own on disk; rm.c persists what ag_sched_export_keys,
+ * ag_sched_last_app_id and ag_sched_get_app_state (read when
+ * ag_sched_changes moves) tell it, and a new
+ * core built with the same cluster_timestamp takes it back with
+ * ag_sched_import_keys, ag_sched_set_last_app_id and ag_sched_recover_app.
+ * A recovered attempt waits for its AM to register again (its allocate is
+ * NOT_REGISTERED until then; no new AM container is started while it may
+ * be alive, am_expiry_ms gives up on it as for any silent AM); nodes that
+ * re-register report their containers, which are adopted (the recovered
+ * attempt's AM container as its AM container), and completions reported
+ * at registration reach the AM.
  *
  * Heartbeats: the response's response_id is the request's + 1; the core
  * does not refuse out-of-order heartbeats (statuses are idempotent).
@@ -241,6 +257,61 @@ int ag_sched_take_am_launches(ag_sched *s, ag_sched_am_launch **out, size_t *n);
 /* The start failed (node unreachable, refused): the attempt fails with why. */
 void ag_sched_am_launch_failed(ag_sched *s, const Argot__Sched__V1__ContainerId *container,
                                const char *why, uint64_t now_ms);
+
+/* ---- recovery (rm.c's state store) ---- */
+/* The master keys: what the RM persists so that tokens it signed before a
+ * restart stay valid (secret: wipe copies after use). */
+typedef struct ag_sched_keys {
+    ag_sched_key container; /* container-token master key */
+    ag_sched_key nm;        /* NM-token master key */
+    ag_sched_key amrm;      /* AMRM-token master key */
+} ag_sched_keys;
+
+void ag_sched_export_keys(const ag_sched *s, ag_sched_keys *out);
+/* Replaces the keys drawn at ag_sched_new (before any node registers). */
+void ag_sched_import_keys(ag_sched *s, const ag_sched_keys *k);
+/* The last application id handed out (0: none). */
+int32_t ag_sched_last_app_id(const ag_sched *s);
+/* Ids up to id count as handed out (never lowers the counter). */
+void ag_sched_set_last_app_id(ag_sched *s, int32_t id);
+
+/* What the store knows of an unfinished application's current attempt. */
+typedef struct ag_sched_recovery {
+    int32_t attempt;        /* the current attempt's id (>= 1) */
+    bool attempt_ended;     /* it had ended: the next one starts */
+    int64_t am_container;   /* its AM container's id (0: none placed yet) */
+    bool registered;        /* its AM had registered (the report said RUNNING) */
+    int64_t start_ms;       /* submission, ms since the epoch (0: now) */
+    int64_t next_container; /* ids of new containers start at least here (0: 1) */
+} ag_sched_recovery;
+
+/* Puts back an application submitted to an earlier run of this RM (same
+ * cluster_timestamp): into its queue as at submission, its attempt
+ * r->attempt waiting for its AM to register again (managed: only when
+ * r->am_container is set; without one, the attempt waits for an AM
+ * container as a new one does). The application id counts as handed out.
+ * INVALID (another RM's id, bad attempt), EXISTS, NOT_FOUND (queue gone),
+ * EXHAUSTED; err says which. */
+int ag_sched_recover_app(ag_sched *s, const Argot__Sched__V1__ApplicationSubmissionContext *ctx,
+                         const ag_sched_recovery *r, uint64_t now_ms, char *err, size_t cap);
+
+/* An application's state as the store keeps it; rm.c polls it (under its
+ * lock) to write what changed: new attempt, attempt end, AM container
+ * placed, application end. */
+typedef struct ag_sched_app_state {
+    int state;            /* YarnApplicationState */
+    int32_t attempt;      /* current attempt */
+    bool attempt_ended;   /* current attempt has ended (so has the application) */
+    int64_t am_container; /* current attempt's AM container id (0: none yet) */
+} ag_sched_app_state;
+
+/* 0, or AG_SCHED_NOT_FOUND for an id this core does not hold. */
+int ag_sched_get_app_state(const ag_sched *s, int32_t app_id, ag_sched_app_state *out);
+/* The change notification: a counter that goes up whenever some
+ * application's ag_sched_app_state changes (submission, recovery, new
+ * attempt, AM container placed, registration, attempt end, application
+ * end). rm.c compares it after each call to sync its store. */
+uint64_t ag_sched_changes(const ag_sched *s);
 
 /* ---- responses ---- */
 /* Frees every field of a response message the caller holds by value (on its

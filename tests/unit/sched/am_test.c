@@ -296,3 +296,93 @@ TEST(sched_am_without_token_is_refused_with_a_reason)
     char buf[64];
     CHECK_STR_EQ(ag_sched_format_app_id(5, 7, buf, sizeof(buf)), "application_5_0007");
 }
+
+/* The RM restarted on its state file (same port, same config) while an
+ * unmanaged AM runs: the AM's token stays valid, its allocate and its
+ * finish each resync (register again) with the RM that recovered the
+ * application, ids continue, and the application ends FINISHED. (The
+ * integration test sched_restart_test.c does this with processes, SIGKILL
+ * and NMs.) */
+TEST_TIMEOUT(sched_am_resyncs_with_a_restarted_rm, 60)
+{
+    char yaml[1024], config[512], addr[64], err[AG_ERRMSG_MAX];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ag_test_free_port());
+    snprintf(yaml, sizeof(yaml), "address: \"%s\"\nstate: {sqlite: %s/rm.db}\n", addr,
+             ag_test_tmpdir());
+    snprintf(config, sizeof(config), "%s", ag_test_write_file("rm.yaml", yaml, strlen(yaml)));
+    struct rmfix f;
+    char token[1024];
+    Argot__Sched__V1__ApplicationId app;
+    struct seen s = {0};
+    ag_am *am = NULL;
+    ag_log_set_level(AG_LOG_WARN);
+    for (int run = 0; run < 3; run++) {
+        f.rm = ag_rm_load(config, NULL, err, sizeof(err));
+        if (!f.rm || ag_rm_start(f.rm, err, sizeof(err)) < 0)
+            FAIL("rm run %d: %s", run, err);
+        CHECK_STR_EQ(ag_rm_address(f.rm), addr);
+        ag_rpc_channel_opts co;
+        ag_rpc_channel_opts_init(&co);
+        f.ch = ag_rpc_channel_new(addr, &co);
+        CHECK(f.ch != NULL);
+        if (run == 0) {
+            node_register(&f, "10.0.0.1", 8040);
+            submit_unmanaged(&f, token, sizeof(token), &app);
+            ag_am_opts o = {.rm = addr, .token = token,
+                            .cb = {.allocated = cb_allocated, .completed = cb_completed},
+                            .ud = &s};
+            am = ag_am_new(&o, err, sizeof(err));
+            if (!am)
+                FAIL("am: %s", err);
+            CHECK_OK(ag_am_register(am, "am-host", 0, ""));
+            CHECK_OK(ag_am_ask(am, 1, "*", 1024, 1, 2, true, "", 0));
+            CHECK_OK(ag_am_allocate(am, 0.1f));
+            CHECK_EQ(s.allocated, 2);
+        } else if (run == 1) {
+            /* the application is back, RUNNING, under its id; the next id follows */
+            Argot__Sched__V1__GetApplicationReportRequest rreq =
+                ARGOT__SCHED__V1__GET_APPLICATION_REPORT_REQUEST__INIT;
+            rreq.application_id = &app;
+            Argot__Sched__V1__GetApplicationReportResponse *rresp = NULL;
+            char *message = NULL;
+            CHECK_EQ(argot__sched__v1__application_client__get_application_report__invoke(
+                         f.ch, &rreq, ag_deadline_in_ms(5000), &rresp, &message),
+                     AG_RPC_OK);
+            CHECK_EQ(rresp->application_report->yarn_application_state,
+                     ARGOT__SCHED__V1__YARN_APPLICATION_STATE__RUNNING);
+            ag_rpc_msg_free(&rresp->base);
+            ag_free(message);
+            message = NULL;
+            Argot__Sched__V1__GetNewApplicationRequest nreq =
+                ARGOT__SCHED__V1__GET_NEW_APPLICATION_REQUEST__INIT;
+            Argot__Sched__V1__GetNewApplicationResponse *nresp = NULL;
+            CHECK_EQ(argot__sched__v1__application_client__get_new_application__invoke(
+                         f.ch, &nreq, ag_deadline_in_ms(5000), &nresp, &message),
+                     AG_RPC_OK);
+            CHECK_EQ(nresp->application_id->cluster_timestamp, app.cluster_timestamp);
+            CHECK_EQ(nresp->application_id->id, app.id + 1);
+            ag_rpc_msg_free(&nresp->base);
+            ag_free(message);
+            /* allocate: NOT_REGISTERED, so the AM registers again */
+            CHECK_OK(ag_am_allocate(am, 0.5f));
+            CHECK_EQ(ag_am_running(am), 2);
+        } else {
+            /* finish alone resyncs too */
+            CHECK_OK(ag_am_finish(am, AG_AM_SUCCEEDED, "done"));
+            ag_am_free(am);
+            Argot__Sched__V1__GetApplicationReportRequest rreq =
+                ARGOT__SCHED__V1__GET_APPLICATION_REPORT_REQUEST__INIT;
+            rreq.application_id = &app;
+            Argot__Sched__V1__GetApplicationReportResponse *rresp = NULL;
+            char *message = NULL;
+            CHECK_EQ(argot__sched__v1__application_client__get_application_report__invoke(
+                         f.ch, &rreq, ag_deadline_in_ms(5000), &rresp, &message),
+                     AG_RPC_OK);
+            CHECK_EQ(rresp->application_report->yarn_application_state,
+                     ARGOT__SCHED__V1__YARN_APPLICATION_STATE__FINISHED);
+            ag_rpc_msg_free(&rresp->base);
+            ag_free(message);
+        }
+        rm_down(&f);
+    }
+}

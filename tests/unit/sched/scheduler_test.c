@@ -1574,3 +1574,295 @@ TEST(sched_lost_am_node_starts_next_attempt)
     free_launches(l, n);
     done(s);
 }
+
+/* ---- recovery (work-preserving RM restart) ---- */
+
+/* A submission context as submit_rc builds it, in *ctx (borrowing the
+ * storage in *st). */
+typedef struct ctx_store {
+    Argot__Sched__V1__ApplicationSubmissionContext ctx;
+    AppId aid;
+    Argot__Sched__V1__Resource r;
+    Argot__Sched__V1__ContainerLaunchContext clc;
+    char *cmd[1];
+} ctx_store;
+
+static Argot__Sched__V1__ApplicationSubmissionContext *ctx_of(ctx_store *x, int64_t ts, int32_t id,
+                                                              const char *queue, int max_attempts)
+{
+    x->ctx = (Argot__Sched__V1__ApplicationSubmissionContext)
+        ARGOT__SCHED__V1__APPLICATION_SUBMISSION_CONTEXT__INIT;
+    x->aid = (AppId)ARGOT__SCHED__V1__APPLICATION_ID__INIT;
+    x->r = (Argot__Sched__V1__Resource)ARGOT__SCHED__V1__RESOURCE__INIT;
+    x->clc = (Argot__Sched__V1__ContainerLaunchContext)
+        ARGOT__SCHED__V1__CONTAINER_LAUNCH_CONTEXT__INIT;
+    x->cmd[0] = "my-am";
+    x->clc.command = x->cmd;
+    x->clc.n_command = 1;
+    x->aid.cluster_timestamp = ts;
+    x->aid.id = id;
+    x->r.memory_mb = 1024;
+    x->r.vcores = 1;
+    x->ctx.application_id = &x->aid;
+    x->ctx.application_name = "test";
+    x->ctx.queue = (char *)queue;
+    x->ctx.user = "alice";
+    x->ctx.resource = &x->r;
+    x->ctx.am_container_spec = &x->clc;
+    x->ctx.max_app_attempts = max_attempts;
+    return &x->ctx;
+}
+
+/* Registers host with the given container statuses (ids of app's attempt,
+ * running or completed with status 0): the core's status. */
+static int reg_node_with_rc(ag_sched *s, const char *host, int32_t app, int32_t attempt,
+                            const int64_t *cids, const bool *complete, size_t n, uint64_t now)
+{
+    AppId aid = ARGOT__SCHED__V1__APPLICATION_ID__INIT;
+    AttemptId at = ARGOT__SCHED__V1__APPLICATION_ATTEMPT_ID__INIT;
+    aid.cluster_timestamp = TS;
+    aid.id = app;
+    at.application_id = &aid;
+    at.attempt_id = attempt;
+    Argot__Sched__V1__ContainerId cids_pb[8];
+    Argot__Sched__V1__NMContainerStatus st[8], *sp[8];
+    Argot__Sched__V1__Resource res = ARGOT__SCHED__V1__RESOURCE__INIT;
+    res.memory_mb = 1024;
+    res.vcores = 1;
+    for (size_t i = 0; i < n; i++) {
+        cids_pb[i] = (Argot__Sched__V1__ContainerId)ARGOT__SCHED__V1__CONTAINER_ID__INIT;
+        cids_pb[i].app_attempt_id = &at;
+        cids_pb[i].id = cids[i];
+        st[i] = (Argot__Sched__V1__NMContainerStatus)ARGOT__SCHED__V1__NMCONTAINER_STATUS__INIT;
+        st[i].container_id = &cids_pb[i];
+        st[i].container_state = complete[i] ? ARGOT__SCHED__V1__CONTAINER_STATE__C_COMPLETE
+                                            : ARGOT__SCHED__V1__CONTAINER_STATE__C_RUNNING;
+        st[i].resource = &res;
+        st[i].container_exit_status = 0;
+        sp[i] = &st[i];
+    }
+    Argot__Sched__V1__RegisterNodeManagerRequest req =
+        ARGOT__SCHED__V1__REGISTER_NODE_MANAGER_REQUEST__INIT;
+    Argot__Sched__V1__NodeId nid = ARGOT__SCHED__V1__NODE_ID__INIT;
+    Argot__Sched__V1__Resource nr = ARGOT__SCHED__V1__RESOURCE__INIT;
+    nid.host = (char *)host;
+    nid.port = 45454;
+    nr.memory_mb = 8192;
+    nr.vcores = 8;
+    req.node_id = &nid;
+    req.resource = &nr;
+    req.container_statuses = sp;
+    req.n_container_statuses = n;
+    Argot__Sched__V1__RegisterNodeManagerResponse resp =
+        ARGOT__SCHED__V1__REGISTER_NODE_MANAGER_RESPONSE__INIT;
+    int rc = ag_sched_register_node(s, &req, now, &resp, err, sizeof(err));
+    ag_sched_resp_clear(&resp.base);
+    return rc;
+}
+
+static void reg_node_with(ag_sched *s, const char *host, int32_t app, int32_t attempt,
+                          const int64_t *cids, const bool *complete, size_t n, uint64_t now)
+{
+    int rc = reg_node_with_rc(s, host, app, attempt, cids, complete, n, now);
+    if (rc != AG_SCHED_OK)
+        FAIL("register node %s: %d %s", host, rc, err);
+}
+
+TEST(sched_recover_app_resyncs_adopts_and_continues)
+{
+    ag_sched_conf c = conf0();
+    ag_sched *s = mk(&c);
+    reg_node(s, "h1", NULL, 8192, 8, 0);
+    reg_node(s, "h2", NULL, 8192, 8, 0);
+    int32_t id = submit(s, (subm){0}, 0);
+    ag_sched_am_launch *l;
+    size_t n;
+    CHECK_OK(ag_sched_take_am_launches(s, &l, &n));
+    CHECK_EQ(n, 1);
+    CHECK_EQ(l[0].container->id, 1);
+    const char *am_host = l[0].node->host;
+    char other[8];
+    snprintf(other, sizeof(other), "%s", strcmp(am_host, "h1") == 0 ? "h2" : "h1");
+    char am_node[8];
+    snprintf(am_node, sizeof(am_node), "%s", am_host);
+    uint8_t *tid, *tpw;
+    size_t tidl, tpwl;
+    CHECK_OK(ag__sched_token_parse(
+        env_get(l[0].request->start_container_request[0]->container_launch_context,
+                "ARGOT_AMRM_TOKEN"),
+        &tid, &tidl, &tpw, &tpwl));
+    free_launches(l, n);
+    register_ok(s, id, 1, 1);
+    am m = {s, id, 1, 0};
+    Ask a[1] = {ask(1, "*", 1024, 2, true)};
+    CHECK_EQ(am_grants(&m, a, 1, 2), 2);
+    /* what rm.c would have stored */
+    ag_sched_app_state as;
+    CHECK_EQ(ag_sched_get_app_state(s, id, &as), AG_SCHED_OK);
+    CHECK_EQ(as.attempt, 1);
+    CHECK_EQ(as.am_container, 1);
+    CHECK(!as.attempt_ended);
+    CHECK_EQ(as.state, ARGOT__SCHED__V1__YARN_APPLICATION_STATE__RUNNING);
+    CHECK_EQ(ag_sched_get_app_state(s, id + 1, &as), AG_SCHED_NOT_FOUND);
+    CHECK_EQ(ag_sched_last_app_id(s), id);
+    ag_sched_keys keys;
+    ag_sched_export_keys(s, &keys);
+    inv(s);
+    ag_sched_free(s);
+
+    /* the restarted RM */
+    s = mk(&c);
+    AttemptId *at = NULL;
+    CHECK_EQ(ag_sched_amrm_check(s, tid, tidl, tpw, tpwl, &at, err, sizeof(err)),
+             AG_SCHED_DENIED); /* other keys until imported */
+    ag_sched_import_keys(s, &keys);
+    ctx_store cs;
+    ag_sched_recovery r = {.attempt = 1, .am_container = 1, .registered = true,
+                           .start_ms = TS + 5, .next_container = 100};
+    CHECK_EQ(ag_sched_recover_app(s, ctx_of(&cs, TS + 1, id, "", 0), &r, 10, err, sizeof(err)),
+             AG_SCHED_INVALID);
+    CHECK_EQ(ag_sched_recover_app(s, ctx_of(&cs, TS, id, "", 0), &r, 10, err, sizeof(err)),
+             AG_SCHED_OK);
+    CHECK_EQ(ag_sched_recover_app(s, ctx_of(&cs, TS, id, "", 0), &r, 10, err, sizeof(err)),
+             AG_SCHED_EXISTS);
+    CHECK_EQ(ag_sched_last_app_id(s), id);
+    CHECK_EQ(new_app(s), id + 1); /* ids continue */
+    CHECK_EQ(app_state(s, id), ARGOT__SCHED__V1__YARN_APPLICATION_STATE__RUNNING);
+    Argot__Sched__V1__ApplicationReport *rep = report(s, id);
+    CHECK_EQ(rep->start_time, TS + 5);
+    ag_rpc_msg_free(&rep->base);
+    /* the old AMRM token is valid; allocate says register again */
+    CHECK_EQ(ag_sched_amrm_check(s, tid, tidl, tpw, tpwl, &at, err, sizeof(err)), AG_SCHED_OK);
+    CHECK_EQ(at->attempt_id, 1);
+    ag_rpc_msg_free(&at->base);
+    ag_free(tid);
+    ag_free(tpw);
+    AllocResp ar = ARGOT__SCHED__V1__ALLOCATE_RESPONSE__INIT;
+    CHECK_EQ(alloc_rc(s, id, 1, NULL, 0, NULL, 0, 1, 11, &ar), AG_SCHED_NOT_REGISTERED);
+    CHECK_CONTAINS(err, "ApplicationMasterNotRegistered");
+    /* the nodes come back: the AM and container 2 run on one node,
+     * container 3 ended on the other while the RM was away; no AM is
+     * launched for the recovered attempt */
+    int64_t c1[2] = {1, 2}, c2[1] = {3};
+    bool run2[2] = {false, false}, done1[1] = {true};
+    reg_node_with(s, am_node, id, 1, c1, run2, 2, 12);
+    reg_node_with(s, other, id, 1, c2, done1, 1, 12);
+    ag_sched_tick(s, 13);
+    CHECK_EQ(count_launches(s), 0);
+    rep = report(s, id);
+    CHECK_EQ(rep->num_containers, 2);
+    ag_rpc_msg_free(&rep->base);
+    inv(s);
+    /* the AM registers again: accepted (a change for the store), and hears
+     * of container 3's end */
+    uint64_t changes = ag_sched_changes(s);
+    register_ok(s, id, 1, 14);
+    CHECK(ag_sched_changes(s) > changes);
+    changes = ag_sched_changes(s);
+    m = (am){s, id, 1, 0};
+    Ask b[1] = {ask(1, "*", 1024, 1, true)};
+    CHECK_EQ(am_alloc(&m, b, 1, 15, &ar), 1);
+    CHECK(ag_sched_changes(s) == changes); /* grants are not stored */
+    CHECK_EQ(ar.n_completed_container_statuses, 1);
+    CHECK_EQ(ar.completed_container_statuses[0]->container_id->id, 3);
+    CHECK_EQ(ar.allocated_containers[0]->id->id, 100); /* past every earlier id */
+    ag_sched_resp_clear(&ar.base);
+    /* the adopted AM container is the attempt's: its end starts attempt 2 */
+    Argot__Sched__V1__ContainerStatus cst = ARGOT__SCHED__V1__CONTAINER_STATUS__INIT;
+    Argot__Sched__V1__ContainerId cid = ARGOT__SCHED__V1__CONTAINER_ID__INIT;
+    ids x;
+    ids_set(&x, id, 1);
+    cid.app_attempt_id = &x.at;
+    cid.id = 1;
+    cst.container_id = &cid;
+    cst.state = ARGOT__SCHED__V1__CONTAINER_STATE__C_COMPLETE;
+    cst.exit_status = 1;
+    Argot__Sched__V1__ContainerStatus *csp[1] = {&cst};
+    Argot__Sched__V1__NodeHeartbeatResponse h = ARGOT__SCHED__V1__NODE_HEARTBEAT_RESPONSE__INIT;
+    CHECK_EQ(hb(s, am_node, csp, 1, 16, &h), AG_SCHED_OK);
+    ag_sched_resp_clear(&h.base);
+    CHECK_EQ(ag_sched_get_app_state(s, id, &as), AG_SCHED_OK);
+    CHECK_EQ(as.attempt, 2);
+    CHECK(ag_sched_changes(s) > changes);
+    ag_sched_tick(s, 17);
+    CHECK_EQ(count_launches(s), 1);
+    CHECK_EQ(ag_sched_get_app_state(s, id, &as), AG_SCHED_OK);
+    CHECK(as.am_container >= 101);
+    done(s);
+}
+
+TEST(sched_recover_app_am_expiry_waiting_and_errors)
+{
+    ag_sched_conf c = conf0();
+    c.am_expiry_ms = 1000;
+    ag_sched *s = mk(&c);
+    ctx_store cs;
+    /* an attempt whose AM never comes back: am_expiry starts the next one,
+     * which waits for an AM container until a node registers */
+    ag_sched_recovery r = {.attempt = 1, .am_container = 1};
+    CHECK_EQ(ag_sched_recover_app(s, ctx_of(&cs, TS, 3, "", 0), &r, 0, err, sizeof(err)),
+             AG_SCHED_OK);
+    CHECK_EQ(ag_sched_last_app_id(s), 3);
+    CHECK_EQ(app_state(s, 3), ARGOT__SCHED__V1__YARN_APPLICATION_STATE__ACCEPTED);
+    ag_sched_tick(s, 500);
+    ag_sched_app_state as;
+    CHECK_EQ(ag_sched_get_app_state(s, 3, &as), AG_SCHED_OK);
+    CHECK_EQ(as.attempt, 1);
+    ag_sched_tick(s, 1001);
+    CHECK_EQ(ag_sched_get_app_state(s, 3, &as), AG_SCHED_OK);
+    CHECK_EQ(as.attempt, 2);
+    CHECK_EQ(as.am_container, 0);
+    CHECK_EQ(count_launches(s), 0);
+    reg_node(s, "h1", NULL, 8192, 8, 1002);
+    CHECK_EQ(count_launches(s), 1);
+    CHECK_EQ(ag_sched_get_app_state(s, 3, &as), AG_SCHED_OK);
+    CHECK_EQ(as.am_container, 2); /* past the recovered AM's id */
+    /* no AM container was placed before the restart: it gets one now
+     * (room for a second AM within max_am_share) */
+    reg_node(s, "h2", NULL, 65536, 64, 1003);
+    r = (ag_sched_recovery){.attempt = 1};
+    CHECK_EQ(ag_sched_recover_app(s, ctx_of(&cs, TS, 1, "", 0), &r, 1003, err, sizeof(err)),
+             AG_SCHED_OK);
+    CHECK_EQ(count_launches(s), 1);
+    /* its last attempt had ended: the application fails */
+    r = (ag_sched_recovery){.attempt = 2, .attempt_ended = true, .am_container = 4};
+    CHECK_EQ(ag_sched_recover_app(s, ctx_of(&cs, TS, 2, "", 2), &r, 1004, err, sizeof(err)),
+             AG_SCHED_OK);
+    CHECK_EQ(app_state(s, 2), ARGOT__SCHED__V1__YARN_APPLICATION_STATE__FAILED);
+    CHECK_EQ(ag_sched_get_app_state(s, 2, &as), AG_SCHED_OK);
+    CHECK(as.attempt_ended);
+    /* errors */
+    CHECK_EQ(ag_sched_recover_app(s, ctx_of(&cs, TS, 4, "nope", 0), &r, 1005, err, sizeof(err)),
+             AG_SCHED_NOT_FOUND);
+    r.attempt = 0;
+    CHECK_EQ(ag_sched_recover_app(s, ctx_of(&cs, TS, 5, "", 0), &r, 1005, err, sizeof(err)),
+             AG_SCHED_INVALID);
+    done(s);
+}
+
+/* Recovery under failmalloc: recover, adoption at the node's registration
+ * (the AM container and a completion), the AM's registration. */
+TEST_FM(sched_failmalloc_recover)
+{
+    ag_sched_conf c = conf0();
+    Argot__Sched__V1__RegisterApplicationMasterResponse rr =
+        ARGOT__SCHED__V1__REGISTER_APPLICATION_MASTER_RESPONSE__INIT;
+    AllocResp ar = ARGOT__SCHED__V1__ALLOCATE_RESPONSE__INIT;
+    ag_sched *s = ag_sched_new(&c, err, sizeof(err));
+    FM_NEW(s);
+    ctx_store cs;
+    ag_sched_recovery r = {.attempt = 1, .am_container = 1, .registered = true};
+    FM_SCHED(ag_sched_recover_app(s, ctx_of(&cs, TS, 1, "", 0), &r, 0, err, sizeof(err)),
+             AG_SCHED_OK);
+    int64_t cids[3] = {1, 2, 3};
+    bool complete[3] = {false, false, true};
+    FM_SCHED(reg_node_with_rc(s, "h1", 1, 1, cids, complete, 3, 1), AG_SCHED_OK);
+    FM_SCHED(register_am(s, 1, 1, 2, &rr), AG_SCHED_OK);
+    FM_SCHED(alloc_rc(s, 1, 1, NULL, 0, NULL, 0, 0, 3, &ar), AG_SCHED_OK);
+out:
+    ag_sched_resp_clear(&ar.base);
+    ag_sched_resp_clear(&rr.base);
+    if (s)
+        inv(s);
+    ag_sched_free(s);
+}
