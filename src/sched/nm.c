@@ -49,6 +49,7 @@
 #include "argot/sched/v1/sched.argot.h"
 #include "argot/sched/v1/sched.pb-c.h"
 #include "launch.h"
+#include "scheduler.h"
 #include "token.h"
 
 #define AG_NM_REMEMBERED   4096
@@ -323,12 +324,7 @@ static void cid_parts(const ContainerId *id, int64_t *ts, int32_t *app, int32_t 
 
 static const char *cid_str(const ContainerId *id, char *buf, size_t cap)
 {
-    int64_t ts, n;
-    int32_t app, attempt;
-    cid_parts(id, &ts, &app, &attempt, &n);
-    snprintf(buf, cap, "container_%lld_%04d_%02d_%06lld", (long long)ts, (int)app, (int)attempt,
-             (long long)n);
-    return buf;
+    return ag_sched_container_id_str(id, buf, cap);
 }
 
 static struct container *find_container(ag_nm *nm, const char *name)

@@ -40,6 +40,7 @@
 
 #include "argot/base.h"
 #include "argot/rpc.h"
+#include "argot/sched.h"
 #include "scheduler.h"
 
 typedef Argot__Sched__V1__ApplicationId AppId;
@@ -3640,9 +3641,7 @@ void ag_sched_am_launch_failed(ag_sched *s, const Argot__Sched__V1__ContainerId 
 
 const char *ag_sched_app_id_str(const Argot__Sched__V1__ApplicationId *id, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "application_%" PRId64 "_%04d", id ? id->cluster_timestamp : 0,
-             id ? (int)id->id : 0);
-    return buf;
+    return ag_sched_format_app_id(id ? id->cluster_timestamp : 0, id ? id->id : 0, buf, cap);
 }
 
 const char *ag_sched_container_id_str(const Argot__Sched__V1__ContainerId *id, char *buf,
@@ -3653,27 +3652,6 @@ const char *ag_sched_container_id_str(const Argot__Sched__V1__ContainerId *id, c
     snprintf(buf, cap, "container_%" PRId64 "_%04d_%02d_%06" PRId64, ap ? ap->cluster_timestamp : 0,
              ap ? (int)ap->id : 0, at ? (int)at->attempt_id : 0, id ? id->id : 0);
     return buf;
-}
-
-int ag_sched_app_id_parse(const char *s, int64_t *ts, int32_t *n)
-{
-    static const char pre[] = "application_";
-    if (!s || strncmp(s, pre, sizeof(pre) - 1) != 0)
-        return AG_E_INVAL;
-    const char *p = s + sizeof(pre) - 1;
-    if (*p < '0' || *p > '9')
-        return AG_E_INVAL;
-    char *end;
-    long long t = strtoll(p, &end, 10);
-    if (*end != '_' || end[1] < '0' || end[1] > '9')
-        return AG_E_INVAL;
-    p = end + 1;
-    long long v = strtoll(p, &end, 10);
-    if (*end || v < 1 || v > INT32_MAX || t < 0)
-        return AG_E_INVAL;
-    *ts = t;
-    *n = (int32_t)v;
-    return 0;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -333,7 +333,5 @@ const char *ag_sched_app_id_str(const Argot__Sched__V1__ApplicationId *id, char 
                                 size_t cap);
 const char *ag_sched_container_id_str(const Argot__Sched__V1__ContainerId *id, char *buf,
                                       size_t cap);
-/* Parses "application_<ts>_<n>" into *ts, *n: 0 or AG_E_INVAL. */
-int ag_sched_app_id_parse(const char *s, int64_t *ts, int32_t *n);
 
 #endif

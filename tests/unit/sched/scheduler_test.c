@@ -2,6 +2,7 @@
  * a clock the test controls. */
 #include <math.h>
 
+#include "argot/sched.h"
 #include "test.h"
 
 #include "argot/rpc.h"
@@ -344,12 +345,12 @@ TEST(sched_ids)
                  "container_1700000000000_0007_02_000013");
     int64_t ts;
     int32_t n;
-    CHECK_EQ(ag_sched_app_id_parse("application_1700000000000_0007", &ts, &n), 0);
+    CHECK_EQ(ag_sched_parse_app_id("application_1700000000000_0007", &ts, &n), 0);
     CHECK_EQ(ts, TS);
     CHECK_EQ(n, 7);
-    CHECK_EQ(ag_sched_app_id_parse("application_17_x", &ts, &n), AG_E_INVAL);
-    CHECK_EQ(ag_sched_app_id_parse("container_1_1", &ts, &n), AG_E_INVAL);
-    CHECK_EQ(ag_sched_app_id_parse("application_1_0", &ts, &n), AG_E_INVAL);
+    CHECK_EQ(ag_sched_parse_app_id("application_17_x", &ts, &n), AG_E_INVAL);
+    CHECK_EQ(ag_sched_parse_app_id("container_1_1", &ts, &n), AG_E_INVAL);
+    CHECK_EQ(ag_sched_parse_app_id("application_1_0", &ts, &n), AG_E_INVAL);
 }
 
 TEST(sched_queue_config_errors)
