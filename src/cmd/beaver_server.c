@@ -110,24 +110,11 @@ static bool is_serving(void *ud)
     return atomic_load(&serving);
 }
 
-/* Waits for SIGTERM or SIGINT (blocked in every thread), sweeping idle
- * sessions every second. Returns the signal. */
-static int wait_for_stop(ag_beaver_server *b)
+/* The daemon's tick: idle sessions are swept every second. */
+static bool sweep(void *ud)
 {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    struct timespec tick = {1, 0};
-    for (;;) {
-        int sig = sigtimedwait(&set, NULL, &tick);
-        if (sig == SIGINT || sig == SIGTERM)
-            return sig;
-        if (sig == SIGHUP)
-            AG_LOG(AG_LOG_INFO, "beaver", "sighup nothing_to_reload");
-        ag_beaver_server_sweep(b);
-    }
+    ag_beaver_server_sweep(ud);
+    return false;
 }
 
 static int run(struct cmd_args *a)
@@ -148,12 +135,8 @@ static int run(struct cmd_args *a)
         ag_log_set_level((ag_log_level)dc.log_level);
 
     /* the signals stay blocked in every thread the servers start */
-    sigset_t set, old;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, &old);
+    sigset_t old;
+    daemon_signals_block(&old);
 
     int status = EXIT_RUNTIME;
     ag_rpc_server_opts so;
@@ -197,20 +180,12 @@ static int run(struct cmd_args *a)
     ag_rpc_health_set(health, "", AG_RPC_HEALTH_SERVING);
     ag_rpc_health_set(health, "argot.beaver.v1.Dealer", AG_RPC_HEALTH_SERVING);
     char shown[300];
-    snprintf(shown, sizeof(shown), "%s", dc.address);
-    char *colon = strrchr(shown, ':');
-    if (colon && strncmp(dc.address, "unix:", 5) != 0)
-        snprintf(colon + 1, sizeof(shown) - (size_t)(colon + 1 - shown), "%d",
-                 ag_rpc_server_port(srv));
+    daemon_shown_address(dc.address, ag_rpc_server_port(srv), shown, sizeof(shown));
     printf("beaver-server listening on %s%s\n", shown,
            dc.tls ? (dc.tls_ca[0] ? " (mutual TLS)" : " (TLS)") : "");
     if (admin) {
         char ashown[300];
-        snprintf(ashown, sizeof(ashown), "%s", dc.admin);
-        char *acolon = strrchr(ashown, ':');
-        if (acolon)
-            snprintf(acolon + 1, sizeof(ashown) - (size_t)(acolon + 1 - ashown), "%d",
-                     ag_admin_port(admin));
+        daemon_shown_address(dc.admin, ag_admin_port(admin), ashown, sizeof(ashown));
         printf("beaver-server admin on http://%s (/metrics, /healthz)\n", ashown);
     }
     fflush(stdout);
@@ -218,7 +193,7 @@ static int run(struct cmd_args *a)
            dc.tls ? (dc.tls_ca[0] ? "mutual" : "server") : "off",
            dc.opts.max_sessions ? dc.opts.max_sessions : 1024);
 
-    int sig = wait_for_stop(b);
+    int sig = daemon_wait_stop("beaver", 1000, sweep, b);
     AG_LOG(AG_LOG_INFO, "beaver", "stopping signal=%s grace_ms=%llu",
            sig == SIGTERM ? "SIGTERM" : "SIGINT", (unsigned long long)dc.grace_ms);
     atomic_store(&serving, false);

@@ -9,6 +9,7 @@
 #ifndef ARGOT_CMD_H
 #define ARGOT_CMD_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -104,6 +105,20 @@ const char *args_party_value(const struct cmd_args *a, const char *flag, const c
  * milliseconds into *ms, or def_s seconds when the flag is not given.
  * Returns EXIT_OK, or EXIT_USAGE after printing the error. */
 int args_seconds_ms(const struct cmd_args *a, const char *flag, unsigned def_s, uint64_t *ms);
+
+/* ---- daemons (beaver-server, rm, nm) ---- */
+
+/* Blocks SIGINT, SIGTERM and SIGHUP in this thread, and so in every thread
+ * it starts from now on (they are taken by daemon_wait_stop); *old gets
+ * the mask to restore. */
+void daemon_signals_block(sigset_t *old);
+/* Waits for SIGINT or SIGTERM and returns it. Every tick_ms calls tick(ud)
+ * (may be NULL): when it returns true (the daemon's own reason to stop),
+ * returns 0. A SIGHUP is logged under module: nothing to reload. */
+int daemon_wait_stop(const char *module, uint64_t tick_ms, bool (*tick)(void *ud), void *ud);
+/* addr ("host:port") with the port that was bound in place of its own (a
+ * "unix:" address as it is), into out. */
+void daemon_shown_address(const char *addr, int port, char *out, size_t cap);
 
 /* Prints "argot: <sub>: <message>" to stderr and returns EXIT_USAGE. */
 int usage_error(const struct subcmd *sc, const char *fmt, ...) AG_PRINTF(2, 3);

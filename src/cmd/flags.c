@@ -3,6 +3,7 @@
  * boolean `--name`, repeatable flags, `--` to end flags, `--help`. Errors
  * name the flag and suggest the nearest known one.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,4 +351,45 @@ const char *args_party_value(const struct cmd_args *a, const char *flag, const c
             found = v + plen + 1;
     }
     return found;
+}
+
+/* ---- daemons ------------------------------------------------------------------------ */
+
+static void stop_set(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+}
+
+void daemon_signals_block(sigset_t *old)
+{
+    sigset_t set;
+    stop_set(&set);
+    pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+int daemon_wait_stop(const char *module, uint64_t tick_ms, bool (*tick)(void *ud), void *ud)
+{
+    sigset_t set;
+    stop_set(&set);
+    struct timespec ts = {(time_t)(tick_ms / 1000), (long)(tick_ms % 1000) * 1000000L};
+    for (;;) {
+        int sig = sigtimedwait(&set, NULL, &ts);
+        if (sig == SIGINT || sig == SIGTERM)
+            return sig;
+        if (sig == SIGHUP)
+            AG_LOG(AG_LOG_INFO, module, "sighup nothing_to_reload");
+        if (tick && tick(ud))
+            return 0;
+    }
+}
+
+void daemon_shown_address(const char *addr, int port, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", addr);
+    char *colon = strrchr(out, ':');
+    if (colon && strncmp(addr, "unix:", 5) != 0)
+        snprintf(colon + 1, cap - (size_t)(colon + 1 - out), "%d", port);
 }

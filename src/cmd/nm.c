@@ -19,34 +19,10 @@ static const struct flag_def flags[] = {
     {NULL, NULL, NULL, 0},
 };
 
-/* Waits for SIGTERM or SIGINT (blocked in every thread) or the RM's
- * shutdown order. Returns the signal, or 0 for the RM's order. */
-static int wait_for_stop(ag_nm *nm)
+/* The daemon's tick: the RM's shutdown order stops the node manager. */
+static bool rm_said_stop(void *ud)
 {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    struct timespec tick = {0, 200 * 1000000L};
-    for (;;) {
-        int sig = sigtimedwait(&set, NULL, &tick);
-        if (sig == SIGINT || sig == SIGTERM)
-            return sig;
-        if (sig == SIGHUP)
-            AG_LOG(AG_LOG_INFO, "nm", "sighup nothing_to_reload");
-        if (ag_nm_wait_shutdown(nm, 0))
-            return 0;
-    }
-}
-
-/* "host:port" of addr with the port replaced by port. */
-static void shown_address(const char *addr, int port, char *out, size_t cap)
-{
-    snprintf(out, cap, "%s", addr);
-    char *colon = strrchr(out, ':');
-    if (colon)
-        snprintf(colon + 1, cap - (size_t)(colon + 1 - out), "%d", port);
+    return ag_nm_wait_shutdown(ud, 0);
 }
 
 static int run(struct cmd_args *a)
@@ -59,12 +35,8 @@ static int run(struct cmd_args *a)
         return runtime_error("nm: %s", err);
 
     /* the signals stay blocked in every thread the node manager starts */
-    sigset_t set, old;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, &old);
+    sigset_t old;
+    daemon_signals_block(&old);
 
     int status = EXIT_RUNTIME;
     ag_nm *nm = ag_nm_new(&c);
@@ -77,14 +49,14 @@ static int run(struct cmd_args *a)
         goto out;
     }
     char shown[300];
-    shown_address(c.address, ag_nm_port(nm), shown, sizeof(shown));
+    daemon_shown_address(c.address, ag_nm_port(nm), shown, sizeof(shown));
     printf("nm listening on %s\n", shown);
     if (c.admin[0]) {
-        shown_address(c.admin, ag_nm_admin_port(nm), shown, sizeof(shown));
+        daemon_shown_address(c.admin, ag_nm_admin_port(nm), shown, sizeof(shown));
         printf("nm admin on http://%s (/metrics, /healthz)\n", shown);
     }
     fflush(stdout);
-    int sig = wait_for_stop(nm);
+    int sig = daemon_wait_stop("nm", 200, rm_said_stop, nm);
     AG_LOG(AG_LOG_INFO, "nm", "stopping reason=%s",
            sig == SIGTERM  ? "SIGTERM"
            : sig == SIGINT ? "SIGINT"

@@ -26,36 +26,11 @@ static const struct flag_def rm_flags[] = {
     {NULL, NULL, NULL, 0},
 };
 
-/* Blocks SIGINT, SIGTERM and SIGHUP in this thread and the threads it
- * starts from now on; *old gets the previous mask. */
-static void block_stop_signals(sigset_t *old)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, old);
-}
-
-static int wait_stop_signal(void)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    for (;;) {
-        int sig = 0;
-        if (sigwait(&set, &sig) == 0 && (sig == SIGINT || sig == SIGTERM))
-            return sig;
-    }
-}
-
 static int run_rm(struct cmd_args *a)
 {
     char err[AG_ERRMSG_MAX];
     sigset_t old;
-    block_stop_signals(&old);
+    daemon_signals_block(&old);
     ag_rm *rm = ag_rm_load(args_get(a, "config"), args_get(a, "listen"), err, sizeof(err));
     int status = EXIT_RUNTIME;
     if (!rm) {
@@ -70,7 +45,7 @@ static int run_rm(struct cmd_args *a)
     if (ag_rm_admin_port(rm))
         printf("rm admin on port %d (/metrics, /healthz)\n", ag_rm_admin_port(rm));
     fflush(stdout);
-    int sig = wait_stop_signal();
+    int sig = daemon_wait_stop("rm", 1000, NULL, NULL);
     AG_LOG(AG_LOG_INFO, "rm", "stopping signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     ag_rm_stop(rm);
     status = EXIT_OK;
