@@ -34,6 +34,7 @@
 #include "argot/sched.h"
 #include "argot/sched/v1/sched.argot.h"
 #include "argot/sched/v1/sched.pb-c.h"
+#include "chans.h"
 #include "scheduler.h"
 
 struct ask {
@@ -63,12 +64,6 @@ struct granted {
     struct granted *next;
 };
 
-struct node_ch {
-    char target[300];
-    ag_rpc_channel *ch;
-    struct node_ch *next;
-};
-
 struct ag_am {
     ag_am_opts o;
     char token[2048];
@@ -85,7 +80,7 @@ struct ag_am {
     struct strlist *blacklist; /* changes queued */
     struct strlist *blacklisted; /* every entry in force (resent on resync) */
     struct granted *granted;
-    struct node_ch *nodes;
+    ag__chans *nodes; /* channels to the NMs */
     int64_t head_mb;
     int32_t head_vcores, cluster_nodes;
 };
@@ -164,12 +159,7 @@ void ag_am_free(ag_am *am)
         ag_free(am->granted);
         am->granted = n;
     }
-    while (am->nodes) {
-        struct node_ch *n = am->nodes->next;
-        ag_rpc_channel_free(am->nodes->ch);
-        ag_free(am->nodes);
-        am->nodes = n;
-    }
+    ag__chans_free(&am->nodes);
     ag_rpc_channel_free(am->rm);
     ag_free(am);
 }
@@ -596,28 +586,6 @@ static struct granted *granted_find(ag_am *am, const char *id)
     return NULL;
 }
 
-static ag_rpc_channel *node_channel(ag_am *am, const char *target)
-{
-    for (struct node_ch *n = am->nodes; n; n = n->next)
-        if (strcmp(n->target, target) == 0)
-            return n->ch;
-    struct node_ch *n = ag_calloc(1, sizeof(*n));
-    if (!n)
-        return NULL;
-    snprintf(n->target, sizeof(n->target), "%s", target);
-    ag_rpc_channel_opts co;
-    ag_rpc_channel_opts_init(&co);
-    co.backoff_initial_ms = 100;
-    n->ch = ag_rpc_channel_new(target, &co);
-    if (!n->ch) {
-        ag_free(n);
-        return NULL;
-    }
-    n->next = am->nodes;
-    am->nodes = n;
-    return n->ch;
-}
-
 int ag_am_start(ag_am *am, const char *container_id, const char *const *argv,
                 const char *const *env)
 {
@@ -627,7 +595,7 @@ int ag_am_start(ag_am *am, const char *container_id, const char *const *argv,
                              container_id);
     if (!argv || !argv[0])
         return ag_errbuf_set(&am->err, AG_E_INVAL, "start: no command");
-    ag_rpc_channel *ch = node_channel(am, g->node);
+    ag_rpc_channel *ch = ag__chans_get(&am->nodes, g->node, 0);
     if (!ch)
         return ag_errbuf_set(&am->err, AG_E_NOMEM, "start: no memory");
     size_t argc = 0, envc = 0;
@@ -705,7 +673,7 @@ int ag_am_stop(ag_am *am, const char *container_id)
     if (!g)
         return ag_errbuf_set(&am->err, AG_E_NOENT, "stop: no granted container %s",
                              container_id);
-    ag_rpc_channel *ch = node_channel(am, g->node);
+    ag_rpc_channel *ch = ag__chans_get(&am->nodes, g->node, 0);
     if (!ch)
         return ag_errbuf_set(&am->err, AG_E_NOMEM, "stop: no memory");
     Argot__Sched__V1__StopContainersRequest req = ARGOT__SCHED__V1__STOP_CONTAINERS_REQUEST__INIT;

@@ -52,17 +52,12 @@
 #include "argot/sched.h"
 #include "argot/sched/v1/sched.argot.h"
 #include "argot/sched/v1/sched.pb-c.h"
+#include "chans.h"
 #include "scheduler.h"
 #include "token.h"
 
 #define MAX_QUEUES 64
 #define TICK_MS 100
-
-struct node_channel {
-    char target[300];
-    ag_rpc_channel *ch;
-    struct node_channel *next;
-};
 
 struct ag_rm {
     /* config */
@@ -84,7 +79,7 @@ struct ag_rm {
     pthread_t clock;
     bool clock_started;
     atomic_bool stopping;
-    struct node_channel *nodes;
+    ag__chans *nodes; /* channels to the NMs, for AM launches */
     char bound[300];
     Argot__Sched__V1__ApplicationClient_Handlers client_h;
     Argot__Sched__V1__ApplicationMaster_Handlers am_h;
@@ -950,25 +945,7 @@ static ag_rpc_channel *node_channel(ag_rm *rm, const Argot__Sched__V1__NodeId *n
 {
     char target[300];
     snprintf(target, sizeof(target), "%s:%d", node->host, node->port);
-    for (struct node_channel *n = rm->nodes; n; n = n->next)
-        if (strcmp(n->target, target) == 0)
-            return n->ch;
-    struct node_channel *n = ag_calloc(1, sizeof(*n));
-    if (!n)
-        return NULL;
-    snprintf(n->target, sizeof(n->target), "%s", target);
-    ag_rpc_channel_opts co;
-    ag_rpc_channel_opts_init(&co);
-    co.backoff_initial_ms = 100;
-    co.connect_timeout_ms = 5000;
-    n->ch = ag_rpc_channel_new(target, &co);
-    if (!n->ch) {
-        ag_free(n);
-        return NULL;
-    }
-    n->next = rm->nodes;
-    rm->nodes = n;
-    return n->ch;
+    return ag__chans_get(&rm->nodes, target, 5000);
 }
 
 /* Starts one AM container (outside the lock); the reason it failed, or
@@ -1178,12 +1155,7 @@ void ag_rm_free(ag_rm *rm)
     ag_rpc_server_free(rm->srv);
     ag_admin_free(rm->admin);
     ag_rpc_health_free(rm->health);
-    while (rm->nodes) {
-        struct node_channel *n = rm->nodes;
-        rm->nodes = n->next;
-        ag_rpc_channel_free(n->ch);
-        ag_free(n);
-    }
+    ag__chans_free(&rm->nodes);
     if (rm->db && rm->core) {
         store_sync(rm); /* the last word on every application */
     }
