@@ -89,7 +89,6 @@ struct ag_rm {
     sqlite3 *db;     /* state store (NULL: none kept) */
     int64_t epoch;   /* starts of this RM on its state file, from 0 */
     uint64_t synced; /* ag_sched_changes at the last store_sync */
-    uint64_t last_sync_ms;
     struct seen *seen; /* what the store holds of each application in the core */
 };
 
@@ -418,9 +417,10 @@ static void store_app(ag_rm *rm, int32_t app_id, const ag_sched_app_state *as)
     sqlite3_finalize(st);
 }
 
-/* The lock held (when ag_sched_changes moved, by the clock every 250 ms,
- * at the end): writes the reports and attempts of applications
- * whose state changed since the last pass, in one transaction. */
+/* The lock held (when ag_sched_changes moved, and at the end): writes the
+ * reports and attempts of applications whose state, attempt or AM
+ * container changed since the last pass, in one transaction. Every such
+ * change moves the counter, so nothing else needs a pass. */
 static void store_sync(ag_rm *rm)
 {
     Argot__Sched__V1__GetApplicationsRequest req = ARGOT__SCHED__V1__GET_APPLICATIONS_REQUEST__INIT;
@@ -983,10 +983,6 @@ static void *clock_main(void *arg)
         ag_sched_take_am_launches(rm->core, &ls, &n);
         /* an AM container is in the store before it starts */
         store_sync_changed(rm);
-        if (rm->db && ag_now_ms() - rm->last_sync_ms >= 250) {
-            store_sync(rm); /* reports' other fields (progress, diagnostics) */
-            rm->last_sync_ms = ag_now_ms();
-        }
         pthread_mutex_unlock(&rm->lock);
         for (size_t i = 0; i < n; i++) {
             char why[AG_ERRMSG_MAX], cid[128];
