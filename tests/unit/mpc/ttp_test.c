@@ -19,30 +19,6 @@
 #include "argot/rpc.h"
 #include "parties.h"
 
-/* The dealer of a test: parties.h's, started for the test itself. */
-struct dealer {
-    ag_rpc_server *srv;
-    ag_beaver_server *b;
-    ag_rpc_channel *ch;
-    char addr[64];
-};
-
-static void dealer_start(struct dealer *d)
-{
-    struct ttp_for_run t;
-    ttp_for_run_start(&t);
-    d->srv = t.srv;
-    d->b = t.b;
-    d->ch = t.ch;
-    snprintf(d->addr, sizeof(d->addr), "127.0.0.1:%d", ag_rpc_server_port(d->srv));
-}
-
-static void dealer_stop(struct dealer *d)
-{
-    struct ttp_for_run t = {d->srv, d->b, d->ch};
-    ttp_for_run_stop(&t);
-}
-
 /* ---- kernels against plaintext, and their cost ------------------------------ */
 
 #define NV 300 /* elements of the element-wise operands */
@@ -233,8 +209,8 @@ static void kernels_check(const struct kernels *k, unsigned fbits)
 
 static void kernels_case(unsigned n, ag_field f)
 {
-    struct dealer d;
-    dealer_start(&d);
+    struct ttp_for_run d;
+    ttp_for_run_start(&d);
     struct kernels *tfp = ag_malloc(sizeof(*tfp)), *ttp = ag_malloc(sizeof(*ttp));
     CHECK(tfp && ttp);
     kernels_fill(ttp);
@@ -271,7 +247,7 @@ static void kernels_case(unsigned n, ag_field f)
     CHECK_EQ(st.refused, 0);
     ag_free(tfp);
     ag_free(ttp);
-    dealer_stop(&d);
+    ttp_for_run_stop(&d);
 }
 
 TEST_TIMEOUT(ttp_kernels_2_parties_fm64, 120)
@@ -318,8 +294,8 @@ static int triples_fn(struct party *p)
 
 TEST_TIMEOUT(ttp_triples_add_up_and_rank0_sees_uniform_shares, 120)
 {
-    struct dealer d;
-    dealer_start(&d);
+    struct ttp_for_run d;
+    ttp_for_run_start(&d);
     struct triples t = {0};
     unsigned n = 3;
     for (unsigned i = 0; i < n; i++) {
@@ -360,12 +336,12 @@ TEST_TIMEOUT(ttp_triples_add_up_and_rank0_sees_uniform_shares, 120)
         ag_free(t.b[i]);
         ag_free(t.c[i]);
     }
-    dealer_stop(&d);
+    ttp_for_run_stop(&d);
 }
 
 /* ---- what the dealer refuses ----------------------------------------------------- */
 
-static int do_register(struct dealer *d, const uint8_t sid[16], unsigned rank, unsigned parties,
+static int do_register(struct ttp_for_run *d, const uint8_t sid[16], unsigned rank, unsigned parties,
                        uint8_t seedbyte, char **message)
 {
     uint8_t seed[16];
@@ -386,7 +362,7 @@ static int do_register(struct dealer *d, const uint8_t sid[16], unsigned rank, u
 }
 
 /* A MUL of 4 elements at positions pos; the status, *message. */
-static int do_deal(struct dealer *d, const uint8_t sid[16], const uint64_t *pos, size_t npos,
+static int do_deal(struct ttp_for_run *d, const uint8_t sid[16], const uint64_t *pos, size_t npos,
                    char *message, size_t cap)
 {
     Argot__Beaver__V1__DealRequest req = ARGOT__BEAVER__V1__DEAL_REQUEST__INIT;
@@ -417,8 +393,8 @@ static int do_deal(struct dealer *d, const uint8_t sid[16], const uint64_t *pos,
 
 TEST_TIMEOUT(ttp_dealer_refuses_what_it_must, 60)
 {
-    struct dealer d;
-    dealer_start(&d);
+    struct ttp_for_run d;
+    ttp_for_run_start(&d);
     uint8_t sid[16] = {1, 2, 3}, other[16] = {9};
     char *message = NULL, msg[512];
     uint64_t pos[3] = {0, 0, 0};
@@ -469,7 +445,7 @@ TEST_TIMEOUT(ttp_dealer_refuses_what_it_must, 60)
     CHECK_EQ(st.sessions, 1);
     CHECK_EQ(st.deals[AG__DEAL_MUL], 2);
     CHECK(st.refused >= 7);
-    dealer_stop(&d);
+    ttp_for_run_stop(&d);
 }
 
 /* ---- a dealer that cannot be reached, a party without one ---------------------- */
@@ -483,11 +459,11 @@ static int setup_only(struct party *p)
 TEST_TIMEOUT(ttp_unreachable_dealer_fails_setup_naming_it, 60)
 {
     /* a port nothing listens on: bind one, then close it */
-    struct dealer d;
-    dealer_start(&d);
+    struct ttp_for_run d;
+    ttp_for_run_start(&d);
     char addr[64];
-    snprintf(addr, sizeof(addr), "%s", d.addr);
-    dealer_stop(&d);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ag_rpc_server_port(d.srv));
+    ttp_for_run_stop(&d);
     ag_rpc_channel_opts co;
     ag_rpc_channel_opts_init(&co);
     ag_rpc_channel *ch = ag_rpc_channel_new(addr, &co);
@@ -507,8 +483,8 @@ TEST_TIMEOUT(ttp_unreachable_dealer_fails_setup_naming_it, 60)
 
 TEST_TIMEOUT(ttp_and_tfp_parties_do_not_mix, 60)
 {
-    struct dealer d;
-    dealer_start(&d);
+    struct ttp_for_run d;
+    ttp_for_run_start(&d);
     ag_mpc_config cfg[2] = {{.field = AG_FM64, .beaver_server = d.ch}, {.field = AG_FM64}};
     struct party ps[MAX_PARTIES];
     run_parties_cfg(2, cfg, true, setup_only, NULL, ps, 10000);
@@ -516,13 +492,13 @@ TEST_TIMEOUT(ttp_and_tfp_parties_do_not_mix, 60)
     CHECK_CONTAINS(ps[0].err, "party bob uses the trusted-first-party Beaver dealer");
     CHECK(ps[1].rc == AG_E_MPC_CONFIG);
     CHECK_CONTAINS(ps[1].err, "party alice uses a trusted-third-party Beaver dealer");
-    dealer_stop(&d);
+    ttp_for_run_stop(&d);
 }
 
 /* ---- the dealer dies mid-job ------------------------------------------------------ */
 
 struct dies {
-    struct dealer *d;
+    struct ttp_for_run *d;
 };
 
 static int dies_fn(struct party *p)
@@ -547,8 +523,8 @@ static int dies_fn(struct party *p)
 
 TEST_TIMEOUT(ttp_dealer_gone_mid_job_fails_every_party_naming_it, 60)
 {
-    struct dealer d;
-    dealer_start(&d);
+    struct ttp_for_run d;
+    ttp_for_run_start(&d);
     struct dies t = {&d};
     struct party ps[MAX_PARTIES];
     ag_mpc_config cfg = {.field = AG_FM64, .beaver_server = d.ch, .beaver_timeout_ms = 5000};
@@ -562,5 +538,5 @@ TEST_TIMEOUT(ttp_dealer_gone_mid_job_fails_every_party_naming_it, 60)
         CHECK(ps[i].rc < 0);
         CHECK_CONTAINS(ps[i].err, "party alice failed: mul: dealer: beaver server");
     }
-    dealer_stop(&d);
+    ttp_for_run_stop(&d);
 }
