@@ -114,6 +114,26 @@ struct request {
     void (*finish)(ag_field f, size_t len, void **out, void **sum, unsigned bits);
 };
 
+/* The stream rank 0's own components of rq come from, where rank 0 holds
+ * every stream (TFP, and the TTP dealer's sessions): its own, or for
+ * secrets the TTP dealer's own stream. */
+static ag__prg *own_stream(ag_mpc *m, const struct request *rq)
+{
+    return rq->secret && m->dealer_secret ? m->dealer_secret : &m->dealer_all[0];
+}
+
+/* Moves every stream rank 0 holds past a whole request of `bytes` per
+ * component: its own by `own` components, every other party's by all. */
+static void skip_request0(ag_mpc *m, const struct request *rq, size_t bytes)
+{
+    ag__prg *own_src = own_stream(m, rq);
+    for (unsigned k = 0; k < rq->own; k++)
+        ag__prg_skip(own_src, bytes);
+    for (unsigned j = 1; j < m->n; j++)
+        for (unsigned k = 0; k < rq->comps; k++)
+            ag__prg_skip(&m->dealer_all[j], bytes);
+}
+
 /* Rank 0's part of one chunk (len bytes from byte off) of a request, into
  * chunk[k] for component k: draws its own components (from own_src),
  * sums the others' in work and finishes its computed components. pos:
@@ -188,9 +208,7 @@ static int deal(ag_mpc *m, const struct request *rq, size_t n, unsigned bits, vo
     if (m->rank == 0 && m->ttp)
         return deal_ttp(m, rq, n, bits, out, each, ctx);
     size_t eb = ag_field_bytes(m->field), bytes = n * eb;
-    ag__prg *self = m->rank == 0 ? &m->dealer_all[0] : &m->dealer_self;
-    if (m->rank == 0 && rq->secret && m->dealer_secret)
-        self = m->dealer_secret; /* the TTP dealer: the secret bits are its own */
+    ag__prg *self = m->rank == 0 ? own_stream(m, rq) : &m->dealer_self;
     uint64_t step = blocks(bytes), self_pos = self->ctr;
     uint64_t *pos = NULL;
     uint8_t *work = NULL;
@@ -219,13 +237,11 @@ static int deal(ag_mpc *m, const struct request *rq, size_t n, unsigned bits, vo
         if (rc == 0 && each)
             each(ctx, off / eb, len / eb);
     }
-    if (rc == 0) {
-        for (unsigned k = 0; k < (m->rank == 0 ? rq->own : rq->comps); k++)
+    if (rc == 0 && m->rank == 0)
+        skip_request0(m, rq, bytes);
+    else if (rc == 0)
+        for (unsigned k = 0; k < rq->comps; k++)
             ag__prg_skip(self, bytes);
-        for (unsigned j = 1; m->rank == 0 && j < m->n; j++)
-            for (unsigned k = 0; k < rq->comps; k++)
-                ag__prg_skip(&m->dealer_all[j], bytes);
-    }
 out:
     ag__scratch_put(m, work);
     ag__scratch_put(m, pos);
@@ -336,8 +352,7 @@ int ag__beaver_deal_range(ag_mpc *m, unsigned kind, size_t n, unsigned bits, siz
     size_t eb = ag_field_bytes(m->field), from = i * eb, to = (i + len) * eb;
     if (!rq || !m->dealer_all || from % CHUNK_BYTES != 0 || i + len > n)
         return AG_E_INVAL;
-    const ag__prg *own_src = rq->secret && m->dealer_secret ? m->dealer_secret
-                                                            : &m->dealer_all[0];
+    const ag__prg *own_src = own_stream(m, rq);
     uint64_t step = blocks(n * eb);
     uint64_t *pos = positions(m);
     uint8_t *work = ag__scratch_get(m, (rq->comps + 1) * (size_t)CHUNK_BYTES);
@@ -362,12 +377,7 @@ void ag__beaver_deal_skip(ag_mpc *m, unsigned kind, size_t n)
     size_t bytes = n * ag_field_bytes(m->field);
     if (!rq || !m->dealer_all)
         return;
-    ag__prg *own_src = rq->secret && m->dealer_secret ? m->dealer_secret : &m->dealer_all[0];
-    for (unsigned k = 0; k < rq->own; k++)
-        ag__prg_skip(own_src, bytes);
-    for (unsigned j = 1; j < m->n; j++)
-        for (unsigned k = 0; k < rq->comps; k++)
-            ag__prg_skip(&m->dealer_all[j], bytes);
+    skip_request0(m, rq, bytes);
 }
 
 unsigned ag__beaver_comps(unsigned kind, unsigned *first_sent_out)
