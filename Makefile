@@ -58,7 +58,7 @@ LIB_SRCS :=
 PKGS :=
 # Libraries without a pkg-config file, as -l flags (a module adds its own).
 MOD_LIBS :=
-MODULES := base rpc link mpc fed apps sched
+MODULES := base rpc link mpc fed apps sched mesh
 include $(foreach m,$(MODULES),src/$(m)/module.mk)
 
 # ---- protobuf code generation ------------------------------------------------

@@ -19,7 +19,7 @@ PKGS="
   libfyaml-dev
   zlib1g-dev
   protobuf-c-compiler libprotobuf-c-dev
-  libnghttp2-dev libuv1-dev libhttp-parser-dev
+  libnghttp2-dev libuv1-dev libhttp-parser-dev libc-ares-dev
   libsodium-dev
   libjansson-dev
   libsqlite3-dev
@@ -29,7 +29,7 @@ PKGS="
 "
 case "${1:-}" in
 "") ;;
-bench) PKGS="$PKGS libgrpc++-dev libprotobuf-dev" ;;
+bench) PKGS="$PKGS libgrpc++-dev libprotobuf-dev nghttp2-client nghttp2-proxy haproxy nginx-light" ;;
 *) echo "usage: deps.sh [bench]" >&2; exit 2 ;;
 esac
 

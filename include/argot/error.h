@@ -80,7 +80,11 @@
     X(PSI_MISMATCH, -501, "the parties disagree on the PSI parameters")      \
     X(PSI_PROTOCOL, -502, "peer broke the PSI protocol")                     \
     X(LR_DATA, -510, "unusable data for logistic regression")                \
-    X(LR_MODEL, -511, "bad or mismatched logistic regression model")
+    X(LR_MODEL, -511, "bad or mismatched logistic regression model")         \
+    /* mesh */                                                               \
+    X(MESH_DTAB, -600, "malformed dtab or path")                             \
+    X(MESH_ROUTE, -601, "no route for the request")                          \
+    X(MESH_UNAVAILABLE, -602, "no endpoint available")
 
 enum ag_err {
     AG_OK = 0,
