@@ -116,6 +116,8 @@ void daemon_signals_block(sigset_t *old);
  * (may be NULL): when it returns true (the daemon's own reason to stop),
  * returns 0. A SIGHUP is logged under module: nothing to reload. */
 int daemon_wait_stop(const char *module, uint64_t tick_ms, bool (*tick)(void *ud), void *ud);
+/* What SIGHUP does in daemon_wait_stop (default: logs that nothing reloads). */
+void daemon_on_hup(void (*fn)(void *ud), void *ud);
 /* addr ("host:port") with the port that was bound in place of its own (a
  * "unix:" address as it is), into out. */
 void daemon_shown_address(const char *addr, int port, char *out, size_t cap);
@@ -131,6 +133,7 @@ extern const struct subcmd cmd_csv_check;
 extern const struct subcmd cmd_demo;
 extern const struct subcmd cmd_launch;
 extern const struct subcmd cmd_beaver_server;
+extern const struct subcmd cmd_mesh;
 extern const struct subcmd cmd_rm;
 extern const struct subcmd cmd_app_submit;
 extern const struct subcmd cmd_app_status;

@@ -370,6 +370,15 @@ void daemon_signals_block(sigset_t *old)
     pthread_sigmask(SIG_BLOCK, &set, old);
 }
 
+static void (*hup_fn)(void *ud);
+static void *hup_ud;
+
+void daemon_on_hup(void (*fn)(void *ud), void *ud)
+{
+    hup_fn = fn;
+    hup_ud = ud;
+}
+
 int daemon_wait_stop(const char *module, uint64_t tick_ms, bool (*tick)(void *ud), void *ud)
 {
     sigset_t set;
@@ -379,7 +388,9 @@ int daemon_wait_stop(const char *module, uint64_t tick_ms, bool (*tick)(void *ud
         int sig = sigtimedwait(&set, NULL, &ts);
         if (sig == SIGINT || sig == SIGTERM)
             return sig;
-        if (sig == SIGHUP)
+        if (sig == SIGHUP && hup_fn)
+            hup_fn(hup_ud);
+        else if (sig == SIGHUP)
             AG_LOG(AG_LOG_INFO, module, "sighup nothing_to_reload");
         if (tick && tick(ud))
             return 0;

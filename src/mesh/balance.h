@@ -28,8 +28,8 @@
  *
  * Balancers (kind):
  *   RR         round robin over the available endpoints, weighted (smooth
- *              weighted round robin, so that weights 3:1 give a a a b, not
- *              bursts)
+ *              weighted round robin, so that weights 3:1 give a a b a, not
+ *              bursts; O(log n) per pick)
  *   P2C        power of two choices, least loaded: two distinct available
  *              endpoints drawn at random (by weight), the one with fewer
  *              requests outstanding (divided by weight) wins

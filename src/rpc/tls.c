@@ -38,6 +38,7 @@
 struct ag__tls_ctx {
     SSL_CTX *ssl;
     bool server;
+    bool http11;            /* ALPN http/1.1 instead of h2 */
     char sni[256];          /* client: the SNI name; "" when the name is an IP address */
 };
 
@@ -48,6 +49,7 @@ struct ag__tls {
     bool server;
     bool done;              /* the handshake is complete */
     bool alpn_refused;      /* server: the client offered protocols, h2 not among them */
+    bool http11;            /* the context's ALPN is http/1.1 */
     char *identity;         /* server: the verified client certificate's name */
     ag_errbuf err;
 };
@@ -276,17 +278,21 @@ static int use_ca(SSL_CTX *s, bool server, const char *ca_file, ag_errbuf *err)
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg)
 {
-    (void)arg;
+    const ag__tls_ctx *ctx = arg;
+    const char *want = ctx->http11 ? "http/1.1" : "h2";
+    size_t wl = strlen(want);
     for (unsigned i = 0; i < inlen; i += 1u + in[i]) {
         unsigned len = in[i];
         if (i + 1 + len > inlen)
             break;
-        if (len == 2 && memcmp(in + i + 1, "h2", 2) == 0) {
+        if (len == wl && memcmp(in + i + 1, want, wl) == 0) {
             *out = in + i + 1;
-            *outlen = 2;
+            *outlen = (unsigned char)wl;
             return SSL_TLSEXT_ERR_OK;
         }
     }
+    if (ctx->http11)
+        return SSL_TLSEXT_ERR_NOACK;   /* HTTP/1.1 needs no ALPN */
     ag__tls *t = SSL_get_app_data(ssl);
     if (t)
         t->alpn_refused = true;
@@ -310,8 +316,9 @@ static int set_policy(ag__tls_ctx *ctx, ag_errbuf *err)
     SSL_CTX_set_mode(s, SSL_MODE_NO_AUTO_CHAIN);
     if (ctx->server) {
         SSL_CTX_set_num_tickets(s, 0);
-        SSL_CTX_set_alpn_select_cb(s, alpn_select, NULL);
-    } else if (SSL_CTX_set_alpn_protos(s, (const unsigned char *)"\x02h2", 3) != 0) {
+        SSL_CTX_set_alpn_select_cb(s, alpn_select, ctx);
+    } else if (ctx->http11 ? SSL_CTX_set_alpn_protos(s, (const unsigned char *)"\x08http/1.1", 9)
+                           : SSL_CTX_set_alpn_protos(s, (const unsigned char *)"\x02h2", 3)) {
         return ag_errbuf_set(err, AG_E_NOMEM, "TLS: out of memory");
     }
     return 0;
@@ -370,6 +377,13 @@ int ag__tls_ctx_new(ag__tls_ctx **out, const ag__tls_ctx_opts *o, ag_errbuf *err
     if (!ctx)
         return ag_errbuf_set(err, AG_E_NOMEM, "TLS: out of memory");
     ctx->server = o->server;
+    if (o->alpn && strcmp(o->alpn, "http/1.1") == 0) {
+        ctx->http11 = true;
+    } else if (o->alpn && strcmp(o->alpn, "h2") != 0) {
+        ag_free(ctx);
+        return ag_errbuf_set(err, AG_E_INVAL, "TLS: ALPN must be h2 or http/1.1, not '%s'",
+                             o->alpn);
+    }
     ERR_clear_error();
     ctx->ssl = SSL_CTX_new(o->server ? TLS_server_method() : TLS_client_method());
     if (!ctx->ssl) {
@@ -405,6 +419,7 @@ ag__tls *ag__tls_new(const ag__tls_ctx *ctx)
     if (!t)
         return NULL;
     t->server = ctx->server;
+    t->http11 = ctx->http11;
     BIO *in = BIO_new(BIO_s_mem());
     BIO *out = BIO_new(BIO_s_mem());
     t->ssl = SSL_new(ctx->ssl);
@@ -557,7 +572,11 @@ int ag__tls_handshake(ag__tls *t)
     const unsigned char *p = NULL;
     unsigned int n = 0;
     SSL_get0_alpn_selected(t->ssl, &p, &n);
-    if (n != 2 || memcmp(p, "h2", 2) != 0)
+    if (t->http11) {
+        if (n != 0 && (n != 8 || memcmp(p, "http/1.1", 8) != 0))
+            return ag_errbuf_set(&t->err, AG_E_RPC_TLS,
+                                 "the peer selected a protocol other than http/1.1");
+    } else if (n != 2 || memcmp(p, "h2", 2) != 0)
         return ag_errbuf_set(&t->err, AG_E_RPC_TLS,
                              t->server ? "the client does not offer HTTP/2 (ALPN h2)"
                                        : "the server did not select HTTP/2 (ALPN h2)");

@@ -35,6 +35,9 @@ typedef struct ag__tls_ctx_opts {
                               * server's issuers; NULL: the system's trust store */
     const char *server_name; /* client: the name the server's certificate must carry: a DNS
                               * name (also sent as SNI) or an IP address */
+    const char *alpn;        /* NULL: "h2", offered by clients, required by servers (gRPC);
+                              * "http/1.1": offered by clients; servers select it, or take a
+                              * client that offers no protocol (the mesh's HTTP/1.1 routers) */
 } ag__tls_ctx_opts;
 
 /* Builds a context from PEM files. Returns 0 with *out set, or an error
