@@ -14,6 +14,7 @@
 
 #include "argot/mesh.h"
 #include "argot/rpc.h"
+#include "pki.h"
 #include "test.h"
 
 struct fix {
@@ -274,4 +275,90 @@ TEST(mesh_config_errors_name_the_place)
         CHECK_CONTAINS(err, "bad.yaml:");
         CHECK_CONTAINS(err, cases[i].want);
     }
+}
+
+/* TLS on both sides: the client reaches the mesh over TLS (the server's
+ * certificate), the mesh reaches the backend over mutual TLS (it presents
+ * alice's certificate, the backend asks for one); then the backend sees
+ * the mesh's identity. */
+TEST(mesh_terminates_and_originates_tls)
+{
+    char crt[512], key[512], ca[512], acrt[512], akey[512];
+    snprintf(crt, sizeof(crt), "%s/server.crt", ag_test_pki());
+    snprintf(key, sizeof(key), "%s/server.key", ag_test_pki());
+    snprintf(ca, sizeof(ca), "%s/ca.crt", ag_test_pki());
+    snprintf(acrt, sizeof(acrt), "%s/alice.crt", ag_test_pki());
+    snprintf(akey, sizeof(akey), "%s/alice.key", ag_test_pki());
+    ag_log_set_level(AG_LOG_WARN);
+    /* the backend: TLS, client certificates from ca required */
+    ag_rpc_server_opts so;
+    ag_rpc_server_opts_init(&so);
+    so.tls_cert_file = crt;
+    so.tls_key_file = key;
+    so.tls_ca_file = ca;
+    ag_rpc_server *srv = ag_rpc_server_new(&so);
+    ag_rpc_health *health = ag_rpc_health_new();
+    CHECK(srv && health);
+    CHECK_EQ(ag_rpc_health_register(srv, health), 0);
+    CHECK_EQ(ag_rpc_server_start(srv, "127.0.0.1:0"), 0);
+    ag_rpc_health_set(health, "", AG_RPC_HEALTH_SERVING);
+    char dir[1024];
+    snprintf(dir, sizeof(dir), "%s/disco", ag_test_tmpdir());
+    mkdir(dir, 0700);
+    char line[64];
+    snprintf(line, sizeof(line), "127.0.0.1 %d\n", ag_rpc_server_port(srv));
+    disco("localhost", line);
+    char text[4096];
+    snprintf(text, sizeof(text),
+             "admin: {ip: 127.0.0.1, port: 0}\n"
+             "namers: [{kind: fs, rootDir: disco}]\n"
+             "routers:\n"
+             "  - protocol: h2\n"
+             "    dtab: /svc => /#/fs;\n"
+             "    servers: [{ip: 127.0.0.1, port: 0, tls: {certPath: %s, keyPath: %s}}]\n"
+             "    client:\n"
+             "      tls: {commonName: localhost, trustCerts: [%s],\n"
+             "            clientAuth: {certPath: %s, keyPath: %s}}\n",
+             crt, key, ca, acrt, akey);
+    const char *conf = ag_test_write_file("tls.yaml", text, strlen(text));
+    char err[AG_ERRMSG_MAX];
+    ag_mesh *m = ag_mesh_load(conf, err, sizeof(err));
+    if (!m)
+        FAIL("load: %s", err);
+    if (ag_mesh_start(m, err, sizeof(err)) < 0)
+        FAIL("start: %s", err);
+    char target[64];
+    snprintf(target, sizeof(target), "localhost:%d", ag_mesh_port(m, 0, 0));
+    ag_rpc_channel_opts o;
+    ag_rpc_channel_opts_init(&o);
+    o.tls_ca_file = ca;
+    ag_rpc_channel *ch = ag_rpc_channel_new(target, &o);
+    CHECK(ch);
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    char *msg = NULL;
+    int st = ag_rpc_unary(ch, "/grpc.health.v1.Health/Check", "", 0, ag_deadline_in_ms(5000),
+                          &resp, &len, &msg);
+    if (st != 0)
+        FAIL("through TLS: status %d: %s", st, msg ? msg : "");
+    CHECK_EQ(len, 2u);
+    ag_free(resp);
+    ag_free(msg);
+    ag_rpc_channel_free(ch);
+    /* plaintext to the TLS listener fails (the mesh keeps serving) */
+    ag_rpc_channel_opts_init(&o);
+    o.backoff_initial_ms = 10;
+    ch = ag_rpc_channel_new(target, &o);
+    msg = NULL;
+    resp = NULL;
+    st = ag_rpc_unary(ch, "/grpc.health.v1.Health/Check", "", 0, ag_deadline_in_ms(3000), &resp,
+                      &len, &msg);
+    CHECK(st != 0);
+    ag_free(resp);
+    ag_free(msg);
+    ag_rpc_channel_free(ch);
+    ag_mesh_free(m);
+    ag_rpc_server_shutdown(srv, 0);
+    ag_rpc_server_free(srv);
+    ag_rpc_health_free(health);
 }
