@@ -694,7 +694,7 @@ int mesh_conf_load(const char *path, mesh_conf **out, char *err, size_t cap)
         if (rc == 0)
             rc = ag_config_get_str(c, admin, "ip", AG_OPTIONAL, &ip);
         if (rc == 0)
-            rc = ag_config_get_i64(c, admin, "port", AG_OPTIONAL, 0, 65535, &port);
+            rc = ag_config_get_i64(c, admin, "port", AG_OPTIONAL, -1, 65535, &port);
         if (rc == 0 && strlen(ip) >= sizeof(mc->admin_ip))
             rc = ag_config_errorf(c, ag_cnode_get(admin, "ip"), AG_E_CONFIG_VALUE,
                                   "ip too long");
