@@ -43,11 +43,22 @@ static ag_sched *make(void)
                        .nm_expiry_ms = 3000,
                        .am_expiry_ms = 3000,
                        .preemption = true,
-                       .preemption_wait_ms = 500};
+                       .preemption_wait_ms = 500,
+                       .container_alloc_expiry_ms = 2000,
+                       .heartbeat_interval_ms = 500,
+                       .key_roll_interval_ms = 20000,
+                       .track_grants = true};
     char err[AG_ERRMSG_MAX];
     ag_sched *s = ag_sched_new(&c, err, sizeof(err));
     must(s != NULL);
     return s;
+}
+
+/* A store that keeps nothing: drains the grant log. */
+static void grant_sink(void *ud, bool added, const ag_sched_grant *g)
+{
+    (void)ud;
+    must(!g || !added || (g->host && g->memory_mb > 0));
 }
 
 /* Applications 1 and 2, managed AMs of 1 GB in root.a. */
@@ -189,6 +200,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             size_t n = 0;
             if (ag_sched_take_am_launches(s, &ls, &n) == AG_SCHED_OK) {
                 for (size_t i = 0; i < n; i++) {
+                    char tok[2048];
+                    ag_sched_nm_token_text(s, ls[i].container, now, tok, sizeof(tok));
                     if (arg & 1)
                         ag_sched_am_launch_failed(s, ls[i].container, "fuzz", now);
                     ag_rpc_msg_free(&ls[i].node->base);
@@ -197,6 +210,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
                 ag_free(ls);
             }
+            ag_sched_grant_changes(s, grant_sink, NULL);
             break;
         }
         default: {

@@ -25,10 +25,13 @@ int ag_sched_parse_app_id(const char *s, int64_t *ts, int32_t *id);
  *
  * `argot nm`: registers with the RM (ResourceTracker), heartbeats with its
  * containers' statuses, and serves ContainerManagement (and gRPC health):
- * StartContainers launches a container only for a container token the RM
- * signed (its current or previous container master key) for this node, not
- * expired and not started before; each refusal is per container, in
- * failed_requests, with a sentence saying why. Containers are process groups
+ * every ContainerManagement call needs an NM token (metadata
+ * "argot-nm-token") the RM issued to an application attempt for this node
+ * (UNAUTHENTICATED without a valid one), and acts only on that
+ * application's containers; StartContainers launches a container only for
+ * a container token the RM signed (its current or previous container master
+ * key) for this node, not expired and not started before; each refusal is
+ * per container, in failed_requests, with a sentence saying why. Containers are process groups
  * under work_dir/<application>/<container>/, limited by cgroup v2 where the
  * machine allows it, else by rlimits. On stop, containers are killed (exit
  * status -107), unless recovery is on: then they keep running and the next
@@ -67,6 +70,14 @@ typedef struct ag_nm_config {
                                      * cannot start under RLIMIT_AS) */
     bool recovery;                  /* leave containers running on stop (their state in
                                      * work_dir/nm-state) and adopt them on the next start */
+    /* TLS (config `tls: {cert, key, ca}`; "" each: plaintext): the
+     * certificate and key ContainerManagement serves with and the NM
+     * presents to the RM; ca, the CAs it trusts for the RM's certificate
+     * and, when set, the ones whose client certificates it requires
+     * (mutual TLS). */
+    char tls_cert[1024];
+    char tls_key[1024];
+    char tls_ca[1024];
 } ag_nm_config;
 
 /* The defaults: address 127.0.0.1:8040, rack /default, heartbeats every
@@ -123,6 +134,17 @@ const char *ag_nm_errmsg(const ag_nm *nm);
  *   admin: {address: "127.0.0.1:8088"}  # /metrics, /healthz
  *   shutdown_grace: 5s
  *   log: {level: info}
+ *   tls: {cert: rm.crt, key: rm.key, ca: ca.crt, nodes: [nm1]}
+ *                                    # relative to the config file; with ca,
+ *                                    # mutual TLS: every caller (NMs, AMs,
+ *                                    # clients) presents a certificate ca
+ *                                    # issued; nodes (optional): the names
+ *                                    # that may call ResourceTracker. The
+ *                                    # RM's channels to NMs use the files.
+ *   tokens: {roll_interval_ms: 86400000}  # master keys' life
+ *
+ * liveness also takes container_alloc_expiry_ms (600000): a container its
+ * NM has not reported running that long after the grant is taken back.
  */
 
 typedef struct ag_rm ag_rm;
@@ -188,6 +210,12 @@ typedef struct ag_am_opts {
     ag_am_callbacks cb;
     void *ud;
     uint64_t call_timeout_ms; /* each RM or NM call (0: 10 s) */
+    /* TLS to the RM and the NMs (PEM files; NULL each: plaintext): the
+     * client certificate and key for mutual TLS, and the CAs trusted for
+     * the servers' certificates (NULL with a certificate: the system's). */
+    const char *tls_cert;
+    const char *tls_key;
+    const char *tls_ca;
 } ag_am_opts;
 
 typedef enum ag_am_final {

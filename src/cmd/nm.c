@@ -76,6 +76,8 @@ const struct subcmd cmd_nm = {
     .details = "Runs a YARN-style NodeManager: registers with the resource manager\n"
                "(argot.sched.v1.ResourceTracker), heartbeats its containers' statuses, and\n"
                "serves argot.sched.v1.ContainerManagement and gRPC health on its address.\n"
+               "Every ContainerManagement call needs an NM token the RM issued for this node\n"
+               "(metadata argot-nm-token) and acts only on that application's containers.\n"
                "A container starts only with a container token the RM signed for this node\n"
                "(not expired, not started before); it runs as its own process group in\n"
                "work_dir/<application>/<container>/ (stdout and stderr files there), limited\n"
@@ -108,7 +110,10 @@ const struct subcmd cmd_nm = {
                "  recovery: false                    # true: on stop, leave the containers\n"
                "                                     # running (state in work_dir/nm-state); the\n"
                "                                     # next nm on that work_dir adopts them\n"
-               "                                     # (give address a fixed port)\n",
+               "                                     # (give address a fixed port)\n"
+               "  tls: {cert: nm.crt, key: nm.key, ca: ca.crt}  # relative to this file: serve\n"
+               "                                     # and reach the RM over TLS; with ca, mutual\n"
+               "                                     # (callers present a certificate ca issued)\n",
     .flags = flags,
     .run = run,
 };

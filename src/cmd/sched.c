@@ -5,7 +5,9 @@
  * containers (YARN's DistributedShell), which `argot app submit` asks the
  * RM to start.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,7 +72,8 @@ const struct subcmd cmd_rm = {
         "Config (YAML; every key optional):\n"
         "  address: \"127.0.0.1:8030\"\n"
         "  state: {sqlite: rm.db}\n"
-        "  liveness: {nm_expiry_ms: 600000, am_expiry_ms: 600000}\n"
+        "  liveness: {nm_expiry_ms: 600000, am_expiry_ms: 600000,\n"
+        "             container_alloc_expiry_ms: 600000}  # unlaunched grants taken back\n"
         "  queues:\n"
         "    root.prod: {capacity: 70, max_capacity: 100, user_limit_factor: 1,\n"
         "                max_am_share: 0.1, labels: [gpu]}\n"
@@ -82,19 +85,81 @@ const struct subcmd cmd_rm = {
         "  heartbeat_interval: 1s\n"
         "  admin: {address: \"127.0.0.1:8088\"}   # /metrics, /healthz\n"
         "  shutdown_grace: 5s\n"
-        "  log: {level: info}\n",
+        "  log: {level: info}\n"
+        "  tls: {cert: rm.crt, key: rm.key, ca: ca.crt}   # relative to this file; with ca,\n"
+        "                                    # mutual TLS: NMs, AMs and clients present a\n"
+        "                                    # certificate ca issued (argot ca issue);\n"
+        "                                    # nodes: [nm1, nm2] limits who may be a node\n"
+        "  tokens: {roll_interval_ms: 86400000}   # master keys roll (at least 12 heartbeats)\n",
     .flags = rm_flags,
     .run = run_rm,
 };
 
 /* ---- clients ---------------------------------------------------------------------- */
 
-static ag_rpc_channel *rm_channel(const char *addr)
+/* The TLS flags every client of the RM takes. */
+#define TLS_FLAGS                                                                          \
+    {"tls-cert", "FILE", "client certificate (PEM) for mutual TLS with the RM and the NMs", 0}, \
+        {"tls-key", "FILE", "the client certificate's private key (PEM, unencrypted)", 0},     \
+        {"tls-ca", "FILE",                                                                     \
+         "CAs (PEM) trusted for the servers' certificates; turns TLS on (without it, with "    \
+         "--tls-cert: the system's CAs)",                                                      \
+         0}
+
+/* The TLS files of the flags, as absolute paths ("" when not given): the
+ * distributed shell's master gets them from another directory. */
+struct tls_files {
+    char cert[4096];
+    char key[4096];
+    char ca[4096];
+};
+
+/* Reads --tls-cert, --tls-key and --tls-ca into t; EXIT_OK, or EXIT_USAGE
+ * after saying which flag is wrong. */
+static int tls_flags(const struct cmd_args *a, struct tls_files *t)
+{
+    static const char *const names[] = {"tls-cert", "tls-key", "tls-ca"};
+    char *outs[] = {t->cert, t->key, t->ca};
+    for (int i = 0; i < 3; i++) {
+        const char *v = args_get(a, names[i]);
+        outs[i][0] = '\0';
+        if (!v)
+            continue;
+        if (!realpath(v, outs[i]) || access(outs[i], R_OK) != 0)
+            return usage_error(a->sc, "--%s %s: cannot read it: %s", names[i], v, strerror(errno));
+    }
+    if (!t->cert[0] != !t->key[0])
+        return usage_error(a->sc, "--tls-cert and --tls-key go together (a client certificate "
+                                  "and its key)");
+    return EXIT_OK;
+}
+
+/* A channel to the RM at addr with the TLS files t; NULL after saying why
+ * (a usage error for a malformed address, a runtime one for TLS files that
+ * cannot be used). */
+static ag_rpc_channel *rm_channel(const struct cmd_args *a, const char *addr,
+                                  const struct tls_files *t, int *exit_code)
 {
     ag_rpc_channel_opts co;
     ag_rpc_channel_opts_init(&co);
     co.backoff_initial_ms = 100;
-    return ag_rpc_channel_new(addr, &co);
+    if (t->cert[0] || t->ca[0]) {
+        co.tls = true;
+        co.tls_cert_file = t->cert[0] ? t->cert : NULL;
+        co.tls_key_file = t->key[0] ? t->key : NULL;
+        co.tls_ca_file = t->ca[0] ? t->ca : NULL;
+    }
+    ag_rpc_channel *ch = ag_rpc_channel_new(addr, &co);
+    if (!ch) {
+        *exit_code = usage_error(a->sc, "--rm %s: not host:port", addr);
+        return NULL;
+    }
+    if (ag_rpc_channel_errmsg(ch)[0]) {
+        *exit_code = runtime_error("%s: TLS: %s", a->sc->name, ag_rpc_channel_errmsg(ch));
+        ag_rpc_channel_free(ch);
+        return NULL;
+    }
+    return ch;
 }
 
 static const char *state_name(Argot__Sched__V1__YarnApplicationState s)
@@ -150,6 +215,7 @@ static const struct flag_def submit_flags[] = {
                           "possible (default 1)", 0},
     {"am-memory", "MB", "memory of the application master's container (default 256)", 0},
     {"wait", NULL, "wait for the end; exit 0 only if every container exited 0", 0},
+    TLS_FLAGS,
     {NULL, NULL, NULL, 0},
 };
 
@@ -178,15 +244,19 @@ static int run_submit(struct cmd_args *a)
         return EXIT_USAGE;
     if (a->nrest == 0)
         return usage_error(a->sc, "no command: argot app submit ... -- COMMAND ARGS");
+    static struct tls_files tls;
+    if (tls_flags(a, &tls) != EXIT_OK)
+        return EXIT_USAGE;
     const char *rm = args_get(a, "rm");
     char self[4096];
     ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (sl <= 0)
         return runtime_error("app submit: cannot find the argot binary (/proc/self/exe)");
     self[sl] = 0;
-    ag_rpc_channel *ch = rm_channel(rm);
+    int code = EXIT_USAGE;
+    ag_rpc_channel *ch = rm_channel(a, rm, &tls, &code);
     if (!ch)
-        return usage_error(a->sc, "--rm %s: not host:port", rm);
+        return code;
     int status = EXIT_RUNTIME;
     char *message = NULL;
     Argot__Sched__V1__GetNewApplicationResponse *nresp = NULL;
@@ -207,8 +277,22 @@ static int run_submit(struct cmd_args *a)
     snprintf(satt, sizeof(satt), "%ld", attempts);
     const char *head[] = {self,   "app",    "master",     "--rm",     rm,   "--containers",
                           sn,     "--memory", smem,        "--vcores", svc,  "--priority",
-                          sprio,  "--max-attempts", satt,  "--"};
-    size_t nh = AG_ARRAY_LEN(head), argc = nh + (size_t)a->nrest;
+                          sprio,  "--max-attempts", satt};
+    /* the master talks to the RM and the NMs with the same TLS files (by
+     * absolute path: the NMs must see them, as they see this binary) */
+    const char *tls_argv[6];
+    size_t ntls = 0;
+    if (tls.cert[0]) {
+        tls_argv[ntls++] = "--tls-cert";
+        tls_argv[ntls++] = tls.cert;
+        tls_argv[ntls++] = "--tls-key";
+        tls_argv[ntls++] = tls.key;
+    }
+    if (tls.ca[0]) {
+        tls_argv[ntls++] = "--tls-ca";
+        tls_argv[ntls++] = tls.ca;
+    }
+    size_t nh = AG_ARRAY_LEN(head), argc = nh + ntls + 1 + (size_t)a->nrest;
     char **argv = ag_calloc(argc + 1, sizeof(*argv));
     if (!argv) {
         runtime_error("app submit: %s", ag_strerror(AG_E_NOMEM));
@@ -216,6 +300,10 @@ static int run_submit(struct cmd_args *a)
     }
     for (size_t i = 0; i < nh; i++)
         argv[i] = (char *)head[i];
+    for (size_t i = 0; i < ntls; i++)
+        argv[nh + i] = (char *)tls_argv[i];
+    nh += ntls;
+    argv[nh++] = "--";
     for (int i = 0; i < a->nrest; i++)
         argv[nh + (size_t)i] = a->rest[i];
     Argot__Sched__V1__ContainerLaunchContext clc = ARGOT__SCHED__V1__CONTAINER_LAUNCH_CONTEXT__INIT;
@@ -304,7 +392,9 @@ const struct subcmd cmd_app_submit = {
         "application id. Each container's environment has ARGOT_CONTAINER_ID,\n"
         "ARGOT_APP_ID and ARGOT_NM_HOST. A container that fails runs again, up to\n"
         "--max-attempts, on another node where possible. With --wait, waits for the end\n"
-        "and exits 0 only if every container exited 0.\n",
+        "and exits 0 only if every container exited 0. With the --tls-* flags every call\n"
+        "is over TLS, the master's too (it gets the files by absolute path: the NMs must\n"
+        "see them).\n",
     .flags = submit_flags,
     .run = run_submit,
     .rest = "-- COMMAND [ARGS...]",
@@ -312,17 +402,20 @@ const struct subcmd cmd_app_submit = {
 
 static const struct flag_def rm_only_flags[] = {
     {"rm", "HOST:PORT", "the resource manager", FLAG_REQUIRED},
+    TLS_FLAGS,
     {NULL, NULL, NULL, 0},
 };
 
 static int run_status(struct cmd_args *a)
 {
     Argot__Sched__V1__ApplicationId id;
-    if (app_id_arg(a, &id) != EXIT_OK)
+    static struct tls_files tls;
+    if (app_id_arg(a, &id) != EXIT_OK || tls_flags(a, &tls) != EXIT_OK)
         return EXIT_USAGE;
-    ag_rpc_channel *ch = rm_channel(args_get(a, "rm"));
+    int code = EXIT_USAGE;
+    ag_rpc_channel *ch = rm_channel(a, args_get(a, "rm"), &tls, &code);
     if (!ch)
-        return usage_error(a->sc, "--rm %s: not host:port", args_get(a, "rm"));
+        return code;
     Argot__Sched__V1__GetApplicationReportResponse *r = NULL;
     char *message = NULL;
     int st = report(ch, &id, &r, &message);
@@ -356,11 +449,13 @@ const struct subcmd cmd_app_status = {
 static int run_kill(struct cmd_args *a)
 {
     Argot__Sched__V1__ApplicationId id;
-    if (app_id_arg(a, &id) != EXIT_OK)
+    static struct tls_files tls;
+    if (app_id_arg(a, &id) != EXIT_OK || tls_flags(a, &tls) != EXIT_OK)
         return EXIT_USAGE;
-    ag_rpc_channel *ch = rm_channel(args_get(a, "rm"));
+    int code = EXIT_USAGE;
+    ag_rpc_channel *ch = rm_channel(a, args_get(a, "rm"), &tls, &code);
     if (!ch)
-        return usage_error(a->sc, "--rm %s: not host:port", args_get(a, "rm"));
+        return code;
     Argot__Sched__V1__KillApplicationRequest req = ARGOT__SCHED__V1__KILL_APPLICATION_REQUEST__INIT;
     req.application_id = &id;
     req.diagnostics = "killed by argot app kill";
@@ -392,9 +487,13 @@ const struct subcmd cmd_app_kill = {
 
 static int run_nodes(struct cmd_args *a)
 {
-    ag_rpc_channel *ch = rm_channel(args_get(a, "rm"));
+    static struct tls_files tls;
+    if (tls_flags(a, &tls) != EXIT_OK)
+        return EXIT_USAGE;
+    int code = EXIT_USAGE;
+    ag_rpc_channel *ch = rm_channel(a, args_get(a, "rm"), &tls, &code);
     if (!ch)
-        return usage_error(a->sc, "--rm %s: not host:port", args_get(a, "rm"));
+        return code;
     Argot__Sched__V1__GetClusterNodesRequest req = ARGOT__SCHED__V1__GET_CLUSTER_NODES_REQUEST__INIT;
     Argot__Sched__V1__GetClusterNodesResponse *r = NULL;
     char *message = NULL;
@@ -569,6 +668,7 @@ static const struct flag_def master_flags[] = {
     {"vcores", "V", "virtual cores of each", 0},
     {"priority", "P", "the containers' priority", 0},
     {"max-attempts", "K", "runs of a failing container", 0},
+    TLS_FLAGS,
     {NULL, NULL, NULL, 0},
 };
 
@@ -583,15 +683,21 @@ static int run_master(struct cmd_args *a)
         return EXIT_USAGE;
     if (a->nrest == 0)
         return usage_error(a->sc, "no command after --");
+    static struct tls_files tls;
+    if (tls_flags(a, &tls) != EXIT_OK)
+        return EXIT_USAGE;
     d.argv = a->rest;
     d.tasks = ag_calloc((size_t)d.n, sizeof(*d.tasks));
     if (!d.tasks)
         return runtime_error("app master: %s", ag_strerror(AG_E_NOMEM));
     char err[AG_ERRMSG_MAX];
-    ag_am_opts o = {.rm = args_get(a, "rm"),
-                    .cb = {.allocated = on_allocated, .completed = on_completed,
-                           .shutdown = on_shutdown},
-                    .ud = &d};
+    ag_am_opts o = {
+        .rm = args_get(a, "rm"),
+        .cb = {.allocated = on_allocated, .completed = on_completed, .shutdown = on_shutdown},
+        .ud = &d,
+        .tls_cert = tls.cert,
+        .tls_key = tls.key,
+        .tls_ca = tls.ca};
     d.am = ag_am_new(&o, err, sizeof(err));
     if (!d.am) {
         ag_free(d.tasks);

@@ -23,6 +23,13 @@
  *      a second, the NMs' re-registration does not hold up the AM).
  *   4. Granted containers stay in `granted` (with their tokens, which the
  *      NM needs) until the RM reports them completed.
+ *   5. A new AMRM token in an allocate response (am_rm_token: the RM rolled
+ *      its key) replaces the one the AM had, for every call after.
+ *   6. The NM tokens the RM hands out (allocate's nm_tokens, register's
+ *      nm_tokens_from_previous_attempts) are kept per node, the latest
+ *      replacing the one before; every ContainerManagement call to a node
+ *      carries that node's (metadata "argot-nm-token"). They are secrets:
+ *      wiped when replaced or freed, never logged.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -36,6 +43,7 @@
 #include "argot/sched/v1/sched.pb-c.h"
 #include "chans.h"
 #include "scheduler.h"
+#include "token.h"
 
 struct ask {
     int32_t priority;
@@ -54,6 +62,12 @@ struct strlist {
     char s[256];
     bool add; /* blacklist: add or remove */
     struct strlist *next;
+};
+
+struct nmtok {
+    char node[300];  /* "host:port" */
+    char text[2048]; /* token.h's text form */
+    struct nmtok *next;
 };
 
 struct granted {
@@ -81,6 +95,8 @@ struct ag_am {
     struct strlist *blacklisted; /* every entry in force (resent on resync) */
     struct granted *granted;
     ag__chans *nodes; /* channels to the NMs */
+    struct nmtok *nmtoks; /* invariant 6 */
+    ag__sched_tls tls;
     int64_t head_mb;
     int32_t head_vcores, cluster_nodes;
 };
@@ -128,13 +144,26 @@ ag_am *ag_am_new(const ag_am_opts *o, char *err, size_t cap)
         am->o.call_timeout_ms = 10000;
     snprintf(am->token, sizeof(am->token), "%s", token);
     snprintf(am->rm_target, sizeof(am->rm_target), "%s", o->rm);
+    if ((o->tls_key && o->tls_key[0]) != (o->tls_cert && o->tls_cert[0])) {
+        snprintf(err, cap, "TLS: a client certificate needs its key and a key its certificate");
+        ag_free(am);
+        return NULL;
+    }
+    am->tls = (ag__sched_tls){o->tls_cert, o->tls_key, o->tls_ca};
     ag_rpc_channel_opts co;
     ag_rpc_channel_opts_init(&co);
     co.backoff_initial_ms = 100;
     co.backoff_max_ms = 2000;
+    ag__sched_tls_channel(&am->tls, &co);
     am->rm = ag_rpc_channel_new(o->rm, &co);
     if (!am->rm) {
         snprintf(err, cap, "RM address '%s' is not host:port", o->rm);
+        ag_free(am);
+        return NULL;
+    }
+    if (ag_rpc_channel_errmsg(am->rm)[0]) {
+        snprintf(err, cap, "RM %s: %s", o->rm, ag_rpc_channel_errmsg(am->rm));
+        ag_rpc_channel_free(am->rm);
         ag_free(am);
         return NULL;
     }
@@ -159,9 +188,53 @@ void ag_am_free(ag_am *am)
         ag_free(am->granted);
         am->granted = n;
     }
+    while (am->nmtoks) {
+        struct nmtok *n = am->nmtoks->next;
+        ag_wipe(am->nmtoks, sizeof(*am->nmtoks));
+        ag_free(am->nmtoks);
+        am->nmtoks = n;
+    }
     ag__chans_free(&am->nodes);
     ag_rpc_channel_free(am->rm);
+    ag_wipe(am->token, sizeof(am->token));
     ag_free(am);
+}
+
+/* Keeps the NM tokens of a response (invariant 6). 0 or AG_E_NOMEM. */
+static int take_nm_tokens(ag_am *am, Argot__Sched__V1__NMToken *const *ts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const Argot__Sched__V1__NMToken *t = ts[i];
+        if (!t->node_id || !t->token)
+            continue;
+        char node[300];
+        snprintf(node, sizeof(node), "%s:%d", t->node_id->host, (int)t->node_id->port);
+        struct nmtok *k = am->nmtoks;
+        while (k && strcmp(k->node, node) != 0)
+            k = k->next;
+        if (!k) {
+            if (!(k = ag_calloc(1, sizeof(*k))))
+                return AG_E_NOMEM;
+            snprintf(k->node, sizeof(k->node), "%s", node);
+            k->next = am->nmtoks;
+            am->nmtoks = k;
+        }
+        ag_wipe(k->text, sizeof(k->text));
+        if (ag__sched_token_text(t->token->identifier.data, t->token->identifier.len,
+                                 t->token->password.data, t->token->password.len, k->text,
+                                 sizeof(k->text)) < 0)
+            k->text[0] = '\0';
+    }
+    return 0;
+}
+
+/* The NM token for node ("host:port"), or "" (the NM will refuse). */
+static const char *nm_token_of(const ag_am *am, const char *node)
+{
+    for (const struct nmtok *k = am->nmtoks; k; k = k->next)
+        if (strcmp(k->node, node) == 0)
+            return k->text;
+    return "";
 }
 
 const char *ag_am_errmsg(const ag_am *am)
@@ -233,7 +306,13 @@ int ag_am_register(ag_am *am, const char *host, int port, const char *tracking_u
                       &req.base, &resp, msg, sizeof(msg));
     if (st != AG_RPC_OK)
         return fail(am, AG_E_STATE, "register", st, msg);
+    Argot__Sched__V1__RegisterApplicationMasterResponse *r =
+        (Argot__Sched__V1__RegisterApplicationMasterResponse *)resp;
+    int rc = take_nm_tokens(am, r->nm_tokens_from_previous_attempts,
+                            r->n_nm_tokens_from_previous_attempts);
     ag_rpc_msg_free(resp);
+    if (rc < 0)
+        return ag_errbuf_set(&am->err, rc, "register: no memory");
     am->registered = true;
     am->response_id = 0;
     return 0;
@@ -433,6 +512,20 @@ static int handle_response(ag_am *am, Argot__Sched__V1__AllocateResponse *r)
         am->head_vcores = r->limit->vcores;
     }
     am->cluster_nodes = r->num_cluster_nodes;
+    const Argot__Sched__V1__Token *t = r->am_rm_token;
+    if (t && t->identifier.len) {
+        /* the RM rolled its AMRM key: the calls from now on carry the new
+         * token (the old one stays valid until the roll after) */
+        char text[sizeof(am->token)];
+        if (ag__sched_token_text(t->identifier.data, t->identifier.len, t->password.data,
+                                 t->password.len, text, sizeof(text)) == 0) {
+            memcpy(am->token, text, sizeof(am->token));
+            AG_LOG(AG_LOG_INFO, "am", "amrm_token_renewed rm=%s", am->rm_target);
+        }
+        ag_wipe(text, sizeof(text));
+    }
+    if (take_nm_tokens(am, r->nm_tokens, r->n_nm_tokens) < 0)
+        return ag_errbuf_set(&am->err, AG_E_NOMEM, "allocate: no memory");
     /* the granted containers move into am->granted; the response keeps the
      * ones not moved (on failure), so that freeing it frees those */
     size_t moved = 0;
@@ -595,7 +688,7 @@ int ag_am_start(ag_am *am, const char *container_id, const char *const *argv,
                              container_id);
     if (!argv || !argv[0])
         return ag_errbuf_set(&am->err, AG_E_INVAL, "start: no command");
-    ag_rpc_channel *ch = ag__chans_get(&am->nodes, g->node, 0);
+    ag_rpc_channel *ch = ag__chans_get(&am->nodes, g->node, 0, &am->tls);
     if (!ch)
         return ag_errbuf_set(&am->err, AG_E_NOMEM, "start: no memory");
     size_t argc = 0, envc = 0;
@@ -646,21 +739,23 @@ int ag_am_start(ag_am *am, const char *container_id, const char *const *argv,
     Argot__Sched__V1__StartContainersRequest req = ARGOT__SCHED__V1__START_CONTAINERS_REQUEST__INIT;
     req.n_start_container_request = 1;
     req.start_container_request = &onep;
-    Argot__Sched__V1__StartContainersResponse *resp = NULL;
-    char *message = NULL;
-    int st = argot__sched__v1__container_management__start_containers__invoke(
-        ch, &req, ag_deadline_in_ms(am->o.call_timeout_ms), &resp, &message);
+    ProtobufCMessage *m = NULL;
+    char message[AG_ERRMSG_MAX];
+    int st = ag__sched_unary(ch, &argot__sched__v1__container_management__start_containers__method,
+                             &req.base, AG_SCHED_NM_TOKEN_KEY, nm_token_of(am, g->node),
+                             am->o.call_timeout_ms, &m, message, sizeof(message));
+    Argot__Sched__V1__StartContainersResponse *resp =
+        (Argot__Sched__V1__StartContainersResponse *)m;
     int rc = 0;
     if (st != AG_RPC_OK)
-        rc = ag_errbuf_set(&am->err, AG_E_IO, "start %s: node %s: %s: %s", container_id,
-                           g->node, ag_rpc_status_name(st), message ? message : "");
+        rc = ag_errbuf_set(&am->err, AG_E_IO, "start %s: node %s: %s: %s", container_id, g->node,
+                           ag_rpc_status_name(st), message);
     else if (resp->n_failed_requests > 0)
         rc = ag_errbuf_set(&am->err, AG_E_PERM, "start %s: node %s refused it: %s",
                            container_id, g->node, resp->failed_requests[0]->exception);
     else
         g->started = true;
-    ag_rpc_msg_free(resp ? &resp->base : NULL);
-    ag_free(message);
+    ag_rpc_msg_free(m);
     ag_free(ents);
     ag_free(ep);
     ag_free(envcopy);
@@ -673,26 +768,27 @@ int ag_am_stop(ag_am *am, const char *container_id)
     if (!g)
         return ag_errbuf_set(&am->err, AG_E_NOENT, "stop: no granted container %s",
                              container_id);
-    ag_rpc_channel *ch = ag__chans_get(&am->nodes, g->node, 0);
+    ag_rpc_channel *ch = ag__chans_get(&am->nodes, g->node, 0, &am->tls);
     if (!ch)
         return ag_errbuf_set(&am->err, AG_E_NOMEM, "stop: no memory");
     Argot__Sched__V1__StopContainersRequest req = ARGOT__SCHED__V1__STOP_CONTAINERS_REQUEST__INIT;
     Argot__Sched__V1__ContainerId *idp = g->c->id;
     req.n_container_id = 1;
     req.container_id = &idp;
-    Argot__Sched__V1__StopContainersResponse *resp = NULL;
-    char *message = NULL;
-    int st = argot__sched__v1__container_management__stop_containers__invoke(
-        ch, &req, ag_deadline_in_ms(am->o.call_timeout_ms), &resp, &message);
+    ProtobufCMessage *m = NULL;
+    char message[AG_ERRMSG_MAX];
+    int st = ag__sched_unary(ch, &argot__sched__v1__container_management__stop_containers__method,
+                             &req.base, AG_SCHED_NM_TOKEN_KEY, nm_token_of(am, g->node),
+                             am->o.call_timeout_ms, &m, message, sizeof(message));
+    Argot__Sched__V1__StopContainersResponse *resp = (Argot__Sched__V1__StopContainersResponse *)m;
     int rc = 0;
     if (st != AG_RPC_OK)
-        rc = ag_errbuf_set(&am->err, AG_E_IO, "stop %s: node %s: %s: %s", container_id,
-                           g->node, ag_rpc_status_name(st), message ? message : "");
+        rc = ag_errbuf_set(&am->err, AG_E_IO, "stop %s: node %s: %s: %s", container_id, g->node,
+                           ag_rpc_status_name(st), message);
     else if (resp->n_failed_requests > 0)
         rc = ag_errbuf_set(&am->err, AG_E_PERM, "stop %s: node %s refused: %s", container_id,
                            g->node, resp->failed_requests[0]->exception);
-    ag_rpc_msg_free(resp ? &resp->base : NULL);
-    ag_free(message);
+    ag_rpc_msg_free(m);
     return rc;
 }
 

@@ -14,7 +14,12 @@
  *   2. A container stays in the table, its status in every heartbeat,
  *      until the RM names it in containers_to_be_removed_from_nm after it
  *      completed (so a completion lost with a heartbeat is sent again).
- *   3. nm->mu guards the table, the keys and the RM-session state; it is
+ *   3. Every ContainerManagement call carries an NM token (metadata
+ *      "argot-nm-token") whose password is the HMAC of its identifier under
+ *      the RM's current or previous NM-token master key, naming an
+ *      application attempt, this node and an expiry not passed; the call
+ *      acts only on containers of that application.
+ *   4. nm->mu guards the table, the keys and the RM-session state; it is
  *      never held across a call to the RM. The lock order is nm->mu, then
  *      the launcher's own (launch.c takes no lock of ours).
  *
@@ -22,6 +27,9 @@
  * thread (hb_main) talks to the RM; ContainerManagement handlers run on the
  * gRPC server's pool threads; the launcher's reaper thread watches the
  * processes (launch.c).
+ *
+ * TLS (cfg.tls_*): ContainerManagement is served with the node's
+ * certificate (mutual TLS with a CA), and the channel to the RM presents it.
  *
  * Recovery (cfg.recovery): ag_nm_stop writes the table to work_dir/nm-state
  * and leaves the containers running; ag_nm_start adopts them (launch.h)
@@ -48,6 +56,7 @@
 #include "argot/sched.h"
 #include "argot/sched/v1/sched.argot.h"
 #include "argot/sched/v1/sched.pb-c.h"
+#include "chans.h"
 #include "launch.h"
 #include "scheduler.h"
 #include "token.h"
@@ -59,6 +68,16 @@
 #define CM_SERVICE         "argot.sched.v1.ContainerManagement"
 
 typedef Argot__Sched__V1__ContainerId ContainerId;
+
+/* A master key and the one before it (a roll keeps the previous key, so
+ * that what was signed just before the roll still verifies). */
+struct keys {
+    const char *what; /* "container" or "NM-token", for logs and errors */
+    ag_sched_key cur;
+    ag_sched_key prev;
+    bool have;
+    bool have_prev;
+};
 
 /* One container this node started. */
 struct container {
@@ -102,9 +121,9 @@ struct ag_nm {
     int32_t response_id; /* the RM's last heartbeat response's */
     int64_t rm_identifier;
     uint64_t interval_ms;  /* between heartbeats */
-    ag_sched_key key;      /* current container token master key */
-    ag_sched_key prev_key; /* the one before it (roll-over) */
-    bool have_key, have_prev;
+    ag__sched_tls tls;     /* into cfg */
+    struct keys ctr_keys;  /* container-token master keys */
+    struct keys nm_keys;   /* NM-token master keys */
     struct container *containers;
     char (*removed)[128]; /* ring of names the RM let us forget */
     size_t nremoved;      /* total ever added */
@@ -248,10 +267,10 @@ static int load_misc(ag_config *cfg, const ag_cnode *root, ag_nm_config *c)
 
 int ag_nm_config_load(ag_nm_config *c, const char *path, char *err, size_t cap)
 {
-    static const char *const top[] = {"rm",       "address", "resources",          "work_dir",
-                                      "rack",     "labels",  "heartbeat_interval", "admin",
-                                      "cgroup",   "log",     "shutdown_grace",     "kill_grace",
-                                      "recovery", "memory_check", NULL};
+    static const char *const top[] = {"rm",       "address",      "resources", "work_dir",
+                                      "rack",     "labels",       "heartbeat_interval",
+                                      "admin",    "cgroup",       "log",       "shutdown_grace",
+                                      "kill_grace", "recovery",   "memory_check", "tls", NULL};
     ag_config *cfg = ag_config_new();
     if (!cfg) {
         snprintf(err, cap, "%s: %s", path, ag_strerror(AG_E_NOMEM));
@@ -281,6 +300,9 @@ int ag_nm_config_load(ag_nm_config *c, const char *path, char *err, size_t cap)
         rc = load_cgroup(cfg, root, c);
     if (rc == 0)
         rc = load_misc(cfg, root, c);
+    if (rc == 0)
+        rc = ag__sched_tls_load(cfg, root, NULL, c->tls_cert, c->tls_key, c->tls_ca,
+                                sizeof(c->tls_cert), NULL);
     if (rc < 0)
         snprintf(err, cap, "%s", ag_config_errmsg(cfg));
     ag_config_free(cfg);
@@ -346,39 +368,51 @@ static bool was_removed(ag_nm *nm, const char *name)
 
 /* ---- keys ----------------------------------------------------------------------------- */
 
-/* Takes the RM's container token master key (NULL: none sent); the key it
+/* Takes a master key from the RM (NULL: none sent) into ks; the key it
  * replaces becomes the previous one. nm->mu held. */
-static void take_key(ag_nm *nm, const Argot__Sched__V1__MasterKey *k)
+static void take_key(struct keys *ks, const Argot__Sched__V1__MasterKey *k)
 {
     if (!k || k->key_id == 0)
         return;
     if (k->bytes.len != AG_SCHED_KEY_BYTES) {
-        AG_LOG(AG_LOG_WARN, "nm", "master_key_ignored key_id=%d len=%zu", (int)k->key_id,
-               k->bytes.len);
+        AG_LOG(AG_LOG_WARN, "nm", "master_key_ignored kind=%s key_id=%d len=%zu", ks->what,
+               (int)k->key_id, k->bytes.len);
         return;
     }
-    if (nm->have_key && nm->key.id == k->key_id &&
-        memcmp(nm->key.bytes, k->bytes.data, AG_SCHED_KEY_BYTES) == 0)
+    if (ks->have && ks->cur.id == k->key_id &&
+        memcmp(ks->cur.bytes, k->bytes.data, AG_SCHED_KEY_BYTES) == 0)
         return;
-    if (nm->have_key) {
-        nm->prev_key = nm->key;
-        nm->have_prev = true;
+    if (ks->have) {
+        ks->prev = ks->cur;
+        ks->have_prev = true;
     }
-    nm->key.id = k->key_id;
-    memcpy(nm->key.bytes, k->bytes.data, AG_SCHED_KEY_BYTES);
-    nm->have_key = true;
-    AG_LOG(AG_LOG_INFO, "nm", "container_key key_id=%d previous=%d", (int)nm->key.id,
-           nm->have_prev ? (int)nm->prev_key.id : 0);
+    ks->cur.id = k->key_id;
+    memcpy(ks->cur.bytes, k->bytes.data, AG_SCHED_KEY_BYTES);
+    ks->have = true;
+    AG_LOG(AG_LOG_INFO, "nm", "master_key kind=%s key_id=%d previous=%d", ks->what, (int)ks->cur.id,
+           ks->have_prev ? (int)ks->prev.id : 0);
 }
 
 /* The key of id, or NULL. nm->mu held. */
-static const ag_sched_key *key_of(const ag_nm *nm, int32_t id)
+static const ag_sched_key *key_of(const struct keys *ks, int32_t id)
 {
-    if (nm->have_key && nm->key.id == id)
-        return &nm->key;
-    if (nm->have_prev && nm->prev_key.id == id)
-        return &nm->prev_key;
+    if (ks->have && ks->cur.id == id)
+        return &ks->cur;
+    if (ks->have_prev && ks->prev.id == id)
+        return &ks->prev;
     return NULL;
+}
+
+/* Why no key of ks has id: into why (prefix names the token). */
+static void key_unknown(const struct keys *ks, int32_t id, const char *prefix, char *why,
+                        size_t cap)
+{
+    if (!ks->have)
+        snprintf(why, cap, "%s: this node has no %s master key yet (not registered with the RM)",
+                 prefix, ks->what);
+    else
+        snprintf(why, cap, "%s: master key %d is unknown to this node (it knows key %d%s)", prefix,
+                 (int)id, (int)ks->cur.id, ks->have_prev ? " and the previous one" : "");
 }
 
 /* ---- ContainerManagement ---------------------------------------------------------------- */
@@ -410,19 +444,11 @@ static int check_token(ag_nm *nm, const Argot__Sched__V1__Token *t,
         snprintf(why, cap, "container token: the identifier names no container");
         return AG_E_PERM;
     }
-    const ag_sched_key *k = key_of(nm, id->master_key_id);
+    const ag_sched_key *k = key_of(&nm->ctr_keys, id->master_key_id);
     if (!k) {
-        if (!nm->have_key)
-            snprintf(why, cap,
-                     "container token of %s: this node has no container master key "
-                     "yet (not registered with the RM)",
-                     name);
-        else
-            snprintf(why, cap,
-                     "container token of %s: master key %d is unknown to this node "
-                     "(it knows key %d%s)",
-                     name, (int)id->master_key_id, (int)nm->key.id,
-                     nm->have_prev ? " and the previous one" : "");
+        char prefix[160];
+        snprintf(prefix, sizeof(prefix), "container token of %s", name);
+        key_unknown(&nm->ctr_keys, id->master_key_id, prefix, why, cap);
         return AG_E_PERM;
     }
     if (!ag__sched_mac_ok(k, t->identifier.data, t->identifier.len, t->password.data,
@@ -451,6 +477,132 @@ static int check_token(ag_nm *nm, const Argot__Sched__V1__Token *t,
         return AG_E_EXISTS;
     }
     return 0;
+}
+
+/* The application a caller's verified NM token is for. */
+struct nm_auth {
+    int64_t ts;
+    int32_t app_id;
+    char app[64]; /* application_<ts>_<id> */
+};
+
+/* Whether container id belongs to the token's application (an NM token is
+ * for an attempt; containers of earlier attempts that the application kept
+ * are its own too). Otherwise why says so. */
+static bool auth_allows(const struct nm_auth *auth, const ContainerId *id, char *why, size_t cap)
+{
+    int64_t ts, n;
+    int32_t app, attempt;
+    char name[128];
+    cid_parts(id, &ts, &app, &attempt, &n);
+    if (ts == auth->ts && app == auth->app_id)
+        return true;
+    snprintf(why, cap,
+             "permission denied: container %s is not of application %s, which the NM token "
+             "is for",
+             cid_str(id, name, sizeof(name)), auth->app);
+    return false;
+}
+
+/* Checks the NM token in call's metadata (YARN's NMToken): issued by the RM
+ * (the HMAC under its current or previous NM-token master key) to an
+ * application attempt for this node, and not expired. AG_RPC_OK with
+ * *auth set, or the call's status with why set: UNAUTHENTICATED when it
+ * is missing, malformed, forged or expired, PERMISSION_DENIED when it is
+ * another node's. nm->mu held. The token is never logged. */
+static int check_nm_token(ag_nm *nm, ag_rpc_call *call, struct nm_auth *auth, char *why, size_t cap)
+{
+    const char *key, *text = NULL;
+    char buf[2048];
+    ag_slice v;
+    for (size_t i = 0; (key = ag_rpc_call_metadata(call, false, i, &v)); i++)
+        if (strcmp(key, AG_SCHED_NM_TOKEN_KEY) == 0 && v.len < sizeof(buf)) {
+            memcpy(buf, v.ptr, v.len);
+            buf[v.len] = '\0';
+            text = buf;
+        }
+    if (!text) {
+        snprintf(why, cap,
+                 "no NM token (metadata %s): only an application the RM gave containers on "
+                 "this node may call it",
+                 AG_SCHED_NM_TOKEN_KEY);
+        return AG_RPC_UNAUTHENTICATED;
+    }
+    uint8_t *id = NULL, *pw = NULL;
+    size_t idlen = 0, pwlen = 0;
+    int st = AG_RPC_UNAUTHENTICATED;
+    Argot__Sched__V1__ContainerTokenIdentifier *ti = NULL;
+    if (ag__sched_token_parse(text, &id, &idlen, &pw, &pwlen) < 0) {
+        snprintf(why, cap, "the NM token is not id.password in base64url");
+        goto out;
+    }
+    ti = (Argot__Sched__V1__ContainerTokenIdentifier *)protobuf_c_message_unpack(
+        &argot__sched__v1__container_token_identifier__descriptor, &pb_allocator, idlen, id);
+    const Argot__Sched__V1__ApplicationAttemptId *att =
+        ti && ti->container_id ? ti->container_id->app_attempt_id : NULL;
+    if (!att || !att->application_id || ti->container_id->id != 0) {
+        snprintf(why, cap, "the NM token's identifier names no application attempt%s",
+                 ti && ti->container_id && ti->container_id->id ? " (a container token?)" : "");
+        goto out;
+    }
+    char app[64];
+    ag_sched_format_app_id(att->application_id->cluster_timestamp, att->application_id->id, app,
+                           sizeof(app));
+    const ag_sched_key *k = key_of(&nm->nm_keys, ti->master_key_id);
+    char prefix[128];
+    snprintf(prefix, sizeof(prefix), "NM token of %s", app);
+    if (!k) {
+        key_unknown(&nm->nm_keys, ti->master_key_id, prefix, why, cap);
+        goto out;
+    }
+    if (!ag__sched_mac_ok(k, id, idlen, pw, pwlen)) {
+        snprintf(why, cap, "%s: invalid password (forged, or signed by another RM)", prefix);
+        goto out;
+    }
+    const Argot__Sched__V1__NodeId *node = ti->node_id;
+    if (!node || !node->host || strcmp(node->host, nm->host) != 0 || node->port != nm->port) {
+        snprintf(why, cap, "%s is for node %s:%d, this is node %s:%d", prefix,
+                 node && node->host ? node->host : "", node ? (int)node->port : 0, nm->host,
+                 nm->port);
+        st = AG_RPC_PERMISSION_DENIED;
+        goto out;
+    }
+    int64_t now = ag_wall_ms();
+    if (ti->expiry_time <= now) {
+        snprintf(why, cap, "%s expired %lld ms ago", prefix, (long long)(now - ti->expiry_time));
+        goto out;
+    }
+    auth->ts = att->application_id->cluster_timestamp;
+    auth->app_id = att->application_id->id;
+    snprintf(auth->app, sizeof(auth->app), "%s", app);
+    st = AG_RPC_OK;
+out:
+    if (ti)
+        protobuf_c_message_free_unpacked(&ti->base, &pb_allocator);
+    if (pw)
+        ag_wipe(pw, pwlen);
+    ag_free(id);
+    ag_free(pw);
+    ag_wipe(buf, sizeof(buf));
+    return st;
+}
+
+/* Checks the call's NM token (nm->mu taken here); on refusal sets the
+ * call's status message, logs why and returns the status. */
+static int authenticate(ag_nm *nm, ag_rpc_call *call, struct nm_auth *auth)
+{
+    char why[512];
+    pthread_mutex_lock(&nm->mu);
+    int st = check_nm_token(nm, call, auth, why, sizeof(why));
+    pthread_mutex_unlock(&nm->mu);
+    if (st != AG_RPC_OK) {
+        const char *m = ag_rpc_call_method(call);
+        AG_LOG(AG_LOG_WARN, "nm", "call_refused method=%s status=%s reason=\"%s\"",
+               m ? strrchr(m, '/') + 1 : "?", ag_rpc_status_name(st), why);
+        ag_metric_add(nm->m_refused, 1);
+        ag_rpc_call_set_status_message(call, why);
+    }
+    return st;
 }
 
 /* Builds the launch spec of a verified container and launches it. 0 or a
@@ -532,13 +684,16 @@ static int launch(ag_nm *nm, const Argot__Sched__V1__ContainerTokenIdentifier *i
 
 /* Verifies and starts one request. 0 with the container added, or a code
  * with why set. */
-static int start_one(ag_nm *nm, const Argot__Sched__V1__StartContainerRequest *r,
+static int start_one(ag_nm *nm, const struct nm_auth *auth,
+                     const Argot__Sched__V1__StartContainerRequest *r,
                      Argot__Sched__V1__ContainerTokenIdentifier **tid, char *why, size_t cap)
 {
     pthread_mutex_lock(&nm->mu);
     int rc = nm->stopping ? AG_E_STATE : check_token(nm, r->container_token, tid, why, cap);
     if (nm->stopping)
         snprintf(why, cap, "the node manager is stopping");
+    if (rc == 0 && !auth_allows(auth, (*tid)->container_id, why, cap))
+        rc = AG_E_PERM;
     struct container *c = NULL;
     if (rc == 0 && !(c = ag_calloc(1, sizeof(*c)))) {
         snprintf(why, cap, "%s", ag_strerror(AG_E_NOMEM));
@@ -571,6 +726,10 @@ static int start_containers(ag_rpc_call *call, const Argot__Sched__V1__StartCont
 {
     ag_nm *nm = ud;
     size_t n = req->n_start_container_request;
+    struct nm_auth auth;
+    int st = authenticate(nm, call, &auth);
+    if (st != AG_RPC_OK)
+        return st;
     Argot__Sched__V1__StartContainersResponse resp =
         ARGOT__SCHED__V1__START_CONTAINERS_RESPONSE__INIT;
     Argot__Sched__V1__ContainerTokenIdentifier **tids = ag_calloc(n + 1, sizeof(*tids));
@@ -585,7 +744,8 @@ static int start_containers(ag_rpc_call *call, const Argot__Sched__V1__StartCont
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        int rc = start_one(nm, req->start_container_request[i], &tids[i], whys[i], sizeof(whys[i]));
+        int rc = start_one(nm, &auth, req->start_container_request[i], &tids[i], whys[i],
+                           sizeof(whys[i]));
         if (rc == 0) {
             ok[resp.n_succeeded_requests++] = tids[i]->container_id;
             ag_metric_add(nm->m_launched, 1);
@@ -653,12 +813,16 @@ static int stop_containers(ag_rpc_call *call, const Argot__Sched__V1__StopContai
 {
     ag_nm *nm = ud;
     size_t n = req->n_container_id;
+    struct nm_auth auth;
+    int st = authenticate(nm, call, &auth);
+    if (st != AG_RPC_OK)
+        return st;
     Argot__Sched__V1__StopContainersResponse resp =
         ARGOT__SCHED__V1__STOP_CONTAINERS_RESPONSE__INIT;
     ContainerId **ok = ag_calloc(n + 1, sizeof(*ok));
     Argot__Sched__V1__ContainerExceptionMap *fails = ag_calloc(n + 1, sizeof(*fails));
     Argot__Sched__V1__ContainerExceptionMap **failp = ag_calloc(n + 1, sizeof(*failp));
-    char(*whys)[200] = ag_calloc(n + 1, sizeof(*whys));
+    char(*whys)[300] = ag_calloc(n + 1, sizeof(*whys));
     int status = AG_RPC_OK;
     if (!ok || !fails || !failp || !whys) {
         ag_rpc_call_set_status_message(call, "node manager: out of memory");
@@ -669,7 +833,8 @@ static int stop_containers(ag_rpc_call *call, const Argot__Sched__V1__StopContai
     for (size_t i = 0; i < n; i++) {
         char name[128];
         cid_str(req->container_id[i], name, sizeof(name));
-        if (find_container(nm, name) &&
+        bool mine = auth_allows(&auth, req->container_id[i], whys[i], sizeof(whys[i]));
+        if (mine && find_container(nm, name) &&
             ag__launch_stop(nm->launcher, name, AG__EXIT_STOPPED) == 0) {
             ok[resp.n_succeeded_requests++] = req->container_id[i];
             continue;
@@ -677,7 +842,8 @@ static int stop_containers(ag_rpc_call *call, const Argot__Sched__V1__StopContai
         Argot__Sched__V1__ContainerExceptionMap *f = &fails[resp.n_failed_requests];
         argot__sched__v1__container_exception_map__init(f);
         f->container_id = req->container_id[i];
-        snprintf(whys[i], sizeof(whys[i]), "container %s is not on this node", name);
+        if (mine)
+            snprintf(whys[i], sizeof(whys[i]), "container %s is not on this node", name);
         f->exception = whys[i];
         failp[resp.n_failed_requests++] = f;
     }
@@ -699,13 +865,17 @@ static int get_statuses(ag_rpc_call *call, const Argot__Sched__V1__GetContainerS
 {
     ag_nm *nm = ud;
     size_t n = req->n_container_id;
+    struct nm_auth auth;
+    int st = authenticate(nm, call, &auth);
+    if (st != AG_RPC_OK)
+        return st;
     Argot__Sched__V1__GetContainerStatusesResponse resp =
         ARGOT__SCHED__V1__GET_CONTAINER_STATUSES_RESPONSE__INIT;
     struct status_store *ss = ag_calloc(n + 1, sizeof(*ss));
     Argot__Sched__V1__ContainerStatus **stp = ag_calloc(n + 1, sizeof(*stp));
     Argot__Sched__V1__ContainerExceptionMap *fails = ag_calloc(n + 1, sizeof(*fails));
     Argot__Sched__V1__ContainerExceptionMap **failp = ag_calloc(n + 1, sizeof(*failp));
-    char(*whys)[200] = ag_calloc(n + 1, sizeof(*whys));
+    char(*whys)[300] = ag_calloc(n + 1, sizeof(*whys));
     int status = AG_RPC_OK;
     if (!ss || !stp || !fails || !failp || !whys) {
         ag_rpc_call_set_status_message(call, "node manager: out of memory");
@@ -716,7 +886,8 @@ static int get_statuses(ag_rpc_call *call, const Argot__Sched__V1__GetContainerS
     for (size_t i = 0; i < n; i++) {
         char name[128];
         cid_str(req->container_id[i], name, sizeof(name));
-        const struct container *c = find_container(nm, name);
+        bool mine = auth_allows(&auth, req->container_id[i], whys[i], sizeof(whys[i]));
+        const struct container *c = mine ? find_container(nm, name) : NULL;
         if (c) {
             status_fill(nm, c, &ss[resp.n_status]);
             stp[resp.n_status] = &ss[resp.n_status].st;
@@ -726,7 +897,8 @@ static int get_statuses(ag_rpc_call *call, const Argot__Sched__V1__GetContainerS
         Argot__Sched__V1__ContainerExceptionMap *f = &fails[resp.n_failed_requests];
         argot__sched__v1__container_exception_map__init(f);
         f->container_id = req->container_id[i];
-        snprintf(whys[i], sizeof(whys[i]), "container %s is not on this node", name);
+        if (mine)
+            snprintf(whys[i], sizeof(whys[i]), "container %s is not on this node", name);
         f->exception = whys[i];
         failp[resp.n_failed_requests++] = f;
     }
@@ -843,7 +1015,8 @@ static int rm_register(ag_nm *nm)
     } else if (resp->node_action == ARGOT__SCHED__V1__NODE_ACTION__RESYNC) {
         rc = AG_E_AGAIN;
     } else {
-        take_key(nm, resp->container_token_master_key);
+        take_key(&nm->ctr_keys, resp->container_token_master_key);
+        take_key(&nm->nm_keys, resp->nm_token_master_key);
         nm->registered = true;
         nm->response_id = 0;
         nm->rm_identifier = resp->rm_identifier;
@@ -898,7 +1071,8 @@ static void forget(ag_nm *nm, const ContainerId *id)
 static void heartbeat_apply(ag_nm *nm, const Argot__Sched__V1__NodeHeartbeatResponse *r)
 {
     nm->response_id = r->response_id;
-    take_key(nm, r->container_token_master_key);
+    take_key(&nm->ctr_keys, r->container_token_master_key);
+    take_key(&nm->nm_keys, r->nm_token_master_key);
     if (r->next_heartbeat_interval_ms > 0)
         nm->interval_ms = (uint64_t)r->next_heartbeat_interval_ms;
     for (size_t i = 0; i < r->n_containers_to_cleanup; i++) {
@@ -930,13 +1104,15 @@ static int rm_heartbeat(ag_nm *nm)
     Argot__Sched__V1__NodeStatus ns = ARGOT__SCHED__V1__NODE_STATUS__INIT;
     Argot__Sched__V1__NodeHealthStatus health = ARGOT__SCHED__V1__NODE_HEALTH_STATUS__INIT;
     Argot__Sched__V1__MasterKey known = ARGOT__SCHED__V1__MASTER_KEY__INIT;
+    Argot__Sched__V1__MasterKey known_nm = ARGOT__SCHED__V1__MASTER_KEY__INIT;
     Argot__Sched__V1__NodeId node;
     struct status_store *ss = NULL;
     size_t n = 0;
     pthread_mutex_lock(&nm->mu);
     int rc = collect(nm, &ss, &n);
     ns.response_id = nm->response_id;
-    known.key_id = nm->have_key ? nm->key.id : 0;
+    known.key_id = nm->ctr_keys.have ? nm->ctr_keys.cur.id : 0;
+    known_nm.key_id = nm->nm_keys.have ? nm->nm_keys.cur.id : 0;
     pthread_mutex_unlock(&nm->mu);
     Argot__Sched__V1__ContainerStatus **stp = ag_calloc(n + 1, sizeof(*stp));
     if (rc < 0 || !stp) {
@@ -955,6 +1131,7 @@ static int rm_heartbeat(ag_nm *nm)
     ns.node_health_status = &health;
     req.node_status = &ns;
     req.last_known_container_token_master_key = &known;
+    req.last_known_nm_token_master_key = &known_nm;
     Argot__Sched__V1__NodeHeartbeatResponse *resp = NULL;
     char *msg = NULL;
     int st = argot__sched__v1__resource_tracker__node_heartbeat__invoke(
@@ -1187,6 +1364,9 @@ ag_nm *ag_nm_new(const ag_nm_config *c)
         return NULL;
     nm->cfg = *c;
     nm->interval_ms = c->heartbeat_interval_ms ? c->heartbeat_interval_ms : 1000;
+    nm->ctr_keys.what = "container";
+    nm->tls = (ag__sched_tls){nm->cfg.tls_cert, nm->cfg.tls_key, nm->cfg.tls_ca};
+    nm->nm_keys.what = "NM-token";
     nm->removed = ag_calloc(AG_NM_REMEMBERED, sizeof(*nm->removed));
     nm->metrics = ag_metrics_new();
     if (!nm->removed || !nm->metrics)
@@ -1240,6 +1420,7 @@ static int start_servers(ag_nm *nm)
 {
     ag_rpc_server_opts so;
     ag_rpc_server_opts_init(&so);
+    ag__sched_tls_server(&nm->tls, &so);
     nm->srv = ag_rpc_server_new(&so);
     nm->health = ag_rpc_health_new();
     if (!nm->srv || !nm->health)
@@ -1320,16 +1501,24 @@ int ag_nm_start(ag_nm *nm)
     co.connect_timeout_ms = 3000;
     co.backoff_initial_ms = BACKOFF_MIN_MS;
     co.backoff_max_ms = BACKOFF_MAX_MS;
+    ag__sched_tls_channel(&nm->tls, &co);
     if (!(nm->rm = ag_rpc_channel_new(nm->cfg.rm, &co)))
         return ag_errbuf_set(&nm->err, AG_E_INVAL, "rm: cannot make a channel to '%s'", nm->cfg.rm);
+    if (ag_rpc_channel_errmsg(nm->rm)[0])
+        return ag_errbuf_set(&nm->err, AG_E_INVAL, "rm %s: %s", nm->cfg.rm,
+                             ag_rpc_channel_errmsg(nm->rm));
     atomic_store(&nm->serving, true);
     ag_rpc_health_set(nm->health, "", AG_RPC_HEALTH_SERVING);
     ag_rpc_health_set(nm->health, CM_SERVICE, AG_RPC_HEALTH_SERVING);
     if (pthread_create(&nm->hb, NULL, hb_main, nm) != 0)
         return ag_errbuf_set(&nm->err, AG_E_SYS, "cannot start the heartbeat thread");
     nm->hb_started = true;
-    AG_LOG(AG_LOG_INFO, "nm", "serving node=%s:%d rm=%s memory_mb=%lld vcores=%d limits=\"%s\"",
-           nm->host, nm->port, nm->cfg.rm, (long long)nm->cfg.memory_mb, (int)nm->cfg.vcores,
+    AG_LOG(AG_LOG_INFO, "nm",
+           "serving node=%s:%d rm=%s memory_mb=%lld vcores=%d tls=%s limits=\"%s\"", nm->host,
+           nm->port, nm->cfg.rm, (long long)nm->cfg.memory_mb, (int)nm->cfg.vcores,
+           !ag__sched_tls_on(&nm->tls) ? "off"
+           : nm->cfg.tls_ca[0]         ? "mutual"
+                                       : "on",
            ag__launcher_limits(nm->launcher));
     return 0;
 }
@@ -1401,8 +1590,8 @@ void ag_nm_free(ag_nm *nm)
         ag_free(c);
     }
     ag_metrics_free(nm->metrics);
-    ag_wipe(&nm->key, sizeof(nm->key));
-    ag_wipe(&nm->prev_key, sizeof(nm->prev_key));
+    ag_wipe(&nm->ctr_keys, sizeof(nm->ctr_keys));
+    ag_wipe(&nm->nm_keys, sizeof(nm->nm_keys));
     pthread_cond_destroy(&nm->cv);
     pthread_mutex_destroy(&nm->mu);
     ag_free(nm->removed);

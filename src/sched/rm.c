@@ -10,8 +10,11 @@
  *   - ApplicationMaster calls are authenticated by the attempt's AMRM token
  *     in the metadata key "argot-amrm-token" (token.h's text form); the core
  *     checks it and names the attempt.
- *   - The clock thread ticks the core every 100 ms (expiry, preemption's
- *     kills) and starts the AM containers the core asks for: a
+ *   - TLS (config `tls: {cert, key, ca}`): every service, and the channels
+ *     to the NMs; with ca, mutual (ResourceTracker callers must name
+ *     themselves). AM launches carry the attempt's NM token for the node.
+ *   - The clock thread ticks the core every 100 ms (key rolls, expiry,
+ *     preemption's kills) and starts the AM containers the core asks for: a
  *     StartContainers call to the node, outside the lock, on a channel per
  *     node kept for the RM's life. A failed start fails the attempt.
  *   - State (YARN's work-preserving RM restart): the config's
@@ -24,7 +27,12 @@
  *       app_state each unfinished application's packed submission context
  *                 and start time (deleted at its end);
  *       attempts  its attempts (app, attempt, AM container id, finished;
- *                 deleted at its end).
+ *                 deleted at its end);
+ *       grants    containers granted and not yet running (the core's grant
+ *                 log, drained after every call and tick), put back at a
+ *                 restart (ag_sched_recover_grant);
+ *       keys      every master key in use (signing, previous, next),
+ *                 written whenever a roll changes them.
  *     Written only here, never by the core: last_app_id at every
  *     GetNewApplication, the context at submit, and the rest by store_sync,
  *     which reads the core's per-application state (ag_sched_get_app_state)
@@ -56,8 +64,10 @@
 #include "scheduler.h"
 #include "token.h"
 
-#define MAX_QUEUES 64
-#define TICK_MS 100
+#define MAX_QUEUES     64
+#define TICK_MS        100
+#define NM_TOKEN_MAX   2048 /* an NM token's text form */
+#define MAX_NODE_NAMES 4096
 
 struct ag_rm {
     /* config */
@@ -69,6 +79,12 @@ struct ag_rm {
     char queue_text[MAX_QUEUES][2][256]; /* path, labels */
     uint64_t grace_ms;
     int log_level;
+    char tls_cert[1024]; /* tls: {cert, key, ca} ("" each: plaintext) */
+    char tls_key[1024];
+    char tls_ca[1024];
+    ag__sched_tls tls;       /* into the three above */
+    char (*node_names)[256]; /* tls.nodes: who may call ResourceTracker (none: any) */
+    size_t nnode_names;
     /* running */
     ag_sched *core;
     pthread_mutex_t lock;
@@ -89,6 +105,8 @@ struct ag_rm {
     sqlite3 *db;     /* state store (NULL: none kept) */
     int64_t epoch;   /* starts of this RM on its state file, from 0 */
     uint64_t synced; /* ag_sched_changes at the last store_sync */
+    uint64_t key_changes; /* ag_sched_key_changes at the last store_keys */
+    bool grants_began;    /* store_grants opened its transaction */
     struct seen *seen; /* what the store holds of each application in the core */
 };
 
@@ -150,13 +168,48 @@ static int load_queues(ag_config *cfg, const ag_cnode *qs, ag_rm *rm)
     return 0;
 }
 
+/* tls.nodes: the names (certificate CN, or first DNS name) that may call
+ * ResourceTracker; needs tls.ca (the names come from client certificates). */
+static int load_node_names(ag_config *cfg, const ag_cnode *tls, ag_rm *rm)
+{
+    const ag_cnode *seq = NULL;
+    int rc = ag_config_get_seq(cfg, tls, "nodes", AG_OPTIONAL, &seq);
+    if (rc < 0 || !seq)
+        return rc;
+    if (!rm->tls_ca[0])
+        return ag_config_errorf(cfg, seq, AG_E_CONFIG_VALUE,
+                                "tls.nodes needs tls.ca: node names come from client "
+                                "certificates, which only mutual TLS asks for");
+    size_t n = ag_cnode_len(seq);
+    if (n == 0 || n > MAX_NODE_NAMES)
+        return ag_config_errorf(cfg, seq, AG_E_CONFIG_VALUE, "tls.nodes: 1 to %d names",
+                                MAX_NODE_NAMES);
+    rm->node_names = ag_calloc(n, sizeof(*rm->node_names));
+    if (!rm->node_names)
+        return ag_config_errorf(cfg, seq, AG_E_NOMEM, "%s", ag_strerror(AG_E_NOMEM));
+    for (size_t i = 0; i < n; i++) {
+        const ag_cnode *it = ag_cnode_item(seq, i);
+        const char *v = ag_cnode_scalar(it);
+        if (ag_cnode_type_of(it) != AG_CNODE_SCALAR || !v[0] ||
+            strlen(v) >= sizeof(rm->node_names[0]))
+            return ag_config_errorf(cfg, it, AG_E_CONFIG_VALUE,
+                                    "tls.nodes: a certificate name of 1 to %zu characters",
+                                    sizeof(rm->node_names[0]) - 1);
+        snprintf(rm->node_names[i], sizeof(rm->node_names[0]), "%s", v);
+    }
+    rm->nnode_names = n;
+    return 0;
+}
+
 static int load_config(ag_rm *rm, const char *path, char *err, size_t cap)
 {
-    static const char *const top[] = {"address", "state", "liveness", "queues", "scheduler",
-                                      "admin", "log", "shutdown_grace", "heartbeat_interval",
-                                      NULL};
+    static const char *const top[] = {
+        "address", "state",          "liveness",           "queues", "scheduler", "admin",
+        "log",     "shutdown_grace", "heartbeat_interval", "tls",    "tokens",    NULL};
     static const char *const state_keys[] = {"sqlite", NULL};
-    static const char *const live_keys[] = {"nm_expiry_ms", "am_expiry_ms", NULL};
+    static const char *const live_keys[] = {"nm_expiry_ms", "am_expiry_ms",
+                                            "container_alloc_expiry_ms", NULL};
+    static const char *const token_keys[] = {"roll_interval_ms", NULL};
     static const char *const sched_keys[] = {"min_allocation", "max_allocation",
                                              "node_locality_delay", "rack_locality_delay",
                                              "max_app_attempts", "preemption", NULL};
@@ -167,10 +220,10 @@ static int load_config(ag_rm *rm, const char *path, char *err, size_t cap)
         snprintf(err, cap, "%s: %s", path, ag_strerror(AG_E_NOMEM));
         return AG_E_NOMEM;
     }
-    const ag_cnode *root = NULL, *state = NULL, *live = NULL, *qs = NULL, *sc = NULL,
-                   *minr = NULL, *maxr = NULL, *pre = NULL;
+    const ag_cnode *root = NULL, *state = NULL, *live = NULL, *qs = NULL, *sc = NULL, *minr = NULL,
+                   *maxr = NULL, *pre = NULL, *tokens = NULL, *tls = NULL;
     ag_daemon_conf dc = {.log_level = -1, .shutdown_grace_ms = rm->grace_ms};
-    int64_t nm_exp = 600000, am_exp = 600000, v = 0;
+    int64_t nm_exp = 600000, am_exp = 600000, alloc_exp = 600000, roll = 86400000, v = 0;
     int rc = ag_config_load_file(cfg, path);
     if (rc == 0) {
         root = ag_config_root(cfg);
@@ -196,8 +249,25 @@ static int load_config(ag_rm *rm, const char *path, char *err, size_t cap)
     if (rc == 0)
         rc = ag_config_get_i64(cfg, live, "am_expiry_ms", AG_OPTIONAL, 100, INT64_MAX / 2,
                                &am_exp);
+    if (rc == 0)
+        rc = ag_config_get_i64(cfg, live, "container_alloc_expiry_ms", AG_OPTIONAL, 100,
+                               INT64_MAX / 2, &alloc_exp);
     rm->conf.nm_expiry_ms = (uint64_t)nm_exp;
     rm->conf.am_expiry_ms = (uint64_t)am_exp;
+    rm->conf.container_alloc_expiry_ms = (uint64_t)alloc_exp;
+    if (rc == 0)
+        rc = ag_config_get_map(cfg, root, "tokens", AG_OPTIONAL, &tokens);
+    if (rc == 0)
+        rc = ag_config_check_keys(cfg, tokens, token_keys);
+    if (rc == 0)
+        rc = ag_config_get_i64(cfg, tokens, "roll_interval_ms", AG_OPTIONAL, 1000, INT64_MAX / 4,
+                               &roll);
+    rm->conf.key_roll_interval_ms = (uint64_t)roll;
+    if (rc == 0)
+        rc = ag__sched_tls_load(cfg, root, "nodes", rm->tls_cert, rm->tls_key, rm->tls_ca,
+                                sizeof(rm->tls_cert), &tls);
+    if (rc == 0 && tls)
+        rc = load_node_names(cfg, tls, rm);
     if (rc == 0)
         rc = ag_config_get_map(cfg, root, "queues", AG_OPTIONAL, &qs);
     if (rc == 0 && qs)
@@ -248,6 +318,17 @@ static int load_config(ag_rm *rm, const char *path, char *err, size_t cap)
     if (rc == 0)
         rc = ag_config_get_duration_ms(cfg, root, "heartbeat_interval", AG_OPTIONAL,
                                        &rm->conf.heartbeat_interval_ms);
+    if (rc == 0) {
+        /* new keys reach the NMs with heartbeats a quarter of the interval
+         * before they sign (ag_sched_tick): at least three heartbeats */
+        uint64_t hb = rm->conf.heartbeat_interval_ms ? rm->conf.heartbeat_interval_ms : 1000;
+        if ((uint64_t)roll / 4 < 3 * hb)
+            rc = ag_config_errorf(cfg, tokens ? ag_cnode_get(tokens, "roll_interval_ms") : root,
+                                  AG_E_CONFIG_VALUE,
+                                  "tokens.roll_interval_ms %lld is under 12 heartbeat intervals "
+                                  "(%llu ms): the NMs would not learn new keys before they sign",
+                                  (long long)roll, (unsigned long long)(12 * hb));
+    }
     if (rc == 0)
         rc = ag_config_get_daemon(cfg, root, &dc);
     snprintf(rm->admin_address, sizeof(rm->admin_address), "%s", dc.admin);
@@ -327,7 +408,13 @@ static int store_open(ag_rm *rm, char *err, size_t cap)
         " context BLOB NOT NULL, start_ms INTEGER NOT NULL);"
         "CREATE TABLE IF NOT EXISTS attempts(app INTEGER NOT NULL, attempt INTEGER NOT NULL,"
         " am_container INTEGER NOT NULL, finished INTEGER NOT NULL,"
-        " PRIMARY KEY(app, attempt));";
+        " PRIMARY KEY(app, attempt));"
+        "CREATE TABLE IF NOT EXISTS keys(slot TEXT PRIMARY KEY, key_id INTEGER NOT NULL,"
+        " key BLOB NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS grants(app INTEGER NOT NULL, container INTEGER NOT NULL,"
+        " attempt INTEGER NOT NULL, host TEXT NOT NULL, port INTEGER NOT NULL,"
+        " memory_mb INTEGER NOT NULL, vcores INTEGER NOT NULL, priority INTEGER NOT NULL,"
+        " arid INTEGER NOT NULL, PRIMARY KEY(app, container));";
     char *msg = NULL;
     if (sqlite3_exec(rm->db, setup, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, cap, "state %s: %s", rm->state_path, msg ? msg : sqlite3_errmsg(rm->db));
@@ -397,6 +484,7 @@ static Argot__Sched__V1__ApplicationReport *store_get(ag_rm *rm, const char *id)
 static void store_app(ag_rm *rm, int32_t app_id, const ag_sched_app_state *as)
 {
     if (state_final(as->state)) {
+        store_exec(rm, "DELETE FROM grants WHERE app = ?", 1, app_id, 0, 0);
         store_exec(rm, "DELETE FROM attempts WHERE app = ?", 1, app_id, 0, 0);
         store_exec(rm, "DELETE FROM app_state WHERE app = ?", 1, app_id, 0, 0);
         return;
@@ -464,12 +552,99 @@ static void store_sync(ag_rm *rm)
     ag_sched_resp_clear(&resp.base);
 }
 
-/* Syncs the store if the core's stored state changed since the last sync
- * (after every call and tick, the lock held). */
+/* One change of the core's grant log into the grants table (g NULL:
+ * forget them all), in the transaction store_grants opens at the first. */
+static void grant_row(void *ud, bool added, const ag_sched_grant *g)
+{
+    ag_rm *rm = ud;
+    if (!rm->grants_began)
+        rm->grants_began = store_exec(rm, "BEGIN", 0, 0, 0, 0) == SQLITE_DONE;
+    if (!g) {
+        store_exec(rm, "DELETE FROM grants", 0, 0, 0, 0);
+        return;
+    }
+    if (!added) {
+        store_exec(rm, "DELETE FROM grants WHERE app = ? AND container = ?", 2, g->app_id,
+                   g->container, 0);
+        return;
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(rm->db,
+                           "INSERT OR REPLACE INTO grants(app, container, attempt, host,"
+                           " port, memory_mb, vcores, priority, arid) VALUES(?, ?, ?, ?, ?, ?, ?,"
+                           " ?, ?)",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, g->app_id);
+        sqlite3_bind_int64(st, 2, g->container);
+        sqlite3_bind_int64(st, 3, g->attempt);
+        sqlite3_bind_text(st, 4, g->host, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, g->port);
+        sqlite3_bind_int64(st, 6, g->memory_mb);
+        sqlite3_bind_int64(st, 7, g->vcores);
+        sqlite3_bind_int64(st, 8, g->priority);
+        sqlite3_bind_int64(st, 9, g->allocation_request_id);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            store_warn(rm, "grants");
+    }
+    sqlite3_finalize(st);
+}
+
+/* Writes the grants that came or went since the last pass (the lock held),
+ * so that a restarted RM knows containers granted but not yet started. */
+static void store_grants(ag_rm *rm)
+{
+    rm->grants_began = false;
+    ag_sched_grant_changes(rm->core, grant_row, rm);
+    if (rm->grants_began)
+        store_exec(rm, "COMMIT", 0, 0, 0, 0);
+    rm->grants_began = false;
+}
+
+/* Puts back the stored grants of the recovered applications; drops the
+ * rows of those that cannot be (logged). */
+static int store_recover_grants(ag_rm *rm)
+{
+    sqlite3_stmt *st = NULL;
+    int n = 0;
+    if (sqlite3_prepare_v2(rm->db,
+                           "SELECT app, container, attempt, host, port, memory_mb, "
+                           "vcores, priority, arid FROM grants ORDER BY app, container",
+                           -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *host = (const char *)sqlite3_column_text(st, 3);
+        ag_sched_grant g = {.app_id = (int32_t)sqlite3_column_int64(st, 0),
+                            .container = sqlite3_column_int64(st, 1),
+                            .attempt = (int32_t)sqlite3_column_int64(st, 2),
+                            .host = host ? host : "",
+                            .port = (int32_t)sqlite3_column_int64(st, 4),
+                            .memory_mb = sqlite3_column_int64(st, 5),
+                            .vcores = (int32_t)sqlite3_column_int64(st, 6),
+                            .priority = (int32_t)sqlite3_column_int64(st, 7),
+                            .allocation_request_id = sqlite3_column_int64(st, 8)};
+        char err[AG_ERRMSG_MAX];
+        if (ag_sched_recover_grant(rm->core, &g, now_ms(), err, sizeof(err)) == AG_SCHED_OK) {
+            n++;
+            continue;
+        }
+        AG_LOG(AG_LOG_INFO, "rm", "grant_dropped app=%d container=%lld why=\"%s\"", (int)g.app_id,
+               (long long)g.container, err);
+        store_exec(rm, "DELETE FROM grants WHERE app = ? AND container = ?", 2, g.app_id,
+                   g.container, 0);
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* Syncs the store if the core's stored state changed since the last sync,
+ * and the grants (after every call and tick, the lock held). */
 static void store_sync_changed(ag_rm *rm)
 {
-    if (rm->db && ag_sched_changes(rm->core) != rm->synced)
+    if (!rm->db)
+        return;
+    if (ag_sched_changes(rm->core) != rm->synced)
         store_sync(rm);
+    store_grants(rm);
 }
 
 /* Records the last application id handed out (before the id is answered,
@@ -517,6 +692,62 @@ static bool key_column(sqlite3_stmt *st, int at, ag_sched_key *k)
     return true;
 }
 
+/* The slots of the keys table, in ag_sched_keys order. */
+static const char *const key_slots[] = {"container",      "nm",      "amrm",
+                                        "prev_container", "prev_nm", "prev_amrm",
+                                        "next_container", "next_nm"};
+
+static ag_sched_key *key_slot(ag_sched_keys *k, size_t i)
+{
+    ag_sched_key *v[] = {&k->container, &k->nm,        &k->amrm,           &k->prev_container,
+                         &k->prev_nm,   &k->prev_amrm, &k->next_container, &k->next_nm};
+    return v[i];
+}
+
+/* Writes every key of the core into the keys table (a slot without a key
+ * deleted), in one transaction. The lock held (or before serving). */
+static void store_keys(ag_rm *rm)
+{
+    ag_sched_keys k;
+    ag_sched_export_keys(rm->core, &k);
+    rm->key_changes = ag_sched_key_changes(rm->core);
+    bool began = store_exec(rm, "BEGIN", 0, 0, 0, 0) == SQLITE_DONE;
+    for (size_t i = 0; i < AG_ARRAY_LEN(key_slots); i++) {
+        const ag_sched_key *x = key_slot(&k, i);
+        sqlite3_stmt *st = NULL;
+        const char *sql = x->id ? "INSERT OR REPLACE INTO keys(slot, key_id, key) VALUES(?, ?, ?)"
+                                : "DELETE FROM keys WHERE slot = ?";
+        if (sqlite3_prepare_v2(rm->db, sql, -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, key_slots[i], -1, SQLITE_STATIC);
+            if (x->id)
+                key_bind(st, 2, x);
+            if (sqlite3_step(st) != SQLITE_DONE)
+                store_warn(rm, "keys");
+        }
+        sqlite3_finalize(st);
+    }
+    if (began)
+        store_exec(rm, "COMMIT", 0, 0, 0, 0);
+    ag_wipe(&k, sizeof(k));
+}
+
+/* Overrides k with what the keys table holds (older state files have only
+ * rm_state's signing keys). */
+static void store_keys_get(ag_rm *rm, ag_sched_keys *k)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(rm->db, "SELECT slot, key_id, key FROM keys", -1, &st, NULL) !=
+        SQLITE_OK)
+        return;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *slot = (const char *)sqlite3_column_text(st, 0);
+        for (size_t i = 0; slot && i < AG_ARRAY_LEN(key_slots); i++)
+            if (strcmp(slot, key_slots[i]) == 0 && !key_column(st, 1, key_slot(k, i)))
+                store_warn(rm, "keys: a key is not 32 bytes");
+    }
+    sqlite3_finalize(st);
+}
+
 /* Writes this RM's identity and keys (a first start on this file). */
 static int store_identity_put(ag_rm *rm, char *err, size_t cap)
 {
@@ -541,6 +772,7 @@ static int store_identity_put(ag_rm *rm, char *err, size_t cap)
                  sqlite3_errmsg(rm->db));
         return AG_E_IO;
     }
+    store_keys(rm);
     return 0;
 }
 
@@ -572,6 +804,8 @@ static int store_identity(ag_rm *rm, char *err, size_t cap)
         }
     }
     sqlite3_finalize(st);
+    if (found)
+        store_keys_get(rm, &k);
     if (found) {
         ag_sched_free(rm->core);
         rm->core = ag_sched_new(&rm->conf, err, cap);
@@ -676,13 +910,14 @@ static int store_start(ag_rm *rm, char *err, size_t cap)
     if (rc < 0)
         return rc;
     int n = store_recover(rm);
+    int ng = store_recover_grants(rm);
     /* recovered applications get their true state back from the sync below */
     store_exec(rm, "UPDATE apps SET state = -1 WHERE state NOT IN " FINAL_STATES, 0, 0, 0, 0);
     store_sync(rm);
     store_exec(rm, "DELETE FROM app_state WHERE app NOT IN (SELECT app FROM attempts)", 0, 0, 0,
                0);
-    AG_LOG(AG_LOG_INFO, "rm", "state_loaded file=%s epoch=%lld recovered=%d", rm->state_path,
-           (long long)rm->epoch, n);
+    AG_LOG(AG_LOG_INFO, "rm", "state_loaded file=%s epoch=%lld recovered=%d grants=%d",
+           rm->state_path, (long long)rm->epoch, n, ng);
     return 0;
 }
 
@@ -921,12 +1156,42 @@ static int on_finish_am(ag_rpc_call *c,
     AM_CALL_END(); /* synced before the AM hears it: a restart must not retry it */
 }
 
+/* ResourceTracker calls carry the master keys: with mutual TLS, only a
+ * caller whose certificate the RM's CA issued gets them (the rpc layer
+ * refuses a connection without one; this also refuses a certificate that
+ * names no one), and with tls.nodes only the names listed. AG_SCHED_OK,
+ * or UNAUTHENTICATED / PERMISSION_DENIED with err set. */
+static int tracker_caller_ok(const ag_rm *rm, ag_rpc_call *c, char *err, size_t cap)
+{
+    if (!rm->tls_ca[0])
+        return AG_SCHED_OK;
+    const char *who = ag_rpc_call_peer_identity(c);
+    if (!who) {
+        snprintf(err, cap,
+                 "ResourceTracker: the caller's certificate names no one: node "
+                 "managers present a certificate the RM's CA issued");
+        return AG_RPC_UNAUTHENTICATED;
+    }
+    if (!rm->nnode_names)
+        return AG_SCHED_OK;
+    for (size_t i = 0; i < rm->nnode_names; i++)
+        if (strcmp(rm->node_names[i], who) == 0)
+            return AG_SCHED_OK;
+    snprintf(err, cap,
+             "ResourceTracker: certificate '%.200s' is not one of the node managers "
+             "in tls.nodes",
+             who);
+    return AG_RPC_PERMISSION_DENIED;
+}
+
 static int on_register_nm(ag_rpc_call *c,
                           const Argot__Sched__V1__RegisterNodeManagerRequest *req, void *ud)
 {
     CALL_BEGIN(Argot__Sched__V1__RegisterNodeManagerResponse,
                argot__sched__v1__register_node_manager_response__descriptor);
-    int st = ag_sched_register_node(rm->core, req, now_ms(), resp, err, sizeof(err));
+    int st = tracker_caller_ok(rm, c, err, sizeof(err));
+    if (st == AG_SCHED_OK)
+        st = ag_sched_register_node(rm->core, req, now_ms(), resp, err, sizeof(err));
     CALL_END();
 }
 
@@ -935,7 +1200,9 @@ static int on_heartbeat(ag_rpc_call *c, const Argot__Sched__V1__NodeHeartbeatReq
 {
     CALL_BEGIN(Argot__Sched__V1__NodeHeartbeatResponse,
                argot__sched__v1__node_heartbeat_response__descriptor);
-    int st = ag_sched_node_heartbeat(rm->core, req, now_ms(), resp, err, sizeof(err));
+    int st = tracker_caller_ok(rm, c, err, sizeof(err));
+    if (st == AG_SCHED_OK)
+        st = ag_sched_node_heartbeat(rm->core, req, now_ms(), resp, err, sizeof(err));
     CALL_END();
 }
 
@@ -945,12 +1212,14 @@ static ag_rpc_channel *node_channel(ag_rm *rm, const Argot__Sched__V1__NodeId *n
 {
     char target[300];
     snprintf(target, sizeof(target), "%s:%d", node->host, node->port);
-    return ag__chans_get(&rm->nodes, target, 5000);
+    return ag__chans_get(&rm->nodes, target, 5000, &rm->tls);
 }
 
-/* Starts one AM container (outside the lock); the reason it failed, or
- * "" on success, in why. */
-static void launch_am(ag_rm *rm, const ag_sched_am_launch *l, char *why, size_t cap)
+/* Starts one AM container (outside the lock) with the NM token of its
+ * attempt for its node (nm_token, text form); the reason it failed, or ""
+ * on success, in why. */
+static void launch_am(ag_rm *rm, const ag_sched_am_launch *l, const char *nm_token, char *why,
+                      size_t cap)
 {
     why[0] = 0;
     ag_rpc_channel *ch = node_channel(rm, l->node);
@@ -958,18 +1227,20 @@ static void launch_am(ag_rm *rm, const ag_sched_am_launch *l, char *why, size_t 
         snprintf(why, cap, "no memory for a channel to %s:%d", l->node->host, l->node->port);
         return;
     }
-    Argot__Sched__V1__StartContainersResponse *resp = NULL;
-    char *message = NULL;
-    int st = argot__sched__v1__container_management__start_containers__invoke(
-        ch, l->request, ag_deadline_in_ms(10000), &resp, &message);
+    ProtobufCMessage *m = NULL;
+    char message[AG_ERRMSG_MAX];
+    int st = ag__sched_unary(ch, &argot__sched__v1__container_management__start_containers__method,
+                             &l->request->base, nm_token[0] ? AG_SCHED_NM_TOKEN_KEY : NULL,
+                             nm_token, 10000, &m, message, sizeof(message));
+    Argot__Sched__V1__StartContainersResponse *resp =
+        (Argot__Sched__V1__StartContainersResponse *)m;
     if (st != AG_RPC_OK)
-        snprintf(why, cap, "cannot start the AM on %s:%d: %s: %s", l->node->host, l->node->port,
-                 ag_rpc_status_name(st), message ? message : "");
+        snprintf(why, cap, "cannot start the AM on %s:%d: %s: %.*s", l->node->host, l->node->port,
+                 ag_rpc_status_name(st), (int)(cap > 120 ? cap - 120 : 0), message);
     else if (resp->n_failed_requests > 0)
         snprintf(why, cap, "node %s:%d refused the AM container: %s", l->node->host,
                  l->node->port, resp->failed_requests[0]->exception);
-    ag_rpc_msg_free(resp ? &resp->base : NULL);
-    ag_free(message);
+    ag_rpc_msg_free(m);
 }
 
 static void *clock_main(void *arg)
@@ -980,13 +1251,20 @@ static void *clock_main(void *arg)
         size_t n = 0;
         pthread_mutex_lock(&rm->lock);
         ag_sched_tick(rm->core, now_ms());
+        if (rm->db && ag_sched_key_changes(rm->core) != rm->key_changes)
+            store_keys(rm); /* rolled: a restart must know every key in use */
         ag_sched_take_am_launches(rm->core, &ls, &n);
+        /* each launch's NM token, as its AM would hold it (NM_TOKEN_MAX each) */
+        char *toks = n ? ag_calloc(n, NM_TOKEN_MAX) : NULL;
+        for (size_t i = 0; toks && i < n; i++)
+            ag_sched_nm_token_text(rm->core, ls[i].container, now_ms(), toks + i * NM_TOKEN_MAX,
+                                   NM_TOKEN_MAX);
         /* an AM container is in the store before it starts */
         store_sync_changed(rm);
         pthread_mutex_unlock(&rm->lock);
         for (size_t i = 0; i < n; i++) {
             char why[AG_ERRMSG_MAX], cid[128];
-            launch_am(rm, &ls[i], why, sizeof(why));
+            launch_am(rm, &ls[i], toks ? toks + i * NM_TOKEN_MAX : "", why, sizeof(why));
             ag_metric_add(rm->m_launches, 1, why[0] ? "failed" : "ok");
             AG_LOG(why[0] ? AG_LOG_WARN : AG_LOG_INFO, "rm", "am_launch container=%s%s%s",
                    ag_sched_container_id_str(ls[i].container, cid, sizeof(cid)),
@@ -1001,6 +1279,10 @@ static void *clock_main(void *arg)
             ag_rpc_msg_free(&ls[i].container->base);
         }
         ag_free(ls);
+        if (toks) {
+            ag_wipe(toks, n * NM_TOKEN_MAX);
+            ag_free(toks);
+        }
         if (n == 0)
             ag_sleep_ms(TICK_MS);
     }
@@ -1018,6 +1300,7 @@ ag_rm *ag_rm_load(const char *config, const char *listen, char *err, size_t cap)
     }
     rm->grace_ms = 5000;
     rm->log_level = -1;
+    rm->tls = (ag__sched_tls){rm->tls_cert, rm->tls_key, rm->tls_ca};
     pthread_mutex_init(&rm->lock, NULL);
     atomic_init(&rm->stopping, false);
     if (config && load_config(rm, config, err, cap) < 0) {
@@ -1032,6 +1315,7 @@ ag_rm *ag_rm_load(const char *config, const char *listen, char *err, size_t cap)
         ag_log_set_level((ag_log_level)rm->log_level);
     rm->conf.cluster_timestamp = ag_wall_ms();
     rm->mono0 = ag_now_ms();
+    rm->conf.track_grants = rm->state_path[0] != '\0'; /* the store drains the log */
     rm->core = ag_sched_new(&rm->conf, err, cap);
     if (!rm->core) {
         ag_rm_free(rm);
@@ -1049,6 +1333,7 @@ int ag_rm_start(ag_rm *rm, char *err, size_t cap)
     rm->health = ag_rpc_health_new();
     ag_rpc_server_opts so;
     ag_rpc_server_opts_init(&so);
+    ag__sched_tls_server(&rm->tls, &so);
     rm->srv = ag_rpc_server_new(&so);
     if (!rm->metrics || !rm->health || !rm->srv) {
         snprintf(err, cap, "%s", ag_strerror(AG_E_NOMEM));
@@ -1114,7 +1399,10 @@ int ag_rm_start(ag_rm *rm, char *err, size_t cap)
     }
     rm->clock_started = true;
     ag_rpc_health_set(rm->health, "", AG_RPC_HEALTH_SERVING);
-    AG_LOG(AG_LOG_INFO, "rm", "serving address=%s", rm->bound);
+    AG_LOG(AG_LOG_INFO, "rm", "serving address=%s tls=%s", rm->bound,
+           !ag__sched_tls_on(&rm->tls) ? "off"
+           : rm->tls_ca[0]             ? "mutual"
+                                       : "on");
     return 0;
 }
 
@@ -1154,6 +1442,7 @@ void ag_rm_free(ag_rm *rm)
     ag__chans_free(&rm->nodes);
     if (rm->db && rm->core) {
         store_sync(rm); /* the last word on every application */
+        store_grants(rm);
     }
     sqlite3_close(rm->db);
     while (rm->seen) {
@@ -1162,6 +1451,7 @@ void ag_rm_free(ag_rm *rm)
         rm->seen = n;
     }
     ag_sched_free(rm->core);
+    ag_free(rm->node_names);
     ag_metrics_free(rm->metrics);
     pthread_mutex_destroy(&rm->lock);
     ag_free(rm);

@@ -294,7 +294,32 @@ typedef struct ctr {
     struct ctr *nprev;   /* node's list */
     struct ctr *nnext;
     struct ctr *anext; /* app's undelivered list */
+    struct ctr *uprev; /* the unlaunched list (while !running), oldest first */
+    struct ctr *unext;
+    bool logged; /* in the grant log as added (conf.track_grants) */
 } ctr;
+
+/* A change of the set of grants not yet running (conf.track_grants). */
+typedef struct gev {
+    bool added;
+    cid id;
+    node *n; /* added: its node (nodes live as long as the core) */
+    res r;
+    int32_t prio;
+    int64_t arid;
+} gev;
+
+/* A grant put back from the store, waiting for its node to register. */
+typedef struct pgrant {
+    cid id;
+    char *node; /* "host:port" */
+    char *host;
+    int32_t port;
+    res r;
+    int32_t prio;
+    int64_t arid;
+    uint64_t since;
+} pgrant;
 
 /* A completed container's status waiting for the AM. */
 typedef struct cstat {
@@ -346,6 +371,9 @@ struct app {
     bool has_last;
     size_t ev_seen; /* node events delivered */
     hmap nm_sent;   /* node id -> marker: NM token sent in this attempt */
+    uint64_t nm_sent_at; /* when the oldest of those tokens was issued */
+    bool nm_renew;       /* the NM-token key changed: renew them at the next allocate */
+    int32_t amrm_key_id; /* the AMRM key of the attempt's token as last handed out */
     hmap black;     /* host -> marker */
     bool shutdown;  /* tell the AM AM_SHUTDOWN */
     /* asks and containers */
@@ -450,12 +478,30 @@ struct ag_sched {
     node **freed;      /* nodes with room freed: offered in queue order first */
     size_t nfreed;
     size_t freed_cap; /* allocated */
+    ctr *unl_head;    /* containers not yet reported running, by grant time */
+    ctr *unl_tail;
+    gev *gevs; /* the grant log since the last ag_sched_grant_changes */
+    size_t ngevs;
+    size_t gevs_cap; /* allocated */
+    bool gevs_lost;  /* the log ran out of memory: the next drain resends the set */
+    pgrant *pgrants; /* grants put back by ag_sched_recover_grant, waiting for nodes */
+    size_t npgrants;
+    size_t pgrants_cap; /* allocated */
     launch *launches;
     size_t nlaunches;
     size_t launches_cap; /* allocated */
-    ag_sched_key ctr_key;
-    ag_sched_key nm_key;
-    ag_sched_key amrm_key;
+    ag_sched_key ctr_key;  /* container tokens are signed with it */
+    ag_sched_key nm_key;   /* NM tokens */
+    ag_sched_key amrm_key; /* AMRM tokens */
+    ag_sched_key ctr_prev; /* the keys before (id 0: none), still accepted */
+    ag_sched_key nm_prev;
+    ag_sched_key amrm_prev;
+    ag_sched_key ctr_next; /* drawn, sent to the NMs, signing from activate_at */
+    ag_sched_key nm_next;  /* (id 0: none) */
+    bool roll_timed;       /* roll_at (and activate_at) set since start or import */
+    uint64_t roll_at;      /* when the next keys are drawn */
+    uint64_t activate_at;  /* when they start signing */
+    uint64_t key_changes;  /* ag_sched_key_changes */
     int64_t containers_allocated;
     int apps_submitted;
     int apps_completed;
@@ -1081,7 +1127,55 @@ static ctr *ctr_new(ag_sched *s, app *a, node *n, res r, int32_t prio, int64_t a
     account(s, c, 1);
     node_index(s, n);
     s->containers_allocated++;
+    c->uprev = s->unl_tail;
+    if (s->unl_tail)
+        s->unl_tail->unext = c;
+    else
+        s->unl_head = c;
+    s->unl_tail = c;
     return c;
+}
+
+/* Logs a grant's coming (added) or going (conf.track_grants; AM
+ * containers are the attempts' business). When the log cannot grow, it is
+ * dropped and the next drain sends the whole set instead. */
+static void grant_log(ag_sched *s, ctr *c, bool added)
+{
+    if (!s->c.track_grants || c->am || (!added && !c->logged))
+        return;
+    c->logged = added;
+    if (s->gevs_lost)
+        return;
+    if (GROW(s->gevs, s->ngevs, s->gevs_cap) < 0) {
+        s->gevs_lost = true;
+        s->ngevs = 0;
+        return;
+    }
+    s->gevs[s->ngevs++] = (gev){added, c->id, c->n, c->r, c->prio, c->arid};
+}
+
+/* Takes a container off the unlaunched list (it runs, or it ended). */
+static void unlaunched_remove(ag_sched *s, ctr *c)
+{
+    if (c->running)
+        return;
+    grant_log(s, c, false);
+    if (c->uprev)
+        c->uprev->unext = c->unext;
+    else
+        s->unl_head = c->unext;
+    if (c->unext)
+        c->unext->uprev = c->uprev;
+    else
+        s->unl_tail = c->uprev;
+    c->uprev = c->unext = NULL;
+}
+
+/* Its NM reported it running (or adopted it running). */
+static void ctr_running(ag_sched *s, ctr *c)
+{
+    unlaunched_remove(s, c);
+    c->running = true;
 }
 
 static void undelivered_remove(app *a, ctr *c)
@@ -1127,6 +1221,7 @@ static void ctr_complete(ag_sched *s, ctr *c, int32_t exit_status, const char *d
     app *a = c->a;
     node *n = c->n;
     account(s, c, -1);
+    unlaunched_remove(s, c);
     if (c->nprev)
         c->nprev->nnext = c->nnext;
     else
@@ -1379,9 +1474,20 @@ static Token *container_token(const ag_sched *s, const ctr *c)
     return t;
 }
 
+/* An NM token's life: half the keys' (a key signs for about one roll
+ * interval and the NMs keep it one more, so a token outlives its key's
+ * signing by at most half an interval and stays verifiable till it
+ * expires). */
+static uint64_t nm_token_ttl(const ag_sched *s)
+{
+    return s->c.key_roll_interval_ms / 2;
+}
+
 /* An NM token: a ContainerTokenIdentifier naming only the attempt (container
- * id 0), the node and the submitter, signed with the NM-token master key. */
-static Argot__Sched__V1__NMToken *nm_token(const ag_sched *s, const app *a, const node *n)
+ * id 0), the node, the submitter and an expiry (nm_token_ttl from now),
+ * signed with the NM-token master key. */
+static Argot__Sched__V1__NMToken *nm_token(const ag_sched *s, const app *a, const node *n,
+                                           uint64_t now)
 {
     Argot__Sched__V1__NMToken *x = MK(Argot__Sched__V1__NMToken, ARGOT__SCHED__V1__NMTOKEN__INIT);
     if (!x)
@@ -1395,6 +1501,8 @@ static Argot__Sched__V1__NMToken *nm_token(const ag_sched *s, const app *a, cons
         ti.app_submitter = a->user;
         ti.master_key_id = s->nm_key.id;
         ti.rm_identifier = s->c.cluster_timestamp;
+        ti.creation_time = s->c.cluster_timestamp + (int64_t)now;
+        ti.expiry_time = ti.creation_time + (int64_t)nm_token_ttl(s);
         x->token = mk_token(&ti.base, &s->nm_key, "NMToken", n->key);
     }
     ti.app_submitter = NULL;
@@ -1418,7 +1526,10 @@ int ag_sched_amrm_check(ag_sched *s, const uint8_t *id, size_t idlen, const uint
         return errf(err, cap, AG_SCHED_DENIED, "AMRM token: the identifier does not parse");
     int rc = AG_SCHED_DENIED;
     char buf[64];
-    if (ti->key_id != s->amrm_key.id || !ag__sched_mac_ok(&s->amrm_key, id, idlen, pw, pwlen)) {
+    const ag_sched_key *k = ti->key_id == s->amrm_key.id                       ? &s->amrm_key
+                            : s->amrm_prev.id && ti->key_id == s->amrm_prev.id ? &s->amrm_prev
+                                                                               : NULL;
+    if (!k || !ag__sched_mac_ok(k, id, idlen, pw, pwlen)) {
         errf(err, cap, rc, "AMRM token: invalid password (forged, or from another RM)");
         goto out;
     }
@@ -1456,6 +1567,8 @@ static void attempt_reset(ag_sched *s, app *a, uint64_t now)
     a->last_len = 0;
     a->last_seen = now;
     hm_cleanup(&a->nm_sent);
+    a->nm_renew = false;
+    a->amrm_key_id = s->amrm_key.id;
     ag_free(a->host);
     a->host = NULL;
     a->rpc_port = 0;
@@ -1734,6 +1847,7 @@ static int sched_key(ag_sched *s, app *a, skey *k, node *only, uint64_t now)
         ctr *c = ctr_new(s, a, n, k->cap, k->prio, k->arid, false, 0, now);
         if (!c)
             break;
+        grant_log(s, c, true);
         undelivered_add(a, c);
         k->any--;
         a->q->pending--;
@@ -1847,6 +1961,10 @@ ag_sched *ag_sched_new(const ag_sched_conf *c, char *err, size_t cap)
         s->c.preemption_wait_ms = 15000;
     if (!s->c.container_token_expiry_ms)
         s->c.container_token_expiry_ms = 600000;
+    if (!s->c.container_alloc_expiry_ms)
+        s->c.container_alloc_expiry_ms = 600000;
+    if (!s->c.key_roll_interval_ms)
+        s->c.key_roll_interval_ms = 86400000;
     if (s->min.mb <= 0 || s->min.vc <= 0 || !rfits(s->min, s->max)) {
         errf(err, cap, AG_E_INVAL,
              "minimum allocation %" PRId64 " MB, %d vcores is not within"
@@ -1932,9 +2050,20 @@ void ag_sched_free(ag_sched *s)
     ag_free(s->events);
     ag_free(s->freed);
     ag_free(s->launches);
+    ag_free(s->gevs);
+    for (size_t i = 0; i < s->npgrants; i++) {
+        ag_free(s->pgrants[i].node);
+        ag_free(s->pgrants[i].host);
+    }
+    ag_free(s->pgrants);
     ag_wipe(&s->ctr_key, sizeof(s->ctr_key));
     ag_wipe(&s->nm_key, sizeof(s->nm_key));
     ag_wipe(&s->amrm_key, sizeof(s->amrm_key));
+    ag_wipe(&s->ctr_prev, sizeof(s->ctr_prev));
+    ag_wipe(&s->nm_prev, sizeof(s->nm_prev));
+    ag_wipe(&s->amrm_prev, sizeof(s->amrm_prev));
+    ag_wipe(&s->ctr_next, sizeof(s->ctr_next));
+    ag_wipe(&s->nm_next, sizeof(s->nm_next));
     ag_free(s);
 }
 
@@ -2121,6 +2250,11 @@ void ag_sched_export_keys(const ag_sched *s, ag_sched_keys *out)
     out->container = s->ctr_key;
     out->nm = s->nm_key;
     out->amrm = s->amrm_key;
+    out->prev_container = s->ctr_prev;
+    out->prev_nm = s->nm_prev;
+    out->prev_amrm = s->amrm_prev;
+    out->next_container = s->ctr_next;
+    out->next_nm = s->nm_next;
 }
 
 void ag_sched_import_keys(ag_sched *s, const ag_sched_keys *k)
@@ -2128,6 +2262,19 @@ void ag_sched_import_keys(ag_sched *s, const ag_sched_keys *k)
     s->ctr_key = k->container;
     s->nm_key = k->nm;
     s->amrm_key = k->amrm;
+    s->ctr_prev = k->prev_container;
+    s->nm_prev = k->prev_nm;
+    s->amrm_prev = k->prev_amrm;
+    s->ctr_next = k->next_container;
+    s->nm_next = k->next_nm;
+    if (!s->ctr_next.id || !s->nm_next.id) /* both or neither */
+        s->ctr_next.id = s->nm_next.id = 0;
+    s->roll_timed = false; /* the clock of the rolls starts again at the next tick */
+}
+
+uint64_t ag_sched_key_changes(const ag_sched *s)
+{
+    return s->key_changes;
 }
 
 int32_t ag_sched_last_app_id(const ag_sched *s)
@@ -2178,6 +2325,7 @@ int ag_sched_recover_app(ag_sched *s, const Argot__Sched__V1__ApplicationSubmiss
         attempt_start(s, a, now_ms);
     } else {
         attempt_reset(s, a, now_ms);
+        a->amrm_key_id = 0; /* its AM's token may be of a key about to go: a fresh one */
         a->am_cid = r->am_container;
         a->astate = AT_LAUNCHED; /* waits for its AM to register again */
         a->state = r->registered ? ST(RUNNING) : ST(ACCEPTED);
@@ -2529,9 +2677,10 @@ static Argot__Sched__V1__Container *container_rec(const ag_sched *s, const ctr *
 }
 
 /* Appends NM tokens for nodes of a's containers (in list cs) not yet given
- * to this attempt (sent: node key -> marker, checked and not changed). */
-static int add_nm_tokens(const ag_sched *s, const app *a, const ctr *const *cs, size_t n,
-                         Argot__Sched__V1__NMToken ***arr, size_t *narr)
+ * to this attempt (sent: node key -> marker, checked and not changed; with
+ * all, every node of cs gets one). */
+static int add_nm_tokens(const ag_sched *s, const app *a, const ctr *const *cs, size_t n, bool all,
+                         uint64_t now, Argot__Sched__V1__NMToken ***arr, size_t *narr)
 {
     if (!n)
         return 0;
@@ -2540,14 +2689,14 @@ static int add_nm_tokens(const ag_sched *s, const app *a, const ctr *const *cs, 
         return AG_E_NOMEM;
     for (size_t i = 0; i < n; i++) {
         const node *nd = cs[i]->n;
-        if (SGET((hmap *)&a->nm_sent, nd->key))
+        if (!all && SGET((hmap *)&a->nm_sent, nd->key))
             continue;
         bool dup = false;
         for (size_t j = 0; j < i && !dup; j++)
             dup = cs[j]->n == nd;
         if (dup)
             continue;
-        Argot__Sched__V1__NMToken *t = nm_token(s, a, nd);
+        Argot__Sched__V1__NMToken *t = nm_token(s, a, nd, now);
         if (!t)
             return AG_E_NOMEM;
         (*arr)[(*narr)++] = t;
@@ -2555,11 +2704,85 @@ static int add_nm_tokens(const ag_sched *s, const app *a, const ctr *const *cs, 
     return 0;
 }
 
-static void mark_nm_sent(app *a, const ctr *const *cs, size_t n)
+/* Records the nodes of cs as holding a token of this attempt issued at now
+ * (with all: the only ones, issued now). */
+static void mark_nm_sent(app *a, const ctr *const *cs, size_t n, bool all, uint64_t now)
 {
+    if (all) {
+        hm_cleanup(&a->nm_sent);
+        a->nm_renew = false;
+    }
+    if (!a->nm_sent.n)
+        a->nm_sent_at = now;
     for (size_t i = 0; i < n; i++)
         if (!SGET(&a->nm_sent, cs[i]->n->key))
             (void)SPUT(&a->nm_sent, cs[i]->n->key, cs[i]->n); /* else: sent again next time */
+}
+
+/* Whether a's NM tokens are due for renewal: half their life has passed
+ * since the oldest was issued, or the NM-token key rolled, so the AM holds
+ * valid ones for every node it has containers on before the old ones
+ * expire. */
+static bool nm_tokens_due(const ag_sched *s, const app *a, uint64_t now)
+{
+    return a->nm_sent.n && (a->nm_renew || now - a->nm_sent_at >= nm_token_ttl(s) / 2);
+}
+
+/* The nodes of a's delivered live containers and of the containers of cs
+ * (n), one container each: the set an NM-token renewal covers. *out for
+ * ag_free, NULL with *nout 0 when none. 0 or AG_E_NOMEM. */
+static int renewal_set(const app *a, ctr *const *cs, size_t n, ctr ***out, size_t *nout)
+{
+    *out = NULL;
+    *nout = 0;
+    size_t cap = a->ctrs.n + n;
+    if (!cap)
+        return 0;
+    ctr **v = ag_calloc(cap, sizeof(*v));
+    hmap seen = {0};
+    if (!v)
+        return AG_E_NOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n + a->ctrs.cap; i++) {
+        ctr *c = NULL;
+        if (i < n) {
+            c = cs[i];
+        } else {
+            const hent *e = &a->ctrs.e[i - n];
+            c = e->v && e->v != TOMB ? e->v : NULL;
+            if (c && !c->delivered)
+                c = NULL;
+        }
+        if (!c || SGET(&seen, c->n->key))
+            continue;
+        if (SPUT(&seen, c->n->key, c) < 0) {
+            hm_cleanup(&seen);
+            ag_free(v);
+            return AG_E_NOMEM;
+        }
+        v[k++] = c;
+    }
+    hm_cleanup(&seen);
+    *out = v;
+    *nout = k;
+    return 0;
+}
+
+int ag_sched_nm_token_text(ag_sched *s, const Argot__Sched__V1__ContainerId *container,
+                           uint64_t now_ms, char *text, size_t cap)
+{
+    app *a = NULL;
+    ctr *c = ctr_get(s, container, &a);
+    if (!c || !a->live)
+        return AG_SCHED_NOT_FOUND;
+    Argot__Sched__V1__NMToken *t = nm_token(s, a, c->n, now_ms);
+    if (!t)
+        return AG_SCHED_EXHAUSTED;
+    int rc = ag__sched_token_text(t->token->identifier.data, t->token->identifier.len,
+                                  t->token->password.data, t->token->password.len, text, cap);
+    ag_wipe(t->token->password.data, t->token->password.len);
+    ag_rpc_msg_free(&t->base);
+    return rc < 0 ? AG_SCHED_EXHAUSTED : AG_SCHED_OK;
 }
 
 int ag_sched_register_am(ag_sched *s, const Argot__Sched__V1__ApplicationAttemptId *attempt,
@@ -2603,9 +2826,9 @@ int ag_sched_register_am(ag_sched *s, const Argot__Sched__V1__ApplicationAttempt
                 resp->containers_from_previous_attempts
                     [resp->n_containers_from_previous_attempts++] = x;
         }
-        ok = ok &&
-             add_nm_tokens(s, a, (const ctr *const *)cs, n, &resp->nm_tokens_from_previous_attempts,
-                           &resp->n_nm_tokens_from_previous_attempts) == 0;
+        ok = ok && add_nm_tokens(s, a, (const ctr *const *)cs, n, false, now_ms,
+                                 &resp->nm_tokens_from_previous_attempts,
+                                 &resp->n_nm_tokens_from_previous_attempts) == 0;
     }
     if (!ok) {
         ag_free(cs);
@@ -2613,7 +2836,7 @@ int ag_sched_register_am(ag_sched *s, const Argot__Sched__V1__ApplicationAttempt
         ag_sched_resp_clear(&resp->base);
         return NOMEM(err, cap);
     }
-    mark_nm_sent(a, (const ctr *const *)cs, n);
+    mark_nm_sent(a, (const ctr *const *)cs, n, false, now_ms);
     for (size_t i = 0; i < n; i++)
         cs[i]->delivered = true;
     ag_free(cs);
@@ -2781,8 +3004,12 @@ static void prune_keys(app *a)
 }
 
 /* Fills resp from a's pending lists without changing them (invariant 4). */
+/* Fills an allocate response from a's pending lists: the new containers
+ * (*csp, n of them, for the commit), their NM tokens (with renew: tokens
+ * for every node a has containers on, the set in *tsp, *nts), completions,
+ * node updates, preemption. 0 or AG_E_NOMEM; nothing is committed here. */
 static int build_allocate(ag_sched *s, app *a, Argot__Sched__V1__AllocateResponse *resp, ctr ***csp,
-                          size_t *ncs)
+                          size_t *ncs, bool renew, uint64_t now, ctr ***tsp, size_t *nts)
 {
     size_t n = 0;
     for (ctr *c = a->undelivered; c; c = c->anext)
@@ -2810,9 +3037,16 @@ static int build_allocate(ag_sched *s, app *a, Argot__Sched__V1__AllocateRespons
                 return AG_E_NOMEM;
             resp->allocated_containers[resp->n_allocated_containers++] = x;
         }
-        if (add_nm_tokens(s, a, (const ctr *const *)cs, n, &resp->nm_tokens, &resp->n_nm_tokens))
+        if (!renew && add_nm_tokens(s, a, (const ctr *const *)cs, n, false, now, &resp->nm_tokens,
+                                    &resp->n_nm_tokens))
             return AG_E_NOMEM;
     }
+    if (a->amrm_key_id != s->amrm_key.id && !(resp->am_rm_token = amrm_token(s, a)))
+        return AG_E_NOMEM; /* the AMRM key rolled: the AM's new token */
+    if (renew && (renewal_set(a, cs, n, tsp, nts) < 0 ||
+                  add_nm_tokens(s, a, (const ctr *const *)*tsp, *nts, true, now, &resp->nm_tokens,
+                                &resp->n_nm_tokens) < 0))
+        return AG_E_NOMEM;
     if (a->ndone) {
         resp->completed_container_statuses = ag_calloc(a->ndone, sizeof(void *));
         if (!resp->completed_container_statuses)
@@ -2937,19 +3171,26 @@ int ag_sched_allocate(ag_sched *s, const Argot__Sched__V1__ApplicationAttemptId 
     flush_freed(s, now_ms);
     sched_app(s, a, NULL, now_ms);
     prune_keys(a);
-    ctr **cs = NULL;
-    size_t ncs = 0;
+    ctr **cs = NULL, **ts = NULL;
+    size_t ncs = 0, nts = 0;
     uint8_t *packed = NULL;
     size_t plen = 0;
-    if (build_allocate(s, a, resp, &cs, &ncs) == 0)
+    bool renew = nm_tokens_due(s, a, now_ms);
+    if (build_allocate(s, a, resp, &cs, &ncs, renew, now_ms, &ts, &nts) == 0)
         packed = pack(&resp->base, &plen);
     if (!packed) {
         ag_free(cs);
+        ag_free(ts);
         ag_sched_resp_clear(&resp->base);
         return NOMEM(err, cap);
     }
     /* commit what the response delivers */
-    mark_nm_sent(a, (const ctr *const *)cs, ncs);
+    a->amrm_key_id = s->amrm_key.id;
+    if (renew)
+        mark_nm_sent(a, (const ctr *const *)ts, nts, true, now_ms);
+    else
+        mark_nm_sent(a, (const ctr *const *)cs, ncs, false, now_ms);
+    ag_free(ts);
     for (size_t i = 0; i < ncs; i++)
         cs[i]->delivered = true;
     ag_free(cs);
@@ -3125,7 +3366,7 @@ static void adopt(ag_sched *s, node *n, const Argot__Sched__V1__NMContainerStatu
         return;
     }
     if (c && c->n == n) {
-        c->running = true;
+        ctr_running(s, c);
         return;
     }
     if (c || !a || !a->live || (!a->keep && id.attempt != a->attempt)) {
@@ -3140,7 +3381,7 @@ static void adopt(ag_sched *s, node *n, const Argot__Sched__V1__NMContainerStatu
         return;
     }
     nc->id.attempt = id.attempt;
-    nc->running = true;
+    ctr_running(s, nc);
     nc->delivered = true; /* its AM knew it before the RM restarted */
     if (am)
         a->am_ctr = nc;
@@ -3157,6 +3398,8 @@ static bool reported_running(const Argot__Sched__V1__RegisterNodeManagerRequest 
     }
     return false;
 }
+
+static void pgrants_place(ag_sched *s, node *n, uint64_t now);
 
 int ag_sched_register_node(ag_sched *s, const Argot__Sched__V1__RegisterNodeManagerRequest *req,
                            uint64_t now_ms, Argot__Sched__V1__RegisterNodeManagerResponse *resp,
@@ -3215,6 +3458,7 @@ int ag_sched_register_node(ag_sched *s, const Argot__Sched__V1__RegisterNodeMana
     node_up(s, n);
     for (size_t i = 0; i < req->n_container_statuses; i++)
         adopt(s, n, req->container_statuses[i], now_ms);
+    pgrants_place(s, n, now_ms);
     n->http_port = req->http_port;
     n->last_seen = now_ms;
     n->hb_id = 0;
@@ -3244,7 +3488,7 @@ static void node_status(ag_sched *s, node *n, const ContainerStatus *st, uint64_
         return;
     }
     if (c)
-        c->running = true;
+        ctr_running(s, c);
     else
         node_add_cid(&n->cleanup, &n->ncleanup, &n->cleanup_cap, id); /* not ours (any more) */
 }
@@ -3305,16 +3549,19 @@ int ag_sched_node_heartbeat(ag_sched *s, const Argot__Sched__V1__NodeHeartbeatRe
         if (was != n->state)
             node_event(s, n);
     }
-    /* keys the NM does not have yet */
+    /* keys the NM does not have yet: the next ones once drawn, so that it
+     * knows them before they sign (and keeps the signing one as previous) */
     const Argot__Sched__V1__MasterKey *ck = req->last_known_container_token_master_key;
     const Argot__Sched__V1__MasterKey *nk = req->last_known_nm_token_master_key;
+    const ag_sched_key *cd = s->ctr_next.id ? &s->ctr_next : &s->ctr_key;
+    const ag_sched_key *nd = s->nm_next.id ? &s->nm_next : &s->nm_key;
     bool ok = true;
-    if (!ck || ck->key_id != s->ctr_key.id) {
-        resp->container_token_master_key = mk_key(&s->ctr_key);
+    if (!ck || ck->key_id != cd->id) {
+        resp->container_token_master_key = mk_key(cd);
         ok = resp->container_token_master_key != NULL;
     }
-    if (!nk || nk->key_id != s->nm_key.id) {
-        resp->nm_token_master_key = mk_key(&s->nm_key);
+    if (!nk || nk->key_id != nd->id) {
+        resp->nm_token_master_key = mk_key(nd);
         ok = ok && resp->nm_token_master_key != NULL;
     }
     flush_freed(s, now_ms);
@@ -3377,6 +3624,190 @@ static void expire_attempts(ag_sched *s, uint64_t now)
         char why[128];
         snprintf(why, sizeof(why), "the AM was silent for %" PRIu64 " ms", now - a->last_seen);
         fail_attempt(s, a, why, now);
+    }
+}
+
+/* ---- grants across a restart (rm.c's store) ---- */
+
+static void grant_fill(ag_sched_grant *g, cid id, const char *host, int32_t port, res r,
+                       int32_t prio, int64_t arid)
+{
+    *g = (ag_sched_grant){id.app_id, id.attempt, id.id, host, port, r.mb, r.vc, prio, arid};
+}
+
+void ag_sched_grant_changes(ag_sched *s, void (*fn)(void *ud, bool added, const ag_sched_grant *g),
+                            void *ud)
+{
+    ag_sched_grant g;
+    if (s->gevs_lost) {
+        fn(ud, false, NULL);
+        for (ctr *c = s->unl_head; c; c = c->unext) {
+            if (c->am)
+                continue;
+            grant_fill(&g, c->id, c->n->host, c->n->port, c->r, c->prio, c->arid);
+            fn(ud, true, &g);
+            c->logged = true;
+        }
+        for (size_t i = 0; i < s->npgrants; i++) {
+            const pgrant *p = &s->pgrants[i];
+            grant_fill(&g, p->id, p->host, p->port, p->r, p->prio, p->arid);
+            fn(ud, true, &g);
+        }
+        s->gevs_lost = false;
+        s->ngevs = 0;
+        return;
+    }
+    for (size_t i = 0; i < s->ngevs; i++) {
+        const gev *e = &s->gevs[i];
+        if (e->added)
+            grant_fill(&g, e->id, e->n->host, e->n->port, e->r, e->prio, e->arid);
+        else
+            grant_fill(&g, e->id, NULL, 0, (res){0, 0}, 0, 0);
+        fn(ud, e->added, &g);
+    }
+    s->ngevs = 0;
+}
+
+/* Logs that a grant put back from the store is gone (its row goes). */
+static void pgrant_gone(ag_sched *s, const pgrant *p)
+{
+    if (!s->c.track_grants || s->gevs_lost)
+        return;
+    if (GROW(s->gevs, s->ngevs, s->gevs_cap) < 0) {
+        s->gevs_lost = true;
+        s->ngevs = 0;
+        return;
+    }
+    s->gevs[s->ngevs++] = (gev){.added = false, .id = p->id};
+}
+
+static void pgrant_drop(ag_sched *s, size_t i)
+{
+    pgrant_gone(s, &s->pgrants[i]);
+    ag_free(s->pgrants[i].node);
+    ag_free(s->pgrants[i].host);
+    s->pgrants[i] = s->pgrants[--s->npgrants];
+}
+
+int ag_sched_recover_grant(ag_sched *s, const ag_sched_grant *g, uint64_t now_ms, char *err,
+                           size_t cap)
+{
+    app *a = g->app_id >= 1 && (size_t)g->app_id <= s->napps ? s->apps[g->app_id - 1] : NULL;
+    if (!a || !a->live)
+        return errf(err, cap, AG_SCHED_INVALID, "recover grant: application %d is not running",
+                    (int)g->app_id);
+    if (g->attempt < 1 || g->attempt > a->attempt || (!a->keep && g->attempt != a->attempt) ||
+        g->container < 1 || g->container == a->am_cid)
+        return errf(err, cap, AG_SCHED_INVALID,
+                    "recover grant: container %" PRId64 " of attempt %d is not one attempt %d "
+                    "of application %d may hold",
+                    g->container, (int)g->attempt, (int)a->attempt, (int)g->app_id);
+    if (str_empty(g->host) || g->memory_mb <= 0 || g->vcores <= 0)
+        return errf(err, cap, AG_SCHED_INVALID,
+                    "recover grant: container %" PRId64 " of application %d has no node or "
+                    "resources",
+                    g->container, (int)g->app_id);
+    if (GROW(s->pgrants, s->npgrants, s->pgrants_cap) < 0)
+        return NOMEM(err, cap);
+    char key[300];
+    snprintf(key, sizeof(key), "%s:%d", g->host, (int)g->port);
+    pgrant *p = &s->pgrants[s->npgrants];
+    *p = (pgrant){.id = {g->app_id, g->attempt, g->container},
+                  .node = ag_strdup(key),
+                  .host = ag_strdup(g->host),
+                  .port = g->port,
+                  .r = {g->memory_mb, g->vcores},
+                  .prio = g->priority,
+                  .arid = g->allocation_request_id,
+                  .since = now_ms};
+    if (!p->node || !p->host) {
+        ag_free(p->node);
+        ag_free(p->host);
+        return NOMEM(err, cap);
+    }
+    s->npgrants++;
+    if (g->container >= a->next_cid)
+        a->next_cid = g->container + 1;
+    return AG_SCHED_OK;
+}
+
+/* Node n registered (after its reported containers were adopted): the
+ * grants put back for it become granted containers again, unless the node
+ * reported them (then they are known already) or their application can no
+ * longer hold them. */
+static void pgrants_place(ag_sched *s, node *n, uint64_t now)
+{
+    for (size_t i = 0; i < s->npgrants;) {
+        pgrant *p = &s->pgrants[i];
+        if (strcmp(p->node, n->key) != 0) {
+            i++;
+            continue;
+        }
+        app *a = s->apps[p->id.app_id - 1];
+        if (a && a->live && !IGET(&a->ctrs, (uint64_t)p->id.id) &&
+            (a->keep || p->id.attempt == a->attempt)) {
+            ctr *c = ctr_new(s, a, n, p->r, p->prio, p->arid, false, p->id.id, now);
+            if (c) {
+                c->id.attempt = p->id.attempt;
+                c->delivered = true; /* its AM had it before the restart */
+                c->logged = true;    /* its row is in the store */
+                ag_free(p->node);
+                ag_free(p->host);
+                s->pgrants[i] = s->pgrants[--s->npgrants];
+                continue;
+            }
+        }
+        pgrant_drop(s, i);
+    }
+}
+
+/* Grants put back whose node has not registered within
+ * container_alloc_expiry_ms: dropped, and their AMs told (-100). */
+static void pgrants_expire(ag_sched *s, uint64_t now)
+{
+    for (size_t i = 0; i < s->npgrants;) {
+        pgrant *p = &s->pgrants[i];
+        if (now < p->since || now - p->since < s->c.container_alloc_expiry_ms) {
+            i++;
+            continue;
+        }
+        app *a = s->apps[p->id.app_id - 1];
+        if (a && a->live && GROW(a->done, a->ndone, a->done_cap) == 0) {
+            cstat *st = &a->done[a->ndone];
+            char diag[400];
+            snprintf(diag, sizeof(diag),
+                     "container expired: granted before the RM restarted, and its node %s did "
+                     "not come back within %" PRIu64 " ms",
+                     p->node, s->c.container_alloc_expiry_ms);
+            *st = (cstat){p->id, EXIT_ABORTED, ag_strdup(diag), p->r};
+            if (st->diag)
+                a->ndone++;
+        }
+        pgrant_drop(s, i);
+    }
+}
+
+/* Containers granted container_alloc_expiry_ms ago or more that their NM
+ * never reported running (YARN's ContainerAllocationExpirer): each ends with
+ * -100 and a diagnostic its AM hears in completed containers (an AM
+ * container's end fails its attempt, as any AM container's end does), and
+ * its node is told to stop it should it start after all. The list is in
+ * grant order, so the walk stops at the first that has not expired. */
+static void expire_unlaunched(ag_sched *s, uint64_t now)
+{
+    uint64_t ttl = s->c.container_alloc_expiry_ms;
+    while (s->unl_head && now >= s->unl_head->created && now - s->unl_head->created >= ttl) {
+        ctr *c = s->unl_head;
+        char diag[400], id[128];
+        ContainerId *x = mk_cid(s, c->id);
+        snprintf(diag, sizeof(diag),
+                 "container expired: granted %" PRIu64 " ms ago on node %s and never reported "
+                 "running by it (liveness.container_alloc_expiry_ms %" PRIu64 ")",
+                 now - c->created, c->n->key, ttl);
+        AG_LOG(AG_LOG_INFO, "sched", "container_expired container=%s node=%s",
+               x ? ag_sched_container_id_str(x, id, sizeof(id)) : "?", c->n->key);
+        ag_rpc_msg_free(x ? &x->base : NULL);
+        ctr_complete(s, c, EXIT_ABORTED, diag, true, true, now);
     }
 }
 
@@ -3485,9 +3916,81 @@ static void preempt(ag_sched *s, uint64_t now)
     }
 }
 
+/* A fresh key of kind after the ids in use (ids never repeat, so that an
+ * NM never takes a new key for an old one it holds). 0 or AG_E_SYS. */
+static int key_draw(ag_sched_key *out, const ag_sched_key *a, const ag_sched_key *b,
+                    const ag_sched_key *c)
+{
+    int32_t id = AG_MAX(AG_MAX(a->id, b->id), c->id);
+    return ag__sched_key_new(out, id < INT32_MAX ? id + 1 : 1);
+}
+
+/* The delay between drawing keys (sent to the NMs with their next
+ * heartbeat) and signing with them: a quarter of the interval (rm.c makes
+ * that at least three heartbeats; YARN waits 1.5 NM expiry intervals). At
+ * most a quarter, so that a key's NM tokens (half an interval) expire
+ * before the NMs drop the key, an interval and a quarter after it signs
+ * for the last time. */
+static uint64_t key_activation_delay(const ag_sched *s)
+{
+    return s->c.key_roll_interval_ms / 4;
+}
+
+/* YARN's master-key roll, every key_roll_interval_ms: first the next
+ * container and NM-token keys are drawn and handed to the NMs in their
+ * heartbeats; key_activation_delay later they sign, the keys they replace
+ * stay as the previous ones (the NMs keep them too), the AMRM key rolls
+ * the same way (allocate hands each AM its new token), and every attempt's
+ * NM tokens are renewed at its next allocate. */
+static void roll_keys(ag_sched *s, uint64_t now)
+{
+    if (!s->roll_timed) {
+        s->roll_at = now + s->c.key_roll_interval_ms;
+        s->activate_at = now + key_activation_delay(s);
+        s->roll_timed = true;
+    }
+    if (s->ctr_next.id && now >= s->activate_at) {
+        ag_sched_key amrm;
+        if (key_draw(&amrm, &s->amrm_key, &s->amrm_prev, &s->amrm_prev) < 0)
+            return; /* the next tick tries again */
+        s->ctr_prev = s->ctr_key;
+        s->ctr_key = s->ctr_next;
+        s->nm_prev = s->nm_key;
+        s->nm_key = s->nm_next;
+        s->amrm_prev = s->amrm_key;
+        s->amrm_key = amrm;
+        ag_wipe(&amrm, sizeof(amrm));
+        memset(&s->ctr_next, 0, sizeof(s->ctr_next));
+        memset(&s->nm_next, 0, sizeof(s->nm_next));
+        for (size_t i = 0; i < s->napps; i++)
+            if (s->apps[i] && s->apps[i]->live)
+                s->apps[i]->nm_renew = true;
+        s->key_changes++;
+        AG_LOG(AG_LOG_INFO, "sched", "master_keys_active container=%d nm_token=%d amrm=%d",
+               (int)s->ctr_key.id, (int)s->nm_key.id, (int)s->amrm_key.id);
+    }
+    if (!s->ctr_next.id && now >= s->roll_at) {
+        if (key_draw(&s->ctr_next, &s->ctr_key, &s->ctr_prev, &s->ctr_prev) < 0 ||
+            key_draw(&s->nm_next, &s->nm_key, &s->nm_prev, &s->nm_prev) < 0) {
+            ag_wipe(&s->ctr_next, sizeof(s->ctr_next));
+            ag_wipe(&s->nm_next, sizeof(s->nm_next));
+            return;
+        }
+        s->roll_at = now + s->c.key_roll_interval_ms;
+        s->activate_at = now + key_activation_delay(s);
+        s->key_changes++;
+        AG_LOG(
+            AG_LOG_INFO, "sched", "master_keys_drawn container=%d nm_token=%d activate_in_ms=%llu",
+            (int)s->ctr_next.id, (int)s->nm_next.id, (unsigned long long)key_activation_delay(s));
+    }
+}
+
 void ag_sched_tick(ag_sched *s, uint64_t now_ms)
 {
+    roll_keys(s, now_ms);
     expire_nodes(s, now_ms);
+    expire_unlaunched(s, now_ms);
+    pgrants_expire(s, now_ms);
     expire_attempts(s, now_ms);
     if (s->c.preemption)
         preempt(s, now_ms);
@@ -3758,9 +4261,38 @@ static int check_apps(const ag_sched *s, size_t nctrs, char *err, size_t cap)
     return 0;
 }
 
+/* The unlaunched list holds exactly the containers not reported running. */
+static int check_unlaunched(const ag_sched *s, char *err, size_t cap)
+{
+    size_t listed = 0, want = 0;
+    const ctr *prev = NULL;
+    for (const ctr *c = s->unl_head; c; prev = c, c = c->unext) {
+        if (c->running || c->uprev != prev)
+            return errf(err, cap, -1, "unlaunched list: container %" PRId64 " %s", c->id.id,
+                        c->running ? "is running" : "has a wrong back link");
+        listed++;
+    }
+    if (prev != s->unl_tail)
+        return errf(err, cap, -1, "unlaunched list: wrong tail");
+    for (size_t j = 0; j < s->napps; j++) {
+        const app *a = s->apps[j];
+        if (!a)
+            continue;
+        HM_EACH(&a->ctrs, e)
+        {
+            want += !((const ctr *)e->v)->running;
+        }
+    }
+    if (listed != want)
+        return errf(err, cap, -1, "unlaunched list: %zu containers, %zu not running", listed, want);
+    return 0;
+}
+
 int ag__sched_check(const ag_sched *s, char *err, size_t cap)
 {
     size_t nctrs = 0;
     int rc = check_nodes(s, &nctrs, err, cap);
-    return rc ? rc : check_apps(s, nctrs, err, cap);
+    if (rc == 0)
+        rc = check_apps(s, nctrs, err, cap);
+    return rc ? rc : check_unlaunched(s, err, cap);
 }

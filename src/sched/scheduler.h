@@ -96,9 +96,13 @@
  *
  * Tokens: container tokens and AMRM tokens as in sched.proto. An NM token's
  * identifier is a ContainerTokenIdentifier with container id 0 (naming the
- * attempt), the node and the submitter, signed with the NM-token master
- * key. Keys are drawn at ag_sched_new and not rolled yet (key id 1); a
- * restarted RM puts back its earlier keys with ag_sched_import_keys.
+ * attempt), the node, the submitter and an expiry (key_roll_interval_ms
+ * after issue), signed with the NM-token master key. An attempt gets one
+ * per node with its first container there (allocate's nm_tokens, or
+ * register's nm_tokens_from_previous_attempts), and fresh ones for every
+ * node it has containers on once half that life has passed. Keys are
+ * drawn at ag_sched_new (key id 1); a restarted RM puts back its earlier
+ * keys with ag_sched_import_keys.
  *
  * Recovery (YARN's work-preserving RM restart): the core keeps no state of
  * its own on disk; rm.c persists what ag_sched_export_keys,
@@ -112,6 +116,9 @@
  * re-register report their containers, which are adopted (the recovered
  * attempt's AM container as its AM container), and completions reported
  * at registration reach the AM.
+ * Grants not yet running are logged for the store (track_grants,
+ * ag_sched_grant_changes) and put back with ag_sched_recover_grant: they
+ * become granted containers again when their nodes register.
  *
  * Heartbeats: the response's response_id is the request's + 1; the core
  * does not refuse out-of-order heartbeats (statuses are idempotent).
@@ -167,6 +174,20 @@ typedef struct ag_sched_conf {
     bool preemption;
     uint64_t preemption_wait_ms; /* 0: 15000 */
     uint64_t container_token_expiry_ms; /* 0: 600000 */
+    /* An allocated container its NM has not reported running (nor
+     * complete) this long after the grant is taken back: its resources
+     * freed, its AM told through completed containers (exit -100,
+     * "container expired...", YARN's ContainerAllocationExpirer).
+     * 0: 600000. */
+    uint64_t container_alloc_expiry_ms;
+    /* The master keys' life: a new key every interval (YARN's
+     * key-update interval, 0: 86400000 = 24 h). NM tokens expire this long
+     * after they are issued, and the NMs keep the previous key, so that a
+     * token stays verifiable until it expires. */
+    uint64_t key_roll_interval_ms;
+    /* Log grants for ag_sched_grant_changes (rm.c's state store); off: no
+     * log is kept (nothing drains it). */
+    bool track_grants;
 } ag_sched_conf;
 
 /* NULL with err set for a bad queue tree ("queue root.a: capacities of its
@@ -237,9 +258,19 @@ int ag_sched_node_heartbeat(ag_sched *s, const Argot__Sched__V1__NodeHeartbeatRe
                             char *err, size_t cap);
 
 /* ---- time and the AM launcher ---- */
-/* Expiry of nodes and attempts, preemption (marks and kills), retries of
- * attempts, AM containers for waiting applications. rm.c calls it about
- * once a second. */
+/* Master-key rolls, expiry of nodes, unlaunched containers and attempts,
+ * preemption (marks and kills), retries of attempts, AM containers for
+ * waiting applications. rm.c calls it about every 100 ms.
+ *
+ * Key rolls (YARN's): every key_roll_interval_ms the next container and
+ * NM-token keys are drawn and go to the NMs in heartbeat responses (a
+ * registration gets the signing ones); a quarter of the roll interval
+ * later they sign, the keys they replace
+ * stay accepted as the previous ones (by the NMs too, which keep two), the
+ * AMRM key rolls at the same time (each attempt's next allocate carries
+ * its new token in am_rm_token; the previous key is accepted until the
+ * roll after) and each attempt's NM tokens are renewed at its next
+ * allocate. */
 void ag_sched_tick(ag_sched *s, uint64_t now_ms);
 
 /* An AM container to start: rm.c calls the node's StartContainers with it
@@ -254,6 +285,12 @@ typedef struct ag_sched_am_launch {
  * ag_rpc_msg_free and the array with ag_free; *out is NULL when n is 0).
  * 0, or AG_E_NOMEM with every launch still pending. */
 int ag_sched_take_am_launches(ag_sched *s, ag_sched_am_launch **out, size_t *n);
+/* The NM token (token.h's text form, for the metadata key "argot-nm-token")
+ * that lets the RM start the AM container c on its node: the token of c's
+ * attempt for that node, as an AM would hold it. 0, AG_SCHED_NOT_FOUND (no
+ * such live container) or AG_SCHED_EXHAUSTED. text is a secret: wipe it. */
+int ag_sched_nm_token_text(ag_sched *s, const Argot__Sched__V1__ContainerId *c, uint64_t now_ms,
+                           char *text, size_t cap);
 /* The start failed (node unreachable, refused): the attempt fails with why. */
 void ag_sched_am_launch_failed(ag_sched *s, const Argot__Sched__V1__ContainerId *container,
                                const char *why, uint64_t now_ms);
@@ -262,14 +299,23 @@ void ag_sched_am_launch_failed(ag_sched *s, const Argot__Sched__V1__ContainerId 
 /* The master keys: what the RM persists so that tokens it signed before a
  * restart stay valid (secret: wipe copies after use). */
 typedef struct ag_sched_keys {
-    ag_sched_key container; /* container-token master key */
+    ag_sched_key container; /* container-token master key (signing) */
     ag_sched_key nm;        /* NM-token master key */
     ag_sched_key amrm;      /* AMRM-token master key */
+    ag_sched_key prev_container; /* the keys they replaced, still accepted (id 0: none) */
+    ag_sched_key prev_nm;
+    ag_sched_key prev_amrm;
+    ag_sched_key next_container; /* drawn and sent to the NMs, not yet signing */
+    ag_sched_key next_nm;        /* (id 0: none) */
 } ag_sched_keys;
 
 void ag_sched_export_keys(const ag_sched *s, ag_sched_keys *out);
-/* Replaces the keys drawn at ag_sched_new (before any node registers). */
+/* Replaces the keys drawn at ag_sched_new (before any node registers); the
+ * roll interval counts from the next tick. */
 void ag_sched_import_keys(ag_sched *s, const ag_sched_keys *k);
+/* A counter that moves whenever the keys change (drawn, or made the
+ * signing ones by ag_sched_tick's roll): rm.c persists them then. */
+uint64_t ag_sched_key_changes(const ag_sched *s);
 /* The last application id handed out (0: none). */
 int32_t ag_sched_last_app_id(const ag_sched *s);
 /* Ids up to id count as handed out (never lowers the counter). */
@@ -312,6 +358,39 @@ int ag_sched_get_app_state(const ag_sched *s, int32_t app_id, ag_sched_app_state
  * attempt, AM container placed, registration, attempt end, application
  * end). rm.c compares it after each call to sync its store. */
 uint64_t ag_sched_changes(const ag_sched *s);
+
+/* A grant not yet reported running (nor complete) by its node: what the
+ * store keeps so that a restarted RM still knows it (YARN forgets them). */
+typedef struct ag_sched_grant {
+    int32_t app_id;
+    int32_t attempt;
+    int64_t container; /* its id within the application */
+    const char *host;  /* its node */
+    int32_t port;
+    int64_t memory_mb;
+    int32_t vcores;
+    int32_t priority;
+    int64_t allocation_request_id;
+} ag_sched_grant;
+
+/* With conf.track_grants, calls fn for every change of the set of grants
+ * not yet running since the last call, in order: added (g complete), or
+ * removed (only app_id and container set: it runs, ended, or was dropped).
+ * After an allocation failure in the log, fn is called first with g NULL
+ * (forget every grant) and then once per grant of the set. Non-AM
+ * containers only (AM containers are the attempts'). */
+void ag_sched_grant_changes(ag_sched *s, void (*fn)(void *ud, bool added, const ag_sched_grant *g),
+                            void *ud);
+/* Puts back a grant of a recovered application (after ag_sched_recover_app)
+ * that the store had: when its node registers and does not report it, it is
+ * a granted container again (its resources taken, the AM hears of its end,
+ * a later report of it running is accepted); if the node reports it, the
+ * node's report wins. A node that does not register within
+ * container_alloc_expiry_ms of now drops it, and the AM hears it as
+ * expired (-100). INVALID for an application or attempt that cannot have
+ * it (the caller deletes it), EXHAUSTED. */
+int ag_sched_recover_grant(ag_sched *s, const ag_sched_grant *g, uint64_t now_ms, char *err,
+                           size_t cap);
 
 /* ---- responses ---- */
 /* Frees every field of a response message the caller holds by value (on its

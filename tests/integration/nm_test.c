@@ -39,6 +39,7 @@ struct fake_rm {
     int port;
     pthread_mutex_t mu;
     ag_sched_key key; /* sent at registration and in every heartbeat */
+    ag_sched_key nmkey; /* the NM-token master key, sent the same way */
     int registrations;
     int heartbeats;
     int last_reg_containers; /* container statuses in the last registration */
@@ -81,6 +82,11 @@ static int rm_register(ag_rpc_call *c, const Argot__Sched__V1__RegisterNodeManag
     mk.bytes.data = rm->key.bytes;
     mk.bytes.len = sizeof(rm->key.bytes);
     resp.container_token_master_key = &mk;
+    Argot__Sched__V1__MasterKey nk = ARGOT__SCHED__V1__MASTER_KEY__INIT;
+    nk.key_id = rm->nmkey.id;
+    nk.bytes.data = rm->nmkey.bytes;
+    nk.bytes.len = sizeof(rm->nmkey.bytes);
+    resp.nm_token_master_key = &nk;
     resp.rm_identifier = TS;
     resp.next_heartbeat_interval_ms = 100;
     resp.node_action = rm->shutdown ? ARGOT__SCHED__V1__NODE_ACTION__SHUTDOWN
@@ -132,6 +138,11 @@ static int rm_heartbeat(ag_rpc_call *c, const Argot__Sched__V1__NodeHeartbeatReq
     mk.bytes.data = rm->key.bytes;
     mk.bytes.len = sizeof(rm->key.bytes);
     resp.container_token_master_key = &mk;
+    Argot__Sched__V1__MasterKey nk = ARGOT__SCHED__V1__MASTER_KEY__INIT;
+    nk.key_id = rm->nmkey.id;
+    nk.bytes.data = rm->nmkey.bytes;
+    nk.bytes.len = sizeof(rm->nmkey.bytes);
+    resp.nm_token_master_key = &nk;
     resp.next_heartbeat_interval_ms = 100;
     if (rm->shutdown)
         resp.node_action = ARGOT__SCHED__V1__NODE_ACTION__SHUTDOWN;
@@ -147,6 +158,11 @@ static struct fake_rm *rm_start(int port, const ag_sched_key *key)
     CHECK(rm != NULL);
     pthread_mutex_init(&rm->mu, NULL);
     rm->key = *key;
+    /* the NM-token key follows from the container key, so that an RM
+     * restarted with the same key has the same one (as a real RM does) */
+    rm->nmkey.id = key->id + 10;
+    for (size_t i = 0; i < sizeof(rm->nmkey.bytes); i++)
+        rm->nmkey.bytes[i] = (uint8_t)(key->bytes[i] ^ 0x5a);
     rm->srv = ag_rpc_server_new(NULL);
     CHECK(rm->srv != NULL);
     rm->h.register_node_manager = rm_register;
@@ -380,14 +396,77 @@ static void start_make(struct start *s, const ag_sched_key *key, int32_t key_id,
     s->r.container_launch_context = &s->ctx;
 }
 
-/* StartContainers with the n requests; the response (ag_rpc_msg_free). */
-static Argot__Sched__V1__StartContainersResponse *start_call(int port, struct start **reqs,
-                                                             size_t n)
+/* The NM token the ContainerManagement calls below carry ("" none). */
+static char nm_token[2048];
+
+/* Makes nm_token: application app's attempt 1 on host:port, signed by key
+ * (naming key_id), expiring at expiry (wall ms); container id 0 unless cid
+ * (a container token's shape, to see it refused). */
+static void nm_token_set(const ag_sched_key *key, int32_t key_id, const char *host, int port,
+                         int32_t app, int64_t expiry, int64_t cid)
+{
+    Argot__Sched__V1__ContainerTokenIdentifier tid =
+        ARGOT__SCHED__V1__CONTAINER_TOKEN_IDENTIFIER__INIT;
+    Argot__Sched__V1__NodeId node = ARGOT__SCHED__V1__NODE_ID__INIT;
+    struct cid c;
+    node.host = (char *)host;
+    node.port = port;
+    tid.container_id = cid_make(&c, cid);
+    c.app.id = app;
+    tid.node_id = &node;
+    tid.app_submitter = (char *)"alice";
+    tid.expiry_time = expiry;
+    tid.master_key_id = key_id;
+    tid.rm_identifier = TS;
+    uint8_t id[512], pw[AG_SCHED_MAC_BYTES];
+    size_t len = protobuf_c_message_get_packed_size(&tid.base);
+    CHECK(len <= sizeof(id));
+    protobuf_c_message_pack(&tid.base, id);
+    ag__sched_mac(key, id, len, pw);
+    CHECK_OK(ag__sched_token_text(id, len, pw, sizeof(pw), nm_token, sizeof(nm_token)));
+}
+
+/* nm_token: application 1's for the NM on 127.0.0.1:port, valid 10 min. */
+static void nm_token_default(const struct fake_rm *rm, int port)
+{
+    nm_token_set(&rm->nmkey, rm->nmkey.id, "127.0.0.1", port, 1, ag_wall_ms() + 600000, 0);
+}
+
+/* One ContainerManagement call to 127.0.0.1:port with nm_token: status,
+ * *resp on OK, the status message into msg. */
+static int cm_call(int port, const ag_rpc_method *m, const ProtobufCMessage *req,
+                   ProtobufCMessage **resp, char *msg, size_t cap)
 {
     char target[64];
     snprintf(target, sizeof(target), "127.0.0.1:%d", port);
     ag_rpc_channel *ch = ag_rpc_channel_new(target, NULL);
     CHECK(ch != NULL);
+    *resp = NULL;
+    ag_rpc_call *c = ag_rpc_call_start(ch, m, ag_deadline_in_ms(10000));
+    CHECK(c != NULL);
+    if (nm_token[0])
+        CHECK_OK(ag_rpc_call_add_metadata(c, "argot-nm-token", nm_token, strlen(nm_token)));
+    CHECK_OK(ag_rpc_call_send_msg(c, req, 0));
+    CHECK_OK(ag_rpc_call_close_send(c));
+    if (ag_rpc_call_recv_msg(c, m->output, resp) != 1)
+        *resp = NULL;
+    const char *message = NULL;
+    int st = ag_rpc_call_status(c, &message);
+    snprintf(msg, cap, "%s", message ? message : "");
+    if (st != AG_RPC_OK) {
+        ag_rpc_msg_free(*resp);
+        *resp = NULL;
+    }
+    ag_rpc_call_free(c);
+    ag_rpc_channel_free(ch);
+    return st;
+}
+
+/* StartContainers with the n requests: the status, *resp on OK, the status
+ * message into msg. */
+static int start_call_st(int port, struct start **reqs, size_t n,
+                         Argot__Sched__V1__StartContainersResponse **resp, char *msg, size_t cap)
+{
     Argot__Sched__V1__StartContainersRequest req = ARGOT__SCHED__V1__START_CONTAINERS_REQUEST__INIT;
     Argot__Sched__V1__StartContainerRequest *rs[8];
     CHECK(n <= 8);
@@ -395,14 +474,19 @@ static Argot__Sched__V1__StartContainersResponse *start_call(int port, struct st
         rs[i] = &reqs[i]->r;
     req.n_start_container_request = n;
     req.start_container_request = rs;
+    return cm_call(port, &argot__sched__v1__container_management__start_containers__method,
+                   &req.base, (ProtobufCMessage **)resp, msg, cap);
+}
+
+/* StartContainers with the n requests; the response (ag_rpc_msg_free). */
+static Argot__Sched__V1__StartContainersResponse *start_call(int port, struct start **reqs,
+                                                             size_t n)
+{
     Argot__Sched__V1__StartContainersResponse *resp = NULL;
-    char *msg = NULL;
-    int st = argot__sched__v1__container_management__start_containers__invoke(
-        ch, &req, ag_deadline_in_ms(10000), &resp, &msg);
+    char msg[512];
+    int st = start_call_st(port, reqs, n, &resp, msg, sizeof(msg));
     if (st != AG_RPC_OK)
-        FAIL("StartContainers: %s: %s", ag_rpc_status_name(st), msg ? msg : "");
-    ag_free(msg);
-    ag_rpc_channel_free(ch);
+        FAIL("StartContainers: %s: %s", ag_rpc_status_name(st), msg);
     return resp;
 }
 
@@ -421,23 +505,22 @@ static const char *failure_of(const Argot__Sched__V1__StartContainersResponse *r
  * 1000 for RUNNING, -9999 for a failure). */
 static int stop_or_status(int port, int64_t n, bool stop, char *buf, size_t cap)
 {
-    char target[64];
-    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
-    ag_rpc_channel *ch = ag_rpc_channel_new(target, NULL);
-    CHECK(ch != NULL);
     struct cid cs;
     Argot__Sched__V1__ContainerId *ids[1] = {cid_make(&cs, n)};
     int result = -9999;
-    char *msg = NULL;
+    char msg[512];
     if (stop) {
         Argot__Sched__V1__StopContainersRequest req =
             ARGOT__SCHED__V1__STOP_CONTAINERS_REQUEST__INIT;
         req.n_container_id = 1;
         req.container_id = ids;
         Argot__Sched__V1__StopContainersResponse *resp = NULL;
-        int st = argot__sched__v1__container_management__stop_containers__invoke(
-            ch, &req, ag_deadline_in_ms(10000), &resp, &msg);
-        CHECK_EQ(st, AG_RPC_OK);
+        int st = cm_call(port, &argot__sched__v1__container_management__stop_containers__method,
+                         &req.base, (ProtobufCMessage **)&resp, msg, sizeof(msg));
+        if (st != AG_RPC_OK) {
+            snprintf(buf, cap, "%s: %s", ag_rpc_status_name(st), msg);
+            return -9999;
+        }
         snprintf(buf, cap, "%s",
                  resp->n_failed_requests ? resp->failed_requests[0]->exception : "stopped");
         result = resp->n_succeeded_requests == 1 ? 0 : -9999;
@@ -448,9 +531,13 @@ static int stop_or_status(int port, int64_t n, bool stop, char *buf, size_t cap)
         req.n_container_id = 1;
         req.container_id = ids;
         Argot__Sched__V1__GetContainerStatusesResponse *resp = NULL;
-        int st = argot__sched__v1__container_management__get_container_statuses__invoke(
-            ch, &req, ag_deadline_in_ms(10000), &resp, &msg);
-        CHECK_EQ(st, AG_RPC_OK);
+        int st =
+            cm_call(port, &argot__sched__v1__container_management__get_container_statuses__method,
+                    &req.base, (ProtobufCMessage **)&resp, msg, sizeof(msg));
+        if (st != AG_RPC_OK) {
+            snprintf(buf, cap, "%s: %s", ag_rpc_status_name(st), msg);
+            return -9999;
+        }
         if (resp->n_status == 1) {
             snprintf(buf, cap, "%s", resp->status[0]->diagnostics);
             result = resp->status[0]->state == ARGOT__SCHED__V1__CONTAINER_STATE__C_RUNNING
@@ -462,8 +549,6 @@ static int stop_or_status(int port, int64_t n, bool stop, char *buf, size_t cap)
         }
         ag_rpc_msg_free(&resp->base);
     }
-    ag_free(msg);
-    ag_rpc_channel_free(ch);
     return result;
 }
 
@@ -532,6 +617,7 @@ TEST_TIMEOUT(nm_runs_containers_and_refuses_bad_tokens, 90)
     struct nm_proc nm;
     nm_start(&nm, rm->port, NULL);
     rm_wait_count(rm, &rm->registrations, 1, "registrations");
+    nm_token_default(rm, nm.port);
     rm_wait_count(rm, &rm->heartbeats, 2, "heartbeats");
     pthread_mutex_lock(&rm->mu);
     CHECK_STR_EQ(rm->node_host, "127.0.0.1");
@@ -611,6 +697,86 @@ TEST_TIMEOUT(nm_runs_containers_and_refuses_bad_tokens, 90)
     rm_free(rm);
 }
 
+/* Every ContainerManagement call needs an NM token the RM issued for this
+ * node (UNAUTHENTICATED without one, forged, expired or shaped as a
+ * container token; PERMISSION_DENIED for another node's), and acts only on
+ * the token's application's containers: another application's token can
+ * neither start, stop nor see them. */
+TEST_TIMEOUT(nm_tokens_guard_container_management, 90)
+{
+    ag_sched_key key, forged;
+    key_make(&key, 3);
+    key_make(&forged, 13); /* the NM-token key's id, other bytes */
+    struct fake_rm *rm = rm_start(0, &key);
+    struct nm_proc nm;
+    nm_start(&nm, rm->port, NULL);
+    rm_wait_count(rm, &rm->registrations, 1, "registrations");
+    rm_wait_count(rm, &rm->heartbeats, 1, "heartbeats");
+    int64_t later = ag_wall_ms() + 60000;
+    struct start s;
+    start_make(&s, &key, 3, "127.0.0.1", nm.port, 2, later, "sleep 100");
+    struct start *one[] = {&s};
+    static const struct {
+        int how; /* 0 none, 1 forged, 2 expired, 3 other node, 4 container-shaped */
+        int status;
+        const char *want;
+    } cases[] = {
+        {0, AG_RPC_UNAUTHENTICATED, "no NM token (metadata argot-nm-token)"},
+        {1, AG_RPC_UNAUTHENTICATED, "invalid password (forged, or signed by another RM)"},
+        {2, AG_RPC_UNAUTHENTICATED, "expired"},
+        {3, AG_RPC_PERMISSION_DENIED, ", this is node 127.0.0.1:"},
+        {4, AG_RPC_UNAUTHENTICATED, "names no application attempt (a container token?)"},
+    };
+    for (size_t i = 0; i < AG_ARRAY_LEN(cases); i++) {
+        nm_token[0] = '\0';
+        if (cases[i].how == 1)
+            nm_token_set(&forged, 13, "127.0.0.1", nm.port, 1, later, 0);
+        else if (cases[i].how == 2)
+            nm_token_set(&rm->nmkey, rm->nmkey.id, "127.0.0.1", nm.port, 1, ag_wall_ms() - 1, 0);
+        else if (cases[i].how == 3)
+            nm_token_set(&rm->nmkey, rm->nmkey.id, "127.0.0.1", nm.port + 1, 1, later, 0);
+        else if (cases[i].how == 4)
+            nm_token_set(&rm->nmkey, rm->nmkey.id, "127.0.0.1", nm.port, 1, later, 2);
+        Argot__Sched__V1__StartContainersResponse *resp = NULL;
+        char msg[512], buf[600];
+        int st = start_call_st(nm.port, one, 1, &resp, msg, sizeof(msg));
+        if (st != cases[i].status)
+            FAIL("case %zu: %s: %s", i, ag_rpc_status_name(st), msg);
+        CHECK_CONTAINS(msg, cases[i].want);
+        /* stop and status are guarded the same way */
+        CHECK_EQ(stop_or_status(nm.port, 2, true, buf, sizeof(buf)), -9999);
+        CHECK_CONTAINS(buf, cases[i].want);
+        CHECK_EQ(stop_or_status(nm.port, 2, false, buf, sizeof(buf)), -9999);
+        CHECK_CONTAINS(buf, cases[i].want);
+    }
+    /* application 2's token cannot start application 1's container */
+    nm_token_set(&rm->nmkey, rm->nmkey.id, "127.0.0.1", nm.port, 2, later, 0);
+    Argot__Sched__V1__StartContainersResponse *resp = start_call(nm.port, one, 1);
+    CHECK_EQ(resp->n_succeeded_requests, 0);
+    CHECK_CONTAINS(failure_of(resp, 2), "permission denied: container "
+                                        "container_1700000000000_0001_01_000002 is not of "
+                                        "application application_1700000000000_0002");
+    ag_rpc_msg_free(&resp->base);
+    /* its own application's token can */
+    nm_token_default(rm, nm.port);
+    resp = start_call(nm.port, one, 1);
+    CHECK_EQ(resp->n_succeeded_requests, 1);
+    ag_rpc_msg_free(&resp->base);
+    /* another application's token can neither see nor stop it */
+    char buf[600];
+    nm_token_set(&rm->nmkey, rm->nmkey.id, "127.0.0.1", nm.port, 2, later, 0);
+    CHECK_EQ(stop_or_status(nm.port, 2, false, buf, sizeof(buf)), -9999);
+    CHECK_CONTAINS(buf, "permission denied");
+    CHECK_EQ(stop_or_status(nm.port, 2, true, buf, sizeof(buf)), -9999);
+    CHECK_CONTAINS(buf, "permission denied");
+    nm_token_default(rm, nm.port);
+    CHECK_EQ(stop_or_status(nm.port, 2, false, buf, sizeof(buf)), 1000);
+    CHECK_EQ(stop_or_status(nm.port, 2, true, buf, sizeof(buf)), 0);
+    CHECK_EQ(ag_test_stop(nm.pid), 0);
+    close(nm.out_fd);
+    rm_free(rm);
+}
+
 /* The RM rolls its key: tokens of the new key and of the previous one
  * start; one of a key two rolls back does not. */
 TEST_TIMEOUT(nm_key_rollover, 90)
@@ -623,6 +789,7 @@ TEST_TIMEOUT(nm_key_rollover, 90)
     struct nm_proc nm;
     nm_start(&nm, rm->port, NULL);
     rm_wait_count(rm, &rm->registrations, 1, "registrations");
+    nm_token_default(rm, nm.port);
     pthread_mutex_lock(&rm->mu);
     rm->key = k2;
     int hb = rm->heartbeats;
@@ -660,6 +827,7 @@ TEST_TIMEOUT(nm_stop_containers_kills, 90)
     struct nm_proc nm;
     nm_start(&nm, rm->port, NULL);
     rm_wait_count(rm, &rm->registrations, 1, "registrations");
+    nm_token_default(rm, nm.port);
     struct start s;
     start_make(&s, &key, 1, "127.0.0.1", nm.port, 2, ag_wall_ms() + 60000,
                "sleep 100 & echo $! > child; wait");
@@ -696,6 +864,7 @@ TEST_TIMEOUT(nm_sigterm_exits_0_and_kills_containers, 90)
     struct nm_proc nm;
     nm_start(&nm, rm->port, NULL);
     rm_wait_count(rm, &rm->registrations, 1, "registrations");
+    nm_token_default(rm, nm.port);
     struct start s;
     start_make(&s, &key, 1, "127.0.0.1", nm.port, 2, ag_wall_ms() + 60000,
                "sleep 100 & echo $! > child; wait");
@@ -724,6 +893,7 @@ TEST_TIMEOUT(nm_reregisters_after_rm_restart, 120)
     struct nm_proc nm;
     nm_start(&nm, port, NULL);
     rm_wait_count(rm, &rm->registrations, 1, "registrations");
+    nm_token_default(rm, nm.port);
     struct start s;
     start_make(&s, &key, 1, "127.0.0.1", nm.port, 2, ag_wall_ms() + 60000, "sleep 100");
     Argot__Sched__V1__StartContainersResponse *resp =
@@ -756,6 +926,7 @@ TEST_TIMEOUT(nm_rm_shutdown_stops_it, 60)
     struct nm_proc nm;
     nm_start(&nm, rm->port, NULL);
     rm_wait_count(rm, &rm->registrations, 1, "registrations");
+    nm_token_default(rm, nm.port);
     pthread_mutex_lock(&rm->mu);
     rm->shutdown = true;
     pthread_mutex_unlock(&rm->mu);
@@ -821,6 +992,7 @@ TEST_TIMEOUT(nm_recovery_keeps_containers_across_restart, 120)
     struct nm_proc nm;
     nm_start_on(&nm, rm->port, port, "recovery: true\n");
     rm_wait_count(rm, &rm->registrations, 1, "registrations");
+    nm_token_default(rm, nm.port);
     int64_t later = ag_wall_ms() + 60000;
     struct start a, b;
     start_make(&a, &key, 1, "127.0.0.1", port, 2, later, "sleep 100 & echo $! > child; wait");

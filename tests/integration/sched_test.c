@@ -190,3 +190,44 @@ TEST_TIMEOUT(sched_distributed_shell_runs_everywhere_and_reports, 240)
     ag_test_proc_cleanup(&p);
     cluster_stop(&c);
 }
+
+/* The master keys roll every 3 s while a distributed shell runs for about
+ * 7 s (6 containers of 2 GB, 3 at a time beside the AM, 3 s each): the NMs
+ * learn each new key before it signs, the AM follows its AMRM token and NM
+ * tokens through the rolls, and every container starts and succeeds. */
+TEST_TIMEOUT(sched_distributed_shell_across_key_rolls, 240)
+{
+    struct cluster c;
+    cluster_start(&c, "heartbeat_interval: 100ms\ntokens: {roll_interval_ms: 3000}\n");
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "sleep 3; touch %s/rolled.$ARGOT_CONTAINER_ID", ag_test_tmpdir());
+    const char *argv[] = {ag_test_bin("argot"),
+                          "app",
+                          "submit",
+                          "--rm",
+                          c.rm_addr,
+                          "--name",
+                          "rolls",
+                          "--containers",
+                          "6",
+                          "--memory",
+                          "2048",
+                          "--wait",
+                          "--",
+                          "/bin/sh",
+                          "-c",
+                          cmd,
+                          NULL};
+    ag_test_proc p;
+    if (ag_test_run(&p, argv, NULL, 120) != 0)
+        FAIL("submit: exit %d\nout: %s\nerr: %s", p.status, p.out, p.err);
+    CHECK_CONTAINS(p.out, "FINISHED: SUCCEEDED");
+    ag_test_proc_cleanup(&p);
+    char ls[600];
+    snprintf(ls, sizeof(ls), "ls %s | grep -c '^rolled\\.container_'", ag_test_tmpdir());
+    const char *argv_ls[] = {"/bin/sh", "-c", ls, NULL};
+    CHECK_EQ(ag_test_run(&p, argv_ls, NULL, 30), 0);
+    CHECK_STR_EQ(p.out, "6\n");
+    ag_test_proc_cleanup(&p);
+    cluster_stop(&c);
+}

@@ -1867,3 +1867,551 @@ out:
         inv(s);
     ag_sched_free(s);
 }
+
+/* Gap: a container its NM never reports running is taken back after
+ * container_alloc_expiry_ms (YARN's ContainerAllocationExpirer): room
+ * freed, the AM told once through completed containers, its node told to
+ * stop it should it start late; one reported RUNNING in time stays; an
+ * AM container that never runs fails its attempt. */
+TEST(sched_unlaunched_containers_expire)
+{
+    ag_sched_conf c = conf0();
+    c.container_alloc_expiry_ms = 1000;
+    c.max_app_attempts = 2;
+    ag_sched *s = mk(&c);
+    reg_node(s, "h1", NULL, 8192, 8, 0);
+    am m = unmanaged(s, (subm){0}, 0);
+    Ask a[1] = {ask(1, "*", 1024, 2, true)};
+    AllocResp r = ARGOT__SCHED__V1__ALLOCATE_RESPONSE__INIT;
+    CHECK_EQ(am_alloc(&m, a, 1, 100, &r), 2);
+    Argot__Sched__V1__ContainerId *c1 = r.allocated_containers[0]->id;
+    Argot__Sched__V1__ContainerId *c2 = r.allocated_containers[1]->id;
+    inv(s);
+    /* c1 runs at 600 ms; c2 is never reported */
+    Argot__Sched__V1__ContainerStatus st = ARGOT__SCHED__V1__CONTAINER_STATUS__INIT;
+    st.container_id = c1;
+    st.state = ARGOT__SCHED__V1__CONTAINER_STATE__C_RUNNING;
+    Argot__Sched__V1__ContainerStatus *sts[1] = {&st};
+    Argot__Sched__V1__NodeHeartbeatResponse h = ARGOT__SCHED__V1__NODE_HEARTBEAT_RESPONSE__INIT;
+    CHECK_EQ(hb(s, "h1", sts, 1, 600, &h), AG_SCHED_OK);
+    ag_sched_resp_clear(&h.base);
+    inv(s);
+    /* one ms short of the expiry: nothing happens */
+    ag_sched_tick(s, 1099);
+    inv(s);
+    Argot__Sched__V1__GetClusterMetricsResponse mr =
+        ARGOT__SCHED__V1__GET_CLUSTER_METRICS_RESPONSE__INIT;
+    CHECK_EQ(ag_sched_metrics(s, &mr), AG_SCHED_OK);
+    CHECK_EQ(mr.cluster_metrics->allocated->memory_mb, 2048);
+    ag_sched_resp_clear(&mr.base);
+    /* at the expiry c2 is reclaimed */
+    ag_sched_tick(s, 1100);
+    inv(s);
+    CHECK_EQ(ag_sched_metrics(s, &mr), AG_SCHED_OK);
+    CHECK_EQ(mr.cluster_metrics->allocated->memory_mb, 1024);
+    ag_sched_resp_clear(&mr.base);
+    AllocResp r2 = ARGOT__SCHED__V1__ALLOCATE_RESPONSE__INIT;
+    CHECK_EQ(am_alloc(&m, NULL, 0, 1200, &r2), 0);
+    CHECK_EQ(r2.n_completed_container_statuses, 1);
+    CHECK_EQ(r2.completed_container_statuses[0]->container_id->id, c2->id);
+    CHECK_EQ(r2.completed_container_statuses[0]->exit_status, -100);
+    CHECK_CONTAINS(r2.completed_container_statuses[0]->diagnostics, "container expired");
+    CHECK_CONTAINS(r2.completed_container_statuses[0]->diagnostics, "container_alloc_expiry_ms");
+    ag_sched_resp_clear(&r2.base);
+    /* its node is told to stop it, should it have started after all */
+    CHECK_EQ(hb(s, "h1", sts, 1, 1300, &h), AG_SCHED_OK);
+    CHECK_EQ(h.n_containers_to_cleanup, 1);
+    CHECK_EQ(h.containers_to_cleanup[0]->id, c2->id);
+    ag_sched_resp_clear(&h.base);
+    /* the running one stays, long after */
+    ag_sched_tick(s, 100000);
+    inv(s);
+    CHECK_EQ(am_alloc(&m, NULL, 0, 100001, &r2), 0);
+    CHECK_EQ(r2.n_completed_container_statuses, 0);
+    ag_sched_resp_clear(&r2.base);
+    ag_sched_resp_clear(&r.base);
+
+    /* a managed AM whose container never runs: the attempt fails, the next
+     * one gets a new AM container */
+    int32_t id = submit(s, (subm){0}, 200000);
+    CHECK_EQ(count_launches(s), 1);
+    ag_sched_tick(s, 200999);
+    Argot__Sched__V1__ApplicationReport *rep = report(s, id);
+    CHECK_EQ(rep->current_application_attempt_id->attempt_id, 1);
+    ag_rpc_msg_free(&rep->base);
+    ag_sched_tick(s, 201000);
+    inv(s);
+    rep = report(s, id);
+    CHECK_EQ(rep->current_application_attempt_id->attempt_id, 2);
+    CHECK_CONTAINS(rep->diagnostics, "container expired");
+    ag_rpc_msg_free(&rep->base);
+    CHECK_EQ(count_launches(s), 1);
+    done(s);
+}
+
+/* The NM token's identifier (a ContainerTokenIdentifier), unpacked; checks
+ * its password under the NM-token key k. */
+static Argot__Sched__V1__ContainerTokenIdentifier *
+nm_token_ident(const Argot__Sched__V1__NMToken *t, const ag_sched_key *k)
+{
+    CHECK(t->token != NULL);
+    CHECK_STR_EQ(t->token->kind, "NMToken");
+    CHECK(ag__sched_mac_ok(k, t->token->identifier.data, t->token->identifier.len,
+                           t->token->password.data, t->token->password.len));
+    Argot__Sched__V1__ContainerTokenIdentifier *ti = NULL;
+    CHECK_OK(ag_rpc_msg_unpack(&argot__sched__v1__container_token_identifier__descriptor,
+                               t->token->identifier.data, t->token->identifier.len,
+                               (ProtobufCMessage **)&ti));
+    return ti;
+}
+
+/* NM tokens: one per node with the attempt's first container there, naming
+ * the attempt and the node, expiring half key_roll_interval_ms after issue,
+ * signed with the NM-token key the NMs get at registration; renewed for
+ * every node the attempt has containers on once half their life passed;
+ * ag_sched_nm_token_text gives the RM's launcher the AM container's. */
+TEST(sched_nm_tokens_bind_attempt_node_expiry_and_renew)
+{
+    ag_sched_conf c = conf0();
+    c.key_roll_interval_ms = 10000;
+    ag_sched *s = mk(&c);
+    Argot__Sched__V1__RegisterNodeManagerRequest req =
+        ARGOT__SCHED__V1__REGISTER_NODE_MANAGER_REQUEST__INIT;
+    Argot__Sched__V1__NodeId nid = ARGOT__SCHED__V1__NODE_ID__INIT;
+    Argot__Sched__V1__Resource res = ARGOT__SCHED__V1__RESOURCE__INIT;
+    nid.host = "h1";
+    nid.port = 45454;
+    res.memory_mb = 2048;
+    res.vcores = 2;
+    req.node_id = &nid;
+    req.resource = &res;
+    Argot__Sched__V1__RegisterNodeManagerResponse rr =
+        ARGOT__SCHED__V1__REGISTER_NODE_MANAGER_RESPONSE__INIT;
+    CHECK_EQ(ag_sched_register_node(s, &req, 0, &rr, err, sizeof(err)), AG_SCHED_OK);
+    CHECK(rr.nm_token_master_key != NULL);
+    ag_sched_key nk = {.id = rr.nm_token_master_key->key_id};
+    CHECK_EQ(rr.nm_token_master_key->bytes.len, AG_SCHED_KEY_BYTES);
+    memcpy(nk.bytes, rr.nm_token_master_key->bytes.data, AG_SCHED_KEY_BYTES);
+    ag_sched_resp_clear(&rr.base);
+    reg_node(s, "h2", NULL, 2048, 2, 0);
+
+    am m = unmanaged(s, (subm){0}, 0);
+    Ask a[1] = {ask(1, "*", 1024, 3, true)};
+    AllocResp r = ARGOT__SCHED__V1__ALLOCATE_RESPONSE__INIT;
+    CHECK_EQ(am_alloc(&m, a, 1, 1000, &r), 3);
+    CHECK_EQ(r.n_nm_tokens, 2); /* one per node, not per container */
+    for (size_t i = 0; i < r.n_nm_tokens; i++) {
+        Argot__Sched__V1__ContainerTokenIdentifier *ti = nm_token_ident(r.nm_tokens[i], &nk);
+        CHECK_EQ(ti->container_id->id, 0);
+        CHECK_EQ(ti->container_id->app_attempt_id->application_id->id, m.app);
+        CHECK_EQ(ti->container_id->app_attempt_id->attempt_id, 1);
+        CHECK_STR_EQ(ti->node_id->host, r.nm_tokens[i]->node_id->host);
+        CHECK_EQ(ti->expiry_time, TS + 1000 + 5000);
+        CHECK_EQ(ti->master_key_id, nk.id);
+        ag_rpc_msg_free(&ti->base);
+    }
+    ag_sched_resp_clear(&r.base);
+    /* nothing new: no tokens; before half the life, none either */
+    AllocResp r2 = ARGOT__SCHED__V1__ALLOCATE_RESPONSE__INIT;
+    CHECK_EQ(am_alloc(&m, NULL, 0, 3499, &r2), 0);
+    CHECK_EQ(r2.n_nm_tokens, 0);
+    ag_sched_resp_clear(&r2.base);
+    /* half the life: fresh tokens for both nodes, then none until the next half */
+    CHECK_EQ(am_alloc(&m, NULL, 0, 3500, &r2), 0);
+    CHECK_EQ(r2.n_nm_tokens, 2);
+    for (size_t i = 0; i < r2.n_nm_tokens; i++) {
+        Argot__Sched__V1__ContainerTokenIdentifier *ti = nm_token_ident(r2.nm_tokens[i], &nk);
+        CHECK_EQ(ti->expiry_time, TS + 3500 + 5000);
+        ag_rpc_msg_free(&ti->base);
+    }
+    ag_sched_resp_clear(&r2.base);
+    CHECK_EQ(am_alloc(&m, NULL, 0, 4000, &r2), 0);
+    CHECK_EQ(r2.n_nm_tokens, 0);
+    ag_sched_resp_clear(&r2.base);
+    inv(s);
+
+    /* the RM's launcher gets the AM container's token for its node */
+    int32_t id = submit(s, (subm){.am_mb = 1024}, 8000);
+    ag_sched_am_launch *l;
+    size_t n;
+    CHECK_OK(ag_sched_take_am_launches(s, &l, &n));
+    CHECK_EQ(n, 1);
+    char text[2048];
+    CHECK_EQ(ag_sched_nm_token_text(s, l[0].container, 8000, text, sizeof(text)), AG_SCHED_OK);
+    uint8_t *tid = NULL, *pw = NULL;
+    size_t tidlen = 0, pwlen = 0;
+    CHECK_OK(ag__sched_token_parse(text, &tid, &tidlen, &pw, &pwlen));
+    CHECK(ag__sched_mac_ok(&nk, tid, tidlen, pw, pwlen));
+    Argot__Sched__V1__ContainerTokenIdentifier *ti = NULL;
+    CHECK_OK(ag_rpc_msg_unpack(&argot__sched__v1__container_token_identifier__descriptor, tid,
+                               tidlen, (ProtobufCMessage **)&ti));
+    CHECK_EQ(ti->container_id->app_attempt_id->application_id->id, id);
+    CHECK_STR_EQ(ti->node_id->host, l[0].node->host);
+    ag_rpc_msg_free(&ti->base);
+    ag_free(tid);
+    ag_free(pw);
+    /* an unknown container has none */
+    Argot__Sched__V1__ContainerId *other = l[0].container;
+    other->id = 999;
+    CHECK_EQ(ag_sched_nm_token_text(s, other, 8000, text, sizeof(text)), AG_SCHED_NOT_FOUND);
+    free_launches(l, n);
+    done(s);
+}
+
+/* The key id of a token's identifier (a ContainerTokenIdentifier). */
+static int32_t ctoken_key_id(const Argot__Sched__V1__Token *t)
+{
+    Argot__Sched__V1__ContainerTokenIdentifier *ti = NULL;
+    CHECK_OK(ag_rpc_msg_unpack(&argot__sched__v1__container_token_identifier__descriptor,
+                               t->identifier.data, t->identifier.len, (ProtobufCMessage **)&ti));
+    int32_t id = ti->master_key_id;
+    ag_rpc_msg_free(&ti->base);
+    return id;
+}
+
+/* Whether the AMRM token t is accepted. */
+static bool amrm_ok(ag_sched *s, const Argot__Sched__V1__Token *t)
+{
+    Argot__Sched__V1__ApplicationAttemptId *at = NULL;
+    int rc = ag_sched_amrm_check(s, t->identifier.data, t->identifier.len, t->password.data,
+                                 t->password.len, &at, err, sizeof(err));
+    ag_rpc_msg_free(at ? &at->base : NULL);
+    return rc == AG_SCHED_OK;
+}
+
+/* Master keys roll every key_roll_interval_ms: the next container and
+ * NM-token keys go to the NMs in heartbeats first and sign only a few
+ * heartbeats later; then the AMRM key rolls, the AM's next allocate
+ * carries its new token and fresh NM tokens; tokens of the previous keys
+ * stay valid until the roll after; the export holds all of them. */
+TEST(sched_master_keys_roll)
+{
+    ag_sched_conf c = conf0();
+    c.key_roll_interval_ms = 10000;
+    c.heartbeat_interval_ms = 1000; /* keys sign 2.5 s (a quarter) after they are drawn */
+    ag_sched *s = mk(&c);
+    ag_sched_key k1;
+    reg_node_l(s, "h1", NULL, 8192, 8, NULL, 0, &k1);
+    CHECK_EQ(k1.id, 1);
+    am m = unmanaged(s, (subm){0}, 0);
+    Argot__Sched__V1__ApplicationReport *rep = report(s, m.app);
+    Argot__Sched__V1__Token *amrm1 = rep->am_rm_token;
+    rep->am_rm_token = NULL;
+    ag_rpc_msg_free(&rep->base);
+    ag_sched_tick(s, 0);
+    Ask a[1] = {ask(1, "*", 1024, 1, true)};
+    AllocResp r = ARGOT__SCHED__V1__ALLOCATE_RESPONSE__INIT;
+    CHECK_EQ(am_alloc(&m, a, 1, 100, &r), 1);
+    CHECK_EQ(ctoken_key_id(r.allocated_containers[0]->container_token), 1);
+    CHECK(r.am_rm_token == NULL);
+    ag_sched_resp_clear(&r.base);
+
+    /* before the interval: nothing new for the NM */
+    uint64_t kc = ag_sched_key_changes(s);
+    ag_sched_tick(s, 9999);
+    CHECK_EQ(ag_sched_key_changes(s), kc);
+    Argot__Sched__V1__MasterKey known = ARGOT__SCHED__V1__MASTER_KEY__INIT;
+    known.key_id = 1;
+    Argot__Sched__V1__NodeHeartbeatRequest hreq = ARGOT__SCHED__V1__NODE_HEARTBEAT_REQUEST__INIT;
+    Argot__Sched__V1__NodeStatus ns = ARGOT__SCHED__V1__NODE_STATUS__INIT;
+    Argot__Sched__V1__NodeId nid = ARGOT__SCHED__V1__NODE_ID__INIT;
+    nid.host = "h1";
+    nid.port = 45454;
+    ns.node_id = &nid;
+    hreq.node_status = &ns;
+    hreq.last_known_container_token_master_key = &known;
+    hreq.last_known_nm_token_master_key = &known;
+    Argot__Sched__V1__NodeHeartbeatResponse h = ARGOT__SCHED__V1__NODE_HEARTBEAT_RESPONSE__INIT;
+    CHECK_EQ(ag_sched_node_heartbeat(s, &hreq, 9999, &h, err, sizeof(err)), AG_SCHED_OK);
+    CHECK(h.container_token_master_key == NULL && h.nm_token_master_key == NULL);
+    ag_sched_resp_clear(&h.base);
+
+    /* the interval: key 2 is drawn and goes to the NM, key 1 still signs */
+    ag_sched_tick(s, 10000);
+    CHECK(ag_sched_key_changes(s) != kc);
+    CHECK_EQ(ag_sched_node_heartbeat(s, &hreq, 10000, &h, err, sizeof(err)), AG_SCHED_OK);
+    CHECK(h.container_token_master_key && h.container_token_master_key->key_id == 2);
+    CHECK(h.nm_token_master_key && h.nm_token_master_key->key_id == 2);
+    ag_sched_resp_clear(&h.base);
+    a[0] = ask(1, "*", 1024, 1, true);
+    CHECK_EQ(am_alloc(&m, a, 1, 10001, &r), 1);
+    CHECK_EQ(ctoken_key_id(r.allocated_containers[0]->container_token), 1);
+    CHECK(r.am_rm_token == NULL);
+    ag_sched_resp_clear(&r.base);
+    ag_sched_keys k;
+    ag_sched_export_keys(s, &k);
+    CHECK_EQ(k.container.id, 1);
+    CHECK_EQ(k.next_container.id, 2);
+    CHECK_EQ(k.next_nm.id, 2);
+    CHECK_EQ(k.prev_container.id, 0);
+
+    /* a quarter interval later key 2 signs; the AMRM key rolls too */
+    ag_sched_tick(s, 12499);
+    ag_sched_export_keys(s, &k);
+    CHECK_EQ(k.container.id, 1);
+    ag_sched_tick(s, 12500);
+    ag_sched_export_keys(s, &k);
+    CHECK_EQ(k.container.id, 2);
+    CHECK_EQ(k.prev_container.id, 1);
+    CHECK_EQ(k.nm.id, 2);
+    CHECK_EQ(k.amrm.id, 2);
+    CHECK_EQ(k.prev_amrm.id, 1);
+    CHECK_EQ(k.next_container.id, 0);
+    a[0] = ask(1, "*", 1024, 1, true);
+    CHECK_EQ(am_alloc(&m, a, 1, 12501, &r), 1);
+    CHECK_EQ(ctoken_key_id(r.allocated_containers[0]->container_token), 2);
+    CHECK(r.am_rm_token != NULL);
+    Argot__Sched__V1__Token *amrm2 = r.am_rm_token;
+    r.am_rm_token = NULL;
+    CHECK(r.n_nm_tokens >= 1); /* renewed under the new NM-token key */
+    CHECK_EQ(ctoken_key_id(r.nm_tokens[0]->token), 2);
+    ag_sched_resp_clear(&r.base);
+    /* both AMRM tokens work now; the new one is handed out once */
+    CHECK(amrm_ok(s, amrm1));
+    CHECK(amrm_ok(s, amrm2));
+    CHECK_EQ(am_alloc(&m, NULL, 0, 12600, &r), 0);
+    CHECK(r.am_rm_token == NULL);
+    CHECK_EQ(r.n_nm_tokens, 0);
+    ag_sched_resp_clear(&r.base);
+
+    /* the next roll: key 1 is gone everywhere, key 2 is the previous one */
+    ag_sched_tick(s, 20000);
+    ag_sched_tick(s, 22500);
+    ag_sched_export_keys(s, &k);
+    CHECK_EQ(k.container.id, 3);
+    CHECK_EQ(k.prev_container.id, 2);
+    CHECK_EQ(k.amrm.id, 3);
+    CHECK(!amrm_ok(s, amrm1));
+    CHECK_CONTAINS(err, "AMRM token: invalid password");
+    CHECK(amrm_ok(s, amrm2));
+    /* a restarted core takes every key back */
+    ag_sched *s2 = mk(&c);
+    ag_sched_import_keys(s2, &k);
+    CHECK(amrm_ok(s2, amrm2) == false); /* no such application in s2 */
+    CHECK_CONTAINS(err, "unknown application");
+    ag_sched_keys k2;
+    ag_sched_export_keys(s2, &k2);
+    CHECK(memcmp(&k, &k2, sizeof(k)) == 0);
+    ag_wipe(&k, sizeof(k));
+    ag_wipe(&k2, sizeof(k2));
+    ag_sched_free(s2);
+    ag_rpc_msg_free(&amrm1->base);
+    ag_rpc_msg_free(&amrm2->base);
+    done(s);
+}
+
+/* What a store keeps of the grant log: rows by (app, container). */
+typedef struct grants_seen {
+    ag_sched_grant rows[16];
+    char hosts[16][32];
+    size_t n;
+    int adds, dels, forgets;
+} grants_seen;
+
+static void grants_cb(void *ud, bool added, const ag_sched_grant *g)
+{
+    grants_seen *gs = ud;
+    if (!g) {
+        gs->n = 0;
+        gs->forgets++;
+        return;
+    }
+    gs->adds += added;
+    gs->dels += !added;
+    size_t i = 0;
+    while (i < gs->n && !(gs->rows[i].app_id == g->app_id && gs->rows[i].container == g->container))
+        i++;
+    if (!added) {
+        if (i < gs->n) {
+            gs->rows[i] = gs->rows[gs->n - 1];
+            memcpy(gs->hosts[i], gs->hosts[gs->n - 1], sizeof(gs->hosts[i]));
+            gs->rows[i].host = gs->hosts[i];
+            gs->n--;
+        }
+        return;
+    }
+    CHECK(i < 16);
+    if (i == gs->n)
+        gs->n++;
+    gs->rows[i] = *g;
+    snprintf(gs->hosts[i], sizeof(gs->hosts[i]), "%s", g->host);
+    gs->rows[i].host = gs->hosts[i];
+}
+
+/* Gap: grants not yet started survive an RM restart through the store:
+ * the core logs them (added at the grant, removed once running, ended or
+ * released), a restarted core takes them back, and when their node
+ * registers without them they are granted containers again (accounted, a
+ * later RUNNING report accepted, not cleaned up); one whose node never
+ * comes back expires and its AM hears it. */
+TEST(sched_grants_survive_restart)
+{
+    ag_sched_conf c = conf0();
+    c.track_grants = true;
+    c.container_alloc_expiry_ms = 5000;
+    ag_sched *s = mk(&c);
+    reg_node(s, "h1", NULL, 2048, 4, 0);
+    reg_node(s, "h2", NULL, 2048, 4, 0);
+    am m = unmanaged(s, (subm){0}, 0);
+    grants_seen gs = {0};
+    Ask a[1] = {ask(1, "*", 1024, 4, true)};
+    AllocResp r = ARGOT__SCHED__V1__ALLOCATE_RESPONSE__INIT;
+    CHECK_EQ(am_alloc(&m, a, 1, 1, &r), 4);
+    ag_sched_grant_changes(s, grants_cb, &gs);
+    CHECK_EQ(gs.n, 4);
+    CHECK_EQ(gs.rows[0].app_id, m.app);
+    CHECK_EQ(gs.rows[0].attempt, 1);
+    CHECK_EQ(gs.rows[0].memory_mb, 1024);
+    CHECK_EQ(gs.rows[0].port, 45454);
+    /* one on h1 runs, one on h2 is released: one grant left on each */
+    Argot__Sched__V1__ContainerId *run = NULL, *rel[1] = {NULL};
+    for (size_t i = 0; i < r.n_allocated_containers; i++) {
+        const Argot__Sched__V1__Container *x = r.allocated_containers[i];
+        if (!run && strcmp(x->node_id->host, "h1") == 0)
+            run = x->id;
+        else if (!rel[0] && strcmp(x->node_id->host, "h2") == 0)
+            rel[0] = x->id;
+    }
+    CHECK(run && rel[0]);
+    Argot__Sched__V1__ContainerStatus st = ARGOT__SCHED__V1__CONTAINER_STATUS__INIT;
+    st.container_id = run;
+    st.state = ARGOT__SCHED__V1__CONTAINER_STATE__C_RUNNING;
+    Argot__Sched__V1__ContainerStatus *sts[1] = {&st};
+    Argot__Sched__V1__NodeHeartbeatResponse h = ARGOT__SCHED__V1__NODE_HEARTBEAT_RESPONSE__INIT;
+    CHECK_EQ(hb(s, "h1", sts, 1, 2, &h), AG_SCHED_OK);
+    ag_sched_resp_clear(&h.base);
+    AllocResp r2 = ARGOT__SCHED__V1__ALLOCATE_RESPONSE__INIT;
+    CHECK_EQ(alloc_rc(s, m.app, 1, NULL, 0, rel, 1, m.rid, 3, &r2), AG_SCHED_OK);
+    m.rid = r2.response_id;
+    ag_sched_resp_clear(&r2.base);
+    ag_sched_grant_changes(s, grants_cb, &gs);
+    CHECK_EQ(gs.n, 2);
+    CHECK(strcmp(gs.hosts[0], gs.hosts[1]) != 0);
+    int64_t g1 = 0, g2 = 0;
+    for (size_t i = 0; i < 2; i++)
+        *(strcmp(gs.hosts[i], "h1") == 0 ? &g1 : &g2) = gs.rows[i].container;
+    int64_t running = run->id;
+    ag_sched_keys keys;
+    ag_sched_export_keys(s, &keys);
+    ag_sched_resp_clear(&r.base);
+    ag_sched_free(s);
+
+    /* the restarted core: the application and its two grants come back */
+    s = mk(&c);
+    m.s = s;
+    ag_sched_import_keys(s, &keys);
+    ctx_store cs;
+    ag_sched_recovery rec = {.attempt = 1, .registered = true, .next_container = 100};
+    Argot__Sched__V1__ApplicationSubmissionContext *ctx = ctx_of(&cs, TS, m.app, "", 0);
+    ctx->unmanaged_am = true;
+    CHECK_EQ(ag_sched_recover_app(s, ctx, &rec, 10, err, sizeof(err)), AG_SCHED_OK);
+    for (size_t i = 0; i < gs.n; i++)
+        CHECK_EQ(ag_sched_recover_grant(s, &gs.rows[i], 10, err, sizeof(err)), AG_SCHED_OK);
+    ag_sched_grant bad = gs.rows[0];
+    bad.attempt = 2;
+    CHECK_EQ(ag_sched_recover_grant(s, &bad, 10, err, sizeof(err)), AG_SCHED_INVALID);
+    CHECK_CONTAINS(err, "is not one attempt 1");
+    bad.app_id = 99;
+    CHECK_EQ(ag_sched_recover_grant(s, &bad, 10, err, sizeof(err)), AG_SCHED_INVALID);
+    CHECK_CONTAINS(err, "application 99 is not running");
+    /* h1 registers with the container that runs: g1 is granted again (its
+     * room taken), and its later RUNNING report is accepted */
+    bool no[1] = {false};
+    reg_node_with(s, "h1", m.app, 1, &running, no, 1, 20);
+    inv(s);
+    Argot__Sched__V1__GetClusterMetricsResponse mr =
+        ARGOT__SCHED__V1__GET_CLUSTER_METRICS_RESPONSE__INIT;
+    CHECK_EQ(ag_sched_metrics(s, &mr), AG_SCHED_OK);
+    CHECK_EQ(mr.cluster_metrics->allocated->memory_mb, 2048);
+    ag_sched_resp_clear(&mr.base);
+    ids x;
+    ids_set(&x, m.app, 1);
+    Argot__Sched__V1__ContainerId cid = ARGOT__SCHED__V1__CONTAINER_ID__INIT;
+    cid.app_attempt_id = &x.at;
+    cid.id = g1;
+    st.container_id = &cid;
+    CHECK_EQ(hb(s, "h1", sts, 1, 21, &h), AG_SCHED_OK);
+    CHECK_EQ(h.n_containers_to_cleanup, 0);
+    ag_sched_resp_clear(&h.base);
+    inv(s);
+    /* h2 never comes back: g2 expires, and the AM, registered again,
+     * hears it */
+    register_ok(s, m.app, 1, 22);
+    m.rid = 0;
+    ag_sched_tick(s, 5009);
+    AllocResp r3 = ARGOT__SCHED__V1__ALLOCATE_RESPONSE__INIT;
+    CHECK_EQ(am_alloc(&m, NULL, 0, 5009, &r3), 0);
+    CHECK_EQ(r3.n_completed_container_statuses, 0);
+    ag_sched_resp_clear(&r3.base);
+    ag_sched_tick(s, 5010);
+    CHECK_EQ(am_alloc(&m, NULL, 0, 5011, &r3), 0);
+    CHECK_EQ(r3.n_completed_container_statuses, 1);
+    CHECK_EQ(r3.completed_container_statuses[0]->container_id->id, g2);
+    CHECK_EQ(r3.completed_container_statuses[0]->exit_status, -100);
+    CHECK_CONTAINS(r3.completed_container_statuses[0]->diagnostics,
+                   "did not come back within 5000 ms");
+    ag_sched_resp_clear(&r3.base);
+    /* the restarted core's log: both rows go (g1 runs, g2 expired), none added */
+    grants_seen after = {0};
+    ag_sched_grant_changes(s, grants_cb, &after);
+    CHECK_EQ(after.adds, 0);
+    CHECK_EQ(after.dels, 2);
+    CHECK_EQ(after.forgets, 0);
+    done(s);
+}
+
+/* The grant log under failing allocations: whatever fails, the drain gives
+ * the store exactly the containers granted and not running (resending the
+ * whole set when the log itself could not grow). */
+TEST_FM(sched_failmalloc_grant_log)
+{
+    ag_sched_conf c = conf0();
+    c.track_grants = true;
+    AllocResp ar = ARGOT__SCHED__V1__ALLOCATE_RESPONSE__INIT;
+    AllocResp ar2 = ARGOT__SCHED__V1__ALLOCATE_RESPONSE__INIT;
+    Argot__Sched__V1__RegisterNodeManagerResponse nresp =
+        ARGOT__SCHED__V1__REGISTER_NODE_MANAGER_RESPONSE__INIT;
+    Argot__Sched__V1__GetNewApplicationResponse gr =
+        ARGOT__SCHED__V1__GET_NEW_APPLICATION_RESPONSE__INIT;
+    Argot__Sched__V1__RegisterApplicationMasterResponse rr =
+        ARGOT__SCHED__V1__REGISTER_APPLICATION_MASTER_RESPONSE__INIT;
+    grants_seen gs = {0};
+    ag_sched *s = ag_sched_new(&c, err, sizeof(err));
+    FM_NEW(s);
+    Argot__Sched__V1__RegisterNodeManagerRequest req =
+        ARGOT__SCHED__V1__REGISTER_NODE_MANAGER_REQUEST__INIT;
+    Argot__Sched__V1__NodeId nid = ARGOT__SCHED__V1__NODE_ID__INIT;
+    Argot__Sched__V1__Resource nr = ARGOT__SCHED__V1__RESOURCE__INIT;
+    nid.host = "h1";
+    nid.port = 45454;
+    nr.memory_mb = 8192;
+    nr.vcores = 8;
+    req.node_id = &nid;
+    req.resource = &nr;
+    FM_SCHED(ag_sched_register_node(s, &req, 0, &nresp, err, sizeof(err)), AG_SCHED_OK);
+    FM_SCHED(ag_sched_new_application(s, 0, &gr, err, sizeof(err)), AG_SCHED_OK);
+    FM_SCHED(submit_rc(s, 1, (subm){.unmanaged = true}, 0), AG_SCHED_OK);
+    FM_SCHED(register_am(s, 1, 1, 1, &rr), AG_SCHED_OK);
+    Ask a[1] = {ask(1, "*", 1024, 3, true)};
+    FM_SCHED(alloc_rc(s, 1, 1, a, 1, NULL, 0, 0, 2, &ar), AG_SCHED_OK);
+    if (ar.n_allocated_containers == 0)
+        goto out; /* a grant's own allocation failed: granted later, as designed */
+    Argot__Sched__V1__ContainerId *rel[1] = {ar.allocated_containers[0]->id};
+    FM_SCHED(alloc_rc(s, 1, 1, NULL, 0, rel, 1, 1, 3, &ar2), AG_SCHED_OK);
+out:
+    if (s) {
+        ag_sched_grant_changes(s, grants_cb, &gs);
+        Argot__Sched__V1__GetClusterMetricsResponse mr =
+            ARGOT__SCHED__V1__GET_CLUSTER_METRICS_RESPONSE__INIT;
+        if (ag_sched_metrics(s, &mr) == AG_SCHED_OK)
+            CHECK_EQ((int64_t)gs.n * 1024, mr.cluster_metrics->allocated->memory_mb);
+        ag_sched_resp_clear(&mr.base);
+        inv(s);
+    }
+    ag_sched_resp_clear(&ar2.base);
+    ag_sched_resp_clear(&ar.base);
+    ag_sched_resp_clear(&rr.base);
+    ag_sched_resp_clear(&gr.base);
+    ag_sched_resp_clear(&nresp.base);
+    ag_sched_free(s);
+}
