@@ -365,6 +365,77 @@ static int read_service(ag_config *c, const ag_cnode *n, mesh_service_conf *sc, 
     return rc;
 }
 
+/* ---- authorization ------------------------------------------------------------------ */
+
+static int read_rule(ag_config *c, const ag_cnode *n, mesh_rule *r)
+{
+    static const char *const keys[] = {"party", "service", "method", "path", "action", NULL};
+    const char *party = NULL, *service = NULL, *method = "*", *path = NULL, *action = "allow";
+    int rc = ag_config_check_keys(c, n, keys);
+    if (rc == 0)
+        rc = ag_config_get_str(c, n, "party", AG_REQUIRED, &party);
+    if (rc == 0)
+        rc = ag_config_get_str(c, n, "service", AG_OPTIONAL, &service);
+    if (rc == 0)
+        rc = ag_config_get_str(c, n, "method", AG_OPTIONAL, &method);
+    if (rc == 0)
+        rc = ag_config_get_str(c, n, "path", AG_OPTIONAL, &path);
+    if (rc == 0)
+        rc = ag_config_get_str(c, n, "action", AG_OPTIONAL, &action);
+    if (rc < 0)
+        return rc;
+    if (!service == !path)
+        return ag_config_errorf(c, n, AG_E_CONFIG_VALUE,
+                                "a rule names a gRPC 'service' (and 'method') or an HTTP "
+                                "'path' prefix, one of the two");
+    if (path && (path[0] != '/' || strlen(path) >= sizeof(r->path)))
+        return ag_config_errorf(c, ag_cnode_get(n, "path"), AG_E_CONFIG_VALUE,
+                                "'path' must start with '/'");
+    if (strcmp(action, "allow") != 0 && strcmp(action, "deny") != 0)
+        return ag_config_errorf(c, ag_cnode_get(n, "action"), AG_E_CONFIG_VALUE,
+                                "action must be allow or deny, got '%s'", action);
+    if (!party[0] || strlen(party) >= sizeof(r->party) ||
+        (service && (!service[0] || strchr(service, '/') || strlen(service) >= sizeof(r->service))) ||
+        !method[0] || strchr(method, '/') || strlen(method) >= sizeof(r->method))
+        return ag_config_errorf(c, n, AG_E_CONFIG_VALUE,
+                                "party, service and method must be non-empty names without '/'");
+    snprintf(r->party, sizeof(r->party), "%s", party);
+    snprintf(r->service, sizeof(r->service), "%s", service ? service : "");
+    snprintf(r->method, sizeof(r->method), "%s", method);
+    snprintf(r->path, sizeof(r->path), "%s", path ? path : "");
+    r->allow = strcmp(action, "allow") == 0;
+    r->line = ag_cnode_line(n);
+    return 0;
+}
+
+static int read_authz(ag_config *c, const ag_cnode *n, mesh_authz *a)
+{
+    static const char *const keys[] = {"default", "rules", NULL};
+    const char *def = "deny";
+    const ag_cnode *rules = NULL;
+    int rc = ag_config_check_keys(c, n, keys);
+    if (rc == 0)
+        rc = ag_config_get_str(c, n, "default", AG_OPTIONAL, &def);
+    if (rc == 0 && strcmp(def, "allow") != 0 && strcmp(def, "deny") != 0)
+        rc = ag_config_errorf(c, ag_cnode_get(n, "default"), AG_E_CONFIG_VALUE,
+                              "default must be allow or deny, got '%s'", def);
+    if (rc == 0)
+        rc = ag_config_get_seq(c, n, "rules", AG_OPTIONAL, &rules);
+    if (rc < 0)
+        return rc;
+    a->on = true;
+    a->default_allow = strcmp(def, "allow") == 0;
+    a->nrules = rules ? ag_cnode_len(rules) : 0;
+    if (a->nrules == 0)
+        return 0;
+    a->rules = ag_calloc(a->nrules, sizeof(*a->rules));
+    if (!a->rules)
+        return ag_config_errorf(c, n, AG_E_NOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < a->nrules; i++)
+        rc = read_rule(c, ag_cnode_item(rules, i), &a->rules[i]);
+    return rc;
+}
+
 /* ---- routers ------------------------------------------------------------------------ */
 
 static int read_ident(ag_config *c, const ag_cnode *n, ag__ident *id)
@@ -501,7 +572,8 @@ static int read_router(ag_config *c, const ag_cnode *n, mesh_router_conf *r)
         "protocol",           "label",   "dtab",    "dstPrefix",
         "identifier",         "servers", "client",  "service",
         "allowDtabOverride",  "maxHeaderListBytes", "maxConcurrentStreamsPerConnection",
-        "streamWindowBytes",  "accessLog", "httpAccessLog", NULL};
+        "streamWindowBytes",  "accessLog", "httpAccessLog", "identityHeader",
+        "authorization", NULL};
     const char *proto = NULL, *label = NULL, *dtab = "", *prefix = NULL;
     int rc = ag_config_check_keys(c, n, keys);
     if (rc == 0)
@@ -581,6 +653,28 @@ static int read_router(ag_config *c, const ag_cnode *n, mesh_router_conf *r)
             strcmp(al, "-") == 0)
             snprintf(r->access_log, sizeof(r->access_log), "-");
     }
+    snprintf(r->identity_header, sizeof(r->identity_header), "l5d-client-id");
+    if (rc == 0) {
+        const char *ih = NULL;
+        rc = ag_config_get_str(c, n, "identityHeader", AG_OPTIONAL, &ih);
+        if (rc == 0 && ih) {
+            size_t len = strlen(ih);
+            bool ok = len > 0 && len < sizeof(r->identity_header);
+            for (size_t i = 0; ok && i < len; i++)
+                ok = (ih[i] >= 'a' && ih[i] <= 'z') || (ih[i] >= '0' && ih[i] <= '9') ||
+                     ih[i] == '-' || ih[i] == '_';
+            if (!ok)
+                rc = ag_config_errorf(c, ag_cnode_get(n, "identityHeader"), AG_E_CONFIG_VALUE,
+                                      "identityHeader must be a lowercase header name");
+            else
+                snprintf(r->identity_header, sizeof(r->identity_header), "%s", ih);
+        }
+    }
+    const ag_cnode *authz = NULL;
+    if (rc == 0)
+        rc = ag_config_get_map(c, n, "authorization", AG_OPTIONAL, &authz);
+    if (rc == 0 && authz)
+        rc = read_authz(c, authz, &r->authz);
     if (rc == 0)
         rc = ag_config_get_seq(c, n, "servers", AG_REQUIRED, &servers);
     if (rc == 0 && ag_cnode_len(servers) == 0)
@@ -648,6 +742,7 @@ void mesh_conf_free(mesh_conf *c)
         ag_free(r->servers);
         ag_free(r->clients);
         ag_free(r->services);
+        ag_free(r->authz.rules);
     }
     ag_free(c->routers);
     ag_free(c->namer_nodes);

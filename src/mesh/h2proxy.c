@@ -85,6 +85,8 @@ typedef struct xs {
     bool req_end;            /* downstream ended its side */
     hdr_list req_trailers;
     ag_buf req_body;         /* from downstream, not yet sent upstream */
+    size_t req_paid;         /* bytes at its front already returned to the client's window
+                              * (replayed by a retry) */
     ag_buf replay;           /* sent upstream this attempt, for a retry */
     bool replayable;
     bool req_deferred;       /* the upstream provider waits for bytes */
@@ -95,6 +97,7 @@ typedef struct xs {
     bool resp_end;
     hdr_list resp_trailers;
     ag_buf resp_body;
+    size_t resp_unpaid;      /* bytes of it not yet returned to the endpoint's window */
     bool resp_deferred;
     int grpc_status;         /* -1 unknown */
     bool local;              /* the response is made here */
@@ -117,6 +120,7 @@ struct dconn {
     xs *streams;
     struct dconn *next, *prev;
     bool goaway;
+    bool dead;               /* its session is being freed */
 };
 
 struct uconn {
@@ -137,6 +141,7 @@ static void xs_fail(xs *s, int grpc_code, int http_status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void uconn_submit(struct uconn *u, xs *s);
 static void xs_maybe_free(xs *s);
+static void pay_down(xs *s);
 static void epc_maybe_free(mesh_epc *e);
 
 /* ---- headers --------------------------------------------------------------------- */
@@ -315,8 +320,10 @@ static ssize_t resp_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t 
     if (n > 0) {
         memcpy(buf, s->resp_body.data, n);
         ag_buf_consume(&s->resp_body, n);
-        if (s->uc && s->usid > 0) {
-            nghttp2_session_consume(s->uc->ng, s->usid, n);
+        size_t pay = AG_MIN(n, s->resp_unpaid);
+        if (pay > 0 && s->uc && s->usid > 0) {
+            nghttp2_session_consume(s->uc->ng, s->usid, pay);
+            s->resp_unpaid -= pay;
             umark(s->uc);
         }
     }
@@ -386,6 +393,7 @@ static void xs_fail(xs *s, int grpc_code, int http_status, const char *fmt, ...)
     va_end(ap);
     if (s->down_closed)
         return;
+    pay_down(s);   /* the request goes nowhere now */
     if (s->resp_begun) {
         nghttp2_submit_rst_stream(s->dc->ng, NGHTTP2_FLAG_NONE, s->dsid, NGHTTP2_INTERNAL_ERROR);
         dmark(s->dc);
@@ -463,8 +471,10 @@ static ssize_t req_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t l
             }
         }
         ag_buf_consume(&s->req_body, n);
-        if (!s->down_closed) {
-            nghttp2_session_consume(s->dc->ng, s->dsid, n);
+        size_t k = AG_MIN(n, s->req_paid);
+        s->req_paid -= k;
+        if (n > k && !s->down_closed) {
+            nghttp2_session_consume(s->dc->ng, s->dsid, n - k);
             dmark(s->dc);
         }
     }
@@ -527,6 +537,30 @@ static void ulist_add(struct uconn *u, xs *s, bool waiting)
         u->nstreams++;
 }
 
+/* Bytes that will never be forwarded still hold their sender's window:
+ * give it back (nghttp2 returns the connection's part even when the
+ * stream is gone). The endpoint's, for response bytes not yet sent
+ * downstream, once the upstream stream is over (u is its connection)... */
+static void pay_up(xs *s, nghttp2_session *ung, int32_t sid)
+{
+    if (s->resp_unpaid > 0 && ung) {
+        nghttp2_session_consume(ung, sid, s->resp_unpaid);
+        s->resp_unpaid = 0;
+    }
+}
+
+/* ... and the client's, for request bytes the endpoint will not get. */
+static void pay_down(xs *s)
+{
+    size_t unpaid = s->req_body.len > s->req_paid ? s->req_body.len - s->req_paid : 0;
+    if (unpaid > 0 && !s->down_closed && !s->dc->dead) {
+        nghttp2_session_consume(s->dc->ng, s->dsid, unpaid);
+        dmark(s->dc);
+    }
+    ag_buf_reset(&s->req_body);
+    s->req_paid = 0;
+}
+
 /* Detaches the stream from its upstream attempt: RST CANCEL if the stream
  * is still open there. */
 static void xs_detach(xs *s, bool reset)
@@ -537,6 +571,7 @@ static void xs_detach(xs *s, bool reset)
     int32_t sid = s->usid;
     ulist_remove(s);
     if (sid > 0) {
+        pay_up(s, u->ng, sid);
         nghttp2_session_set_stream_user_data(u->ng, sid, NULL);
         if (reset) {
             nghttp2_submit_rst_stream(u->ng, NGHTTP2_FLAG_NONE, sid, NGHTTP2_CANCEL);
@@ -577,6 +612,7 @@ static bool xs_retry(xs *s, bool safe, const char *why)
             ag_buf_cleanup(&all);
             return false;
         }
+        s->req_paid += s->replay.len;
         ag_buf_cleanup(&s->req_body);
         s->req_body = all;
         ag_buf_reset(&s->replay);
@@ -598,6 +634,7 @@ static void xs_upstream_failed(xs *s, bool safe, const char *why)
     xs_detach(s, false);
     if (xs_retry(s, safe, why))
         return;
+    pay_down(s);
     if (!s->resp_begun) {
         xs_fail(s, 14, 502, "%s: %s", s->routed ? s->route.name : "upstream", why);
     } else if (!s->down_closed) {
@@ -675,6 +712,7 @@ static void u_response_headers(xs *s, bool end)
         struct uconn *u = s->uc;
         int32_t sid = s->usid;
         ulist_remove(s);
+        pay_up(s, u->ng, sid);
         nghttp2_session_set_stream_user_data(u->ng, sid, NULL);
         if (!end) {
             nghttp2_submit_rst_stream(u->ng, NGHTTP2_FLAG_NONE, sid, NGHTTP2_CANCEL);
@@ -755,6 +793,7 @@ static int u_on_data(nghttp2_session *ng, uint8_t flags, int32_t sid, const uint
     }
     if (ag_buf_append(&s->resp_body, data, len) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    s->resp_unpaid += len;
     resp_resume(s);
     return 0;
 }
@@ -768,8 +807,12 @@ static int u_on_stream_close(nghttp2_session *ng, int32_t sid, uint32_t code, vo
     nghttp2_session_set_stream_user_data(ng, sid, NULL);
     bool complete = s->resp_end;
     ulist_remove(s);
-    if (complete)
+    pay_up(s, ng, sid);
+    if (complete) {
+        /* what the client still sends goes nowhere */
+        pay_down(s);
         return 0;
+    }
     char why[96];
     snprintf(why, sizeof(why), "stream reset by the endpoint (%s)",
              nghttp2_http2_strerror(code));
@@ -1171,6 +1214,7 @@ static void xs_maybe_free(xs *s)
     if (!s->up_done && s->ep)
         xs_attempt_done(s, AG__OUT_IGNORED);
     xs_detach(s, true);
+    pay_down(s);
     if (!s->recorded)
         xs_record(s, s->resp_end && !s->local && s->status < 500);
     epc_drop(s->epc);
@@ -1399,6 +1443,7 @@ static void d_closed(xport *x, const char *why)
            x->peer, why);
     /* the streams end with the connection: nghttp2_session_del does not
      * call back, so end each here */
+    d->dead = true;
     while (d->streams) {
         xs *s = d->streams;
         d->streams = s->dnext;

@@ -75,6 +75,33 @@ typedef struct mesh_server_conf {
     mesh_tls_server tls;
 } mesh_server_conf;
 
+/* One authorization rule: who (a party named by its certificate, "*"
+ * anyone, "-" a caller without a certificate) may (or may not) call
+ * what: a gRPC service and method ("*" any), or an HTTP path prefix. */
+typedef struct mesh_rule {
+    char party[128];
+    char service[256];           /* "" with a path rule */
+    char method[128];            /* "*": every method */
+    char path[512];              /* "" with a service rule */
+    bool allow;
+    int line;                    /* in the config file, for the log */
+} mesh_rule;
+
+typedef struct mesh_authz {
+    bool on;                     /* an authorization section was given */
+    bool default_allow;          /* when no rule matches (default: deny) */
+    mesh_rule *rules;
+    size_t nrules;
+} mesh_authz;
+
+/* The rule deciding whether party (NULL: no certificate) may call path
+ * (":path" or the request target); NULL when none matches (the default
+ * applies). authz.c, no I/O. */
+const mesh_rule *mesh_authz_match(const mesh_authz *a, const char *party, const char *path);
+/* true if the call may go on; *rule gets the deciding rule (or NULL). */
+bool mesh_authz_allows(const mesh_authz *a, const char *party, const char *path,
+                       const mesh_rule **rule);
+
 typedef struct mesh_router_conf {
     mesh_proto proto;
     char label[64];
@@ -92,6 +119,10 @@ typedef struct mesh_router_conf {
     unsigned max_streams;        /* h2: concurrent streams per downstream connection (1000) */
     uint32_t stream_window;      /* h2: bytes buffered per stream and direction (256 KiB) */
     char access_log[1024];       /* "": none; "-": stderr */
+    /* the verified client certificate's name goes to the endpoint in this
+     * header (any such header from the client is dropped first) */
+    char identity_header[64];    /* default "l5d-client-id" */
+    mesh_authz authz;
 } mesh_router_conf;
 
 typedef struct mesh_conf {
@@ -282,7 +313,7 @@ struct ag_mesh {
     bool stopping;
     struct {
         ag_metric *requests, *responses, *latency, *retries, *budget_exhausted,
-            *conns, *reloads, *namer_reloads;
+            *conns, *reloads, *namer_reloads, *denied;
     } mt;
     ag_errbuf err;
 };
