@@ -794,6 +794,17 @@ static void route_and_go(hx *h)
 {
     struct h1d *d = h->d;
     mesh_router *rt = d->rt;
+    const char *party = xport_peer_identity(&d->x);
+    const mesh_rule *rule = NULL;
+    if (!mesh_authz_allows(&rt->rc->authz, party, (const char *)h->url.data, &rule)) {
+        AG_LOG(AG_LOG_WARN, "mesh", "denied router=%s party=%s path=%s rule=%s%d",
+               rt->rc->label, party ? party : "-", (const char *)h->url.data,
+               rule ? "line " : "default deny ", rule ? rule->line : 0);
+        ag_metric_add(rt->m->mt.denied, 1, rt->rc->label, party ? party : "-");
+        hx_fail(h, 403, "%s may not call %s (%s)", party ? party : "a caller without a certificate",
+                (const char *)h->url.data, rule ? "denied by a rule" : "no rule allows it");
+        return;
+    }
     ag__budget_deposit(&rt->budget, ag_now_ms());
     rt->requests++;
     ag__hdr hv[MAX_HDRS];
@@ -827,12 +838,15 @@ static void route_and_go(hx *h)
     q = (const char *)h->hdrs.data;
     for (size_t i = 0; rc == 0 && i < h->nhdrs; i++) {
         const char *v = q + strlen(q) + 1;
-        if (!hop_by_hop(q, conn) && !(h->req_chunked && strcasecmp(q, "content-length") == 0))
+        if (!hop_by_hop(q, conn) && !(h->req_chunked && strcasecmp(q, "content-length") == 0) &&
+            strcasecmp(q, rt->rc->identity_header) != 0)
             rc = ag_buf_printf(&head, "%s: %s\r\n", q, v);
         q = v + strlen(v) + 1;
     }
     if (rc == 0 && !host)
         rc = ag_buf_printf(&head, "Host: %s\r\n", h->route.cl->id);
+    if (rc == 0 && party)
+        rc = ag_buf_printf(&head, "%s: %s\r\n", rt->rc->identity_header, party);
     if (rc == 0 && h->req_chunked)
         rc = ag_buf_append_str(&head, "Transfer-Encoding: chunked\r\n");
     if (rc == 0)

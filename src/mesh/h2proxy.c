@@ -1064,12 +1064,15 @@ static void uconn_submit(struct uconn *u, xs *s)
     nghttp2_nv nv[MAX_HEADERS + 8];
     size_t n = 0;
     char tmo[32];
+    size_t idl = strlen(rt->rc->identity_header);
     for (size_t i = 0; i < s->req.n && n < AG_ARRAY_LEN(nv) - 2; i++) {
         const nghttp2_nv *h = &s->req.v[i];
         if (hop_by_hop(h))
             continue;
         if (h->namelen == 12 && memcmp(h->name, "grpc-timeout", 12) == 0)
             continue;
+        if (h->namelen == idl && memcmp(h->name, rt->rc->identity_header, idl) == 0)
+            continue;   /* only the mesh says who calls */
         if (h->namelen == 7 && memcmp(h->name, ":scheme", 7) == 0) {
             nv[n++] = (nghttp2_nv){(uint8_t *)":scheme", (uint8_t *)(u->https ? "https" : "http"),
                                    7, u->https ? 5u : 4u, NGHTTP2_NV_FLAG_NONE};
@@ -1077,6 +1080,10 @@ static void uconn_submit(struct uconn *u, xs *s)
         }
         nv[n++] = *h;
     }
+    const char *party = xport_peer_identity(&s->dc->x);
+    if (party && n < AG_ARRAY_LEN(nv))
+        nv[n++] = (nghttp2_nv){(uint8_t *)rt->rc->identity_header, (uint8_t *)(uintptr_t)party,
+                               idl, strlen(party), NGHTTP2_NV_FLAG_NONE};
     if (s->deadline_ms) {
         uint64_t now = loop_ms(s);
         uint64_t left = s->deadline_ms > now ? s->deadline_ms - now : 1;
@@ -1099,7 +1106,6 @@ static void uconn_submit(struct uconn *u, xs *s)
     ulist_add(u, s, false);
     s->usid = sid;
     s->req_deferred = false;
-    (void)rt;
     umark(u);
 }
 
@@ -1242,6 +1248,20 @@ static void route_and_go(xs *s)
     s->grpc = s->ctype && strncmp(s->ctype, "application/grpc", 16) == 0;
     if (!s->method || !s->path) {
         xs_fail(s, 13, 400, "request without :method or :path");
+        xs_record(s, false);
+        return;
+    }
+    /* who calls (a verified client certificate), and may it */
+    const char *party = xport_peer_identity(&d->x);
+    const mesh_rule *rule = NULL;
+    if (!mesh_authz_allows(&rt->rc->authz, party, s->path, &rule)) {
+        AG_LOG(AG_LOG_WARN, "mesh", "denied router=%s party=%s path=%s rule=%s%d",
+               rt->rc->label, party ? party : "-", s->path, rule ? "line " : "default deny ",
+               rule ? rule->line : 0);
+        ag_metric_add(rt->m->mt.denied, 1, rt->rc->label, party ? party : "-");
+        xs_fail(s, 7, 403, "%s may not call %s (%s)",
+                party ? party : "a caller without a certificate", s->path,
+                rule ? "denied by a rule" : "no rule allows it");
         xs_record(s, false);
         return;
     }

@@ -754,6 +754,10 @@ ag_mesh *ag_mesh_load(const char *path, char *err, size_t cap)
                                    "Open connections, server side (from clients) and client "
                                    "side (to endpoints)",
                                    "router,side");
+    m->mt.denied = ag_metrics_counter(r, "argot_mesh_denied_total",
+                                      "Requests refused by the authorization rules, by the "
+                                      "caller's party (- without a certificate)",
+                                      "router,party");
     m->mt.reloads = ag_metrics_counter(r, "argot_mesh_config_reloads_total",
                                        "Config reloads applied", NULL);
     ag_metrics_gauge_fn(r, "argot_mesh_resident_bytes", "Resident memory of the process", rss_mb,
