@@ -101,6 +101,7 @@ typedef struct xs {
     bool resp_deferred;
     int grpc_status;         /* -1 unknown */
     bool local;              /* the response is made here */
+    ag_arena *ar;            /* the stream's headers */
     /* control */
     uint64_t start_ns, attempt_ns;
     uint64_t deadline_ms;    /* loop ms; 0: none */
@@ -146,19 +147,24 @@ static void epc_maybe_free(mesh_epc *e);
 
 /* ---- headers --------------------------------------------------------------------- */
 
-static int hdr_add(hdr_list *l, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+/* Headers live in the stream's arena (one block for most requests): the
+ * list's array grows by moving to a larger one there. */
+static int hdr_add(hdr_list *l, ag_arena *ar, const uint8_t *k, size_t kl, const uint8_t *v,
+                   size_t vl)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
         if (cap > MAX_HEADERS + 16)
             return AG_E_TOO_LARGE;
-        nghttp2_nv *nv = ag_realloc(l->v, cap * sizeof(*nv));
+        nghttp2_nv *nv = ag_arena_alloc(ar, cap * sizeof(*nv));
         if (!nv)
             return AG_E_NOMEM;
+        if (l->n)
+            memcpy(nv, l->v, l->n * sizeof(*nv));
         l->v = nv;
         l->cap = cap;
     }
-    uint8_t *p = ag_malloc(kl + vl + 2);
+    uint8_t *p = ag_arena_alloc(ar, kl + vl + 2);
     if (!p)
         return AG_E_NOMEM;
     memcpy(p, k, kl);
@@ -170,11 +176,9 @@ static int hdr_add(hdr_list *l, const uint8_t *k, size_t kl, const uint8_t *v, s
     return 0;
 }
 
+/* Forgets the list (its memory stays in the arena until the stream ends). */
 static void hdr_clear(hdr_list *l)
 {
-    for (size_t i = 0; i < l->n; i++)
-        ag_free(l->v[i].name);
-    ag_free(l->v);
     memset(l, 0, sizeof(*l));
 }
 
@@ -407,15 +411,15 @@ static void xs_fail(xs *s, int grpc_code, int http_status, const char *fmt, ...)
         s->status = 200;
         snprintf(code, sizeof(code), "%d", grpc_code);
         pct_encode(msg, enc, sizeof(enc));
-        rc = hdr_add(&h, (const uint8_t *)":status", 7, (const uint8_t *)"200", 3);
+        rc = hdr_add(&h, s->ar, (const uint8_t *)":status", 7, (const uint8_t *)"200", 3);
         if (rc == 0)
-            rc = hdr_add(&h, (const uint8_t *)"content-type", 12,
+            rc = hdr_add(&h, s->ar, (const uint8_t *)"content-type", 12,
                          (const uint8_t *)"application/grpc", 16);
         if (rc == 0)
-            rc = hdr_add(&h, (const uint8_t *)"grpc-status", 11, (const uint8_t *)code,
+            rc = hdr_add(&h, s->ar, (const uint8_t *)"grpc-status", 11, (const uint8_t *)code,
                          strlen(code));
         if (rc == 0)
-            rc = hdr_add(&h, (const uint8_t *)"grpc-message", 12, (const uint8_t *)enc,
+            rc = hdr_add(&h, s->ar, (const uint8_t *)"grpc-message", 12, (const uint8_t *)enc,
                          strlen(enc));
         s->resp_end = true;
         if (rc == 0)
@@ -427,16 +431,16 @@ static void xs_fail(xs *s, int grpc_code, int http_status, const char *fmt, ...)
         snprintf(code, sizeof(code), "%d", http_status);
         snprintf(clen, sizeof(clen), "%zu", s->resp_body.len);
         if (rc == 0)
-            rc = hdr_add(&h, (const uint8_t *)":status", 7, (const uint8_t *)code,
+            rc = hdr_add(&h, s->ar, (const uint8_t *)":status", 7, (const uint8_t *)code,
                          strlen(code));
         if (rc == 0)
-            rc = hdr_add(&h, (const uint8_t *)"content-type", 12,
+            rc = hdr_add(&h, s->ar, (const uint8_t *)"content-type", 12,
                          (const uint8_t *)"text/plain; charset=utf-8", 25);
         if (rc == 0)
-            rc = hdr_add(&h, (const uint8_t *)"content-length", 14, (const uint8_t *)clen,
+            rc = hdr_add(&h, s->ar, (const uint8_t *)"content-length", 14, (const uint8_t *)clen,
                          strlen(clen));
         if (rc == 0 && http_status == 503)
-            rc = hdr_add(&h, (const uint8_t *)"l5d-err", 7, (const uint8_t *)enc,
+            rc = hdr_add(&h, s->ar, (const uint8_t *)"l5d-err", 7, (const uint8_t *)enc,
                          (size_t)snprintf(enc, sizeof(enc), "%s", "unavailable"));
         s->resp_end = true;
         if (rc == 0)
@@ -687,7 +691,7 @@ static int u_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_
         return 0;
     hdr_list *l = f->headers.cat == NGHTTP2_HCAT_HEADERS && s->resp.n > 0 ? &s->resp_trailers
                                                                           : &s->resp;
-    if (hdr_add(l, k, kl, v, vl) < 0)
+    if (hdr_add(l, s->ar, k, kl, v, vl) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     return 0;
 }
@@ -1206,6 +1210,7 @@ static void xs_free(xs *s)
     ag_buf_cleanup(&s->req_body);
     ag_buf_cleanup(&s->replay);
     ag_buf_cleanup(&s->resp_body);
+    ag_arena_free(s->ar);
     if (s->timer) {
         uv_timer_stop(s->timer);
         uv_close((uv_handle_t *)s->timer, timer_closed);
@@ -1316,6 +1321,11 @@ static int d_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void 
     xs *s = ag_calloc(1, sizeof(*s));
     if (!s)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    s->ar = ag_arena_new(2048, (size_t)d->rt->rc->max_header_bytes * 12 + 65536, 0);
+    if (!s->ar) {
+        ag_free(s);
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
     s->dc = d;
     s->dsid = f->hd.stream_id;
     s->start_ns = ag_now_ns();
@@ -1350,7 +1360,7 @@ static int d_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_
         s->too_large = true;
         return 0;
     }
-    if (hdr_add(l, k, kl, v, vl) < 0)
+    if (hdr_add(l, s->ar, k, kl, v, vl) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     return 0;
 }
