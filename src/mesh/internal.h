@@ -252,6 +252,7 @@ typedef struct mesh_listener {
     mesh_router *rt;
     uv_tcp_t tcp;
     char ip[64];                 /* as configured */
+    int cport;                   /* as configured (0: the kernel picked port) */
     ag__tls_ctx *tls;
     int port;                    /* bound */
     bool closing;

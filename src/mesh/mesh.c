@@ -279,17 +279,19 @@ static int namers_make(struct ag_mesh *m, mesh_conf *conf, ag__namer ***out, cha
     return 0;
 }
 
-/* Takes an old listener on the same address, if there is one. */
+/* Takes an old listener on the same address, if there is one: the same
+ * ip and port, or, for a server configured with port 0, an old one also
+ * configured with port 0 on that ip (a reload keeps the port the kernel
+ * picked). */
 static mesh_listener *steal_listener(struct ag_mesh *m, const mesh_server_conf *sc)
 {
     for (size_t r = 0; r < m->nrouters; r++) {
         mesh_router *rt = m->routers[r];
-        size_t i = 0;
-        for (mesh_listener **pp = &rt->listeners; *pp; pp = &(*pp)->next, i++) {
-            const mesh_server_conf *old = &rt->rc->servers[i];
-            (void)old;
+        for (mesh_listener **pp = &rt->listeners; *pp; pp = &(*pp)->next) {
             mesh_listener *l = *pp;
-            if (l->port == sc->port && strcmp(l->ip, sc->ip) == 0) {
+            if (strcmp(l->ip, sc->ip) != 0)
+                continue;
+            if ((sc->port != 0 && l->port == sc->port) || (sc->port == 0 && l->cport == 0)) {
                 *pp = l->next;
                 l->next = NULL;
                 return l;
@@ -319,7 +321,7 @@ static int routers_make(struct ag_mesh *m, mesh_conf *conf, mesh_router ***out, 
         }
         mesh_listener **tail = &v[i]->listeners;
         for (size_t s = 0; s < c->nservers && rc == 0; s++) {
-            mesh_listener *l = c->servers[s].port ? steal_listener(m, &c->servers[s]) : NULL;
+            mesh_listener *l = steal_listener(m, &c->servers[s]);
             if (l) {
                 /* the same address: the socket stays, the TLS settings are the new ones */
                 ag__tls_ctx *tls = NULL;
@@ -334,6 +336,7 @@ static int routers_make(struct ag_mesh *m, mesh_conf *conf, mesh_router ***out, 
             }
             if (l) {
                 snprintf(l->ip, sizeof(l->ip), "%s", c->servers[s].ip);
+                l->cport = c->servers[s].port;
                 *tail = l;
                 tail = &l->next;
             }
@@ -351,7 +354,8 @@ static int routers_make(struct ag_mesh *m, mesh_conf *conf, mesh_router ***out, 
                     for (size_t r = 0; r < m->nrouters && !returned; r++) {
                         mesh_router *old = m->routers[r];
                         for (size_t s = 0; s < old->rc->nservers; s++)
-                            if (old->rc->servers[s].port == l->port &&
+                            if ((old->rc->servers[s].port == l->port ||
+                                 (old->rc->servers[s].port == 0 && l->cport == 0)) &&
                                 strcmp(old->rc->servers[s].ip, l->ip) == 0) {
                                 l->rt = old;
                                 l->next = old->listeners;
