@@ -18,6 +18,10 @@
 
 #define NAME_CACHE_MAX 4096
 #define CLUSTER_IDLE_MS 60000
+/* Clusters per router: past this, a new one first evicts an unused one
+ * that binds to nothing (a flood of made-up names must not grow memory
+ * or keep namers busy without bound), else the request is refused. */
+#define CLUSTER_MAX 4096
 
 static uint32_t hash_str(const char *s)
 {
@@ -132,11 +136,36 @@ static void cluster_free(mesh_cluster *cl)
     ag_free(cl);
 }
 
+static bool cluster_idle(const mesh_cluster *cl)
+{
+    if (cl->refs > 0)
+        return false;
+    for (size_t i = 0; i < ag__lb_size(cl->lb); i++)
+        if (ag__lb_get(cl->lb, i)->outstanding > 0)
+            return false;
+    return true;
+}
+
 static mesh_cluster *cluster_get(mesh_router *rt, const char *id, char *why, size_t cap)
 {
-    for (mesh_cluster *cl = rt->clusters; cl; cl = cl->next)
+    size_t count = 0;
+    mesh_cluster **victim = NULL;
+    for (mesh_cluster **pp = &rt->clusters; *pp; pp = &(*pp)->next, count++) {
+        mesh_cluster *cl = *pp;
         if (strcmp(cl->id, id) == 0)
             return cl;
+        if (!victim && cl->bound->state != AG__BIND_BOUND && cluster_idle(cl))
+            victim = pp;
+    }
+    if (count >= CLUSTER_MAX) {
+        if (!victim) {
+            snprintf(why, cap, "too many services bound at once (%d)", CLUSTER_MAX);
+            return NULL;
+        }
+        mesh_cluster *v = *victim;
+        *victim = v->next;
+        cluster_free(v);
+    }
     ag__bound *b = NULL;
     if (strncmp(id, "/$/", 3) == 0 || strcmp(id, "/$") == 0) {
         b = ag__bound_system(id + 2);
@@ -439,12 +468,7 @@ void mesh_router_sweep(mesh_router *rt, uint64_t now_ms)
     mesh_cluster **pp = &rt->clusters;
     while (*pp) {
         mesh_cluster *cl = *pp;
-        bool busy = cl->refs > 0;
-        for (size_t i = 0; !busy && i < ag__lb_size(cl->lb); i++) {
-            ag__ep *ep = ag__lb_get(cl->lb, i);
-            busy = ep->outstanding > 0;
-        }
-        if (!busy && now_ms - cl->last_used_ms > CLUSTER_IDLE_MS) {
+        if (cluster_idle(cl) && now_ms - cl->last_used_ms > CLUSTER_IDLE_MS) {
             *pp = cl->next;
             AG_LOG(AG_LOG_DEBUG, "mesh", "cluster_idle router=%s id=%s", rt->rc->label, cl->id);
             cluster_free(cl);
