@@ -26,6 +26,7 @@ PKGS="
   grpc-proto python3-grpcio protobuf-compiler protobuf-compiler-grpc
   golang-go golang-google-grpc-dev golang-github-golang-protobuf-1-3-dev
   python3-sklearn
+  chromium
 "
 case "${1:-}" in
 "") ;;

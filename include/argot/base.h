@@ -363,6 +363,12 @@ const char *ag_config_name(const ag_config *c); /* file name given to load */
 int ag_config_errorf(ag_config *c, const ag_cnode *n, int code, const char *fmt, ...)
     AG_PRINTF(4, 5);
 
+/* The same for an error at line:col (1-based) within scalar n's text (a
+ * dtab in a block scalar, say): the file position is computed from the
+ * node's (exact for block scalars and one-line scalars). */
+int ag_config_errorf_within(ag_config *c, const ag_cnode *n, int line, int col, int code,
+                            const char *fmt, ...) AG_PRINTF(6, 7);
+
 const ag_cnode *ag_config_root(const ag_config *c); /* NULL before load */
 
 ag_cnode_type ag_cnode_type_of(const ag_cnode *n);

@@ -145,6 +145,25 @@ int ag_config_errorf(ag_config *c, const ag_cnode *n, int code, const char *fmt,
     return code;
 }
 
+int ag_config_errorf_within(ag_config *c, const ag_cnode *n, int line, int col, int code,
+                            const char *fmt, ...)
+{
+    int l = n ? n->line : 0, k = n ? n->column : 0;
+    if (n && line >= 1 && col >= 1) {
+        /* a block scalar's node starts at its first content line, at the
+         * indentation; a flow scalar at its first character (after the
+         * quote, if quoted): position i within it is that much further */
+        bool quoted = ag_cnode_is_quoted(n) && n->text && !memchr(n->text, '\n', n->len);
+        l = n->line + line - 1;
+        k = (line == 1 ? n->column + (quoted ? 1 : 0) : n->column) + col - 1;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    verr(c, l, k, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
 /* What a node is, for "got ...": 'text' for a scalar, or, when a plain
  * scalar was wanted (a number, a bool, a duration, a size) and the scalar
  * is quoted, "a quoted string 'text'". */

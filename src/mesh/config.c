@@ -561,9 +561,7 @@ static void service_defaults(mesh_service_conf *sc, mesh_proto p)
 /* Maps a position inside the dtab text to the file. */
 static int dtab_error(ag_config *c, const ag_cnode *n, int line, int col, const char *msg)
 {
-    /* the node's position, then where in its text */
-    return ag_config_errorf(c, n, AG_E_CONFIG_VALUE, "dtab line %d, column %d: %s", line, col,
-                            msg);
+    return ag_config_errorf_within(c, n, line, col, AG_E_CONFIG_VALUE, "dtab: %s", msg);
 }
 
 static int read_router(ag_config *c, const ag_cnode *n, mesh_router_conf *r)

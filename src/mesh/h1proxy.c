@@ -410,6 +410,7 @@ static struct h1u *u_new(mesh_epc *e)
     http_parser_init(&u->p, HTTP_RESPONSE);
     u->p.data = u;
     xport_init(&u->x, &rt->m->loop, &uops, u);
+    u->x.quickack = true;
     ag_buf_init(&u->out, BUF_MAX);
     ag_buf_init(&u->field, 1024);
     ag_buf_init(&u->value, 65536);

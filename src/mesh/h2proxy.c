@@ -861,7 +861,17 @@ static int u_recv(xport *x, const uint8_t *p, size_t n)
 static int u_produce(xport *x, ag_buf *out)
 {
     struct uconn *u = (struct uconn *)x;
-    return produce(u->ng, out);
+    int rc = produce(u->ng, out);
+    /* nghttp2 ends a connection the endpoint broke (a bad frame, bad
+     * HPACK) by itself, with a GOAWAY: then neither side wants more;
+     * close once that is written, which fails the streams still on it */
+    if (rc == 0 && !nghttp2_session_want_read(u->ng) && !nghttp2_session_want_write(u->ng)) {
+        u->dead = true;
+        if (!x->why[0])
+            snprintf(x->why, sizeof(x->why), "the endpoint broke HTTP/2");
+        x->drain = true;
+    }
+    return rc;
 }
 
 static void u_up(xport *x)

@@ -183,6 +183,7 @@ struct xport {
     bool drain;                  /* close once the output is written */
     bool eof;                    /* the peer closed its side */
     bool timer_on;
+    bool quickack;               /* re-arm TCP_QUICKACK after each read (see xport.c) */
     int handles;
     const ag__tls_ctx *cctx;     /* client: TLS to start once connected */
     uint64_t ctimeout_ms;        /* client: the connect (and handshake) timeout */

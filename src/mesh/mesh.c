@@ -730,6 +730,28 @@ ag_mesh *ag_mesh_load(const char *path, char *err, size_t cap)
         return NULL;
     }
     m->conf = conf;
+    /* the namers' own settings are checked by making them, on a loop of
+     * their own that runs nothing (so --check and a first load report
+     * "unknown namer kind" as a reload does) */
+    uv_loop_t tmp;
+    if (uv_loop_init(&tmp) == 0) {
+        tmp.data = m;
+        int rc = 0;
+        for (size_t i = 0; rc == 0 && i < conf->nnamers; i++) {
+            ag__namer *n = NULL;
+            rc = ag__namer_new(conf->cfg, conf->namer_nodes[i], &tmp, &n);
+            ag__namer_free(n);
+        }
+        uv_run(&tmp, UV_RUN_DEFAULT);
+        uv_loop_close(&tmp);
+        if (rc < 0) {
+            snprintf(err, cap, "%s", ag_config_errmsg(conf->cfg));
+            m->conf = NULL;
+            conf_unref(conf);
+            ag_free(m);
+            return NULL;
+        }
+    }
     if (!realpath(path, m->conf_path_abs))
         snprintf(m->conf_path_abs, sizeof(m->conf_path_abs), "%s", path);
     pthread_mutex_init(&m->mu, NULL);
