@@ -27,6 +27,7 @@ PKGS="
   golang-go golang-google-grpc-dev golang-github-golang-protobuf-1-3-dev
   python3-sklearn
   chromium
+  etcd-server
 "
 case "${1:-}" in
 "") ;;

@@ -114,6 +114,8 @@ struct h1u {
     ag_buf field, value;
     bool in_value;
     struct h1u *next;
+    struct ag_mesh *m;       /* for the metrics when it closes (its router may be gone) */
+    char rt_label[64], ep_label[80];
 };
 
 static http_parser_settings dset, uset;
@@ -416,7 +418,13 @@ static struct h1u *u_new(mesh_epc *e)
     ag_buf_init(&u->value, 65536);
     u->next = e->conns;
     e->conns = u;
-    ag_metric_add(rt->m->mt.conns, 1, rt->rc->label, "client");
+    u->m = rt->m;
+    snprintf(u->rt_label, sizeof(u->rt_label), "%s", rt->rc->label);
+    snprintf(u->ep_label, sizeof(u->ep_label),
+             strchr(e->ep->addr.host, ':') ? "[%s]:%u" : "%s:%u", e->ep->addr.host,
+             e->ep->addr.port);
+    ag_metric_add(rt->m->mt.conns, 1, u->rt_label, "client");
+    ag_metric_add(rt->m->mt.ep_conns, 1, u->rt_label, u->ep_label);
     xport_connect(&u->x, e->ep->addr.host, e->ep->addr.port, e->cl->tls,
                   e->cl->cc->connect_timeout_ms);
     return u;
@@ -543,8 +551,8 @@ static void u_closed(xport *x, const char *why)
             }
         }
     }
-    if (e)
-        ag_metric_add(e->cl->rt->m->mt.conns, -1, e->cl->rt->rc->label, "client");
+    ag_metric_add(u->m->mt.conns, -1, u->rt_label, "client");
+    ag_metric_add(u->m->mt.ep_conns, -1, u->rt_label, u->ep_label);
     ag_buf_cleanup(&u->out);
     ag_buf_cleanup(&u->field);
     ag_buf_cleanup(&u->value);

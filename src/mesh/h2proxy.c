@@ -135,6 +135,8 @@ struct uconn {
     xs *streams;             /* submitted */
     xs *waiting;             /* before the connection is up */
     struct uconn *next;
+    struct ag_mesh *m;       /* for the metrics when it closes (its router may be gone) */
+    char rt_label[64], ep_label[80];
 };
 
 static void xs_dispatch(xs *s);
@@ -952,8 +954,8 @@ static void u_closed(xport *x, const char *why)
         }
     }
     nghttp2_session_del(u->ng);
-    ag_metric_add(e ? e->cl->rt->m->mt.conns : NULL, -1, e ? e->cl->rt->rc->label : "",
-                  "client");
+    ag_metric_add(u->m->mt.conns, -1, u->rt_label, "client");
+    ag_metric_add(u->m->mt.ep_conns, -1, u->rt_label, u->ep_label);
     ag_free(u);
     if (e)
         epc_maybe_free(e);
@@ -986,7 +988,13 @@ static struct uconn *uconn_new(mesh_epc *e)
     u->https = e->cl->tls != NULL;
     u->next = e->conns;
     e->conns = u;
-    ag_metric_add(rt->m->mt.conns, 1, rt->rc->label, "client");
+    u->m = rt->m;
+    snprintf(u->rt_label, sizeof(u->rt_label), "%s", rt->rc->label);
+    snprintf(u->ep_label, sizeof(u->ep_label),
+             strchr(e->ep->addr.host, ':') ? "[%s]:%u" : "%s:%u", e->ep->addr.host,
+             e->ep->addr.port);
+    ag_metric_add(rt->m->mt.conns, 1, u->rt_label, "client");
+    ag_metric_add(rt->m->mt.ep_conns, 1, u->rt_label, u->ep_label);
     xport_connect(&u->x, e->ep->addr.host, e->ep->addr.port, e->cl->tls,
                   e->cl->cc->connect_timeout_ms);
     return u;

@@ -315,7 +315,8 @@ struct ag_mesh {
     bool stopping;
     struct {
         ag_metric *requests, *responses, *latency, *retries, *budget_exhausted,
-            *conns, *reloads, *namer_reloads, *denied;
+            *conns, *reloads, *namer_reloads, *denied, *ep_conns, *namer_up, *namer_down,
+            *namer_errors;
     } mt;
     ag_errbuf err;
 };

@@ -89,8 +89,8 @@ void mesh_record(mesh_router *rt, const char *name, mesh_cluster *cl, const char
     const char *svc = name && name[0] ? name : "-";
     const char *ep = endpoint && endpoint[0] ? endpoint : "-";
     ag_metric_add(m->mt.requests, 1, rt->rc->label, svc, ep);
-    ag_metric_add(m->mt.responses, 1, rt->rc->label, svc, success ? "success" : "failure");
-    ag_metric_observe(m->mt.latency, ms / 1000.0, rt->rc->label, svc);
+    ag_metric_add(m->mt.responses, 1, rt->rc->label, svc, ep, success ? "success" : "failure");
+    ag_metric_observe(m->mt.latency, ms / 1000.0, rt->rc->label, svc, ep);
     (void)cl;
     if (rt->access_log) {
         /* one line per request: time, router, method, path, name, endpoint, status, ms */
@@ -513,6 +513,18 @@ static void on_tick(uv_timer_t *t)
 {
     struct ag_mesh *m = t->data;
     uint64_t now = ag_now_ms();
+    for (size_t i = 0; i < m->nnamers; i++) {
+        ag__namer_stats st;
+        ag__namer_get_stats(m->namers[i], &st);
+        const char *name = ag__namer_prefix(m->namers[i]);
+        ag_metric_set(m->mt.namer_up, st.disconnected_since_ms ? 0 : 1, name);
+        ag_metric_set(m->mt.namer_down,
+                      st.disconnected_since_ms && now > st.disconnected_since_ms
+                          ? (double)(now - st.disconnected_since_ms) / 1000.0
+                          : 0,
+                      name);
+        ag_metric_set(m->mt.namer_errors, (double)st.errors, name);
+    }
     for (size_t i = 0; i < m->nrouters; i++)
         mesh_router_sweep(m->routers[i], now);
     reap_retired(m);
@@ -767,11 +779,11 @@ ag_mesh *ag_mesh_load(const char *path, char *err, size_t cap)
                                         "router,service,endpoint");
     m->mt.responses = ag_metrics_counter(r, "argot_mesh_responses_total",
                                          "Requests finished, by outcome (success, failure)",
-                                         "router,service,outcome");
+                                         "router,service,endpoint,outcome");
     m->mt.latency = ag_metrics_histogram(r, "argot_mesh_request_duration_seconds",
                                          "Request latency through the mesh, first header to "
                                          "last byte",
-                                         "router,service", NULL, 0);
+                                         "router,service,endpoint", NULL, 0);
     m->mt.retries = ag_metrics_counter(r, "argot_mesh_retries_total",
                                        "Attempts retried on another endpoint", "router,service");
     m->mt.budget_exhausted = ag_metrics_counter(r, "argot_mesh_retry_budget_exhausted_total",
@@ -784,6 +796,19 @@ ag_mesh *ag_mesh_load(const char *path, char *err, size_t cap)
                                       "Requests refused by the authorization rules, by the "
                                       "caller's party (- without a certificate)",
                                       "router,party");
+    m->mt.ep_conns = ag_metrics_gauge(r, "argot_mesh_endpoint_connections",
+                                      "Open connections to each endpoint", "router,endpoint");
+    m->mt.namer_up = ag_metrics_gauge(r, "argot_mesh_namer_connected",
+                                      "1 while a namer reaches its source (etcd), 0 while it "
+                                      "keeps the last known endpoints without it",
+                                      "namer");
+    m->mt.namer_down = ag_metrics_gauge(r, "argot_mesh_namer_disconnected_seconds",
+                                        "How long a namer has been without its source",
+                                        "namer");
+    m->mt.namer_errors = ag_metrics_gauge(r, "argot_mesh_namer_errors",
+                                          "Errors a namer met so far (unparsable files and "
+                                          "values, failed lookups, broken streams)",
+                                          "namer");
     m->mt.reloads = ag_metrics_counter(r, "argot_mesh_config_reloads_total",
                                        "Config reloads applied", NULL);
     ag_metrics_gauge_fn(r, "argot_mesh_resident_bytes", "Resident memory of the process", rss_mb,

@@ -2,7 +2,8 @@
  * Namers, the part every kind shares (namer.h is the contract, namer_int.h
  * lists the invariants): bindings with their references and watchers,
  * endpoint helpers, the admin page's JSON, the dispatch of a config item to
- * its kind, the static namer and the built-in names under /$.
+ * its kind (fs, dns, dnssrv, etcd in their files), the static namer and the
+ * built-in names under /$.
  *
  * Bindings. A namer keeps its live bindings in a list keyed by residual;
  * binding a name already bound returns the same object with one more
@@ -741,11 +742,13 @@ static const ag__namer_ops static_ops = {
 
 /* Every spelling of a kind, and the keys each takes besides kind, prefix. */
 static const char *const kind_names[] = {
-    "fs",         "dns",           "dnssrv",        "static", "io.l5d.fs",
-    "io.l5d.dns", "io.l5d.dnssrv", "io.l5d.static", NULL};
+    "fs",         "dns",           "dnssrv",        "static",      "etcd", "io.l5d.fs",
+    "io.l5d.dns", "io.l5d.dnssrv", "io.l5d.static", "io.l5d.etcd", NULL};
 static const char *const fs_keys[] = {"kind", "prefix", "rootDir", NULL};
 static const char *const dns_keys[] = {"kind", "prefix", "servers", "minTtlMs", "maxTtlMs", NULL};
 static const char *const static_keys[] = {"kind", "prefix", "services", NULL};
+static const char *const etcd_keys[] = {"kind",      "prefix",        "endpoints",
+                                        "keyPrefix", "dialTimeoutMs", NULL};
 
 static void namer_destroy(ag__namer *n)
 {
@@ -812,12 +815,15 @@ int ag__namer_new(ag_config *c, const ag_cnode *node, uv_loop_t *loop, ag__namer
     } else if (strcmp(canon, "static") == 0) {
         ops = &static_ops;
         keys = static_keys;
+    } else if (strcmp(canon, "etcd") == 0) {
+        ops = &ag__namer_etcd_ops;
+        keys = etcd_keys;
     } else {
         const char *near = ag_nearest(kind, kind_names);
-        return ag_config_errorf(c, ag_cnode_get(node, "kind"), AG_E_CONFIG_VALUE,
-                                "unknown namer kind '%s'%s%s%s (known: fs, dns, dnssrv, static)",
-                                kind, near ? " (did you mean '" : "", near ? near : "",
-                                near ? "'?)" : "");
+        return ag_config_errorf(
+            c, ag_cnode_get(node, "kind"), AG_E_CONFIG_VALUE,
+            "unknown namer kind '%s'%s%s%s (known: fs, dns, dnssrv, static, etcd)", kind,
+            near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
     }
     rc = ag_config_check_keys(c, node, keys);
     if (rc < 0)
@@ -832,6 +838,8 @@ int ag__namer_new(ag_config *c, const ag_cnode *node, uv_loop_t *loop, ag__namer
         rc = ag__namer_fs_init(n, c, node);
     else if (rc == 0 && ops == &static_ops)
         rc = static_init(n, c, node);
+    else if (rc == 0 && ops == &ag__namer_etcd_ops)
+        rc = ag__namer_etcd_init(n, c, node);
     else if (rc == 0)
         rc = ag__namer_dns_init(n, c, node, ops == &ag__namer_dnssrv_ops);
     if (rc < 0) {

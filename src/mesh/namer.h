@@ -2,9 +2,10 @@
  * Namers: what a bound name ("/#/fs/users", "/$/inet/127.0.0.1/8080")
  * resolves to, kept current (namer.c: the interface, bindings, the static
  * namer and /$/inet; namer_fs.c: files watched with inotify; namer_dns.c:
- * DNS through c-ares). Everything here runs on the mesh's loop thread
- * (libuv); nothing blocks it (DNS is asynchronous, files are small and
- * read when inotify says they changed).
+ * DNS through c-ares; namer_etcd.c: etcd's Watch stream). Everything here
+ * runs on the mesh's loop thread (libuv); nothing blocks it (DNS is
+ * asynchronous, files are small and read when inotify says they changed,
+ * the etcd namer's blocking gRPC calls run on a thread of its own).
  *
  * A binding (ag__bound) is what a namer returns for a name: its state and,
  * when bound, its endpoints; watchers hear every change. A namer keeps one
@@ -17,10 +18,12 @@
  *     - {kind: fs, rootDir: disco}                  # prefix /fs
  *     - {kind: dns, prefix: /dns, servers: ["127.0.0.1:5353"]}
  *     - {kind: static, prefix: /static, services: {users: ["127.0.0.1:8080", "127.0.0.1:8081 2"]}}
- * kind is fs, dns, dnssrv or static (io.l5d.fs, io.l5d.dns, io.l5d.dnssrv and
- * io.l5d.static are accepted too); prefix defaults to "/" + kind as
- * written ("/fs", "/io.l5d.fs"); a name "/#" + prefix + "/rest" goes to that
- * namer with the residual "/rest". Two namers may not share a prefix.
+ *     - {kind: etcd, endpoints: ["127.0.0.1:2379"], keyPrefix: /argot/services}
+ * kind is fs, dns, dnssrv, static or etcd (io.l5d.fs, io.l5d.dns,
+ * io.l5d.dnssrv, io.l5d.static and io.l5d.etcd are accepted too); prefix
+ * defaults to "/" + kind as written ("/fs", "/io.l5d.fs"); a name "/#" +
+ * prefix + "/rest" goes to that namer with the residual "/rest". Two namers
+ * may not share a prefix.
  *
  *   fs      "/NAME[/...]": the file rootDir/NAME (rootDir relative to the
  *           config file). One endpoint per line, "host port [weight]"
@@ -42,6 +45,17 @@
  *           (0 counted as 1); only the lowest priority value is used.
  *   static  "/NAME": the service NAME of `services`, each entry
  *           "host:port" or "host:port weight" ([v6]:port for IPv6).
+ *   etcd    "/NAME[/...]": the keys under keyPrefix/NAME/ in etcd (v3 API,
+ *           plaintext gRPC to `endpoints`, tried in turn; dialTimeoutMs,
+ *           default 1000, bounds a connection attempt), each value one
+ *           endpoint as static's or fs's ("host:port [weight]", "host port
+ *           [weight]"). No key: negative; values that do not parse are
+ *           skipped (all bad: kept as fs keeps a bad file). Kept current by
+ *           a Watch from the revision read (changes seen as etcd sends
+ *           them). etcd lost: every binding keeps its state and endpoints,
+ *           its error says so, stats.disconnected_since_ms is set, and the
+ *           namer reconnects (100 ms doubling to 5 s), reads again and
+ *           watches again; failed if it never read keyPrefix.
  * Built in, without config: "/$/inet/HOST/PORT" is bound to HOST:PORT;
  * "/$/nil" is negative.
  *
@@ -123,7 +137,13 @@ int ag__namer_json(const ag__namer *n, ag_buf *out);
 /* Counters every namer of a process adds to (the proxy exports them). */
 typedef struct ag__namer_stats {
     uint64_t reloads;        /* fs: files re-read; dns: lookups completed */
-    uint64_t errors;         /* fs: unparsable files; dns: failed lookups */
+    uint64_t errors;         /* fs: unparsable files; dns: failed lookups; etcd: failed
+                              * attempts, broken streams and unparsable values */
+    /* etcd: ag_now_ms() since when etcd is unreachable (the stream broke or
+     * the first attempt failed); 0 while connected, before the first attempt
+     * ended, and for the kinds that keep no connection. The mesh exports it
+     * as "etcd lost" (nonzero) and for how long (now - it). */
+    uint64_t disconnected_since_ms;
 } ag__namer_stats;
 void ag__namer_get_stats(const ag__namer *n, ag__namer_stats *out);
 

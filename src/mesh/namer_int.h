@@ -1,7 +1,8 @@
 /*
- * What namer.c, namer_fs.c and namer_dns.c share (and the fuzz target for
- * the fs file parser): the namer object, the binding behind an ag__bound,
- * the kinds' hooks, and helpers for endpoints.
+ * What namer.c, namer_fs.c, namer_dns.c and namer_etcd.c share (and the
+ * fuzz targets for the fs file parser and the etcd value parser): the
+ * namer object, the binding behind an ag__bound, the kinds' hooks, and
+ * helpers for endpoints.
  *
  * Invariants:
  *   1. An ag__bound handed out is the first member of an ag__bnd, so the
@@ -15,7 +16,8 @@
  *   4. The namer's memory outlives every libuv handle of it: n->closing
  *      counts handles whose close callback is still to come, and the namer
  *      is freed when it reaches 0 after ag__namer_free.
- * Everything runs on the loop's thread.
+ * Everything runs on the loop's thread (but the etcd namer's worker, which
+ * touches only the namer's impl: see namer_etcd.c).
  */
 #ifndef ARGOT_MESH_NAMER_INT_H
 #define ARGOT_MESH_NAMER_INT_H
@@ -84,6 +86,7 @@ struct ag__namer {
 extern const ag__namer_ops ag__namer_fs_ops;
 extern const ag__namer_ops ag__namer_dns_ops;
 extern const ag__namer_ops ag__namer_dnssrv_ops;
+extern const ag__namer_ops ag__namer_etcd_ops;
 
 /* ---- bindings (namer.c) ------------------------------------------------- */
 
@@ -157,5 +160,14 @@ int ag__namer_fs_init(ag__namer *n, ag_config *c, const ag_cnode *node);
 
 /* srv: the dnssrv kind. */
 int ag__namer_dns_init(ag__namer *n, ag_config *c, const ag_cnode *node, bool srv);
+
+/* ---- etcd (namer_etcd.c) ------------------------------------------------ */
+
+int ag__namer_etcd_init(ag__namer *n, ag_config *c, const ag_cnode *node);
+/* Parses one etcd value (len bytes, any bytes): "host:port [weight]"
+ * ("[v6]:port") or "host port [weight]", blanks (space, tab, CR, LF)
+ * around and between the fields, at most 512 bytes. 0 with *a filled (its
+ * host allocated); AG_E_INVAL with *why (static text) set; AG_E_NOMEM. */
+int ag__etcd_parse_value(const char *s, size_t len, ag__addr *a, const char **why);
 
 #endif /* ARGOT_MESH_NAMER_INT_H */

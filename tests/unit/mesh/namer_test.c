@@ -49,11 +49,12 @@ TEST(namer_config_errors)
 
     CHECK_EQ(nt_namer_error(&loop, "namers:\n  - {kind: zk, hosts: x}\n", msg, sizeof(msg)),
              AG_E_CONFIG_VALUE);
-    CHECK_STR_EQ(msg, "mesh.yaml:2:12: unknown namer kind 'zk' (known: fs, dns, dnssrv, static)");
+    CHECK_STR_EQ(msg,
+                 "mesh.yaml:2:12: unknown namer kind 'zk' (known: fs, dns, dnssrv, static, etcd)");
 
     nt_namer_error(&loop, "namers:\n  - kind: statik\n    services: {}\n", msg, sizeof(msg));
     CHECK_STR_EQ(msg, "mesh.yaml:2:11: unknown namer kind 'statik' (did you mean 'static'?) "
-                      "(known: fs, dns, dnssrv, static)");
+                      "(known: fs, dns, dnssrv, static, etcd)");
 
     CHECK_EQ(nt_namer_error(&loop, "namers:\n  - {kind: fs}\n", msg, sizeof(msg)),
              AG_E_CONFIG_MISSING);
