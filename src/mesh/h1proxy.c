@@ -41,6 +41,9 @@
 #define REPLAY_MAX (64u << 10)
 #define MAX_HDRS 200
 #define BUF_MAX (HIGH_WATER * 4 + (1u << 20))
+/* A request whose binding is pending waits up to 2 s for it. */
+#define BIND_WAIT_MS 20
+#define BIND_WAIT_TRIES 100
 
 struct h1d;
 struct h1u;
@@ -78,7 +81,8 @@ typedef struct hx {
     bool local;
     uint64_t start_ns, attempt_ns;
     unsigned attempts;
-    uv_timer_t *timer;
+    uv_timer_t *timer;       /* waiting for a binding, then the deadline */
+    unsigned bind_waits;
     bool recorded;
 } hx;
 
@@ -120,6 +124,7 @@ struct h1u {
 
 static http_parser_settings dset, uset;
 static void hx_dispatch(hx *h);
+static void route_step(hx *h);
 static void hx_fail(hx *h, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void d_parse(struct h1d *d);
 static void epc_check(mesh_epc *e);
@@ -816,6 +821,22 @@ static void route_and_go(hx *h)
     }
     ag__budget_deposit(&rt->budget, ag_now_ms());
     rt->requests++;
+    route_step(h);
+}
+
+static void on_bind_wait(uv_timer_t *t)
+{
+    hx *h = t->data;
+    route_step(h);
+}
+
+/* Names, binds and dispatches the request; waits (BIND_WAIT_MS at a time,
+ * BIND_WAIT_TRIES times) while its binding is pending (a first DNS answer). */
+static void route_step(hx *h)
+{
+    struct h1d *d = h->d;
+    mesh_router *rt = d->rt;
+    const char *party = xport_peer_identity(&d->x);
     ag__hdr hv[MAX_HDRS];
     size_t nh = 0;
     const char *q = (const char *)h->hdrs.data;
@@ -829,6 +850,17 @@ static void route_and_go(hx *h)
     const char *ov = rt->rc->allow_dtab_override ? pair_get(&h->hdrs, h->nhdrs, "l5d-dtab") : NULL;
     char why[512];
     int rc = mesh_route_request(rt, &view, ov, &h->route, why, sizeof(why));
+    if (rc == AG_E_AGAIN && h->bind_waits < BIND_WAIT_TRIES) {
+        if (!h->timer && (h->timer = ag_malloc(sizeof(*h->timer))) != NULL) {
+            uv_timer_init(&rt->m->loop, h->timer);
+            h->timer->data = h;
+        }
+        if (h->timer) {
+            h->bind_waits++;
+            uv_timer_start(h->timer, on_bind_wait, BIND_WAIT_MS, 0);
+            return;
+        }
+    }
     if (rc == AG_E_MESH_ROUTE) {
         hx_fail(h, 404, "%s", why);
         return;
@@ -869,12 +901,12 @@ static void route_and_go(hx *h)
     }
     uint64_t tmo = h->route.sc->total_timeout_ms;
     if (tmo > 0) {
-        h->timer = ag_malloc(sizeof(*h->timer));
-        if (h->timer) {
+        if (!h->timer && (h->timer = ag_malloc(sizeof(*h->timer))) != NULL) {
             uv_timer_init(&rt->m->loop, h->timer);
             h->timer->data = h;
-            uv_timer_start(h->timer, on_deadline, tmo, 0);
         }
+        if (h->timer)
+            uv_timer_start(h->timer, on_deadline, tmo, 0);
     }
     hx_dispatch(h);
 }

@@ -52,6 +52,9 @@
 #define REPLAY_MAX (64u << 10)
 #define CONN_WINDOW (4u << 20)
 #define MAX_HEADERS 256
+/* A request whose binding is pending waits up to 2 s for it. */
+#define BIND_WAIT_MS 20
+#define BIND_WAIT_TRIES 100
 
 /* ---- types -------------------------------------------------------------------- */
 
@@ -105,7 +108,8 @@ typedef struct xs {
     /* control */
     uint64_t start_ns, attempt_ns;
     uint64_t deadline_ms;    /* loop ms; 0: none */
-    uv_timer_t *timer;
+    uv_timer_t *timer;       /* waiting for a binding, then the deadline */
+    unsigned bind_waits;
     unsigned attempts;
     bool up_done;            /* the attempt's outcome was given to the balancer */
     bool down_closed;
@@ -145,6 +149,7 @@ static void xs_fail(xs *s, int grpc_code, int http_status, const char *fmt, ...)
 static void uconn_submit(struct uconn *u, xs *s);
 static void xs_maybe_free(xs *s);
 static void pay_down(xs *s);
+static void route_step(xs *s);
 static void epc_maybe_free(mesh_epc *e);
 
 /* ---- headers --------------------------------------------------------------------- */
@@ -1290,6 +1295,23 @@ static void route_and_go(xs *s)
     }
     ag__budget_deposit(&rt->budget, ag_now_ms());
     rt->requests++;
+    route_step(s);
+}
+
+/* A binding still pending (a first DNS answer): ask again shortly. */
+static void on_bind_wait(uv_timer_t *t)
+{
+    xs *s = t->data;
+    if (!s->down_closed)
+        route_step(s);
+}
+
+/* Names, binds and dispatches the request; waits (BIND_WAIT_MS at a time,
+ * BIND_WAIT_TRIES times) while its binding is pending. */
+static void route_step(xs *s)
+{
+    struct dconn *d = s->dc;
+    mesh_router *rt = d->rt;
     ag__hdr hv[MAX_HEADERS];
     size_t nh = 0;
     for (size_t i = 0; i < s->req.n && nh < AG_ARRAY_LEN(hv); i++)
@@ -1299,6 +1321,17 @@ static void route_and_go(xs *s)
     const char *ov = rt->rc->allow_dtab_override ? hdr_get(&s->req, "l5d-dtab") : NULL;
     char why[512];
     int rc = mesh_route_request(rt, &view, ov, &s->route, why, sizeof(why));
+    if (rc == AG_E_AGAIN && s->bind_waits < BIND_WAIT_TRIES) {
+        if (!s->timer && (s->timer = ag_malloc(sizeof(*s->timer))) != NULL) {
+            uv_timer_init(&rt->m->loop, s->timer);
+            s->timer->data = s;
+        }
+        if (s->timer) {
+            s->bind_waits++;
+            uv_timer_start(s->timer, on_bind_wait, BIND_WAIT_MS, 0);
+            return;
+        }
+    }
     if (rc == AG_E_MESH_ROUTE) {
         xs_fail(s, 12, 404, "%s", why);
         xs_record(s, false);
@@ -1321,12 +1354,12 @@ static void route_and_go(xs *s)
     }
     if (tmo > 0) {
         s->deadline_ms = loop_ms(s) + tmo;
-        s->timer = ag_malloc(sizeof(*s->timer));
-        if (s->timer) {
+        if (!s->timer && (s->timer = ag_malloc(sizeof(*s->timer))) != NULL) {
             uv_timer_init(&rt->m->loop, s->timer);
             s->timer->data = s;
-            uv_timer_start(s->timer, on_deadline, tmo, 0);
         }
+        if (s->timer)
+            uv_timer_start(s->timer, on_deadline, tmo, 0);
     }
     xs_dispatch(s);
 }

@@ -8,8 +8,8 @@
  *
  * Clusters are made on first use and swept after a minute without a
  * request. A binding still pending (a first DNS lookup) makes the request
- * wait: mesh_route_request says AG_E_AGAIN and the proxy asks again a few
- * milliseconds later.
+ * wait: mesh_route_request says AG_E_AGAIN and the proxy asks again 20 ms
+ * later, for up to 2 s.
  */
 #include <stdio.h>
 #include <string.h>

@@ -9,6 +9,10 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -514,4 +518,95 @@ TEST(mesh_identity_and_authorization)
     ag_mesh_free(m);
     ag_rpc_server_shutdown(srv, 0);
     ag_rpc_server_free(srv);
+}
+
+/* A DNS server on its own thread: A records of any name are 127.0.0.1
+ * (TTL 60), AAAA questions get no answer; stops when its socket closes. */
+struct dns_srv {
+    int fd;
+    int port;
+    pthread_t thread;
+};
+
+static void *dns_main(void *arg)
+{
+    struct dns_srv *d = arg;
+    uint8_t q[512], r[600];
+    for (;;) {
+        struct sockaddr_in from;
+        socklen_t fl = sizeof(from);
+        ssize_t n = recvfrom(d->fd, q, sizeof(q), 0, (struct sockaddr *)&from, &fl);
+        if (n < 12)
+            break;
+        size_t i = 12;
+        while (i < (size_t)n && q[i] != 0)
+            i += (size_t)q[i] + 1;
+        if (i + 5 > (size_t)n)
+            continue;
+        size_t qend = i + 5;
+        uint16_t qtype = (uint16_t)(q[i + 1] << 8 | q[i + 2]);
+        memcpy(r, q, qend);
+        r[2] = 0x81;   /* response, recursion desired */
+        r[3] = 0x80;   /* recursion available, NOERROR */
+        r[4] = 0, r[5] = 1;
+        r[6] = 0, r[7] = qtype == 1 ? 1 : 0;
+        r[8] = r[9] = r[10] = r[11] = 0;
+        size_t o = qend;
+        if (qtype == 1) {
+            static const uint8_t ans[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1};
+            memcpy(r + o, ans, sizeof(ans));
+            o += sizeof(ans);
+        }
+        sendto(d->fd, r, o, 0, (struct sockaddr *)&from, fl);
+    }
+    return NULL;
+}
+
+/* The first request to a DNS name waits for the namer's first answer
+ * instead of failing while the binding is pending. */
+TEST(mesh_waits_for_a_pending_binding)
+{
+    struct fix f = {0};
+    ag_log_set_level(AG_LOG_WARN);
+    backend_up(&f);
+    struct dns_srv d = {0};
+    d.fd = socket(AF_INET, SOCK_DGRAM, 0);
+    CHECK(d.fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_EQ(bind(d.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    socklen_t sl = sizeof(sa);
+    CHECK_EQ(getsockname(d.fd, (struct sockaddr *)&sa, &sl), 0);
+    d.port = ntohs(sa.sin_port);
+    CHECK_EQ(pthread_create(&d.thread, NULL, dns_main, &d), 0);
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "admin: {ip: 127.0.0.1, port: 0}\n"
+             "namers: [{kind: dns, servers: [\"127.0.0.1:%d\"]}]\n"
+             "routers:\n"
+             "  - protocol: h2\n"
+             "    dtab: /svc => /#/dns/backend.test/%d;\n"
+             "    servers: [{ip: 127.0.0.1, port: 0}]\n",
+             d.port, f.backend_port);
+    const char *conf = ag_test_write_file("dns.yaml", text, strlen(text));
+    char err[AG_ERRMSG_MAX];
+    f.mesh = ag_mesh_load(conf, err, sizeof(err));
+    if (!f.mesh)
+        FAIL("load: %s", err);
+    if (ag_mesh_start(f.mesh, err, sizeof(err)) < 0)
+        FAIL("start: %s", err);
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", ag_mesh_port(f.mesh, 0, 0));
+    char *msg = NULL;
+    int st = check(target, &msg);
+    if (st != 0)
+        FAIL("the first call: status %d: %s", st, msg ? msg : "");
+    ag_free(msg);
+    mesh_down(&f);
+    shutdown(d.fd, SHUT_RDWR);
+    close(d.fd);
+    /* recvfrom on a closed socket may not wake: poke it */
+    pthread_cancel(d.thread);
+    pthread_join(d.thread, NULL);
+    backend_down(&f);
 }
