@@ -10,6 +10,15 @@
  * other's port (so every message crosses a real TCP connection, HTTP/2 and
  * the link's threads). Each section makes fresh endpoints.
  *
+ * Two more links beside them (issue 11): "tls", the gRPC link with mutual
+ * TLS (party certificates from a CA made in a temporary directory), and
+ * "gw", the same through two party gateways: two ag_mesh instances in this
+ * process, configured as `argot mesh init` configures them (one h2 router
+ * routing by argot-party, mTLS on both sides, only the link service
+ * allowed), so every message goes link -> alice's gateway -> bob's gateway
+ * -> link, three TLS hops. Their rows follow the rpc ones in every section
+ * (--no-gw leaves them out).
+ *
  *   round trips  rank 0 sends a message of 8 B (and 1 KiB) with
  *                ag_link_send, rank 1 receives it (ag_link_recv_into) and
  *                sends it back, rank 0 receives it: --trips round trips
@@ -55,7 +64,7 @@
  * it.
  *
  * Usage: fed [--runs N] [--trips N] [--bw-runs N] [--field fm64|fm128|both]
- *            [--only rtt|bw|kernels]
+ *            [--only rtt|bw|kernels] [--no-gw]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -64,6 +73,8 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include "argot/mesh.h"
+#include "argot/rpc.h"
 #include "load.h"
 #include "mpc_kernels.h"
 
@@ -77,10 +88,24 @@
 #define FM128_SKIP_S  20.0  /* FM128 1024^3 estimate above which it is skipped */
 #define TAG_BW        (UINT64_C(1) << 40)
 
-enum transport { T_MEM, T_RPC, T_TCP };
+enum transport { T_MEM, T_RPC, T_TCP, T_TLS, T_GW };
 
-static const char *const transport_names[] = {"mem", "rpc", "tcp"};
+static const char *const transport_names[] = {"mem", "rpc", "tcp", "tls", "gw"};
 static const char *const party_names[] = {"alice", "bob"};
+
+/* The certificates and the two gateways of the tls and gw links, made at
+ * their first use and kept to the end. */
+static bool with_gw = true; /* the tls and gw rows (--no-gw: none) */
+
+static struct gw_env {
+    bool tried, up;
+    char err[AG_ERRMSG_MAX];
+    char dir[64];             /* the temporary directory */
+    char cert[2][128], key[2][128], ca[128];
+    char link[2][32];         /* each party's link server (for gw) */
+    char gw[2][32];           /* each party's gateway */
+    ag_mesh *mesh[2];
+} G;
 
 /* ---- machine load ---------------------------------------------------------- */
 
@@ -94,6 +119,112 @@ static void print_load(const char *when)
 
 /* ---- endpoints ------------------------------------------------------------- */
 
+/* A loopback port nothing listens on now (the kernel's pick). */
+static int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* Writes party k's gateway config (the shape `argot mesh init` writes)
+ * into path. */
+static bool gw_config(int k, const char *path)
+{
+    const char *me = party_names[k], *peer = party_names[1 - k];
+    char host[2][32], port[2][16], lh[32], lp[16];
+    for (int i = 0; i < 2; i++)
+        if (sscanf(G.gw[i], "%31[^:]:%15s", host[i], port[i]) != 2)
+            return false;
+    if (sscanf(G.link[k], "%31[^:]:%15s", lh, lp) != 2)
+        return false;
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return false;
+    fprintf(f,
+            "admin: {port: -1}\nlog: {level: warn}\nrouters:\n  - protocol: h2\n"
+            "    label: parties\n    identifier: {kind: header, header: argot-party}\n"
+            "    dtab: |\n      /svc/%s => /$/inet/%s/%s;\n      /svc/%s => /$/inet/%s/%s;\n"
+            "    servers:\n      - ip: %s\n        port: %s\n        tls: {certPath: %s, "
+            "keyPath: %s, caCertPath: %s, requireClientAuth: true}\n"
+            "    client:\n      failureAccrual: {kind: none}\n      configs:\n",
+            me, lh, lp, peer, host[1 - k], port[1 - k], host[k], port[k], G.cert[k], G.key[k],
+            G.ca);
+    const char *h[2] = {lh, host[1 - k]}, *p[2] = {lp, port[1 - k]}, *cn[2] = {me, peer};
+    for (int i = 0; i < 2; i++)
+        fprintf(f,
+                "        - prefix: /$/inet/%s/%s\n          tls: {commonName: %s, trustCerts: "
+                "[%s], clientAuth: {certPath: %s, keyPath: %s}}\n",
+                h[i], p[i], cn[i], G.ca, G.cert[k], G.key[k]);
+    fprintf(f, "    authorization:\n      default: deny\n      rules:\n"
+               "        - {party: \"*\", service: argot.link.v1.Link}\n");
+    return fclose(f) == 0;
+}
+
+/* Makes the CA, both parties' certificates and starts both gateways (once;
+ * false with G.err set if that failed). */
+static bool gw_env_up(void)
+{
+    if (G.tried)
+        return G.up;
+    G.tried = true;
+    snprintf(G.dir, sizeof(G.dir), "/tmp/argot-bench-fed-XXXXXX");
+    if (!mkdtemp(G.dir)) {
+        snprintf(G.err, sizeof(G.err), "mkdtemp: %s", strerror(errno));
+        return false;
+    }
+    char pki[96], err[256];
+    snprintf(pki, sizeof(pki), "%s/pki", G.dir);
+    if (ag_rpc_pki_init(pki, NULL, 0, err, sizeof(err)) < 0) {
+        snprintf(G.err, sizeof(G.err), "CA: %s", err);
+        return false;
+    }
+    snprintf(G.ca, sizeof(G.ca), "%s/ca.crt", pki);
+    for (int k = 0; k < 2; k++) {
+        if (ag_rpc_pki_issue(pki, party_names[k], NULL, 0, err, sizeof(err)) < 0) {
+            snprintf(G.err, sizeof(G.err), "certificate: %s", err);
+            return false;
+        }
+        snprintf(G.cert[k], sizeof(G.cert[k]), "%s/%s.crt", pki, party_names[k]);
+        snprintf(G.key[k], sizeof(G.key[k]), "%s/%s.key", pki, party_names[k]);
+        snprintf(G.link[k], sizeof(G.link[k]), "127.0.0.1:%d", free_port());
+        snprintf(G.gw[k], sizeof(G.gw[k]), "127.0.0.1:%d", free_port());
+    }
+    for (int k = 0; k < 2; k++) {
+        char path[96];
+        snprintf(path, sizeof(path), "%s/gw-%s.yaml", G.dir, party_names[k]);
+        if (!gw_config(k, path)) {
+            snprintf(G.err, sizeof(G.err), "%s: cannot write", path);
+            return false;
+        }
+        G.mesh[k] = ag_mesh_load(path, err, sizeof(err));
+        if (!G.mesh[k] || ag_mesh_start(G.mesh[k], err, sizeof(err)) < 0) {
+            snprintf(G.err, sizeof(G.err), "gateway of %s: %s", party_names[k], err);
+            return false;
+        }
+    }
+    G.up = true;
+    return true;
+}
+
+static void gw_env_down(void)
+{
+    for (int k = 0; k < 2; k++)
+        ag_mesh_free(G.mesh[k]);
+    if (G.dir[0] && G.tried) {
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", G.dir);
+        if (system(cmd) != 0)
+            printf("warning: could not remove %s\n", G.dir);
+    }
+}
+
 /* Two connected endpoints of kind t (T_MEM or T_RPC) in l[0..1]. On
  * failure returns false with the reason in err and nothing to free. */
 static bool link_pair(enum transport t, ag_link **l, char *err, size_t cap)
@@ -105,17 +236,33 @@ static bool link_pair(enum transport t, ag_link **l, char *err, size_t cap)
             snprintf(err, cap, "in-memory link: %s", ag_strerror(rc));
         return rc == 0;
     }
+    if ((t == T_TLS || t == T_GW) && !gw_env_up()) {
+        snprintf(err, cap, "%.200s", G.err);
+        return false;
+    }
     for (unsigned i = 0; i < 2; i++) {
+        const char *addrs[2] = {G.link[0], G.link[1]};
         ag_link_rpc_opts o = {.rank = i,
                               .n = 2,
                               .names = party_names,
                               .listen = "127.0.0.1:0",
                               .session = "bench-fed"};
+        if (t == T_TLS || t == T_GW) {
+            o.tls_cert = G.cert[i];
+            o.tls_key = G.key[i];
+            o.tls_ca = G.ca;
+        }
+        if (t == T_GW) {
+            o.addresses = addrs;
+            o.listen = NULL;
+            o.gateway = G.gw[i];
+            o.via_gateway = true;
+        }
         l[i] = ag_link_rpc_new(&o, err, cap);
         if (!l[i])
             goto free_links;
     }
-    for (unsigned i = 0; i < 2; i++) {
+    for (unsigned i = 0; t != T_GW && i < 2; i++) {
         char addr[64];
         snprintf(addr, sizeof(addr), "127.0.0.1:%d", ag_link_rpc_port(l[1 - i]));
         int rc = ag_link_rpc_set_peer(l[i], 1 - i, addr);
@@ -542,7 +689,7 @@ static bool figure_do(struct figure *fg, void *(*rank1)(void *), void (*rank0)(s
 static bool round_trips(int trips, double *rpc_med_us)
 {
     static const size_t sizes[] = {8, 1024};
-    static const enum transport order[] = {T_MEM, T_TCP, T_RPC};
+    static const enum transport order[] = {T_MEM, T_TCP, T_RPC, T_TLS, T_GW};
     bool ok = true;
     *rpc_med_us = NAN;
     printf("\nround trips: rank 0 sends, rank 1 echoes (ag_link_send, ag_link_recv_into; tcp: "
@@ -558,6 +705,8 @@ static bool round_trips(int trips, double *rpc_med_us)
     }
     for (size_t s = 0; s < AG_ARRAY_LEN(sizes); s++) {
         for (size_t t = 0; t < AG_ARRAY_LEN(order); t++) {
+            if (!with_gw && (order[t] == T_TLS || order[t] == T_GW))
+                continue;
             struct figure fg;
             memset(&fg, 0, sizeof(fg));
             fg.t = order[t];
@@ -580,7 +729,7 @@ static bool round_trips(int trips, double *rpc_med_us)
  * *ratio gets rpc / TCP bandwidth (best; NAN if either failed). */
 static bool bandwidth(int runs, double *ratio)
 {
-    static const enum transport order[] = {T_TCP, T_RPC};
+    static const enum transport order[] = {T_TCP, T_RPC, T_TLS, T_GW};
     bool ok = true;
     double tcp_gbs = 0, rpc_gbs = 0;
     *ratio = NAN;
@@ -592,6 +741,8 @@ static bool bandwidth(int runs, double *ratio)
     printf("%-4s %8s %4s %9s %9s %9s %9s %9s %s\n", "link", "bytes", "runs", "best_s", "median_s",
            "best_GB/s", "med_GB/s", "vs_tcp", "check");
     for (size_t i = 0; i < AG_ARRAY_LEN(order); i++) {
+        if (!with_gw && (order[i] == T_TLS || order[i] == T_GW))
+            continue;
         struct figure fg;
         double secs[MAX_BW_RUNS] = {0}, gbs;
         memset(&fg, 0, sizeof(fg));
@@ -607,7 +758,7 @@ static bool bandwidth(int runs, double *ratio)
         ok = print_bw_row(&fg, tcp_gbs, &gbs) && ok;
         if (fg.t == T_TCP)
             tcp_gbs = gbs;
-        else
+        else if (fg.t == T_RPC)
             rpc_gbs = gbs;
         fflush(stdout);
     }
@@ -647,11 +798,16 @@ static bool row_exact(const struct run *r, enum kernel k)
     return true;
 }
 
-static void print_kernel_header(void)
+/* The kernels' table header; other: "rpc", or "gw" for the gateways'. */
+static void print_kernel_header(const char *other)
 {
+    char b[16], m[16], d[16];
+    snprintf(b, sizeof(b), "%s_best", other);
+    snprintf(m, sizeof(m), "%s_med", other);
+    snprintf(d, sizeof(d), "%s-mem_s", other);
     printf("%-5s %-6s %-6s %5s %9s %9s %9s %9s %10s %7s %-14s %11s %6s %-8s %s\n", "field",
-           "kernel", "size", "runs", "mem_best", "mem_med", "rpc_best", "rpc_med", "rpc-mem_s",
-           "ratio", "target", "bytes/party", "rounds", "cost", "check");
+           "kernel", "size", "runs", "mem_best", "mem_med", b, m, d, "ratio", "target",
+           "bytes/party", "rounds", "cost", "check");
 }
 
 /* A row's state for the check column ("" when it ran and matched). */
@@ -667,9 +823,10 @@ static const char *row_state(const struct row *row)
 /* Prints kernel k's row from the two runs; returns false if a run failed,
  * was wrong or missed the model. *ratio gets rpc / mem (NAN if either did
  * not run). */
-static bool print_kernel_row(const struct run *mem, const struct run *rpc, enum kernel k,
-                             double *ratio)
+static bool print_kernel_row(const struct run *mem, const struct run *rpc, enum transport other,
+                             enum kernel k, double *ratio)
 {
+    const enum transport ts[2] = {T_MEM, other};
     const struct row *rm = &mem->rows[k], *rr = &rpc->rows[k];
     const struct run *both[2] = {mem, rpc};
     char runs[16], check[32], target[24] = "-", bytes[24] = "-", rounds[16] = "-";
@@ -694,7 +851,7 @@ static bool print_kernel_row(const struct run *mem, const struct run *rpc, enum 
     bool exact = (!ran[0] || row_exact(mem, k)) && (!ran[1] || row_exact(rpc, k));
     if (ran[0] && ran[1]) {
         *ratio = best[1] / best[0];
-        if (mem->f == AG_FM64 && k == K_MM1024)
+        if (mem->f == AG_FM64 && k == K_MM1024 && other == T_RPC)
             snprintf(target, sizeof(target), "<=%.1fx %s", TARGET_MM,
                      *ratio <= TARGET_MM ? "met" : "missed");
         printf("%10.4f %6.2fx ", best[1] - best[0], *ratio);
@@ -712,33 +869,36 @@ static bool print_kernel_row(const struct run *mem, const struct run *rpc, enum 
     if (!row_state(rm)[0] && !row_state(rr)[0])
         snprintf(check, sizeof(check), "ok");
     else
-        snprintf(check, sizeof(check), "mem %s rpc %s", row_state(rm)[0] ? row_state(rm) : "ok",
-                 row_state(rr)[0] ? row_state(rr) : "ok");
+        snprintf(check, sizeof(check), "mem %s %s %s", row_state(rm)[0] ? row_state(rm) : "ok",
+                 transport_names[other], row_state(rr)[0] ? row_state(rr) : "ok");
     printf("%-14s %11s %6s %-8s %s\n", target, bytes, rounds,
            ran[0] || ran[1] ? (exact ? "exact" : "MISMATCH") : "-", check);
     for (int i = 0; i < 2; i++)
         if (both[i]->rows[k].err[0])
-            printf("      %s: %s\n", transport_names[i], both[i]->rows[k].err);
+            printf("      %s: %s\n", transport_names[ts[i]], both[i]->rows[k].err);
     if (!exact)
         for (int i = 0; i < 2; i++)
             for (unsigned p = 0; p < both[i]->n; p++)
                 printf("      %s party %u: bytes %" PRIu64 " rounds %" PRIu64 " (first run)\n",
-                       transport_names[i], p, both[i]->rows[k].bytes[p][0],
+                       transport_names[ts[i]], p, both[i]->rows[k].bytes[p][0],
                        both[i]->rows[k].rounds[p][0]);
     return !rm->failed && !rr->failed && !rm->wrong && !rr->wrong && exact;
 }
 
-/* The kernels of one field over both links; false on any failure. */
-static bool kernels(ag_field f, int runs, double *mm_ratio)
+/* The kernels of one field over the links (mem, rpc, and gw unless
+ * --no-gw), in two tables' rows: mem beside rpc (print_kernel_header
+ * "rpc"), or mem beside gw when gw is true; false on any failure. */
+static bool kernels(ag_field f, int runs, bool gw, double *mm_ratio)
 {
     struct inputs in = {0};
+    const enum transport ts[2] = {T_MEM, gw ? T_GW : T_RPC};
     struct run *r[2] = {ag_calloc(1, sizeof(*r[0])), ag_calloc(1, sizeof(*r[1]))};
     bool ok = r[0] && r[1] && inputs_init(&in, f);
     if (!ok) {
         printf("%-5s: no memory for the inputs\n", ag_field_name(f));
         goto free_runs;
     }
-    for (int t = T_MEM; t <= T_RPC && ok; t++) {
+    for (int t = 0; t < 2 && ok; t++) {
         char err[256];
         r[t]->n = 2;
         r[t]->f = f;
@@ -747,16 +907,16 @@ static bool kernels(ag_field f, int runs, double *mm_ratio)
         r[t]->mm1024_once_s = 0;
         r[t]->mm1024_skip_s = FM128_SKIP_S;
         r[t]->in = &in;
-        if (!kernels_on(r[t], (enum transport)t, err, sizeof(err))) {
+        if (!kernels_on(r[t], ts[t], err, sizeof(err))) {
             printf("%-5s %s: could not start the parties: %s\n", ag_field_name(f),
-                   transport_names[t], err);
+                   transport_names[ts[t]], err);
             ok = false;
         }
     }
     for (int k = 0; k < K_COUNT && ok; k++) {
         double ratio;
-        ok = print_kernel_row(r[0], r[1], (enum kernel)k, &ratio) && ok;
-        if (f == AG_FM64 && k == K_MM1024)
+        ok = print_kernel_row(r[0], r[1], ts[1], (enum kernel)k, &ratio) && ok;
+        if (f == AG_FM64 && k == K_MM1024 && !gw)
             *mm_ratio = ratio;
     }
     fflush(stdout);
@@ -793,7 +953,7 @@ static int usage(void)
 {
     fprintf(stderr,
             "usage: fed [--runs N] [--trips N] [--bw-runs N] "
-            "[--field fm64|fm128|both] [--only rtt|bw|kernels]  (runs and bw-runs "
+            "[--field fm64|fm128|both] [--only rtt|bw|kernels] [--no-gw]  (runs and bw-runs "
             "1..%d, trips 1..%d)\n",
             MAX_RUNS, MAX_TRIPS);
     return 2;
@@ -827,6 +987,8 @@ int main(int argc, char **argv)
             only = argv[++i];
             if (strcmp(only, "rtt") != 0 && strcmp(only, "bw") != 0 && strcmp(only, "kernels") != 0)
                 return usage();
+        } else if (strcmp(argv[i], "--no-gw") == 0) {
+            with_gw = false;
         } else if (strcmp(argv[i], "--field") == 0 && i + 1 < argc) {
             const char *f = argv[++i];
             fm64 = strcmp(f, "fm64") == 0 || strcmp(f, "both") == 0;
@@ -855,11 +1017,20 @@ int main(int argc, char **argv)
     }
     if (!only || strcmp(only, "kernels") == 0) {
         printf("\nkernels: semi2k, 2 parties, the kernels of bench/mpc over each link\n");
-        print_kernel_header();
+        print_kernel_header("rpc");
         if (fm64)
-            ok = kernels(AG_FM64, runs, &mm_ratio) && ok;
+            ok = kernels(AG_FM64, runs, false, &mm_ratio) && ok;
         if (fm128)
-            ok = kernels(AG_FM128, runs, &mm_ratio) && ok;
+            ok = kernels(AG_FM128, runs, false, &mm_ratio) && ok;
+        if (with_gw) {
+            printf("\nkernels through two gateways (gw: link -> alice's gateway -> bob's "
+                   "gateway -> link, mutual TLS on each hop) beside the in-memory link\n");
+            print_kernel_header("gw");
+            if (fm64)
+                ok = kernels(AG_FM64, runs, true, &mm_ratio) && ok;
+            if (fm128)
+                ok = kernels(AG_FM128, runs, true, &mm_ratio) && ok;
+        }
     }
     printf("\n");
     print_load("at the end");
@@ -869,6 +1040,7 @@ int main(int argc, char **argv)
            nan_to_zero(mm_ratio), TARGET_MM, verdict(mm_ratio, mm_ratio <= TARGET_MM),
            nan_to_zero(rtt_us), TARGET_RTT_US, verdict(rtt_us, rtt_us < TARGET_RTT_US),
            nan_to_zero(bw_ratio));
+    gw_env_down();
     printf("total: %.1f s; %s\n", (double)(ag_now_ns() - t_start) / 1e9,
            ok ? "every link figure and kernel ran, matched what was sent, the plaintext and "
                 "the cost model"

@@ -181,12 +181,26 @@ typedef struct ag_fed_opts {
  * tls (paths relative to the config file) turns on mutual TLS between the
  * parties with party certificates (`argot ca init`, `argot ca issue`): each
  * party proves its name, and may only send as itself. It is required when
- * any address is off loopback. */
+ * any address is off loopback.
+ *
+ * Gateways (`argot mesh`, one per party; every party has one or none has):
+ *
+ *   parties:
+ *     alice: {address: "127.0.0.1:9100", gateway: "10.0.1.1:4143"}
+ *     bob:   {address: "127.0.0.1:9100", gateway: "10.0.2.1:4143"}
+ *
+ * then address is where the party's link serves, reached by its own gateway
+ * only (typically loopback), and gateway is the gateway's public address,
+ * the one port the other parties reach: every link message goes from the
+ * sender's gateway to the receiver's (`argot mesh init` writes each
+ * gateway's config from this file). tls is then required. */
 #define AG_CLUSTER_MAX_PARTIES 8
 typedef struct ag_cluster {
     int n;
     char names[AG_CLUSTER_MAX_PARTIES][32];
     char addresses[AG_CLUSTER_MAX_PARTIES][256];
+    char gateways[AG_CLUSTER_MAX_PARTIES][256]; /* "" without gateways */
+    bool has_gateways;     /* every party has a gateway */
     ag_spu_config spu;
     bool has_spu;          /* the file has an spu section */
     char session[128];

@@ -102,7 +102,26 @@ typedef struct ag_link_rpc_opts {
     const char *tls_cert;
     const char *tls_key;
     const char *tls_ca;
+    /* Gateways (`argot mesh`, one per party; both need TLS). gateway: this
+     * party's gateway ("host:port"); every peer is then reached through it
+     * (not at its address): the channel goes to the gateway, whose server
+     * certificate must name this party, and every Push call carries the
+     * metadata `argot-party: <peer name>`, by which the gateway routes it
+     * to the peer's gateway. via_gateway: frames arrive only through this
+     * party's own gateway: a frame claiming to come from party P is
+     * accepted only from a client whose certificate names this party (its
+     * gateway) and with the metadata `l5d-client-id: P` (the name in the
+     * certificate that P's gateway presented to this party's gateway, which
+     * drops any such header a caller sent). Without via_gateway, a frame
+     * must come from P's own certificate, as above. */
+    const char *gateway;
+    bool via_gateway;
 } ag_link_rpc_opts;
+
+/* The metadata key naming a Push call's destination party, by which the
+ * gateways route it; and the one naming the caller, set by the gateway. */
+#define AG_LINK_PARTY_HEADER "argot-party"
+#define AG_LINK_CLIENT_ID_HEADER "l5d-client-id"
 
 /* Starts this party's endpoint: serves on listen (port 0 picks one). On
  * failure returns NULL with the reason in err ("127.0.0.1:9100: address
@@ -113,7 +132,8 @@ int ag_link_rpc_port(const ag_link *l);
 /* ag_link_free on a gRPC link first waits (up to 10 s, not after an abort)
  * until every peer acknowledged what was sent to it, so a party that
  * finishes first does not take its last messages with it. */
-/* Sets (before the first message to it) where peer rank is served. */
+/* Sets (before the first message to it) where peer rank is served. With a
+ * gateway, the address is kept but messages still go through the gateway. */
 int ag_link_rpc_set_peer(ag_link *l, unsigned rank, const char *address);
 
 #endif /* ARGOT_LINK_H */

@@ -134,6 +134,7 @@ extern const struct subcmd cmd_demo;
 extern const struct subcmd cmd_launch;
 extern const struct subcmd cmd_beaver_server;
 extern const struct subcmd cmd_mesh;
+extern const struct subcmd cmd_mesh_init;
 extern const struct subcmd cmd_rm;
 extern const struct subcmd cmd_app_submit;
 extern const struct subcmd cmd_app_status;

@@ -18,6 +18,7 @@ static const struct subcmd *const subcmds[] = {
     &cmd_lr_predict,
     &cmd_launch,
     &cmd_beaver_server,
+    &cmd_mesh_init, /* before "mesh", which would take "init" for a flag */
     &cmd_mesh,
     &cmd_rm,
     &cmd_app_submit,

@@ -2,7 +2,9 @@
  * Reading the cluster config (fed.h): typed getters over the YAML
  * reader, every error with its file, line and column. Security rule of
  * design.md: TLS is required off loopback, so a party address that is not
- * on loopback is refused without a tls section.
+ * on loopback is refused without a tls section. Gateways: every party has
+ * one or none has, and with gateways tls is required (the gateways verify
+ * each other with the party certificates).
  */
 #include <stdio.h>
 #include <string.h>
@@ -43,9 +45,26 @@ static int load_parties(ag_config *cfg, const ag_cnode *parties, ag_cluster *c)
                                     "address '%s' is not on loopback: argot requires tls off "
                                     "loopback (a tls section with this party's cert and key "
                                     "and the CA: see 'argot ca init')", addr);
-        if (ag_cnode_get(p, "gateway"))
-            return ag_config_errorf(cfg, ag_cnode_get(p, "gateway"), AG_E_CONFIG_VALUE,
-                                    "gateways are not supported by this build yet");
+        const char *gw = NULL;
+        rc = ag_config_get_str(cfg, p, "gateway", AG_OPTIONAL, &gw);
+        if (rc < 0)
+            return rc;
+        const ag_cnode *gn = ag_cnode_get(p, "gateway");
+        if (i > 0 && !gw != !c->has_gateways)
+            return ag_config_errorf(cfg, gw ? gn : p, AG_E_CONFIG_VALUE,
+                                    "party %s has %s gateway, party %s %s: every party has "
+                                    "one or none has", name, gw ? "a" : "no", c->names[0],
+                                    c->has_gateways ? "has one" : "none");
+        if (gw && (!strchr(gw, ':') || strlen(gw) >= sizeof(c->gateways[0])))
+            return ag_config_errorf(cfg, gn, AG_E_CONFIG_VALUE,
+                                    "gateway '%s' must be host:port", gw);
+        if (gw && !c->has_tls)
+            return ag_config_errorf(cfg, gn, AG_E_CONFIG_VALUE,
+                                    "gateways need a tls section (this party's cert and key "
+                                    "and the CA: the gateways prove the parties' names with "
+                                    "them; see 'argot ca init')");
+        c->has_gateways = gw != NULL;
+        snprintf(c->gateways[i], sizeof(c->gateways[i]), "%s", gw ? gw : "");
         snprintf(c->names[i], sizeof(c->names[i]), "%s", name);
         snprintf(c->addresses[i], sizeof(c->addresses[i]), "%s", addr);
     }

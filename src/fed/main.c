@@ -296,6 +296,12 @@ int ag_fed_run_party(ag_fed_run *r, const ag_cluster *c, const char *party)
         lo.tls_key = c->tls_key;
         lo.tls_ca = c->tls_ca;
     }
+    if (c->has_gateways) {
+        /* every message leaves through this party's gateway and arrives
+         * through it */
+        lo.gateway = c->gateways[me];
+        lo.via_gateway = true;
+    }
     char err[AG_ERRMSG_MAX];
     /* the signals stay blocked in every thread (the link's inherit it) and
      * are taken by the stopper */

@@ -17,6 +17,14 @@
  * (so a message resent after a reconnect is delivered once), and acks it.
  * An abort frame fails the job at this party with the sender's reason.
  *
+ * Gateways (opts.gateway, opts.via_gateway): every peer's stream goes to
+ * this party's gateway instead of the peer's address, with the metadata
+ * argot-party naming the peer; the gateway routes it to the peer's
+ * gateway, which hands it to the peer's link server with l5d-client-id
+ * naming this party. Such a server then takes frames only from a client
+ * holding its own name's certificate (its gateway) and believes the
+ * sender's name from l5d-client-id.
+ *
  * Invariants:
  *   1. for each peer, messages are numbered 1, 2, ... in send order, and
  *      the unacked list is in that order;
@@ -80,6 +88,8 @@ struct rpc_link {
     ag_link base;               /* first: an rpc_link is an ag_link */
     char *session;
     char *tls_cert, *tls_key, *tls_ca; /* all NULL: plaintext */
+    char *gateway;              /* NULL: straight to the peers' addresses */
+    bool via_gateway;           /* frames come through this party's gateway */
     ag_rpc_server *srv;
     int port;
     struct peer *peers;         /* n; peers[rank] unused */
@@ -152,8 +162,8 @@ static int send_frames(struct rpc_link *l, ag_rpc_call *call, const struct out_m
  * (peer->mu held). */
 static int open_stream(struct peer *p)
 {
+    struct rpc_link *l = p->l;
     if (!p->ch) {
-        struct rpc_link *l = p->l;
         ag_rpc_channel_opts co;
         ag_rpc_channel_opts_init(&co);
         /* the link paces its own retries (50 ms doubling to 1 s): each of
@@ -173,14 +183,23 @@ static int open_stream(struct peer *p)
             co.tls_cert_file = l->tls_cert;
             co.tls_key_file = l->tls_key;
             co.tls_server_name = l->base.names[p->rank];
+            /* our own gateway presents our own party certificate */
+            if (l->gateway)
+                co.tls_server_name = l->base.names[l->base.rank];
         }
-        p->ch = ag_rpc_channel_new(p->addr, &co);
+        p->ch = ag_rpc_channel_new(l->gateway ? l->gateway : p->addr, &co);
         if (!p->ch)
             return AG_E_NOMEM;
     }
     ag_rpc_call *call = ag_rpc_call_new(p->ch, METHOD, ag_deadline_never());
     if (!call)
         return AG_E_NOMEM;
+    const char *dest = l->base.names[p->rank];
+    if (l->gateway && ag_rpc_call_add_metadata(call, AG_LINK_PARTY_HEADER, dest,
+                                               strlen(dest)) < 0) {
+        ag_rpc_call_free(call);
+        return AG_E_NOMEM;
+    }
     for (struct out_msg *m = p->unacked; m; m = m->next)
         if (send_frames(p->l, call, m, NULL) < 0)
             break; /* the stream is already over: the next round reopens */
@@ -224,7 +243,7 @@ static void *acker_main(void *arg)
     uint64_t backoff = 50;
     pthread_mutex_lock(&p->mu);
     while (!p->closing) {
-        if (!p->addr) {
+        if (!p->addr && !p->l->gateway) {
             pthread_cond_wait(&p->cv, &p->mu);
             continue;
         }
@@ -356,8 +375,56 @@ static int send_ack(ag_rpc_call *c, uint64_t seq)
     return ag_rpc_call_send(c, buf, n);
 }
 
-/* Checks a frame against the job; returns a gRPC status (0: fine). */
-static int frame_check(struct rpc_link *l, const Argot__Link__V1__Frame *f, ag_rpc_call *c)
+/* The caller's party as the gateway says (l5d-client-id), copied into
+ * out; "" if the call has none (or an unusable one). */
+static void gateway_client_id(ag_rpc_call *c, char *out, size_t cap)
+{
+    out[0] = '\0';
+    ag_slice v;
+    const char *key;
+    for (size_t i = 0; (key = ag_rpc_call_metadata(c, false, i, &v)); i++)
+        if (strcmp(key, AG_LINK_CLIENT_ID_HEADER) == 0) {
+            if (v.len >= cap || memchr(v.ptr, '\0', v.len))
+                return;
+            memcpy(out, v.ptr, v.len);
+            out[v.len] = '\0';
+            return;
+        }
+}
+
+/* A frame claiming to come from party `claimed` through this party's
+ * gateway: the client must be the gateway (our own certificate) and the
+ * gateway must name the claimed party. Returns a gRPC status (0: fine). */
+static int gateway_check(struct rpc_link *l, const char *claimed, const char *via,
+                         ag_rpc_call *c)
+{
+    const char *who = ag_rpc_call_peer_identity(c);
+    const char *me = l->base.names[l->base.rank];
+    char msg[300];
+    if (!who || strcmp(who, me) != 0) {
+        snprintf(msg, sizeof(msg), "party %s takes frames only through its gateway (a "
+                 "certificate for '%.60s'), not from a certificate for '%.60s'", me, me,
+                 who ? who : "(none)");
+        AG_LOG(AG_LOG_WARN, "link", "refused_frame claimed=%s certificate=%s via=gateway",
+               claimed, who ? who : "(none)");
+        ag_rpc_call_set_status_message(c, msg);
+        return AG_RPC_PERMISSION_DENIED;
+    }
+    if (strcmp(via, claimed) != 0) {
+        snprintf(msg, sizeof(msg), "the gateway says the caller is '%.60s', who may not send "
+                 "as party %s", via[0] ? via : "(nobody)", claimed);
+        AG_LOG(AG_LOG_WARN, "link", "refused_frame claimed=%s client_id=%s", claimed,
+               via[0] ? via : "(none)");
+        ag_rpc_call_set_status_message(c, msg);
+        return AG_RPC_PERMISSION_DENIED;
+    }
+    return 0;
+}
+
+/* Checks a frame against the job; returns a gRPC status (0: fine). via is
+ * the caller's name from the gateway (via_gateway only). */
+static int frame_check(struct rpc_link *l, const Argot__Link__V1__Frame *f, ag_rpc_call *c,
+                       const char *via)
 {
     char msg[300];
     if (strcmp(f->session, l->session) != 0) {
@@ -372,6 +439,8 @@ static int frame_check(struct rpc_link *l, const Argot__Link__V1__Frame *f, ag_r
         ag_rpc_call_set_status_message(c, msg);
         return AG_RPC_INVALID_ARGUMENT;
     }
+    if (l->via_gateway)
+        return gateway_check(l, l->base.names[f->from_rank], via, c);
     const char *who = ag_rpc_call_peer_identity(c);
     if (l->tls_ca && (!who || strcmp(who, l->base.names[f->from_rank]) != 0)) {
         /* a party may only send as itself */
@@ -393,6 +462,9 @@ static int push_handler(ag_rpc_call *c, void *ud)
     ag_buf_init(&cur, 0);
     uint64_t cur_seq = 0, cur_tag = 0, cur_total = 0;
     int status = AG_RPC_OK;
+    char via[64] = "";
+    if (l->via_gateway)
+        gateway_client_id(c, via, sizeof(via));
     for (;;) {
         uint8_t *raw;
         size_t len;
@@ -408,7 +480,7 @@ static int push_handler(ag_rpc_call *c, void *ud)
             status = AG_RPC_INVALID_ARGUMENT;
             break;
         }
-        status = frame_check(l, f, c);
+        status = frame_check(l, f, c, via);
         if (status == 0 && f->abort[0]) {
             set_aborted(l, f->abort);
         } else if (status == 0) {
@@ -505,11 +577,12 @@ static int rpc_recv(ag_link *base, unsigned peer, uint64_t tag, void **data, siz
     pthread_mutex_unlock(&l->mu);
     /* what this party saw of that peer's address helps more than the tag */
     struct peer *p = &l->peers[peer];
-    char seen[400] = "";
+    char seen[448] = "";
     pthread_mutex_lock(&p->mu);
     if (p->last_err[0])
-        snprintf(seen, sizeof(seen), "; sending to %s at %.100s failed: %s", base->names[peer],
-                 p->addr ? p->addr : "?", p->last_err);
+        snprintf(seen, sizeof(seen), "; sending to %s %s %.100s failed: %s", base->names[peer],
+                 l->gateway ? "through the gateway at" : "at",
+                 l->gateway ? l->gateway : p->addr ? p->addr : "?", p->last_err);
     pthread_mutex_unlock(&p->mu);
     return ag_errbuf_set(&base->err, AG_E_LINK_TIMEOUT,
                          "party %s: no message from party %s within %llu ms (tag %#llx)%s",
@@ -598,6 +671,7 @@ static void rpc_destroy(ag_link *base)
     ag_free(l->tls_cert);
     ag_free(l->tls_key);
     ag_free(l->tls_ca);
+    ag_free(l->gateway);
     pthread_cond_destroy(&l->cv);
     pthread_mutex_destroy(&l->mu);
     ag__link_cleanup(base);
@@ -644,6 +718,11 @@ ag_link *ag_link_rpc_new(const ag_link_rpc_opts *o, char *err, size_t errcap)
         snprintf(err, errcap, "TLS between parties needs a certificate, its key and the CA");
         return NULL;
     }
+    if ((o->gateway || o->via_gateway) && !o->tls_ca) {
+        snprintf(err, errcap, "gateways need TLS between parties (a certificate, its key and "
+                 "the CA)");
+        return NULL;
+    }
     struct rpc_link *l = ag_calloc(1, sizeof(*l));
     if (!l)
         return NULL;
@@ -665,6 +744,9 @@ ag_link *ag_link_rpc_new(const ag_link_rpc_opts *o, char *err, size_t errcap)
     if (tls && (!(l->tls_cert = ag_strdup(o->tls_cert)) || !(l->tls_key = ag_strdup(o->tls_key)) ||
                 !(l->tls_ca = ag_strdup(o->tls_ca))))
         goto fail;
+    if (o->gateway && !(l->gateway = ag_strdup(o->gateway)))
+        goto fail;
+    l->via_gateway = o->via_gateway;
     ag_rpc_server_opts so;
     ag_rpc_server_opts_init(&so);
     so.tls_cert_file = l->tls_cert;

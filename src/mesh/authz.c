@@ -9,7 +9,12 @@
  * matches a gRPC path "/<service>/<method>" exactly (method "*": any
  * method of the service); a path rule matches a request path that starts
  * with its prefix at a segment boundary ("/admin" matches "/admin" and
- * "/admin/x", not "/administrator"), the query ignored.
+ * "/admin/x", not "/administrator"), the query ignored. A rule with a dst
+ * matches only requests whose name (by the router's identifier) starts
+ * with it at a segment boundary: a gateway between parties lets anyone
+ * with a certificate call the link service towards its own party only,
+ * and only its own party towards the others (else a holder of any
+ * certificate could relay through P's gateway and arrive as P).
  */
 #include <string.h>
 
@@ -51,21 +56,30 @@ static bool path_matches(const mesh_rule *r, const char *path)
     return strcmp(r->method, "*") == 0 || strcmp(method, r->method) == 0;
 }
 
-const mesh_rule *mesh_authz_match(const mesh_authz *a, const char *party, const char *path)
+static bool dst_matches(const mesh_rule *r, const char *dst)
+{
+    if (!r->dst[0])
+        return true;
+    return dst && mesh_path_has_prefix(dst, r->dst);
+}
+
+const mesh_rule *mesh_authz_match(const mesh_authz *a, const char *party, const char *path,
+                                  const char *dst)
 {
     for (size_t i = 0; i < a->nrules; i++)
-        if (party_matches(&a->rules[i], party) && path_matches(&a->rules[i], path))
+        if (party_matches(&a->rules[i], party) && path_matches(&a->rules[i], path) &&
+            dst_matches(&a->rules[i], dst))
             return &a->rules[i];
     return NULL;
 }
 
 bool mesh_authz_allows(const mesh_authz *a, const char *party, const char *path,
-                       const mesh_rule **rule)
+                       const char *dst, const mesh_rule **rule)
 {
     *rule = NULL;
     if (!a->on)
         return true;
-    const mesh_rule *r = mesh_authz_match(a, party, path);
+    const mesh_rule *r = mesh_authz_match(a, party, path, dst);
     *rule = r;
     return r ? r->allow : a->default_allow;
 }

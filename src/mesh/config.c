@@ -369,8 +369,10 @@ static int read_service(ag_config *c, const ag_cnode *n, mesh_service_conf *sc, 
 
 static int read_rule(ag_config *c, const ag_cnode *n, mesh_rule *r)
 {
-    static const char *const keys[] = {"party", "service", "method", "path", "action", NULL};
-    const char *party = NULL, *service = NULL, *method = "*", *path = NULL, *action = "allow";
+    static const char *const keys[] = {"party", "service", "method", "path", "action", "dst",
+                                       NULL};
+    const char *party = NULL, *service = NULL, *method = "*", *path = NULL, *action = "allow",
+               *dst = NULL;
     int rc = ag_config_check_keys(c, n, keys);
     if (rc == 0)
         rc = ag_config_get_str(c, n, "party", AG_REQUIRED, &party);
@@ -382,8 +384,18 @@ static int read_rule(ag_config *c, const ag_cnode *n, mesh_rule *r)
         rc = ag_config_get_str(c, n, "path", AG_OPTIONAL, &path);
     if (rc == 0)
         rc = ag_config_get_str(c, n, "action", AG_OPTIONAL, &action);
+    if (rc == 0)
+        rc = ag_config_get_str(c, n, "dst", AG_OPTIONAL, &dst);
     if (rc < 0)
         return rc;
+    if (dst) {
+        ag_errbuf e = {0};
+        if (strlen(dst) >= sizeof(r->dst) || ag__path_check(dst, strlen(dst), false, &e) < 0)
+            return ag_config_errorf(c, ag_cnode_get(n, "dst"), AG_E_CONFIG_VALUE,
+                                    "'dst' must be a name such as /svc/bob: %s",
+                                    e.msg[0] ? e.msg : "too long");
+        snprintf(r->dst, sizeof(r->dst), "%s", dst);
+    }
     if (!service == !path)
         return ag_config_errorf(c, n, AG_E_CONFIG_VALUE,
                                 "a rule names a gRPC 'service' (and 'method') or an HTTP "

@@ -810,9 +810,29 @@ static void route_and_go(hx *h)
     mesh_router *rt = d->rt;
     const char *party = xport_peer_identity(&d->x);
     const mesh_rule *rule = NULL;
-    if (!mesh_authz_allows(&rt->rc->authz, party, (const char *)h->url.data, &rule)) {
-        AG_LOG(AG_LOG_WARN, "mesh", "denied router=%s party=%s path=%s rule=%s%d",
-               rt->rc->label, party ? party : "-", (const char *)h->url.data,
+    char dst[AG__PATH_MAX] = "";
+    if (rt->rc->authz.on) {
+        ag__hdr hv[MAX_HDRS];
+        size_t nh = 0;
+        const char *q = (const char *)h->hdrs.data;
+        for (size_t i = 0; i < h->nhdrs && nh < MAX_HDRS; i++) {
+            const char *v = q + strlen(q) + 1;
+            hv[nh++] = (ag__hdr){q, strlen(q), v, strlen(v)};
+            q = v + strlen(v) + 1;
+        }
+        ag__req_view view = {h->method, pair_get(&h->hdrs, h->nhdrs, "host"),
+                             (const char *)h->url.data, hv, nh};
+        ag_buf name;
+        ag_buf_init(&name, AG__PATH_MAX);
+        ag_errbuf e = {0};
+        if (ag__ident_name(&rt->rc->ident, &view, &name, &e) == 0)
+            snprintf(dst, sizeof(dst), "%s", (const char *)name.data);
+        ag_buf_cleanup(&name);
+    }
+    if (!mesh_authz_allows(&rt->rc->authz, party, (const char *)h->url.data,
+                           dst[0] ? dst : NULL, &rule)) {
+        AG_LOG(AG_LOG_WARN, "mesh", "denied router=%s party=%s path=%s name=%s rule=%s%d",
+               rt->rc->label, party ? party : "-", (const char *)h->url.data, dst[0] ? dst : "-",
                rule ? "line " : "default deny ", rule ? rule->line : 0);
         ag_metric_add(rt->m->mt.denied, 1, rt->rc->label, party ? party : "-");
         hx_fail(h, 403, "%s may not call %s (%s)", party ? party : "a caller without a certificate",

@@ -1279,17 +1279,32 @@ static void route_and_go(xs *s)
         xs_record(s, false);
         return;
     }
-    /* who calls (a verified client certificate), and may it */
+    /* who calls (a verified client certificate), and may it, towards this name */
     const char *party = xport_peer_identity(&d->x);
     const mesh_rule *rule = NULL;
-    if (!mesh_authz_allows(&rt->rc->authz, party, s->path, &rule)) {
-        AG_LOG(AG_LOG_WARN, "mesh", "denied router=%s party=%s path=%s rule=%s%d",
-               rt->rc->label, party ? party : "-", s->path, rule ? "line " : "default deny ",
-               rule ? rule->line : 0);
+    char dst[AG__PATH_MAX] = "";
+    if (rt->rc->authz.on) {
+        ag__hdr hv[MAX_HEADERS];
+        size_t nh = 0;
+        for (size_t i = 0; i < s->req.n && nh < AG_ARRAY_LEN(hv); i++)
+            hv[nh++] = (ag__hdr){(const char *)s->req.v[i].name, s->req.v[i].namelen,
+                                 (const char *)s->req.v[i].value, s->req.v[i].valuelen};
+        ag__req_view view = {s->method, s->authority, s->path, hv, nh};
+        ag_buf name;
+        ag_buf_init(&name, AG__PATH_MAX);
+        ag_errbuf e = {0};
+        if (ag__ident_name(&rt->rc->ident, &view, &name, &e) == 0)
+            snprintf(dst, sizeof(dst), "%s", (const char *)name.data);
+        ag_buf_cleanup(&name);
+    }
+    if (!mesh_authz_allows(&rt->rc->authz, party, s->path, dst[0] ? dst : NULL, &rule)) {
+        AG_LOG(AG_LOG_WARN, "mesh", "denied router=%s party=%s path=%s name=%s rule=%s%d",
+               rt->rc->label, party ? party : "-", s->path, dst[0] ? dst : "-",
+               rule ? "line " : "default deny ", rule ? rule->line : 0);
         ag_metric_add(rt->m->mt.denied, 1, rt->rc->label, party ? party : "-");
-        xs_fail(s, 7, 403, "%s may not call %s (%s)",
+        xs_fail(s, 7, 403, "%s may not call %s%s%s (%s)",
                 party ? party : "a caller without a certificate", s->path,
-                rule ? "denied by a rule" : "no rule allows it");
+                dst[0] ? " for " : "", dst, rule ? "denied by a rule" : "no rule allows it");
         xs_record(s, false);
         return;
     }

@@ -83,6 +83,7 @@ typedef struct mesh_rule {
     char service[256];           /* "" with a path rule */
     char method[128];            /* "*": every method */
     char path[512];              /* "" with a service rule */
+    char dst[AG__PATH_MAX];      /* the request's name must start with it ("": any) */
     bool allow;
     int line;                    /* in the config file, for the log */
 } mesh_rule;
@@ -95,12 +96,14 @@ typedef struct mesh_authz {
 } mesh_authz;
 
 /* The rule deciding whether party (NULL: no certificate) may call path
- * (":path" or the request target); NULL when none matches (the default
- * applies). authz.c, no I/O. */
-const mesh_rule *mesh_authz_match(const mesh_authz *a, const char *party, const char *path);
+ * (":path" or the request target) on the request name dst (its name by the
+ * router's identifier, "/svc/bob"; NULL if it has none); NULL when none
+ * matches (the default applies). authz.c, no I/O. */
+const mesh_rule *mesh_authz_match(const mesh_authz *a, const char *party, const char *path,
+                                  const char *dst);
 /* true if the call may go on; *rule gets the deciding rule (or NULL). */
 bool mesh_authz_allows(const mesh_authz *a, const char *party, const char *path,
-                       const mesh_rule **rule);
+                       const char *dst, const mesh_rule **rule);
 
 typedef struct mesh_router_conf {
     mesh_proto proto;

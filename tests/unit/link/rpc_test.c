@@ -274,3 +274,17 @@ TEST_TIMEOUT(link_rpc_free_delivers_what_was_sent, 60)
     ag_free(big);
     ag_link_free(l[1]);
 }
+
+TEST(link_rpc_gateways_need_tls)
+{
+    char err[256];
+    const char *addrs[] = {"127.0.0.1:0", "127.0.0.1:1"};
+    ag_link_rpc_opts o = {.rank = 0, .n = 2, .names = names, .addresses = addrs,
+                          .gateway = "127.0.0.1:4143"};
+    CHECK(ag_link_rpc_new(&o, err, sizeof(err)) == NULL);
+    CHECK_STR_EQ(err, "gateways need TLS between parties (a certificate, its key and the CA)");
+    o.gateway = NULL;
+    o.via_gateway = true;
+    CHECK(ag_link_rpc_new(&o, err, sizeof(err)) == NULL);
+    CHECK_CONTAINS(err, "gateways need TLS");
+}
