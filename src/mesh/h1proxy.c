@@ -804,40 +804,33 @@ static void on_deadline(uv_timer_t *t)
     hx_fail(h, 504, "%s: deadline exceeded", h->routed ? h->route.name : "request");
 }
 
+/* The request as the router sees it (its headers in hv). */
+static ag__req_view req_view(const hx *h, ag__hdr *hv, size_t cap)
+{
+    size_t nh = 0;
+    const char *q = (const char *)h->hdrs.data;
+    for (size_t i = 0; i < h->nhdrs && nh < cap; i++) {
+        const char *v = q + strlen(q) + 1;
+        hv[nh++] = (ag__hdr){q, strlen(q), v, strlen(v)};
+        q = v + strlen(v) + 1;
+    }
+    return (ag__req_view){h->method, pair_get(&h->hdrs, h->nhdrs, "host"),
+                          (const char *)h->url.data, hv, nh};
+}
+
 static void route_and_go(hx *h)
 {
     struct h1d *d = h->d;
     mesh_router *rt = d->rt;
-    const char *party = xport_peer_identity(&d->x);
-    const mesh_rule *rule = NULL;
-    char dst[AG__PATH_MAX] = "";
     if (rt->rc->authz.on) {
         ag__hdr hv[MAX_HDRS];
-        size_t nh = 0;
-        const char *q = (const char *)h->hdrs.data;
-        for (size_t i = 0; i < h->nhdrs && nh < MAX_HDRS; i++) {
-            const char *v = q + strlen(q) + 1;
-            hv[nh++] = (ag__hdr){q, strlen(q), v, strlen(v)};
-            q = v + strlen(v) + 1;
+        ag__req_view view = req_view(h, hv, MAX_HDRS);
+        char why[1024];
+        if (!mesh_authorize(rt, xport_peer_identity(&d->x), (const char *)h->url.data, &view, why,
+                            sizeof(why))) {
+            hx_fail(h, 403, "%s", why);
+            return;
         }
-        ag__req_view view = {h->method, pair_get(&h->hdrs, h->nhdrs, "host"),
-                             (const char *)h->url.data, hv, nh};
-        ag_buf name;
-        ag_buf_init(&name, AG__PATH_MAX);
-        ag_errbuf e = {0};
-        if (ag__ident_name(&rt->rc->ident, &view, &name, &e) == 0)
-            snprintf(dst, sizeof(dst), "%s", (const char *)name.data);
-        ag_buf_cleanup(&name);
-    }
-    if (!mesh_authz_allows(&rt->rc->authz, party, (const char *)h->url.data,
-                           dst[0] ? dst : NULL, &rule)) {
-        AG_LOG(AG_LOG_WARN, "mesh", "denied router=%s party=%s path=%s name=%s rule=%s%d",
-               rt->rc->label, party ? party : "-", (const char *)h->url.data, dst[0] ? dst : "-",
-               rule ? "line " : "default deny ", rule ? rule->line : 0);
-        ag_metric_add(rt->m->mt.denied, 1, rt->rc->label, party ? party : "-");
-        hx_fail(h, 403, "%s may not call %s (%s)", party ? party : "a caller without a certificate",
-                (const char *)h->url.data, rule ? "denied by a rule" : "no rule allows it");
-        return;
     }
     ag__budget_deposit(&rt->budget, ag_now_ms());
     rt->requests++;
@@ -858,28 +851,15 @@ static void route_step(hx *h)
     mesh_router *rt = d->rt;
     const char *party = xport_peer_identity(&d->x);
     ag__hdr hv[MAX_HDRS];
-    size_t nh = 0;
-    const char *q = (const char *)h->hdrs.data;
-    for (size_t i = 0; i < h->nhdrs && nh < MAX_HDRS; i++) {
-        const char *v = q + strlen(q) + 1;
-        hv[nh++] = (ag__hdr){q, strlen(q), v, strlen(v)};
-        q = v + strlen(v) + 1;
-    }
-    const char *host = pair_get(&h->hdrs, h->nhdrs, "host");
-    ag__req_view view = {h->method, host, (const char *)h->url.data, hv, nh};
+    ag__req_view view = req_view(h, hv, MAX_HDRS);
+    const char *host = view.authority;
     const char *ov = rt->rc->allow_dtab_override ? pair_get(&h->hdrs, h->nhdrs, "l5d-dtab") : NULL;
     char why[512];
     int rc = mesh_route_request(rt, &view, ov, &h->route, why, sizeof(why));
-    if (rc == AG_E_AGAIN && h->bind_waits < BIND_WAIT_TRIES) {
-        if (!h->timer && (h->timer = ag_malloc(sizeof(*h->timer))) != NULL) {
-            uv_timer_init(&rt->m->loop, h->timer);
-            h->timer->data = h;
-        }
-        if (h->timer) {
-            h->bind_waits++;
-            uv_timer_start(h->timer, on_bind_wait, BIND_WAIT_MS, 0);
-            return;
-        }
+    if (rc == AG_E_AGAIN && h->bind_waits < BIND_WAIT_TRIES &&
+        mesh_timer_arm(rt->m, &h->timer, h, on_bind_wait, BIND_WAIT_MS)) {
+        h->bind_waits++;
+        return;
     }
     if (rc == AG_E_MESH_ROUTE) {
         hx_fail(h, 404, "%s", why);
@@ -896,7 +876,7 @@ static void route_step(hx *h)
     ag_buf head;
     ag_buf_init(&head, 1 << 20);
     rc = ag_buf_printf(&head, "%s %s HTTP/1.1\r\n", h->method, (const char *)h->url.data);
-    q = (const char *)h->hdrs.data;
+    const char *q = (const char *)h->hdrs.data;
     for (size_t i = 0; rc == 0 && i < h->nhdrs; i++) {
         const char *v = q + strlen(q) + 1;
         if (!hop_by_hop(q, conn) && !(h->req_chunked && strcasecmp(q, "content-length") == 0) &&
@@ -920,14 +900,8 @@ static void route_step(hx *h)
         return;
     }
     uint64_t tmo = h->route.sc->total_timeout_ms;
-    if (tmo > 0) {
-        if (!h->timer && (h->timer = ag_malloc(sizeof(*h->timer))) != NULL) {
-            uv_timer_init(&rt->m->loop, h->timer);
-            h->timer->data = h;
-        }
-        if (h->timer)
-            uv_timer_start(h->timer, on_deadline, tmo, 0);
-    }
+    if (tmo > 0)
+        mesh_timer_arm(rt->m, &h->timer, h, on_deadline, tmo);
     hx_dispatch(h);
 }
 

@@ -1257,6 +1257,16 @@ static void xs_maybe_free(xs *s)
     xs_free(s);
 }
 
+/* The request as the router sees it (its headers in hv). */
+static ag__req_view req_view(const xs *s, ag__hdr *hv, size_t cap)
+{
+    size_t nh = 0;
+    for (size_t i = 0; i < s->req.n && nh < cap; i++)
+        hv[nh++] = (ag__hdr){(const char *)s->req.v[i].name, s->req.v[i].namelen,
+                             (const char *)s->req.v[i].value, s->req.v[i].valuelen};
+    return (ag__req_view){s->method, s->authority, s->path, hv, nh};
+}
+
 static void route_and_go(xs *s)
 {
     struct dconn *d = s->dc;
@@ -1280,33 +1290,15 @@ static void route_and_go(xs *s)
         return;
     }
     /* who calls (a verified client certificate), and may it, towards this name */
-    const char *party = xport_peer_identity(&d->x);
-    const mesh_rule *rule = NULL;
-    char dst[AG__PATH_MAX] = "";
     if (rt->rc->authz.on) {
         ag__hdr hv[MAX_HEADERS];
-        size_t nh = 0;
-        for (size_t i = 0; i < s->req.n && nh < AG_ARRAY_LEN(hv); i++)
-            hv[nh++] = (ag__hdr){(const char *)s->req.v[i].name, s->req.v[i].namelen,
-                                 (const char *)s->req.v[i].value, s->req.v[i].valuelen};
-        ag__req_view view = {s->method, s->authority, s->path, hv, nh};
-        ag_buf name;
-        ag_buf_init(&name, AG__PATH_MAX);
-        ag_errbuf e = {0};
-        if (ag__ident_name(&rt->rc->ident, &view, &name, &e) == 0)
-            snprintf(dst, sizeof(dst), "%s", (const char *)name.data);
-        ag_buf_cleanup(&name);
-    }
-    if (!mesh_authz_allows(&rt->rc->authz, party, s->path, dst[0] ? dst : NULL, &rule)) {
-        AG_LOG(AG_LOG_WARN, "mesh", "denied router=%s party=%s path=%s name=%s rule=%s%d",
-               rt->rc->label, party ? party : "-", s->path, dst[0] ? dst : "-",
-               rule ? "line " : "default deny ", rule ? rule->line : 0);
-        ag_metric_add(rt->m->mt.denied, 1, rt->rc->label, party ? party : "-");
-        xs_fail(s, 7, 403, "%s may not call %s%s%s (%s)",
-                party ? party : "a caller without a certificate", s->path,
-                dst[0] ? " for " : "", dst, rule ? "denied by a rule" : "no rule allows it");
-        xs_record(s, false);
-        return;
+        ag__req_view view = req_view(s, hv, AG_ARRAY_LEN(hv));
+        char why[1024];
+        if (!mesh_authorize(rt, xport_peer_identity(&d->x), s->path, &view, why, sizeof(why))) {
+            xs_fail(s, 7, 403, "%s", why);
+            xs_record(s, false);
+            return;
+        }
     }
     ag__budget_deposit(&rt->budget, ag_now_ms());
     rt->requests++;
@@ -1328,24 +1320,14 @@ static void route_step(xs *s)
     struct dconn *d = s->dc;
     mesh_router *rt = d->rt;
     ag__hdr hv[MAX_HEADERS];
-    size_t nh = 0;
-    for (size_t i = 0; i < s->req.n && nh < AG_ARRAY_LEN(hv); i++)
-        hv[nh++] = (ag__hdr){(const char *)s->req.v[i].name, s->req.v[i].namelen,
-                             (const char *)s->req.v[i].value, s->req.v[i].valuelen};
-    ag__req_view view = {s->method, s->authority, s->path, hv, nh};
+    ag__req_view view = req_view(s, hv, AG_ARRAY_LEN(hv));
     const char *ov = rt->rc->allow_dtab_override ? hdr_get(&s->req, "l5d-dtab") : NULL;
     char why[512];
     int rc = mesh_route_request(rt, &view, ov, &s->route, why, sizeof(why));
-    if (rc == AG_E_AGAIN && s->bind_waits < BIND_WAIT_TRIES) {
-        if (!s->timer && (s->timer = ag_malloc(sizeof(*s->timer))) != NULL) {
-            uv_timer_init(&rt->m->loop, s->timer);
-            s->timer->data = s;
-        }
-        if (s->timer) {
-            s->bind_waits++;
-            uv_timer_start(s->timer, on_bind_wait, BIND_WAIT_MS, 0);
-            return;
-        }
+    if (rc == AG_E_AGAIN && s->bind_waits < BIND_WAIT_TRIES &&
+        mesh_timer_arm(rt->m, &s->timer, s, on_bind_wait, BIND_WAIT_MS)) {
+        s->bind_waits++;
+        return;
     }
     if (rc == AG_E_MESH_ROUTE) {
         xs_fail(s, 12, 404, "%s", why);
@@ -1369,12 +1351,7 @@ static void route_step(xs *s)
     }
     if (tmo > 0) {
         s->deadline_ms = loop_ms(s) + tmo;
-        if (!s->timer && (s->timer = ag_malloc(sizeof(*s->timer))) != NULL) {
-            uv_timer_init(&rt->m->loop, s->timer);
-            s->timer->data = s;
-        }
-        if (s->timer)
-            uv_timer_start(s->timer, on_deadline, tmo, 0);
+        mesh_timer_arm(rt->m, &s->timer, s, on_deadline, tmo);
     }
     xs_dispatch(s);
 }

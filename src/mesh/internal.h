@@ -342,8 +342,15 @@ typedef struct mesh_route {
  * l5d-dtab header's value when allowed, else NULL. */
 int mesh_route_request(mesh_router *rt, const ag__req_view *req, const char *override,
                        mesh_route *r, char *why, size_t cap);
-/* A cluster was picked again (retry): the same name may bind elsewhere
- * by the weights; here the same cluster is kept. */
+/* Whether party (a verified client certificate's name, NULL: none) may
+ * make this request (path; view for its name): true, or false with why
+ * for the client (the refusal is logged, naming party and rule, and
+ * counted). */
+bool mesh_authorize(mesh_router *rt, const char *party, const char *path,
+                    const ag__req_view *view, char *why, size_t cap);
+/* (Re)starts the timer *t (made on first use, data ud) to call fn after
+ * ms; false without memory. Whoever holds *t closes it (uv_close). */
+bool mesh_timer_arm(struct ag_mesh *m, uv_timer_t **t, void *ud, uv_timer_cb fn, uint64_t ms);
 void mesh_router_free(mesh_router *rt);
 int mesh_router_json(mesh_router *rt, ag_buf *out);
 /* The admin page's resolver: the delegation trace and the binding. */

@@ -496,6 +496,47 @@ void mesh_router_free(mesh_router *rt)
     ag_free(rt);
 }
 
+/* ---- what both proxies do per request ------------------------------------------------- */
+
+bool mesh_authorize(mesh_router *rt, const char *party, const char *path,
+                    const ag__req_view *view, char *why, size_t cap)
+{
+    if (!rt->rc->authz.on)
+        return true;
+    /* the request's name, for rules that name a destination */
+    char dst[AG__PATH_MAX] = "";
+    ag_buf name;
+    ag_buf_init(&name, AG__PATH_MAX);
+    ag_errbuf e = {0};
+    if (ag__ident_name(&rt->rc->ident, view, &name, &e) == 0)
+        snprintf(dst, sizeof(dst), "%s", (const char *)name.data);
+    ag_buf_cleanup(&name);
+    const mesh_rule *rule = NULL;
+    if (mesh_authz_allows(&rt->rc->authz, party, path, dst[0] ? dst : NULL, &rule))
+        return true;
+    AG_LOG(AG_LOG_WARN, "mesh", "denied router=%s party=%s path=%s name=%s rule=%s%d",
+           rt->rc->label, party ? party : "-", path, dst[0] ? dst : "-",
+           rule ? "line " : "default deny ", rule ? rule->line : 0);
+    ag_metric_add(rt->m->mt.denied, 1, rt->rc->label, party ? party : "-");
+    snprintf(why, cap, "%s may not call %.300s%s%.300s (%s)",
+             party ? party : "a caller without a certificate", path, dst[0] ? " for " : "", dst,
+             rule ? "denied by a rule" : "no rule allows it");
+    return false;
+}
+
+bool mesh_timer_arm(struct ag_mesh *m, uv_timer_t **t, void *ud, uv_timer_cb fn, uint64_t ms)
+{
+    if (!*t) {
+        *t = ag_malloc(sizeof(**t));
+        if (!*t)
+            return false;
+        uv_timer_init(&m->loop, *t);
+        (*t)->data = ud;
+    }
+    uv_timer_start(*t, fn, ms, 0);
+    return true;
+}
+
 /* ---- JSON for the admin page ------------------------------------------------------------ */
 
 static int json_str(ag_buf *o, const char *s)
