@@ -553,20 +553,14 @@ static void build_state(void *arg)
     struct json_req *q = arg;
     struct ag_mesh *m = q->m;
     ag_buf *o = q->out;
-    int rc = ag_buf_printf(o, "{\"config\":\"%s\",\"reloads\":%llu,\"reload_failures\":%llu,"
-                              "\"last_reload_error\":",
-                           m->conf->path, (unsigned long long)m->reloads,
-                           (unsigned long long)m->reload_failures);
-    if (rc == 0) {
-        /* the error text goes through the router JSON escaper's rules */
-        rc = ag_buf_append_byte(o, '"');
-        for (const char *p = m->last_reload_error; rc == 0 && *p; p++)
-            rc = (*p == '"' || *p == '\\') ? ag_buf_printf(o, "\\%c", *p)
-                 : ((unsigned char)*p < 0x20) ? ag_buf_printf(o, "\\u%04x", *p)
-                                              : ag_buf_append_byte(o, (uint8_t)*p);
-        if (rc == 0)
-            rc = ag_buf_append_byte(o, '"');
-    }
+    int rc = ag_buf_append_str(o, "{\"config\":");
+    if (rc == 0)
+        rc = mesh_json_str(o, m->conf->path);
+    if (rc == 0)
+        rc = ag_buf_printf(o, ",\"reloads\":%llu,\"reload_failures\":%llu,\"last_reload_error\":",
+                           (unsigned long long)m->reloads, (unsigned long long)m->reload_failures);
+    if (rc == 0)
+        rc = mesh_json_str(o, m->last_reload_error);
     if (rc == 0)
         rc = ag_buf_append_str(o, ",\"routers\":[");
     for (size_t i = 0; rc == 0 && i < m->nrouters; i++) {
