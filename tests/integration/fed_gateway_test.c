@@ -10,21 +10,27 @@
  * (PERMISSION_DENIED), as is a frame whose sender is not the caller the
  * gateway names; a job survives the rotation of both parties' certificates
  * (new certificates issued, the gateways sent SIGHUP) with its streams
- * intact. Without network namespaces (not root, no `ip netns`; or with
+ * intact; and one survives bob's gateway moving to another port, alice's
+ * gateway finding it through etcd (its key updated mid-job). Without
+ * network namespaces (not root, no `ip netns`; or with
  * ARGOT_TEST_NO_NETNS set), the same runs on loopback with distinct ports,
  * and each test says which ran.
  */
 #include <fcntl.h>
+#include <jansson.h>
 #include <math.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "argot/link.h"
 #include "argot/link/v1/link.pb-c.h"
 #include "argot/rpc.h"
+#include "etcd/v3/rpc.argot.h"
+#include "etcd/v3/rpc.pb-c.h"
 #include "test.h"
 
 static const char *const names[2] = {"alice", "bob"};
@@ -44,12 +50,35 @@ struct env {
     char mesh_err[2][600];
     pid_t mesh_pid[2];
     int mesh_fd[2];
+    int admin[2];       /* each gateway's admin port (on its host's 127.0.0.1) */
+    pid_t job_pid[2];   /* a job's parties, while the test waits on them */
+    pid_t pub_pid[2];   /* bob's gateways found through etcd (their test) */
+    int pub_fd[2];
+    char pub_err[2][600];
+    pid_t etcd_pid;     /* etcd, in alice's host (its test) */
+    int etcd_fd;
+    char etcd[32];      /* its client address, 127.0.0.1:port */
 };
 
 static struct env E;
 
 static void env_cleanup(void)
 {
+    for (int k = 0; k < 2; k++) {
+        if (E.job_pid[k] > 0)
+            ag_test_stop(E.job_pid[k]);
+        E.job_pid[k] = 0;
+        if (E.pub_pid[k] > 0) {
+            ag_test_stop(E.pub_pid[k]);
+            close(E.pub_fd[k]);
+        }
+        E.pub_pid[k] = 0;
+    }
+    if (E.etcd_pid > 0) {
+        ag_test_stop(E.etcd_pid);
+        close(E.etcd_fd);
+        E.etcd_pid = 0;
+    }
     for (int k = 0; k < 2; k++)
         if (E.mesh_pid[k] > 0) {
             ag_test_stop(E.mesh_pid[k]);
@@ -168,23 +197,35 @@ static pid_t spawn_in(int k, const char *errfile, const char *const *argv, int *
     return ag_test_spawn(full, fd);
 }
 
+/* Starts a gateway of party k in its host from config (stderr to
+ * errfile) and waits until it listens on addr: its pid in *pid (set at
+ * once, for env_cleanup), its stdout in *fd, its admin port in *admin. */
+static void gw_start(int k, const char *config, const char *errfile, const char *addr,
+                     pid_t *pid, int *fd, int *admin)
+{
+    const char *argv[] = {ag_test_bin("argot"), "mesh", "--config", config, NULL};
+    *pid = spawn_in(k, errfile, argv, fd);
+    char line[256], want[128];
+    snprintf(want, sizeof(want), "mesh router parties listening on %s", addr);
+    if (ag_test_read_line(*fd, line, sizeof(line), 20) < 0)
+        FAIL("gateway of %s (%s) did not start: %s", names[k], config,
+             ag_test_read_file(errfile));
+    CHECK_STR_EQ(line, want);
+    CHECK(ag_test_read_line(*fd, line, sizeof(line), 20) >= 0);
+    CHECK_CONTAINS(line, "mesh admin listening on 127.0.0.1:");
+    *admin = atoi(strrchr(line, ':') + 1);
+}
+
 /* Starts gateway k and waits until it listens. */
 static void mesh_start(int k)
 {
-    const char *argv[] = {ag_test_bin("argot"), "mesh", "--config", E.mesh[k], NULL};
-    E.mesh_pid[k] = spawn_in(k, E.mesh_err[k], argv, &E.mesh_fd[k]);
-    char line[256], want[128];
-    snprintf(want, sizeof(want), "mesh router parties listening on %s", E.gw[k]);
-    if (ag_test_read_line(E.mesh_fd[k], line, sizeof(line), 20) < 0)
-        FAIL("gateway of %s did not start: %s", names[k], ag_test_read_file(E.mesh_err[k]));
-    CHECK_STR_EQ(line, want);
-    CHECK(ag_test_read_line(E.mesh_fd[k], line, sizeof(line), 20) >= 0);
-    CHECK_CONTAINS(line, "mesh admin listening on 127.0.0.1:");
+    gw_start(k, E.mesh[k], E.mesh_err[k], E.gw[k], &E.mesh_pid[k], &E.mesh_fd[k], &E.admin[k]);
 }
 
-/* The CA, the parties' certificates and configs, both gateways running
- * (with access logs in the test's directory if access_log). */
-static void env_up(bool access_log)
+/* The CA, the parties' certificates and configs, the gateways' configs
+ * (with access logs in the test's directory if access_log); nothing
+ * started. */
+static void env_configs(bool access_log)
 {
     memset(&E, 0, sizeof(E));
     atexit(env_cleanup);
@@ -235,8 +276,15 @@ static void env_up(bool access_log)
             fprintf(fp, "    accessLog: %s/access-%s.log\n", ag_test_tmpdir(), names[k]);
             fclose(fp);
         }
-        mesh_start(k);
     }
+}
+
+/* env_configs, and both gateways running. */
+static void env_up(bool access_log)
+{
+    env_configs(access_log);
+    for (int k = 0; k < 2; k++)
+        mesh_start(k);
 }
 
 /* ---- argot mesh init ---------------------------------------------------------------- */
@@ -622,18 +670,16 @@ TEST_TIMEOUT(fed_gateway_admits_only_parties_to_the_link, 120)
 
 /* ---- certificate rotation ------------------------------------------------------------ */
 
-/* Link streams (Push requests) the access log of gateway k has seen end:
- * in total; *ok: those that ended well (status 200); *broken: those that
+/* Link streams (Push requests) the access log at path has seen end: in
+ * total; *ok: those that ended well (status 200); *broken: those that
  * failed after more than a second (a stream that was up, not a failed
  * attempt to open one). */
-static int pushes_done(int k, int *ok, int *broken)
+static int pushes_logged(const char *path, int *ok, int *broken)
 {
-    char f[32];
-    snprintf(f, sizeof(f), "access-%s.log", names[k]);
     *ok = *broken = 0;
-    if (access(ag_test_path(f), F_OK) != 0)
+    if (access(path, F_OK) != 0)
         return 0;
-    const char *log = ag_test_read_file(ag_test_path(f));
+    const char *log = ag_test_read_file(path);
     int n = 0;
     for (const char *p = strstr(log, "/argot.link.v1.Link/Push"); p;
          p = strstr(p + 1, "/argot.link.v1.Link/Push")) {
@@ -652,6 +698,14 @@ static int pushes_done(int k, int *ok, int *broken)
         n++;
     }
     return n;
+}
+
+/* The same for gateway k's access log. */
+static int pushes_done(int k, int *ok, int *broken)
+{
+    char f[32];
+    snprintf(f, sizeof(f), "access-%s.log", names[k]);
+    return pushes_logged(ag_test_path(f), ok, broken);
 }
 
 /* The SHA-256 fingerprint of the certificate gateway k serves now. */
@@ -768,5 +822,373 @@ TEST_TIMEOUT(fed_gateway_job_survives_certificate_rotation, 400)
         CHECK_STR_EQ(now, file);
         CHECK(strcmp(file, before[k]) != 0);
     }
+    env_down();
+}
+
+/* ---- bob's gateway found through etcd, and moved mid-job ------------------------------ */
+
+#define ETCD_BIN "/usr/bin/etcd"
+#define ETCD_KEYS "/argot/services/"
+#define MOVE_EPOCHS "150" /* the job: long enough (several seconds) to move under */
+
+/* A Range of one key on a fresh channel: true if etcd answered OK. */
+static bool etcd_answers(void)
+{
+    ag_rpc_channel_opts o;
+    ag_rpc_channel_opts_init(&o);
+    o.connect_timeout_ms = 500;
+    ag_rpc_channel *ch = ag_rpc_channel_new(E.etcd, &o);
+    CHECK(ch != NULL);
+    Etcdserverpb__RangeRequest req = ETCDSERVERPB__RANGE_REQUEST__INIT;
+    req.key.data = (uint8_t *)"/ping";
+    req.key.len = 5;
+    Etcdserverpb__RangeResponse *resp = NULL;
+    char *msg = NULL;
+    int st = etcdserverpb__kv__range__invoke(ch, &req, ag_deadline_in_ms(1000), &resp, &msg);
+    ag_rpc_msg_free(resp ? &resp->base : NULL);
+    ag_free(msg);
+    ag_rpc_channel_free(ch);
+    return st == AG_RPC_OK;
+}
+
+/* Starts etcd on this thread's network's 127.0.0.1 (free ports, a data
+ * directory in the test's) and waits until it answers. */
+static void etcd_start(void)
+{
+    int cport = ag_test_free_port(), pport;
+    do
+        pport = ag_test_free_port();
+    while (pport == cport);
+    snprintf(E.etcd, sizeof(E.etcd), "127.0.0.1:%d", cport);
+    char curl[64], purl[64], cluster[96], dir[600], log[600];
+    snprintf(curl, sizeof(curl), "http://127.0.0.1:%d", cport);
+    snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", pport);
+    snprintf(cluster, sizeof(cluster), "default=%s", purl);
+    snprintf(dir, sizeof(dir), "%s", ag_test_path("etcd.data"));
+    snprintf(log, sizeof(log), "%s", ag_test_path("etcd.log"));
+    const char *argv[] = {ETCD_BIN, "--name", "default", "--data-dir", dir,
+                          "--listen-client-urls", curl, "--advertise-client-urls", curl,
+                          "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
+                          "--initial-cluster", cluster, "--logger", "zap", "--log-outputs",
+                          log, "--log-level", "error", NULL};
+    E.etcd_pid = ag_test_spawn(argv, &E.etcd_fd);
+    uint64_t end = ag_now_ms() + 30000;
+    while (!etcd_answers()) {
+        int status;
+        if (waitpid(E.etcd_pid, &status, WNOHANG) == E.etcd_pid) {
+            E.etcd_pid = 0;
+            close(E.etcd_fd);
+            FAIL("etcd exited (status %d) before answering: %s", status,
+                 ag_test_read_file(log));
+        }
+        if (ag_now_ms() > end)
+            FAIL("etcd on %s did not answer within 30 s: %s", E.etcd, ag_test_read_file(log));
+        ag_sleep_ms(50);
+    }
+}
+
+/* etcd's KV.Put of ETCD_KEYS + key. */
+static void kv_put(const char *key, const char *value)
+{
+    ag_rpc_channel *ch = ag_rpc_channel_new(E.etcd, NULL);
+    CHECK(ch != NULL);
+    Etcdserverpb__PutRequest req = ETCDSERVERPB__PUT_REQUEST__INIT;
+    char full[256];
+    snprintf(full, sizeof(full), ETCD_KEYS "%s", key);
+    req.key.data = (uint8_t *)full;
+    req.key.len = strlen(full);
+    req.value.data = (uint8_t *)value;
+    req.value.len = strlen(value);
+    Etcdserverpb__PutResponse *resp = NULL;
+    char *msg = NULL;
+    int st = etcdserverpb__kv__put__invoke(ch, &req, ag_deadline_in_ms(5000), &resp, &msg);
+    if (st != AG_RPC_OK)
+        FAIL("Put %s: %s %s", full, ag_rpc_status_name(st), msg ? msg : "");
+    ag_rpc_msg_free(&resp->base);
+    ag_free(msg);
+    ag_rpc_channel_free(ch);
+}
+
+/* Replaces the one occurrence of from in text (a NUL-terminated string in
+ * cap bytes) by to; fails if from is not there exactly once. */
+static void replace_once(char *text, size_t cap, const char *from, const char *to)
+{
+    char *p = strstr(text, from);
+    if (!p || strstr(p + 1, from))
+        FAIL("'%s' is not in the gateway config exactly once:\n%s", from, text);
+    size_t fl = strlen(from), tl = strlen(to), rest = strlen(p + fl);
+    CHECK(strlen(text) - fl + tl < cap);
+    memmove(p + tl, p + fl, rest + 1);
+    memcpy(p, to, tl);
+}
+
+/* Writes the config of bob's gateway i (0, 1) found through etcd: his
+ * gateway's (on host:port), on another port of his host, with a grace of
+ * 2 s and an access log of its own. Its address in pub (80 bytes), the
+ * file in cfg (600 bytes); its stderr will be E.pub_err[i]. */
+static void pub_config(int i, const char *host, int port, char *pub, char *cfg)
+{
+    /* in bob's namespace, the next ports are free */
+    int pport = E.netns ? port + 1 + i : ag_test_free_port();
+    snprintf(pub, 80, "%s:%d", host, pport);
+    char text[8400], from[64], to[64], file[64];
+    snprintf(text, sizeof(text), "shutdown_grace: 2s\n%s", ag_test_read_file(E.mesh[1]));
+    snprintf(from, sizeof(from), "        port: %d\n", port);
+    snprintf(to, sizeof(to), "        port: %d\n", pport);
+    replace_once(text, sizeof(text), from, to);
+    snprintf(to, sizeof(to), "access-bob-%d.log", i + 1);
+    replace_once(text, sizeof(text), "access-bob.log", to);
+    snprintf(file, sizeof(file), "gw-bob-%d.yaml", i + 1);
+    snprintf(cfg, 600, "%s", ag_test_write_file(file, text, strlen(text)));
+    snprintf(file, sizeof(file), "gw-bob-%d.err", i + 1);
+    snprintf(E.pub_err[i], sizeof(E.pub_err[i]), "%s", ag_test_path(file));
+}
+
+/* Rewrites alice's gateway config (argot mesh init's, bob's gateway on
+ * host:port) to find bob's gateway through etcd: the etcd namer, the
+ * dentry /svc/bob => /#/etcd/bob-gw, and the client TLS item for that
+ * bound name (bob's certificate checked there). */
+static void alice_via_etcd(const char *host, int port)
+{
+    char text[8192], from[128], to[160];
+    snprintf(text, sizeof(text), "%s", ag_test_read_file(E.mesh[0]));
+    snprintf(from, sizeof(from), "/svc/bob => /$/inet/%s/%d;", host, port);
+    replace_once(text, sizeof(text), from, "/svc/bob => /#/etcd/bob-gw;");
+    snprintf(from, sizeof(from), "- prefix: /$/inet/%s/%d\n", host, port);
+    replace_once(text, sizeof(text), from, "- prefix: /#/etcd/bob-gw\n");
+    snprintf(to, sizeof(to),
+             "namers:\n  - {kind: etcd, endpoints: [\"%s\"], keyPrefix: /argot/services}\n"
+             "routers:\n",
+             E.etcd);
+    replace_once(text, sizeof(text), "routers:\n", to);
+    FILE *fp = fopen(E.mesh[0], "w");
+    CHECK(fp != NULL);
+    CHECK(fputs(text, fp) >= 0);
+    CHECK_EQ(fclose(fp), 0);
+}
+
+/* The addresses of the endpoints of cluster id in the parties router of
+ * the gateway whose admin port is admin (admin/state.json, from this
+ * thread's network), comma-separated in out ("" if there is no such
+ * cluster). */
+static void cluster_endpoints(int admin, const char *id, char *out, size_t cap)
+{
+    char *resp = ag_test_http(admin, "GET", "/admin/state.json", NULL);
+    CHECK(resp != NULL);
+    const char *body = strstr(resp, "\r\n\r\n");
+    CHECK(body != NULL);
+    json_error_t e;
+    json_t *st = json_loads(body + 4, 0, &e);
+    if (!st)
+        FAIL("state.json: not JSON (%s at %d): %.300s", e.text, e.position, body + 4);
+    free(resp);
+    out[0] = '\0';
+    size_t n = 0, i, j, k;
+    json_t *r, *c, *ep;
+    json_array_foreach(json_object_get(st, "routers"), i, r)
+    {
+        const char *label = json_string_value(json_object_get(r, "label"));
+        if (!label || strcmp(label, "parties") != 0)
+            continue;
+        json_array_foreach(json_object_get(r, "clusters"), j, c)
+        {
+            const char *cid = json_string_value(json_object_get(c, "id"));
+            if (!cid || strcmp(cid, id) != 0)
+                continue;
+            json_array_foreach(json_object_get(c, "endpoints"), k, ep)
+            {
+                const char *a = json_string_value(json_object_get(ep, "addr"));
+                if (a && n + strlen(a) + 2 < cap)
+                    n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? "," : "", a);
+            }
+        }
+    }
+    json_decref(st);
+}
+
+/* Polls alice's gateway until cluster /#/etcd/bob-gw has exactly the
+ * endpoint addr, within ms. */
+static void wait_bob_endpoint(const char *addr, uint64_t ms)
+{
+    char eps[512];
+    uint64_t end = ag_now_ms() + ms;
+    for (;;) {
+        cluster_endpoints(E.admin[0], "/#/etcd/bob-gw", eps, sizeof(eps));
+        if (strcmp(eps, addr) == 0)
+            return;
+        if (ag_now_ms() > end)
+            FAIL("alice's gateway: /#/etcd/bob-gw has endpoints '%s', want '%s' within %llu ms",
+                 eps, addr, (unsigned long long)ms);
+        ag_sleep_ms(20);
+    }
+}
+
+/* SIGTERM to bob's gateway i found through etcd; it must drain (its
+ * shutdown_grace), exit 0 within 30 s, the sanitizers silent. */
+static void pub_stop(int i)
+{
+    CHECK_EQ(kill(E.pub_pid[i], SIGTERM), 0);
+    int st = ag_test_wait(E.pub_pid[i], 30);
+    close(E.pub_fd[i]);
+    E.pub_pid[i] = 0;
+    const char *log = ag_test_read_file(E.pub_err[i]);
+    if (st != 0 || strstr(log, "Sanitizer") || strstr(log, "runtime error:"))
+        FAIL("bob's gateway %d exited with %d: %s", i + 1, st, log);
+}
+
+/* The LR job of fed_gateway_psi_and_lr_match_direct_links, longer: the
+ * arguments after `--party P` for party k, model file out (17 with the
+ * NULL). A peer's message awaited for 20 s (not LR's 600) fails the job,
+ * so a link that does not come back fails the test, not its timeout. */
+static void move_lr_args(int k, const char *out, const char **argv)
+{
+    static char data[2][600];
+    char f[32];
+    snprintf(f, sizeof(f), "%c_train.csv", names[k][0]);
+    snprintf(data[k], sizeof(data[k]), "%s", ag_test_path(f));
+    const char *a[] = {"--in", data[k], "--key", "id", "--label", "bob:y", "--model-out", out,
+                       "--epochs", MOVE_EPOCHS, "--batch-size", "20", "--reveal-to", "bob",
+                       "--timeout", "20", NULL};
+    for (size_t i = 0; i < sizeof(a) / sizeof(a[0]); i++)
+        argv[i] = a[i];
+}
+
+/*
+ * alice's gateway finds bob's through etcd (`/svc/bob => /#/etcd/bob-gw`,
+ * the key /argot/services/bob-gw/1), and bob's gateway moves to another
+ * port mid-job: a second one is started on the new port, the key is
+ * updated, the first one gets SIGTERM. The stream alice -> bob breaks when
+ * the first one's grace is over; alice's link opens it again (resending
+ * what was not acknowledged), alice's gateway takes it to the new port (the
+ * binding followed the key), and the job ends with the weights of the same
+ * job over direct links.
+ *
+ * Which gateway moves: bob's own link sends through the gateway at the
+ * address of its cluster config (E.gw[1]), which a running job cannot
+ * change, so that one (started by env_up's way) stays; the gateway peers
+ * reach bob through, found through etcd, is another process of the same
+ * config on another port: the first on port +1, the second on +2. With
+ * nothing left on the first's port after it exits, the job can end only if
+ * alice's gateway followed etcd. etcd runs in alice's host on its
+ * 127.0.0.1 (her gateway is the only one that looks bob up; this thread
+ * enters her namespace to write the keys and read her admin page).
+ */
+TEST_TIMEOUT(fed_gateway_etcd_follows_a_moving_gateway, 180)
+{
+    if (access(ETCD_BIN, X_OK) != 0) {
+        printf("skipped: %s is missing (apt-get install etcd-server)\n", ETCD_BIN);
+        return;
+    }
+    env_configs(true);
+    ag_test_proc p;
+    const char *split[] = {"/usr/bin/python3", "tests/integration/peers/lr_ref.py", "split",
+                           ag_test_tmpdir(), NULL};
+    if (ag_test_run(&p, split, NULL, 60) != 0)
+        FAIL("lr_ref.py split: %s", p.err);
+    ag_test_proc_cleanup(&p);
+
+    /* the job over direct links, for its result */
+    char model[2][2][600];
+    for (int gw = 0; gw < 2; gw++)
+        for (int k = 0; k < 2; k++) {
+            char f[32];
+            snprintf(f, sizeof(f), "%s-%s.model", names[k], gw ? "moved" : "direct");
+            snprintf(model[gw][k], sizeof(model[gw][k]), "%s", ag_test_path(f));
+        }
+    static char o0[16384], o1[16384];
+    char *outs[2] = {o0, o1};
+    const char *lr[] = {ag_test_bin("argot"), "lr", "train", NULL};
+    const char *la[20], *lb[20];
+    move_lr_args(0, model[0][0], la);
+    move_lr_args(1, model[0][1], lb);
+    const char *const *args[2] = {la, lb};
+    run_job(false, lr, args, outs, sizeof(o0));
+    CHECK_CONTAINS(o0, "epoch " MOVE_EPOCHS "/" MOVE_EPOCHS ": loss ");
+
+    /* etcd, and bob's first gateway registered there */
+    enter_ns(0);
+    etcd_start();
+    char host[64], pub[2][80], pubcfg[2][600];
+    snprintf(host, sizeof(host), "%s", E.gw[1]);
+    *strrchr(host, ':') = '\0';
+    int port = atoi(strrchr(E.gw[1], ':') + 1), admin;
+    for (int i = 0; i < 2; i++)
+        pub_config(i, host, port, pub[i], pubcfg[i]);
+    gw_start(1, pubcfg[0], E.pub_err[0], pub[0], &E.pub_pid[0], &E.pub_fd[0], &admin);
+    kv_put("bob-gw/1", pub[0]);
+    alice_via_etcd(host, port);
+    mesh_start(0);
+    mesh_start(1);
+
+    /* the job, through the gateways */
+    int fd[2];
+    char err[2][600];
+    for (int k = 0; k < 2; k++) {
+        char f[32];
+        snprintf(f, sizeof(f), "%s-moved.err", names[k]);
+        snprintf(err[k], sizeof(err[k]), "%s", ag_test_path(f));
+        const char *argv[32] = {ag_test_bin("argot"), "lr", "train", "--config", E.cfg[k],
+                                "--party", names[k]};
+        move_lr_args(k, model[1][k], argv + 7);
+        E.job_pid[k] = spawn_in(k, err[k], argv, &fd[k]);
+    }
+    char line[1024];
+    bool started = false;
+    while (!started && ag_test_read_line(fd[0], line, sizeof(line), 120) >= 0)
+        started = strstr(line, "epoch 2/") != NULL;
+    if (!started)
+        FAIL("the job did not start: %s %s", ag_test_read_file(err[0]),
+             ag_test_read_file(err[1]));
+    wait_bob_endpoint(pub[0], 0);
+
+    /* the move: the second gateway up, the key updated (alice's gateway
+     * follows within a second), the first one stopped */
+    gw_start(1, pubcfg[1], E.pub_err[1], pub[1], &E.pub_pid[1], &E.pub_fd[1], &admin);
+    kv_put("bob-gw/1", pub[1]);
+    wait_bob_endpoint(pub[1], 1000);
+    pub_stop(0);
+    int status;
+    if (waitpid(E.job_pid[0], &status, WNOHANG) != 0)
+        FAIL("the job ended before the first gateway was gone: too short to test the move");
+    printf("bob's gateway moved from %s to %s mid-job\n", pub[0], pub[1]);
+
+    bool over = false;
+    while (ag_test_read_line(fd[0], line, sizeof(line), 120) >= 0)
+        if (strstr(line, "epoch " MOVE_EPOCHS "/" MOVE_EPOCHS ": loss "))
+            over = true;
+    while (ag_test_read_line(fd[1], line, sizeof(line), 120) >= 0) {
+    }
+    close(fd[0]);
+    close(fd[1]);
+    int s0 = ag_test_wait(E.job_pid[0], 60), s1 = ag_test_wait(E.job_pid[1], 60);
+    E.job_pid[0] = E.job_pid[1] = 0;
+    if (s0 != 0 || s1 != 0 || !over)
+        FAIL("the job failed across the move: alice %d (%s), bob %d (%s)", s0,
+             ag_test_read_file(err[0]), s1, ag_test_read_file(err[1]));
+
+    /* alice's gateway names the new endpoint only; alice's stream to bob
+     * went to the first gateway, then (reopened) through the second to the
+     * job's end */
+    wait_bob_endpoint(pub[1], 0);
+    char want[160];
+    snprintf(want, sizeof(want), "/argot.link.v1.Link/Push /svc/bob %s 200 ", pub[1]);
+    CHECK_CONTAINS(ag_test_read_file(ag_test_path("access-alice.log")), want);
+    for (int i = 0; i < 2; i++) {
+        char f[32];
+        int ok, broken;
+        snprintf(f, sizeof(f), "access-bob-%d.log", i + 1);
+        if (pushes_logged(ag_test_path(f), &ok, &broken) < 1)
+            FAIL("no link stream went through bob's gateway %d", i + 1);
+    }
+
+    /* the same weights as over direct links */
+    double w[2][64];
+    size_t nw = weights(ag_test_read_file(model[0][1]), w[0], 64);
+    CHECK_EQ(nw, weights(ag_test_read_file(model[1][1]), w[1], 64));
+    CHECK(nw == 31);
+    for (size_t i = 0; i < nw; i++)
+        if (fabs(w[0][i] - w[1][i]) > 1e-3)
+            FAIL("weight %zu: %.6f direct, %.6f across the move", i, w[0][i], w[1][i]);
+    pub_stop(1);
     env_down();
 }
