@@ -27,11 +27,17 @@ tally() {
     failed=$((failed + f))
 }
 
+START=$(date +%s)
+# elapsed: seconds since the start, for each stage's header
+elapsed() {
+    echo "$(($(date +%s) - START)) s"
+}
+
 # build LABEL ARGS...: runs make; a failed build is one failed test.
 build() {
     label=$1
     shift
-    echo "== build ($label)"
+    echo "== build ($label) at $(elapsed)"
     if ! make --no-print-directory -j"$J" "$@" >"$LOG/build-$label" 2>&1; then
         cat "$LOG/build-$label"
         echo "$label build: 0 passed, 1 failed"
@@ -45,7 +51,7 @@ build() {
 stage() {
     label=$1
     shift
-    echo "== $label"
+    echo "== $label at $(elapsed)"
     "$@" 2>&1 | tee "$LOG/$label"
     tally "$LOG/$label"
 }
@@ -71,5 +77,5 @@ if build fuzz BUILD=build/fuzz CC=clang SANITIZE=fuzzer-no-link,address,undefine
     stage fuzz sh scripts/fuzz.sh build/fuzz "$FUZZ_SECONDS"
 fi
 
-echo "total: $passed passed, $failed failed"
+echo "total: $passed passed, $failed failed in $(elapsed)"
 [ "$failed" -eq 0 ]
