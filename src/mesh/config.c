@@ -38,6 +38,12 @@
  *       maxConcurrentStreamsPerConnection: 1000
  *       streamWindowBytes: 262144
  *       accessLog: access.log              # or "-" for stderr
+ *       identityHeader: l5d-client-id      # the caller's party, from its certificate
+ *       authorization:                     # authz.c
+ *         default: deny
+ *         rules: [{party: "*", service: argot.link.v1.Link, dst: /svc/alice},
+ *                 {party: alice, service: grpc.health.v1.Health, method: Check},
+ *                 {party: "-", path: /public, action: allow}]
  */
 #include <stdio.h>
 #include <string.h>
