@@ -39,6 +39,8 @@
  *       streamWindowBytes: 262144
  *       accessLog: access.log              # or "-" for stderr
  *       identityHeader: l5d-client-id      # the caller's party, from its certificate
+ *       requestHeaderTimeoutMs: 10000      # http: a request's headers must arrive in it (408)
+ *       idleTimeoutMs: 120000              # http: idle client connections close (0: never)
  *       authorization:                     # authz.c
  *         default: deny
  *         rules: [{party: "*", service: argot.link.v1.Link, dst: /svc/alice},
@@ -589,7 +591,7 @@ static int read_router(ag_config *c, const ag_cnode *n, mesh_router_conf *r)
         "identifier",         "servers", "client",  "service",
         "allowDtabOverride",  "maxHeaderListBytes", "maxConcurrentStreamsPerConnection",
         "streamWindowBytes",  "accessLog", "httpAccessLog", "identityHeader",
-        "authorization", NULL};
+        "authorization", "requestHeaderTimeoutMs", "idleTimeoutMs", NULL};
     const char *proto = NULL, *label = NULL, *dtab = "", *prefix = NULL;
     int rc = ag_config_check_keys(c, n, keys);
     if (rc == 0)
@@ -640,6 +642,15 @@ static int read_router(ag_config *c, const ag_cnode *n, mesh_router_conf *r)
         rc = ag_config_get_bool(c, n, "allowDtabOverride", AG_OPTIONAL, &r->allow_dtab_override);
     r->max_header_bytes = 16384;
     r->max_streams = 1000;
+    r->header_timeout_ms = 10000;
+    r->idle_timeout_ms = 120000;
+    if (rc == 0)
+        rc = get_ms(c, n, "requestHeaderTimeoutMs", &r->header_timeout_ms);
+    if (rc == 0)
+        rc = get_ms(c, n, "idleTimeoutMs", &r->idle_timeout_ms);
+    if (rc == 0 && r->header_timeout_ms == 0)
+        rc = ag_config_errorf(c, ag_cnode_get(n, "requestHeaderTimeoutMs"), AG_E_CONFIG_VALUE,
+                              "requestHeaderTimeoutMs must be > 0");
     r->stream_window = 256u << 10;
     if (rc == 0) {
         int64_t v = (int64_t)r->max_header_bytes;

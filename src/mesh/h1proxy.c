@@ -38,6 +38,10 @@
 #include "internal.h"
 
 #define HIGH_WATER (1u << 20)
+/* A client has requestHeaderTimeoutMs from a request's first byte to its
+ * last header (else 408), and a connection may sit idle between requests
+ * idleTimeoutMs (then it closes): a client trickling bytes holds nothing
+ * for ever. */
 #define REPLAY_MAX (64u << 10)
 #define MAX_HDRS 200
 #define BUF_MAX (HIGH_WATER * 4 + (1u << 20))
@@ -127,6 +131,7 @@ static void hx_dispatch(hx *h);
 static void route_step(hx *h);
 static void hx_fail(hx *h, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void d_parse(struct h1d *d);
+static void on_idle_timeout(xport *x);
 static void epc_check(mesh_epc *e);
 
 /* ---- helpers -------------------------------------------------------------------- */
@@ -301,8 +306,10 @@ static void hx_finish(hx *h)
     d->cur = NULL;
     hx_free(h);
     xport_mark(&d->x);
-    if (!d->closing)
+    if (!d->closing) {
+        xport_set_timeout(&d->x, d->rt->rc->idle_timeout_ms, on_idle_timeout);
         d_parse(d);
+    }
 }
 
 /* A response made here. */
@@ -905,9 +912,32 @@ static void route_step(hx *h)
     hx_dispatch(h);
 }
 
+static void on_header_timeout(xport *x)
+{
+    struct h1d *d = (struct h1d *)x;
+    hx *h = d->cur;
+    if (h && !h->routed && !h->resp_begun) {
+        h->keep_alive = false;
+        h->req_end = true;   /* what follows is not read */
+        d->closing = true;
+        hx_fail(h, 408, "the request's headers did not arrive within %llu ms",
+                (unsigned long long)d->rt->rc->header_timeout_ms);
+    } else {
+        xport_close(x, "request timeout");
+    }
+}
+
+static void on_idle_timeout(xport *x)
+{
+    struct h1d *d = (struct h1d *)x;
+    if (!d->cur)
+        xport_close(x, "idle");
+}
+
 static int d_on_message_begin(http_parser *p)
 {
     struct h1d *d = p->data;
+    xport_set_timeout(&d->x, d->rt->rc->header_timeout_ms, on_header_timeout);
     hx *h = ag_calloc(1, sizeof(*h));
     if (!h)
         return -1;
@@ -975,6 +1005,7 @@ static int d_on_value(http_parser *p, const char *at, size_t len)
 static int d_on_headers_complete(http_parser *p)
 {
     struct h1d *d = p->data;
+    xport_set_timeout(&d->x, 0, NULL);
     hx *h = d->cur;
     if (!d->too_large && d->in_value &&
         pair_commit(&h->hdrs, &h->nhdrs, &d->field, &d->value) < 0)
@@ -1135,7 +1166,8 @@ static int d_produce(xport *x, ag_buf *out)
 
 static void d_up(xport *x)
 {
-    (void)x;
+    struct h1d *d = (struct h1d *)x;
+    xport_set_timeout(x, d->rt->rc->idle_timeout_ms, on_idle_timeout);
 }
 
 static void d_closed(xport *x, const char *why)

@@ -122,6 +122,8 @@ typedef struct mesh_router_conf {
     unsigned max_streams;        /* h2: concurrent streams per downstream connection (1000) */
     uint32_t stream_window;      /* h2: bytes buffered per stream and direction (256 KiB) */
     char access_log[1024];       /* "": none; "-": stderr */
+    uint64_t header_timeout_ms;  /* http: first byte of a request to its last header (10 s) */
+    uint64_t idle_timeout_ms;    /* http: a connection idle between requests (120 s; 0: none) */
     /* the verified client certificate's name goes to the endpoint in this
      * header (any such header from the client is dropped first) */
     char identity_header[64];    /* default "l5d-client-id" */
@@ -187,6 +189,7 @@ struct xport {
     bool eof;                    /* the peer closed its side */
     bool timer_on;
     bool quickack;               /* re-arm TCP_QUICKACK after each read (see xport.c) */
+    void (*timeout_fn)(xport *x); /* the owner's timer (xport_set_timeout) */
     int handles;
     const ag__tls_ctx *cctx;     /* client: TLS to start once connected */
     uint64_t ctimeout_ms;        /* client: the connect (and handshake) timeout */
@@ -212,6 +215,9 @@ void xport_flush(xport *x);
  * another's. */
 void xport_mark(xport *x);
 void xport_flush_marked(void);
+/* Once connected (TLS done): calls fn(x) after ms unless set again first;
+ * fn NULL or ms 0 stops it. One timer per transport: the owner's. */
+void xport_set_timeout(xport *x, uint64_t ms, void (*fn)(xport *x));
 void xport_pause(xport *x, bool paused);
 /* Closes now (why is reported to closed). */
 void xport_close(xport *x, const char *why);

@@ -313,6 +313,23 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     xport_flush(x);
 }
 
+static void on_timer(uv_timer_t *t);
+
+void xport_set_timeout(xport *x, uint64_t ms, void (*fn)(xport *x))
+{
+    if (x->closing || !x->secure)
+        return;
+    if (x->timer_on) {
+        x->timer_on = false;
+        uv_timer_stop(&x->timer);
+    }
+    x->timeout_fn = fn;
+    if (fn && ms > 0) {
+        x->timer_on = true;
+        uv_timer_start(&x->timer, on_timer, ms, 0);
+    }
+}
+
 void xport_pause(xport *x, bool paused)
 {
     if (x->closing || x->paused == paused)
@@ -328,6 +345,12 @@ static void on_timer(uv_timer_t *t)
 {
     xport *x = t->data;
     x->timer_on = false;
+    if (x->secure && x->timeout_fn) {
+        void (*fn)(xport *) = x->timeout_fn;
+        x->timeout_fn = NULL;
+        fn(x);
+        return;
+    }
     if (x->client && !x->connected)
         fail(x, "connect", "timed out");
     else

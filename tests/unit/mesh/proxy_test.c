@@ -11,6 +11,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -612,4 +613,70 @@ TEST(mesh_waits_for_a_pending_binding)
     pthread_join(d.thread, NULL);
     close(d.fd);
     backend_down(&f);
+}
+
+/* Reads what the peer sends until it closes (or 3 s pass); into buf. */
+static size_t read_to_close(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 3000) <= 0)
+            return (size_t)-1;
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+static int connect_to(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_EQ(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+/* An HTTP/1.1 client that trickles its headers gets 408 and is closed;
+ * one that sits idle between requests is closed. */
+TEST(mesh_http_slow_and_idle_clients_are_cut)
+{
+    ag_log_set_level(AG_LOG_ERROR);
+    const char *text = "admin: {ip: 127.0.0.1, port: -1}\n"
+                       "routers:\n"
+                       "  - protocol: http\n"
+                       "    dtab: /svc => /$/inet/127.0.0.1/1;\n"
+                       "    servers: [{ip: 127.0.0.1, port: 0}]\n"
+                       "    requestHeaderTimeoutMs: 300\n"
+                       "    idleTimeoutMs: 500\n";
+    const char *conf = ag_test_write_file("slow.yaml", text, strlen(text));
+    char err[AG_ERRMSG_MAX];
+    ag_mesh *m = ag_mesh_load(conf, err, sizeof(err));
+    if (!m)
+        FAIL("load: %s", err);
+    if (ag_mesh_start(m, err, sizeof(err)) < 0)
+        FAIL("start: %s", err);
+    int port = ag_mesh_port(m, 0, 0);
+    char buf[4096];
+    /* half a request, then nothing */
+    int fd = connect_to(port);
+    CHECK_EQ(write(fd, "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ", 33), 33);
+    uint64_t t0 = ag_now_ms();
+    size_t n = read_to_close(fd, buf, sizeof(buf));
+    close(fd);
+    CHECK(n != (size_t)-1);
+    CHECK_CONTAINS(buf, "HTTP/1.1 408");
+    CHECK(ag_now_ms() - t0 >= 250);
+    /* connected, silent */
+    fd = connect_to(port);
+    t0 = ag_now_ms();
+    n = read_to_close(fd, buf, sizeof(buf));
+    close(fd);
+    CHECK_EQ(n, 0u);
+    CHECK(ag_now_ms() - t0 >= 400);
+    ag_mesh_free(m);
 }
