@@ -40,7 +40,7 @@
  *       accessLog: access.log              # or "-" for stderr
  *       identityHeader: l5d-client-id      # the caller's party, from its certificate
  *       requestHeaderTimeoutMs: 10000      # http: a request's headers must arrive in it (408)
- *       idleTimeoutMs: 120000              # http: idle client connections close (0: never)
+ *       idleTimeoutMs: 120000              # idle client connections close (0: never)
  *       authorization:                     # authz.c
  *         default: deny
  *         rules: [{party: "*", service: argot.link.v1.Link, dst: /svc/alice},

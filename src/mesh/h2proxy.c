@@ -150,6 +150,8 @@ static void uconn_submit(struct uconn *u, xs *s);
 static void xs_maybe_free(xs *s);
 static void pay_down(xs *s);
 static void route_step(xs *s);
+struct dconn;
+static void d_idle_check(struct dconn *d);
 static void epc_maybe_free(mesh_epc *e);
 
 /* ---- headers --------------------------------------------------------------------- */
@@ -1381,6 +1383,8 @@ static int d_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void 
     if (d->streams)
         d->streams->dprev = s;
     d->streams = s;
+    if (!s->dnext)
+        d_idle_check(d);   /* busy again */
     nghttp2_session_set_stream_user_data(ng, s->dsid, s);
     return 0;
 }
@@ -1465,6 +1469,8 @@ static int d_on_stream_close(nghttp2_session *ng, int32_t sid, uint32_t code, vo
         AG_LOG(AG_LOG_DEBUG, "mesh", "stream_reset router=%s by=client code=%s",
                d->rt->rc->label, nghttp2_http2_strerror(code));
     xs_maybe_free(s);
+    if (!d->streams && !d->dead)
+        d_idle_check(d);
     return 0;
 }
 
@@ -1503,9 +1509,29 @@ static int d_produce(xport *x, ag_buf *out)
     return rc;
 }
 
+/* A connection without a stream for idleTimeoutMs: GOAWAY, then closed
+ * once that is written. */
+static void on_d_idle(xport *x)
+{
+    struct dconn *d = (struct dconn *)x;
+    if (d->streams)
+        return;
+    d->goaway = true;
+    nghttp2_submit_goaway(d->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(d->ng),
+                          NGHTTP2_NO_ERROR, (const uint8_t *)"idle", 4);
+    x->drain = true;
+    xport_flush(x);
+}
+
+static void d_idle_check(struct dconn *d)
+{
+    uint64_t ms = d->rt->rc->idle_timeout_ms;
+    xport_set_timeout(&d->x, d->streams ? 0 : ms, d->streams || !ms ? NULL : on_d_idle);
+}
+
 static void d_up(xport *x)
 {
-    (void)x;
+    d_idle_check((struct dconn *)x);
 }
 
 static void d_closed(xport *x, const char *why)

@@ -123,7 +123,8 @@ typedef struct mesh_router_conf {
     uint32_t stream_window;      /* h2: bytes buffered per stream and direction (256 KiB) */
     char access_log[1024];       /* "": none; "-": stderr */
     uint64_t header_timeout_ms;  /* http: first byte of a request to its last header (10 s) */
-    uint64_t idle_timeout_ms;    /* http: a connection idle between requests (120 s; 0: none) */
+    uint64_t idle_timeout_ms;    /* a client connection idle (http: between requests; h2:
+                                  * without a stream) this long closes (120 s; 0: never) */
     /* the verified client certificate's name goes to the endpoint in this
      * header (any such header from the client is dropped first) */
     char identity_header[64];    /* default "l5d-client-id" */

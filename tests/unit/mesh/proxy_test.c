@@ -680,3 +680,43 @@ TEST(mesh_http_slow_and_idle_clients_are_cut)
     CHECK(ag_now_ms() - t0 >= 400);
     ag_mesh_free(m);
 }
+
+/* An HTTP/2 connection without a stream for idleTimeoutMs gets GOAWAY and
+ * is closed. */
+TEST(mesh_h2_idle_connection_is_closed)
+{
+    ag_log_set_level(AG_LOG_ERROR);
+    const char *text = "admin: {ip: 127.0.0.1, port: -1}\n"
+                       "routers:\n"
+                       "  - protocol: h2\n"
+                       "    dtab: /svc => /$/inet/127.0.0.1/1;\n"
+                       "    servers: [{ip: 127.0.0.1, port: 0}]\n"
+                       "    idleTimeoutMs: 400\n";
+    const char *conf = ag_test_write_file("idle.yaml", text, strlen(text));
+    char err[AG_ERRMSG_MAX];
+    ag_mesh *m = ag_mesh_load(conf, err, sizeof(err));
+    if (!m)
+        FAIL("load: %s", err);
+    if (ag_mesh_start(m, err, sizeof(err)) < 0)
+        FAIL("start: %s", err);
+    int fd = connect_to(ag_mesh_port(m, 0, 0));
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+                                  "\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+    CHECK_EQ(write(fd, preface, sizeof(preface) - 1), (ssize_t)sizeof(preface) - 1);
+    uint64_t t0 = ag_now_ms();
+    char buf[4096];
+    size_t n = read_to_close(fd, buf, sizeof(buf));
+    close(fd);
+    CHECK(n != (size_t)-1);
+    CHECK(ag_now_ms() - t0 >= 300);
+    /* frames: 9-byte headers; one of them is a GOAWAY (type 7) */
+    bool goaway = false;
+    for (size_t i = 0; i + 9 <= n;) {
+        size_t len = (size_t)((uint8_t)buf[i] << 16 | (uint8_t)buf[i + 1] << 8 | (uint8_t)buf[i + 2]);
+        if ((uint8_t)buf[i + 3] == 7)
+            goaway = true;
+        i += 9 + len;
+    }
+    CHECK(goaway);
+    ag_mesh_free(m);
+}
