@@ -132,7 +132,7 @@ static void route_step(hx *h);
 static void hx_fail(hx *h, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void d_parse(struct h1d *d);
 static void on_idle_timeout(xport *x);
-static void epc_check(mesh_epc *e);
+
 
 /* ---- helpers -------------------------------------------------------------------- */
 
@@ -265,10 +265,7 @@ static void epc_release(hx *h)
 {
     mesh_epc *e = h->epc;
     h->epc = NULL;
-    if (e && e->refs > 0) {
-        e->refs--;
-        epc_check(e);
-    }
+    mesh_epc_release(e);
 }
 
 static void hx_free(hx *h)
@@ -360,59 +357,31 @@ static void u_up(xport *x);
 static void u_closed(xport *x, const char *why);
 static const xport_ops uops = {u_recv, u_produce, u_up, u_closed};
 
-static void epc_reconnect_later(mesh_epc *e);
-
-static void epc_closed(uv_handle_t *hd)
-{
-    ag_free(hd->data);
-}
-
-/* A gone endpoint lets go once nothing uses it. */
-static void epc_check(mesh_epc *e)
-{
-    if (!e || !e->gone || e->freeing || e->refs > 0)
-        return;
-    for (struct h1u *u = e->conns; u; u = u->next)
-        if (u->cur)
-            return;
-    e->freeing = true;
-    while (e->conns) {
-        struct h1u *u = e->conns;
-        e->conns = u->next;
-        u->epc = NULL;
-        xport_close(&u->x, "endpoint removed");
-    }
-    if (e->retry_on)
-        uv_timer_stop(&e->retry);
-    e->ep->user = NULL;
-    ag__lb_release(e->cl->lb, e->ep);
-    uv_close((uv_handle_t *)&e->retry, epc_closed);
-}
-
-void mesh_h1_epc_gone(mesh_epc *e)
-{
-    epc_check(e);
-}
-
 static struct h1u *u_new(mesh_epc *e);
 
-static void on_retry(uv_timer_t *t)
+static void *hu_next(void *c)
 {
-    mesh_epc *e = t->data;
-    e->retry_on = false;
-    if (!e->gone && !e->conns)
-        u_new(e);   /* its up() brings the endpoint back */
+    return ((struct h1u *)c)->next;
 }
 
-static void epc_reconnect_later(mesh_epc *e)
+static bool hu_busy(void *c)
 {
-    if (e->retry_on || e->gone)
-        return;
-    e->backoff_ms = e->backoff_ms ? AG_MIN(e->backoff_ms * 2, 5000) : 100;
-    e->retry_on = true;
-    e->retry.data = e;
-    uv_timer_start(&e->retry, on_retry, e->backoff_ms, 0);
+    return ((struct h1u *)c)->cur != NULL;
 }
+
+static void hu_drop(void *c)
+{
+    struct h1u *u = c;
+    u->epc = NULL;
+    xport_close(&u->x, "endpoint removed");
+}
+
+static void *hu_open(mesh_epc *e)
+{
+    return u_new(e);
+}
+
+const mesh_conn_ops mesh_h1_conn_ops = {hu_next, hu_busy, hu_drop, hu_open};
 
 static struct h1u *u_new(mesh_epc *e)
 {
@@ -466,11 +435,7 @@ static void u_up(xport *x)
 {
     struct h1u *u = (struct h1u *)x;
     u->up = true;
-    mesh_epc *e = u->epc;
-    if (e && !e->gone) {
-        ag__lb_conn_ok(e->cl->lb, e->ep);
-        e->backoff_ms = 0;
-    }
+    mesh_epc_up(u->epc);
     if (u->cur)
         u_start(u, u->cur);
 }
@@ -534,8 +499,7 @@ static void u_closed(xport *x, const char *why)
         if (!u->up && !e->gone) {
             AG_LOG(AG_LOG_INFO, "mesh", "endpoint_down router=%s service=%s endpoint=%s why=\"%s\"",
                    e->cl->rt->rc->label, e->cl->id, x->peer, why);
-            ag__lb_conn_failed(e->cl->lb, e->ep);
-            epc_reconnect_later(e);
+            mesh_epc_down(e);
         }
     }
     hx *h = u->cur;
@@ -570,7 +534,7 @@ static void u_closed(xport *x, const char *why)
     ag_buf_cleanup(&u->value);
     ag_free(u);
     if (e)
-        epc_check(e);
+        mesh_epc_check(e);
 }
 
 static int u_recv(xport *x, const uint8_t *p, size_t n)

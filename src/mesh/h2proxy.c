@@ -152,7 +152,7 @@ static void pay_down(xs *s);
 static void route_step(xs *s);
 struct dconn;
 static void d_idle_check(struct dconn *d);
-static void epc_maybe_free(mesh_epc *e);
+
 
 /* ---- headers --------------------------------------------------------------------- */
 
@@ -312,13 +312,7 @@ static void xs_attempt_done(xs *s, ag__outcome o)
     s->ep = NULL;
 }
 
-static void epc_drop(mesh_epc *e)
-{
-    if (e && e->refs > 0) {
-        e->refs--;
-        epc_maybe_free(e);
-    }
-}
+
 
 /* ---- the downstream side's response -------------------------------------------------- */
 
@@ -887,11 +881,7 @@ static void u_up(xport *x)
 {
     struct uconn *u = (struct uconn *)x;
     u->up = true;
-    mesh_epc *e = u->epc;
-    if (e && !e->gone) {
-        ag__lb_conn_ok(e->cl->lb, e->ep);
-        e->backoff_ms = 0;
-    }
+    mesh_epc_up(u->epc);
     /* the waiting streams go out, oldest first */
     xs *rev = NULL;
     while (u->waiting) {
@@ -914,7 +904,6 @@ static void u_up(xport *x)
     xport_flush(x);
 }
 
-static void epc_reconnect_later(mesh_epc *e);
 
 static void u_closed(xport *x, const char *why)
 {
@@ -932,8 +921,7 @@ static void u_closed(xport *x, const char *why)
     if (e && !e->gone && !was_up) {
         AG_LOG(AG_LOG_INFO, "mesh", "endpoint_down router=%s service=%s endpoint=%s why=\"%s\"",
                e->cl->rt->rc->label, e->cl->id, x->peer, why);
-        ag__lb_conn_failed(e->cl->lb, e->ep);
-        epc_reconnect_later(e);
+        mesh_epc_down(e);
     }
     /* streams that never went out may go elsewhere */
     while (u->waiting) {
@@ -965,7 +953,7 @@ static void u_closed(xport *x, const char *why)
     ag_metric_add(u->m->mt.ep_conns, -1, u->rt_label, u->ep_label);
     ag_free(u);
     if (e)
-        epc_maybe_free(e);
+        mesh_epc_check(e);
 }
 
 static const xport_ops uconn_ops = {u_recv, u_produce, u_up, u_closed};
@@ -1007,83 +995,30 @@ static struct uconn *uconn_new(mesh_epc *e)
     return u;
 }
 
-static void on_retry_timer(uv_timer_t *t)
+static void *uc_next(void *c)
 {
-    mesh_epc *e = t->data;
-    e->retry_on = false;
-    if (e->gone || e->conns)
-        return;
-    uconn_new(e);   /* its up() brings the endpoint back */
+    return ((struct uconn *)c)->next;
 }
 
-static void epc_reconnect_later(mesh_epc *e)
+static bool uc_busy(void *c)
 {
-    if (e->retry_on || e->gone)
-        return;
-    e->backoff_ms = e->backoff_ms ? AG_MIN(e->backoff_ms * 2, 5000) : 100;
-    e->retry_on = true;
-    uv_timer_start(&e->retry, on_retry_timer, e->backoff_ms, 0);
+    const struct uconn *u = c;
+    return u->nstreams > 0 || u->waiting;
 }
 
-static void epc_closed(uv_handle_t *h)
+static void uc_drop(void *c)
 {
-    mesh_epc *e = h->data;
-    ag_free(e);
+    struct uconn *u = c;
+    u->epc = NULL;
+    xport_close(&u->x, "endpoint removed");
 }
 
-/* A gone endpoint's connections close once no stream uses them; then the
- * balancer lets go of the endpoint. */
-static void epc_maybe_free(mesh_epc *e)
+static void *uc_open(mesh_epc *e)
 {
-    if (!e || !e->gone || e->freeing || e->refs > 0)
-        return;
-    for (struct uconn *u = e->conns; u; u = u->next)
-        if (u->nstreams > 0 || u->waiting)
-            return;
-    e->freeing = true;
-    while (e->conns) {
-        struct uconn *u = e->conns;
-        e->conns = u->next;
-        u->epc = NULL;
-        xport_close(&u->x, "endpoint removed");
-    }
-    if (e->retry_on)
-        uv_timer_stop(&e->retry);
-    mesh_cluster *cl = e->cl;
-    ag__ep *ep = e->ep;
-    ep->user = NULL;
-    ag__lb_release(cl->lb, ep);
-    uv_close((uv_handle_t *)&e->retry, epc_closed);
+    return uconn_new(e);
 }
 
-mesh_epc *mesh_epc_get(mesh_cluster *cl, ag__ep *ep)
-{
-    if (ep->user)
-        return ep->user;
-    mesh_epc *e = ag_calloc(1, sizeof(*e));
-    if (!e)
-        return NULL;
-    e->cl = cl;
-    e->ep = ep;
-    uv_timer_init(&cl->rt->m->loop, &e->retry);
-    e->retry.data = e;
-    ep->user = e;
-    return e;
-}
-
-void mesh_epc_gone(mesh_cluster *cl, ag__ep *ep)
-{
-    mesh_epc *e = ep->user;
-    if (!e) {
-        ag__lb_release(cl->lb, ep);
-        return;
-    }
-    e->gone = true;
-    if (cl->rt->rc->proto == MESH_HTTP)
-        mesh_h1_epc_gone(e);
-    else
-        epc_maybe_free(e);
-}
+const mesh_conn_ops mesh_h2_conn_ops = {uc_next, uc_busy, uc_drop, uc_open};
 
 /* ---- dispatching --------------------------------------------------------------------- */
 
@@ -1155,7 +1090,7 @@ static void xs_dispatch(xs *s)
     mesh_cluster *cl = s->route.cl;
     const ag__ep *avoid = s->epc ? s->epc->ep : NULL;
     ag__ep *ep = ag__lb_pick(cl->lb, avoid);
-    epc_drop(s->epc);
+    mesh_epc_release(s->epc);
     s->epc = NULL;
     s->ep = NULL;
     s->attempts++;
@@ -1253,7 +1188,7 @@ static void xs_maybe_free(xs *s)
     pay_down(s);
     if (!s->recorded)
         xs_record(s, s->resp_end && !s->local && s->status < 500);
-    epc_drop(s->epc);
+    mesh_epc_release(s->epc);
     if (s->routed)
         s->route.cl->refs--;
     xs_free(s);

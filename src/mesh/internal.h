@@ -367,24 +367,41 @@ int mesh_router_resolve(mesh_router *rt, const char *path, const char *dtab_extr
 /* Drops clusters unused for a minute (their bindings and connections). */
 void mesh_router_sweep(mesh_router *rt, uint64_t now_ms);
 
-/* An endpoint's connections (ep->user), kept by the proxy of the router's
- * protocol (conns is its list). An endpoint that leaves the service
- * (gone) closes its connections once no request holds it (refs), then
- * the balancer lets go of it. */
-typedef struct mesh_epc {
+/* An endpoint's connections (ep->user; epc.c): the proxy's connections
+ * (conns, a list it walks through ops), the background reconnect while
+ * the endpoint is down, and its end once it left the service (gone) and
+ * nothing holds it (refs: requests whose attempt picked it). */
+typedef struct mesh_epc mesh_epc;
+typedef struct mesh_conn_ops {
+    void *(*next)(void *conn);    /* the next connection of the list */
+    bool (*busy)(void *conn);     /* it carries a request */
+    void (*drop)(void *conn);     /* forget the epc (conn's epc = NULL) and close it */
+    void *(*open)(mesh_epc *e);   /* a new connection (added to e->conns); its up
+                                   * calls mesh_epc_up */
+} mesh_conn_ops;
+struct mesh_epc {
     mesh_cluster *cl;
     ag__ep *ep;
+    const mesh_conn_ops *ops;
     void *conns;
     uv_timer_t retry;        /* background reconnect while the endpoint is down */
     bool retry_on;
     uint64_t backoff_ms;
     bool gone;
     bool freeing;
-    unsigned refs;           /* requests whose attempt picked it */
-} mesh_epc;
+    unsigned refs;
+};
+extern const mesh_conn_ops mesh_h2_conn_ops, mesh_h1_conn_ops;
 mesh_epc *mesh_epc_get(mesh_cluster *cl, ag__ep *ep);
+/* The balancer removed ep (its `gone` callback). */
 void mesh_epc_gone(mesh_cluster *cl, ag__ep *ep);
-void mesh_h1_epc_gone(mesh_epc *e);
+/* A connection could not be made / one was: down (and reconnect later) / up. */
+void mesh_epc_down(mesh_epc *e);
+void mesh_epc_up(mesh_epc *e);
+/* Drops a request's reference; frees a gone endpoint nothing holds. */
+void mesh_epc_release(mesh_epc *e);
+/* Frees e if it is gone and nothing holds it (after a connection's request ended). */
+void mesh_epc_check(mesh_epc *e);
 
 /* ---- proxies ---------------------------------------------------------------------- */
 
