@@ -965,37 +965,23 @@ void ag__lb_conn_ok(ag__lb *lb, ag__ep *ep)
 
 /* ---- admin page ------------------------------------------------------------- */
 
-/* Appends s with JSON's escapes, without quotes. */
-static int json_escape(ag_buf *out, const char *s)
-{
-    int rc = 0;
-    for (; rc == 0 && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            rc = ag_buf_printf(out, "\\%c", c);
-        else if (c < 0x20)
-            rc = ag_buf_printf(out, "\\u%04x", c);
-        else
-            rc = ag_buf_append_byte(out, c);
-    }
-    return rc;
-}
-
 /* One endpoint's object; "[v6]:port" for an IPv6 host. */
 static int json_ep(ag_buf *out, const ag__ep *ep, uint64_t now)
 {
-    bool v6 = strchr(ep->addr.host, ':') != NULL;
+    char addr[300];
+    snprintf(addr, sizeof(addr), strchr(ep->addr.host, ':') ? "[%s]:%u" : "%s:%u",
+             ep->addr.host, (unsigned)ep->addr.port);
     uint64_t dead_for =
         ep->state == AG__EP_DEAD && ep->dead_until_ms > now ? ep->dead_until_ms - now : 0;
-    int rc = ag_buf_append_str(out, v6 ? "{\"addr\":\"[" : "{\"addr\":\"");
+    int rc = ag_buf_append_str(out, "{\"addr\":");
     if (rc == 0)
-        rc = json_escape(out, ep->addr.host);
+        rc = ag__json_str(out, addr);
     if (rc == 0)
         rc = ag_buf_printf(out,
-                           "%s:%u\",\"weight\":%.15g,\"state\":\"%s\",\"outstanding\":%u,"
+                           ",\"weight\":%.15g,\"state\":\"%s\",\"outstanding\":%u,"
                            "\"ewma_ms\":%.3f,\"requests\":%llu,\"successes\":%llu,"
                            "\"failures\":%llu,\"dead_for_ms\":%llu}",
-                           v6 ? "]" : "", (unsigned)ep->addr.port, ep->addr.weight,
+                           ep->addr.weight,
                            ag__ep_state_name(ep->state), ep->outstanding, ep->ewma_ms,
                            (unsigned long long)ep->requests, (unsigned long long)ep->successes,
                            (unsigned long long)ep->failures, (unsigned long long)dead_for);

@@ -359,8 +359,6 @@ bool mesh_authorize(mesh_router *rt, const char *party, const char *path,
  * ms; false without memory. Whoever holds *t closes it (uv_close). */
 bool mesh_timer_arm(struct ag_mesh *m, uv_timer_t **t, void *ud, uv_timer_cb fn, uint64_t ms);
 void mesh_router_free(mesh_router *rt);
-/* Appends s as a JSON string (quoted, escaped). */
-int mesh_json_str(ag_buf *o, const char *s);
 int mesh_router_json(mesh_router *rt, ag_buf *out);
 /* The admin page's resolver: the delegation trace and the binding. */
 int mesh_router_resolve(mesh_router *rt, const char *path, const char *dtab_extra, ag_buf *out);

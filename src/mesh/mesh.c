@@ -555,12 +555,12 @@ static void build_state(void *arg)
     ag_buf *o = q->out;
     int rc = ag_buf_append_str(o, "{\"config\":");
     if (rc == 0)
-        rc = mesh_json_str(o, m->conf->path);
+        rc = ag__json_str(o, m->conf->path);
     if (rc == 0)
         rc = ag_buf_printf(o, ",\"reloads\":%llu,\"reload_failures\":%llu,\"last_reload_error\":",
                            (unsigned long long)m->reloads, (unsigned long long)m->reload_failures);
     if (rc == 0)
-        rc = mesh_json_str(o, m->last_reload_error);
+        rc = ag__json_str(o, m->last_reload_error);
     if (rc == 0)
         rc = ag_buf_append_str(o, ",\"routers\":[");
     for (size_t i = 0; rc == 0 && i < m->nrouters; i++) {

@@ -922,9 +922,7 @@ void ag__namer_get_stats(const ag__namer *n, ag__namer_stats *out)
 /* JSON                                                                      */
 /* ------------------------------------------------------------------------ */
 
-/* Appends s as a JSON string. Invalid UTF-8 (a message quoting a file's
- * bytes) is shown byte by byte as \u00XX, so the output is always valid. */
-static int json_str(ag_buf *out, const char *s)
+int ag__json_str(ag_buf *out, const char *s)
 {
     if (!s)
         return ag_buf_append_str(out, "null");
@@ -946,7 +944,7 @@ static int binding_json(const ag__bnd *b, ag_buf *out)
     const ag__bound *p = &b->pub;
     int rc = ag_buf_append_str(out, "{\"id\":");
     if (rc == 0)
-        rc = json_str(out, p->id);
+        rc = ag__json_str(out, p->id);
     if (rc == 0)
         rc = ag_buf_printf(out, ",\"state\":\"%s\",\"addrs\":[", state_name(p->state));
     for (size_t i = 0; rc == 0 && i < p->naddrs; i++) {
@@ -961,11 +959,11 @@ static int binding_json(const ag__bnd *b, ag_buf *out)
     if (rc == 0)
         rc = ag_buf_append_str(out, "],\"why\":");
     if (rc == 0)
-        rc = json_str(out, p->why);
+        rc = ag__json_str(out, p->why);
     if (rc == 0 && b->error) {
         rc = ag_buf_append_str(out, ",\"error\":");
         if (rc == 0)
-            rc = json_str(out, b->error);
+            rc = ag__json_str(out, b->error);
     }
     if (rc == 0)
         rc = ag_buf_printf(out, ",\"version\":%" PRIu64 "}", p->version);
@@ -976,7 +974,7 @@ int ag__namer_json(const ag__namer *n, ag_buf *out)
 {
     int rc = ag_buf_printf(out, "{\"kind\":\"%s\",\"prefix\":", n->ops->kind);
     if (rc == 0)
-        rc = json_str(out, n->prefix);
+        rc = ag__json_str(out, n->prefix);
     if (rc == 0)
         rc = ag_buf_printf(
             out, ",\"stats\":{\"reloads\":%" PRIu64 ",\"errors\":%" PRIu64 "},\"bindings\":[",

@@ -134,6 +134,12 @@ void ag__namer_free(ag__namer *n);
  * "addrs":["127.0.0.1:8080*1"],"why":null,"version":3}]}) to out. */
 int ag__namer_json(const ag__namer *n, ag_buf *out);
 
+/* Appends s as a JSON string (quoted, escaped; NULL: null). Invalid UTF-8 (a
+ * message quoting a file's bytes) is shown byte by byte as \u00XX, so the
+ * output is always valid JSON. The one JSON string writer of the mesh's
+ * state pages (namers, balancers, routers). */
+int ag__json_str(ag_buf *out, const char *s);
+
 /* Counters every namer of a process adds to (the proxy exports them). */
 typedef struct ag__namer_stats {
     uint64_t reloads;        /* fs: files re-read; dns: lookups completed */

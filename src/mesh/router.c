@@ -539,31 +539,16 @@ bool mesh_timer_arm(struct ag_mesh *m, uv_timer_t **t, void *ud, uv_timer_cb fn,
 
 /* ---- JSON for the admin page ------------------------------------------------------------ */
 
-int mesh_json_str(ag_buf *o, const char *s)
-{
-    int rc = ag_buf_append_byte(o, '"');
-    for (; rc == 0 && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            rc = ag_buf_printf(o, "\\%c", c);
-        else if (c < 0x20)
-            rc = ag_buf_printf(o, "\\u%04x", c);
-        else
-            rc = ag_buf_append_byte(o, c);
-    }
-    return rc == 0 ? ag_buf_append_byte(o, '"') : rc;
-}
-
 int mesh_router_json(mesh_router *rt, ag_buf *o)
 {
     const mesh_router_conf *rc = rt->rc;
     int r = ag_buf_append_str(o, "{\"label\":");
     if (r == 0)
-        r = mesh_json_str(o, rc->label);
+        r = ag__json_str(o, rc->label);
     if (r == 0)
         r = ag_buf_printf(o, ",\"protocol\":\"%s\",\"dtab\":", rc->proto == MESH_H2 ? "h2" : "http");
     if (r == 0)
-        r = mesh_json_str(o, rc->dtab_text);
+        r = ag__json_str(o, rc->dtab_text);
     if (r == 0)
         r = ag_buf_printf(o, ",\"servers\":[");
     size_t i = 0;
@@ -587,7 +572,7 @@ int mesh_router_json(mesh_router *rt, ag_buf *o)
                                  : 1.0;
         r = ag_buf_printf(o, "%s{\"id\":", i ? "," : "");
         if (r == 0)
-            r = mesh_json_str(o, cl->id);
+            r = ag__json_str(o, cl->id);
         if (r == 0)
             r = ag_buf_printf(o,
                               ",\"state\":\"%s\",\"balancer\":\"%s\",\"requests\":%llu,"
@@ -599,7 +584,7 @@ int mesh_router_json(mesh_router *rt, ag_buf *o)
                               (unsigned long long)cl->failures, sr, lat_quantile(&cl->lat, 0.5),
                               lat_quantile(&cl->lat, 0.99));
         if (r == 0)
-            r = cl->bound->why ? mesh_json_str(o, cl->bound->why) : ag_buf_append_str(o, "null");
+            r = cl->bound->why ? ag__json_str(o, cl->bound->why) : ag_buf_append_str(o, "null");
         if (r == 0)
             r = ag_buf_append_str(o, ",\"endpoints\":");
         if (r == 0)
@@ -624,7 +609,7 @@ int mesh_router_resolve(mesh_router *rt, const char *path, const char *dtab_extr
         ag__dtab_parse(dtab_extra, strlen(dtab_extra), &extra, NULL, NULL, &err) < 0) {
         r = ag_buf_append_str(o, "{\"error\":");
         if (r == 0)
-            r = mesh_json_str(o, err.msg);
+            r = ag__json_str(o, err.msg);
         ag_buf_cleanup(&trace);
         return r == 0 ? ag_buf_append_byte(o, '}') : r;
     }
@@ -638,15 +623,15 @@ int mesh_router_resolve(mesh_router *rt, const char *path, const char *dtab_extr
     ag__dtab_free(all);
     r = ag_buf_append_str(o, "{\"path\":");
     if (r == 0)
-        r = mesh_json_str(o, path);
+        r = ag__json_str(o, path);
     if (r == 0)
         r = ag_buf_append_str(o, ",\"trace\":");
     if (r == 0)
-        r = mesh_json_str(o, trace.data ? (const char *)trace.data : "");
+        r = ag__json_str(o, trace.data ? (const char *)trace.data : "");
     if (r == 0 && dr < 0) {
         r = ag_buf_append_str(o, ",\"error\":");
         if (r == 0)
-            r = mesh_json_str(o, err.msg);
+            r = ag__json_str(o, err.msg);
     } else if (r == 0) {
         ag_buf t;
         ag_buf_init(&t, 1 << 20);
@@ -654,7 +639,7 @@ int mesh_router_resolve(mesh_router *rt, const char *path, const char *dtab_extr
         if (r == 0)
             r = ag_buf_append_str(o, ",\"tree\":");
         if (r == 0)
-            r = mesh_json_str(o, t.data ? (const char *)t.data : "");
+            r = ag__json_str(o, t.data ? (const char *)t.data : "");
         ag_buf_cleanup(&t);
         /* and what it binds to now (without counting a request) */
         char why[512] = "";
@@ -665,7 +650,7 @@ int mesh_router_resolve(mesh_router *rt, const char *path, const char *dtab_extr
         if (r == 0)
             r = ag_buf_printf(o, ",\"result\":\"%s\",\"bound\":", names[res]);
         if (r == 0)
-            r = cl ? mesh_json_str(o, cl->id) : ag_buf_append_str(o, "null");
+            r = cl ? ag__json_str(o, cl->id) : ag_buf_append_str(o, "null");
         if (r == 0 && cl) {
             r = ag_buf_append_str(o, ",\"endpoints\":");
             if (r == 0)
@@ -674,7 +659,7 @@ int mesh_router_resolve(mesh_router *rt, const char *path, const char *dtab_extr
         if (r == 0 && why[0]) {
             r = ag_buf_append_str(o, ",\"why\":");
             if (r == 0)
-                r = mesh_json_str(o, why);
+                r = ag__json_str(o, why);
         }
     }
     ag__ntree_free(tree);
