@@ -47,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../rpc/wire.h"
 #include "internal.h"
 
 #define REPLAY_MAX (64u << 10)
@@ -212,29 +213,6 @@ static bool hop_by_hop(const nghttp2_nv *h)
     return false;
 }
 
-/* grpc-timeout: "<up to 8 digits><H|M|S|m|u|n>" -> ms (rounded up); -1 if malformed. */
-static int64_t grpc_timeout_ms(const char *v)
-{
-    size_t n = strlen(v);
-    if (n < 2 || n > 9)
-        return -1;
-    uint64_t x = 0;
-    for (size_t i = 0; i + 1 < n; i++) {
-        if (!isdigit((unsigned char)v[i]))
-            return -1;
-        x = x * 10 + (uint64_t)(v[i] - '0');
-    }
-    switch (v[n - 1]) {
-    case 'H': return (int64_t)(x * 3600000);
-    case 'M': return (int64_t)(x * 60000);
-    case 'S': return (int64_t)(x * 1000);
-    case 'm': return (int64_t)x;
-    case 'u': return (int64_t)((x + 999) / 1000);
-    case 'n': return (int64_t)((x + 999999) / 1000000);
-    default: return -1;
-    }
-}
-
 /* ---- sessions' plumbing ------------------------------------------------------------- */
 
 static int produce(nghttp2_session *ng, ag_buf *out)
@@ -374,26 +352,10 @@ static void resp_begin(xs *s, const hdr_list *h, bool end)
     dmark(s->dc);
 }
 
-/* Percent-encodes a grpc-message. */
-static void pct_encode(const char *in, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (; *in && o + 4 < cap; in++) {
-        unsigned char c = (unsigned char)*in;
-        if (c >= 0x20 && c <= 0x7e && c != '%') {
-            out[o++] = (char)c;
-        } else {
-            snprintf(out + o, cap - o, "%%%02X", c);
-            o += 3;
-        }
-    }
-    out[o] = '\0';
-}
-
 /* A response made here: gRPC trailers-only, or a short text body. */
 static void xs_fail(xs *s, int grpc_code, int http_status, const char *fmt, ...)
 {
-    char msg[512], enc[1600], code[16], clen[24];
+    char msg[512], code[16], clen[24];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -413,8 +375,11 @@ static void xs_fail(xs *s, int grpc_code, int http_status, const char *fmt, ...)
         s->grpc_status = grpc_code;
         s->status = 200;
         snprintf(code, sizeof(code), "%d", grpc_code);
-        pct_encode(msg, enc, sizeof(enc));
-        rc = hdr_add(&h, s->ar, (const uint8_t *)":status", 7, (const uint8_t *)"200", 3);
+        ag_buf enc;
+        ag_buf_init(&enc, 4 * sizeof(msg));
+        rc = ag__grpc_message_encode(&enc, msg, strlen(msg));
+        if (rc == 0)
+            rc = hdr_add(&h, s->ar, (const uint8_t *)":status", 7, (const uint8_t *)"200", 3);
         if (rc == 0)
             rc = hdr_add(&h, s->ar, (const uint8_t *)"content-type", 12,
                          (const uint8_t *)"application/grpc", 16);
@@ -422,8 +387,8 @@ static void xs_fail(xs *s, int grpc_code, int http_status, const char *fmt, ...)
             rc = hdr_add(&h, s->ar, (const uint8_t *)"grpc-status", 11, (const uint8_t *)code,
                          strlen(code));
         if (rc == 0)
-            rc = hdr_add(&h, s->ar, (const uint8_t *)"grpc-message", 12, (const uint8_t *)enc,
-                         strlen(enc));
+            rc = hdr_add(&h, s->ar, (const uint8_t *)"grpc-message", 12, enc.data, enc.len);
+        ag_buf_cleanup(&enc);
         s->resp_end = true;
         if (rc == 0)
             resp_begin(s, &h, true);
@@ -443,8 +408,8 @@ static void xs_fail(xs *s, int grpc_code, int http_status, const char *fmt, ...)
             rc = hdr_add(&h, s->ar, (const uint8_t *)"content-length", 14, (const uint8_t *)clen,
                          strlen(clen));
         if (rc == 0 && http_status == 503)
-            rc = hdr_add(&h, s->ar, (const uint8_t *)"l5d-err", 7, (const uint8_t *)enc,
-                         (size_t)snprintf(enc, sizeof(enc), "%s", "unavailable"));
+            rc = hdr_add(&h, s->ar, (const uint8_t *)"l5d-err", 7,
+                         (const uint8_t *)"unavailable", 11);
         s->resp_end = true;
         if (rc == 0)
             resp_begin(s, &h, false);
@@ -1027,7 +992,7 @@ static void uconn_submit(struct uconn *u, xs *s)
     mesh_router *rt = xs_router(s);
     nghttp2_nv nv[MAX_HEADERS + 8];
     size_t n = 0;
-    char tmo[32];
+    char tmo[10];
     size_t idl = strlen(rt->rc->identity_header);
     for (size_t i = 0; i < s->req.n && n < AG_ARRAY_LEN(nv) - 2; i++) {
         const nghttp2_nv *h = &s->req.v[i];
@@ -1051,8 +1016,8 @@ static void uconn_submit(struct uconn *u, xs *s)
     if (s->deadline_ms) {
         uint64_t now = loop_ms(s);
         uint64_t left = s->deadline_ms > now ? s->deadline_ms - now : 1;
-        int len = snprintf(tmo, sizeof(tmo), "%llum", (unsigned long long)left);
-        nv[n++] = (nghttp2_nv){(uint8_t *)"grpc-timeout", (uint8_t *)tmo, 12, (size_t)len,
+        ag__grpc_timeout_format(left * 1000000, tmo);
+        nv[n++] = (nghttp2_nv){(uint8_t *)"grpc-timeout", (uint8_t *)tmo, 12, strlen(tmo),
                                NGHTTP2_NV_FLAG_NONE};
     }
     bool body = !(s->req_end && s->req_body.len == 0 && s->req_trailers.n == 0);
@@ -1281,10 +1246,11 @@ static void route_step(xs *s)
     /* the deadline: the client's grpc-timeout, capped by the route's timeout */
     uint64_t tmo = s->route.sc->total_timeout_ms;
     const char *gt = hdr_get(&s->req, "grpc-timeout");
-    if (gt) {
-        int64_t ms = grpc_timeout_ms(gt);
-        if (ms >= 0 && (tmo == 0 || (uint64_t)ms < tmo))
-            tmo = (uint64_t)ms;
+    uint64_t ns;
+    if (gt && ag__grpc_timeout_parse(gt, strlen(gt), &ns) == 0) {
+        uint64_t ms = ns / 1000000 + (ns % 1000000 != 0); /* rounded up */
+        if (tmo == 0 || ms < tmo)
+            tmo = ms;
     }
     if (tmo > 0) {
         s->deadline_ms = loop_ms(s) + tmo;
