@@ -172,27 +172,9 @@ static const char *pair_get(const ag_buf *b, size_t n, const char *name)
     return NULL;
 }
 
-static bool idempotent(const char *m)
-{
-    static const char *const ok[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE", NULL};
-    for (size_t i = 0; ok[i]; i++)
-        if (strcmp(m, ok[i]) == 0)
-            return true;
-    return false;
-}
-
 static bool retryable_status(const hx *h, int status)
 {
-    if (status < 500 || !h->routed)
-        return false;
-    switch (h->route.sc->classifier) {
-    case CLASS_GRPC:
-    case CLASS_IDEMPOTENT_5XX: return idempotent(h->method);
-    case CLASS_READ_5XX:
-        return strcmp(h->method, "GET") == 0 || strcmp(h->method, "HEAD") == 0 ||
-               strcmp(h->method, "OPTIONS") == 0 || strcmp(h->method, "TRACE") == 0;
-    default: return false;
-    }
+    return h->routed && mesh_retryable(h->route.sc, h->method, -1, status);
 }
 
 /* Appends request bytes (head or framed body) for the endpoint. */
@@ -522,7 +504,7 @@ static void u_closed(xport *x, const char *why)
                 /* not yet connected, or a pooled connection the endpoint
                  * closed before answering */
                 bool safe = !u->up || u->retry_status ||
-                            (!u->got_bytes && idempotent(h->method));
+                            (!u->got_bytes && mesh_idempotent(h->method));
                 u_retry_or_fail(h, safe, why);
             }
         }

@@ -616,35 +616,10 @@ static void xs_upstream_failed(xs *s, bool safe, const char *why)
     xs_record(s, false);
 }
 
-static bool idempotent(const char *m)
-{
-    static const char *const ok[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE", NULL};
-    for (size_t i = 0; ok[i]; i++)
-        if (strcmp(m, ok[i]) == 0)
-            return true;
-    return false;
-}
-
-static bool read_only(const char *m)
-{
-    return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "OPTIONS") == 0 ||
-           strcmp(m, "TRACE") == 0;
-}
-
 /* Whether a 5xx (or gRPC UNAVAILABLE) answer may be retried. */
 static bool classifier_retryable(const xs *s, int status, int grpc)
 {
-    mesh_classifier c = s->route.sc->classifier;
-    if (s->grpc && grpc >= 0)
-        return c == CLASS_GRPC && grpc == 14;
-    if (status < 500)
-        return false;
-    switch (c) {
-    case CLASS_GRPC:
-    case CLASS_IDEMPOTENT_5XX: return idempotent(s->method);
-    case CLASS_READ_5XX: return read_only(s->method);
-    default: return false;
-    }
+    return mesh_retryable(s->route.sc, s->method, s->grpc ? grpc : -1, status);
 }
 
 /* ---- upstream session callbacks ------------------------------------------------------ */
@@ -788,7 +763,7 @@ static int u_on_stream_close(nghttp2_session *ng, int32_t sid, uint32_t code, vo
     char why[96];
     snprintf(why, sizeof(why), "stream reset by the endpoint (%s)",
              nghttp2_http2_strerror(code));
-    bool safe = code == NGHTTP2_REFUSED_STREAM || (idempotent(s->method) && !s->grpc);
+    bool safe = code == NGHTTP2_REFUSED_STREAM || (mesh_idempotent(s->method) && !s->grpc);
     if (s->resp_begun) {
         xs_attempt_done(s, AG__OUT_FAILURE);
         if (!s->down_closed) {
@@ -910,7 +885,7 @@ static void u_closed(xport *x, const char *why)
             }
             xs_record(s, false);
         } else {
-            xs_upstream_failed(s, idempotent(s->method) && !s->grpc, why);
+            xs_upstream_failed(s, mesh_idempotent(s->method) && !s->grpc, why);
         }
     }
     nghttp2_session_del(u->ng);

@@ -355,6 +355,12 @@ int mesh_route_request(mesh_router *rt, const ag__req_view *req, const char *ove
  * counted). */
 bool mesh_authorize(mesh_router *rt, const char *party, const char *path,
                     const ag__req_view *view, char *why, size_t cap);
+/* GET, HEAD, OPTIONS, TRACE, PUT, DELETE: a repeat does no more than once. */
+bool mesh_idempotent(const char *method);
+/* Whether the service's response classifier lets an answer be retried:
+ * grpc_status >= 0 (a gRPC request's status) or else the HTTP status. */
+bool mesh_retryable(const mesh_service_conf *sc, const char *method, int grpc_status,
+                    int status);
 /* (Re)starts the timer *t (made on first use, data ud) to call fn after
  * ms; false without memory. Whoever holds *t closes it (uv_close). */
 bool mesh_timer_arm(struct ag_mesh *m, uv_timer_t **t, void *ud, uv_timer_cb fn, uint64_t ms);

@@ -524,6 +524,31 @@ bool mesh_authorize(mesh_router *rt, const char *party, const char *path,
     return false;
 }
 
+bool mesh_idempotent(const char *method)
+{
+    static const char *const ok[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE", NULL};
+    for (size_t i = 0; ok[i]; i++)
+        if (strcmp(method, ok[i]) == 0)
+            return true;
+    return false;
+}
+
+bool mesh_retryable(const mesh_service_conf *sc, const char *method, int grpc_status, int status)
+{
+    if (grpc_status >= 0)
+        return sc->classifier == CLASS_GRPC && grpc_status == 14; /* UNAVAILABLE */
+    if (status < 500)
+        return false;
+    switch (sc->classifier) {
+    case CLASS_GRPC:
+    case CLASS_IDEMPOTENT_5XX: return mesh_idempotent(method);
+    case CLASS_READ_5XX:
+        return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
+               strcmp(method, "OPTIONS") == 0 || strcmp(method, "TRACE") == 0;
+    default: return false;
+    }
+}
+
 bool mesh_timer_arm(struct ag_mesh *m, uv_timer_t **t, void *ud, uv_timer_cb fn, uint64_t ms)
 {
     if (!*t) {
