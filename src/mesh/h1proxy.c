@@ -775,18 +775,21 @@ static void route_and_go(hx *h)
 {
     struct h1d *d = h->d;
     mesh_router *rt = d->rt;
-    if (rt->rc->authz.on) {
-        ag__hdr hv[MAX_HDRS];
-        ag__req_view view = req_view(h, hv, MAX_HDRS);
-        char why[1024];
-        if (!mesh_authorize(rt, xport_peer_identity(&d->x), (const char *)h->url.data, &view, why,
-                            sizeof(why))) {
-            hx_fail(h, 403, "%s", why);
-            return;
-        }
+    ag__hdr hv[MAX_HDRS];
+    ag__req_view view = req_view(h, hv, MAX_HDRS);
+    char why[1024], denied[1024];
+    int named = mesh_name_request(rt, &view, &h->route, why, sizeof(why));
+    if (!mesh_authorize(rt, xport_peer_identity(&d->x), (const char *)h->url.data,
+                        named == 0 ? h->route.name : NULL, denied, sizeof(denied))) {
+        hx_fail(h, 403, "%s", denied);
+        return;
     }
     ag__budget_deposit(&rt->budget, ag_now_ms());
     rt->requests++;
+    if (named < 0) {
+        hx_fail(h, 404, "%s", why);
+        return;
+    }
     route_step(h);
 }
 
@@ -803,12 +806,10 @@ static void route_step(hx *h)
     struct h1d *d = h->d;
     mesh_router *rt = d->rt;
     const char *party = xport_peer_identity(&d->x);
-    ag__hdr hv[MAX_HDRS];
-    ag__req_view view = req_view(h, hv, MAX_HDRS);
-    const char *host = view.authority;
+    const char *host = pair_get(&h->hdrs, h->nhdrs, "host");
     const char *ov = rt->rc->allow_dtab_override ? pair_get(&h->hdrs, h->nhdrs, "l5d-dtab") : NULL;
     char why[512];
-    int rc = mesh_route_request(rt, &view, ov, &h->route, why, sizeof(why));
+    int rc = mesh_route_request(rt, ov, &h->route, why, sizeof(why));
     if (rc == AG_E_AGAIN && h->bind_waits < BIND_WAIT_TRIES &&
         mesh_timer_arm(rt->m, &h->timer, h, on_bind_wait, BIND_WAIT_MS)) {
         h->bind_waits++;

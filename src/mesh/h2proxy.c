@@ -1166,19 +1166,24 @@ static void route_and_go(xs *s)
         xs_record(s, false);
         return;
     }
+    ag__hdr hv[MAX_HEADERS];
+    ag__req_view view = req_view(s, hv, AG_ARRAY_LEN(hv));
+    char why[1024], denied[1024];
+    int named = mesh_name_request(rt, &view, &s->route, why, sizeof(why));
     /* who calls (a verified client certificate), and may it, towards this name */
-    if (rt->rc->authz.on) {
-        ag__hdr hv[MAX_HEADERS];
-        ag__req_view view = req_view(s, hv, AG_ARRAY_LEN(hv));
-        char why[1024];
-        if (!mesh_authorize(rt, xport_peer_identity(&d->x), s->path, &view, why, sizeof(why))) {
-            xs_fail(s, 7, 403, "%s", why);
-            xs_record(s, false);
-            return;
-        }
+    if (!mesh_authorize(rt, xport_peer_identity(&d->x), s->path, named == 0 ? s->route.name : NULL,
+                        denied, sizeof(denied))) {
+        xs_fail(s, 7, 403, "%s", denied);
+        xs_record(s, false);
+        return;
     }
     ag__budget_deposit(&rt->budget, ag_now_ms());
     rt->requests++;
+    if (named < 0) {
+        xs_fail(s, 12, 404, "%s", why);
+        xs_record(s, false);
+        return;
+    }
     route_step(s);
 }
 
@@ -1194,13 +1199,10 @@ static void on_bind_wait(uv_timer_t *t)
  * BIND_WAIT_TRIES times) while its binding is pending. */
 static void route_step(xs *s)
 {
-    struct dconn *d = s->dc;
-    mesh_router *rt = d->rt;
-    ag__hdr hv[MAX_HEADERS];
-    ag__req_view view = req_view(s, hv, AG_ARRAY_LEN(hv));
+    mesh_router *rt = s->dc->rt;
     const char *ov = rt->rc->allow_dtab_override ? hdr_get(&s->req, "l5d-dtab") : NULL;
     char why[512];
-    int rc = mesh_route_request(rt, &view, ov, &s->route, why, sizeof(why));
+    int rc = mesh_route_request(rt, ov, &s->route, why, sizeof(why));
     if (rc == AG_E_AGAIN && s->bind_waits < BIND_WAIT_TRIES &&
         mesh_timer_arm(rt->m, &s->timer, s, on_bind_wait, BIND_WAIT_MS)) {
         s->bind_waits++;

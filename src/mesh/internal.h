@@ -343,18 +343,23 @@ typedef struct mesh_route {
     const mesh_service_conf *sc;
 } mesh_route;
 
-/* Names and binds a request: 0 with r->cl set; AG_E_MESH_ROUTE (no name,
- * no route: 404 / UNIMPLEMENTED) or AG_E_MESH_UNAVAILABLE (bound to nothing
- * usable: 503 / UNAVAILABLE) with why for the client. override: the
- * l5d-dtab header's value when allowed, else NULL. */
-int mesh_route_request(mesh_router *rt, const ag__req_view *req, const char *override,
-                       mesh_route *r, char *why, size_t cap);
+/* Names a request by the router's identifier: 0 with r->name and r->sc
+ * set, or AG_E_MESH_ROUTE with why for the client (404 / UNIMPLEMENTED). */
+int mesh_name_request(mesh_router *rt, const ag__req_view *req, mesh_route *r, char *why,
+                      size_t cap);
+/* Binds the named request r: 0 with r->cl set; AG_E_MESH_ROUTE (no route:
+ * 404 / UNIMPLEMENTED), AG_E_MESH_UNAVAILABLE (bound to nothing usable:
+ * 503 / UNAVAILABLE) or AG_E_AGAIN (its binding is pending) with why for
+ * the client. override: the l5d-dtab header's value when allowed, else
+ * NULL. */
+int mesh_route_request(mesh_router *rt, const char *override, mesh_route *r, char *why,
+                       size_t cap);
 /* Whether party (a verified client certificate's name, NULL: none) may
- * make this request (path; view for its name): true, or false with why
- * for the client (the refusal is logged, naming party and rule, and
- * counted). */
-bool mesh_authorize(mesh_router *rt, const char *party, const char *path,
-                    const ag__req_view *view, char *why, size_t cap);
+ * make this request (path; dst its name, NULL if it has none): true, or
+ * false with why for the client (the refusal is logged, naming party and
+ * rule, and counted). */
+bool mesh_authorize(mesh_router *rt, const char *party, const char *path, const char *dst,
+                    char *why, size_t cap);
 /* GET, HEAD, OPTIONS, TRACE, PUT, DELETE: a repeat does no more than once. */
 bool mesh_idempotent(const char *method);
 /* Whether the service's response classifier lets an answer be retried:

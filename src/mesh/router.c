@@ -383,13 +383,14 @@ static int bind_tree(struct bind_ctx *b, const ag__ntree *t, mesh_cluster **out)
     return B_NEG;
 }
 
-int mesh_route_request(mesh_router *rt, const ag__req_view *req, const char *override,
-                       mesh_route *r, char *why, size_t cap)
+int mesh_name_request(mesh_router *rt, const ag__req_view *req, mesh_route *r, char *why,
+                      size_t cap)
 {
     ag_buf name;
     ag_buf_init(&name, AG__PATH_MAX);
     ag_errbuf err = {0};
-    why[0] = '\0';
+    r->name[0] = '\0';
+    r->cl = NULL;
     int rc = ag__ident_name(&rt->rc->ident, req, &name, &err);
     if (rc < 0) {
         ag_buf_cleanup(&name);
@@ -399,6 +400,15 @@ int mesh_route_request(mesh_router *rt, const ag__req_view *req, const char *ove
     snprintf(r->name, sizeof(r->name), "%s", (const char *)name.data);
     ag_buf_cleanup(&name);
     r->sc = mesh_service_for(rt->rc, r->name);
+    return 0;
+}
+
+int mesh_route_request(mesh_router *rt, const char *override, mesh_route *r, char *why,
+                       size_t cap)
+{
+    ag_errbuf err = {0};
+    int rc;
+    why[0] = '\0';
     r->cl = NULL;
     ag__ntree *own = NULL;
     name_entry *e = NULL;
@@ -498,29 +508,21 @@ void mesh_router_free(mesh_router *rt)
 
 /* ---- what both proxies do per request ------------------------------------------------- */
 
-bool mesh_authorize(mesh_router *rt, const char *party, const char *path,
-                    const ag__req_view *view, char *why, size_t cap)
+bool mesh_authorize(mesh_router *rt, const char *party, const char *path, const char *dst,
+                    char *why, size_t cap)
 {
     if (!rt->rc->authz.on)
         return true;
-    /* the request's name, for rules that name a destination */
-    char dst[AG__PATH_MAX] = "";
-    ag_buf name;
-    ag_buf_init(&name, AG__PATH_MAX);
-    ag_errbuf e = {0};
-    if (ag__ident_name(&rt->rc->ident, view, &name, &e) == 0)
-        snprintf(dst, sizeof(dst), "%s", (const char *)name.data);
-    ag_buf_cleanup(&name);
     const mesh_rule *rule = NULL;
-    if (mesh_authz_allows(&rt->rc->authz, party, path, dst[0] ? dst : NULL, &rule))
+    if (mesh_authz_allows(&rt->rc->authz, party, path, dst, &rule))
         return true;
     AG_LOG(AG_LOG_WARN, "mesh", "denied router=%s party=%s path=%s name=%s rule=%s%d",
-           rt->rc->label, party ? party : "-", path, dst[0] ? dst : "-",
+           rt->rc->label, party ? party : "-", path, dst ? dst : "-",
            rule ? "line " : "default deny ", rule ? rule->line : 0);
     ag_metric_add(rt->m->mt.denied, 1, rt->rc->label, party ? party : "-");
     snprintf(why, cap, "%s may not call %.300s%s%.300s (%s)",
-             party ? party : "a caller without a certificate", path, dst[0] ? " for " : "", dst,
-             rule ? "denied by a rule" : "no rule allows it");
+             party ? party : "a caller without a certificate", path, dst ? " for " : "",
+             dst ? dst : "", rule ? "denied by a rule" : "no rule allows it");
     return false;
 }
 
