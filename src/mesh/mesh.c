@@ -606,12 +606,10 @@ static bool query_get(const char *q, const char *key, char *out, size_t cap)
                 char c = q[i];
                 if (c == '+') {
                     c = ' ';
-                } else if (c == '%' && i + 2 < len + 0 + 1 && i + 2 <= len - 1 + 1) {
-                    unsigned v = 0;
-                    if (sscanf(q + i + 1, "%2x", &v) == 1) {
-                        c = (char)v;
-                        i += 2;
-                    }
+                } else if (c == '%' && i + 2 < len && ag_hex_digit(q[i + 1]) >= 0 &&
+                           ag_hex_digit(q[i + 2]) >= 0) {
+                    c = (char)(ag_hex_digit(q[i + 1]) << 4 | ag_hex_digit(q[i + 2]));
+                    i += 2;
                 }
                 out[o++] = c;
             }
