@@ -27,20 +27,12 @@ static char *read_all(int fd)
     return out;
 }
 
-/* GET path from 127.0.0.1:port over HTTP/1.1; the whole response (status
- * line, headers, body) into a malloc'd string. */
+/* GET path from 127.0.0.1:port: the whole response (the harness's). */
 static char *http_get(int port, const char *path)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK_EQ(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    char req[256];
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
-    CHECK_EQ(write(fd, req, (size_t)n), n);
-    return read_all(fd);
+    char *r = ag_test_http(port, "GET", path, NULL);
+    CHECK(r != NULL);
+    return r;
 }
 
 static void argot_ok(const char *a1, const char *a2, const char *a3, const char *a4,

@@ -281,26 +281,12 @@ static void nm_start(struct nm_proc *nm, int rm_port, const char *extra)
     nm_start_on(nm, rm_port, 0, extra);
 }
 
+/* GET path from 127.0.0.1:port: the whole response (the harness's). */
 static char *http_get(int port, const char *path)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK_EQ(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    char req[256];
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
-    CHECK_EQ(write(fd, req, (size_t)n), n);
-    size_t cap = 1 << 16, len = 0;
-    char *out = malloc(cap);
-    CHECK(out != NULL);
-    ssize_t r;
-    while (len + 1 < cap && (r = read(fd, out + len, cap - 1 - len)) > 0)
-        len += (size_t)r;
-    out[len] = '\0';
-    close(fd);
-    return out;
+    char *r = ag_test_http(port, "GET", path, NULL);
+    CHECK(r != NULL);
+    return r;
 }
 
 /* ---- the AM's side -------------------------------------------------------------------- */
