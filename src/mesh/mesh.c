@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -701,7 +702,8 @@ static int admin_page(const ag_admin_request *req, ag_admin_response *resp, void
     return ag_buf_append_str(&resp->body, ag__mesh_page);
 }
 
-static double rss_mb(void *ud)
+/* Resident bytes of the process (/proc/self/statm counts pages). */
+static double rss_bytes(void *ud)
 {
     (void)ud;
     FILE *f = fopen("/proc/self/statm", "r");
@@ -710,7 +712,7 @@ static double rss_mb(void *ud)
     unsigned long size = 0, res = 0;
     int n = fscanf(f, "%lu %lu", &size, &res);
     fclose(f);
-    return n == 2 ? (double)res * 4096.0 : 0;
+    return n == 2 ? (double)res * (double)sysconf(_SC_PAGESIZE) : 0;
 }
 
 static bool admin_serving(void *ud)
@@ -803,7 +805,7 @@ ag_mesh *ag_mesh_load(const char *path, char *err, size_t cap)
                                           "namer");
     m->mt.reloads = ag_metrics_counter(r, "argot_mesh_config_reloads_total",
                                        "Config reloads applied", NULL);
-    ag_metrics_gauge_fn(r, "argot_mesh_resident_bytes", "Resident memory of the process", rss_mb,
+    ag_metrics_gauge_fn(r, "argot_mesh_resident_bytes", "Resident memory of the process", rss_bytes,
                         NULL);
     return m;
 }
