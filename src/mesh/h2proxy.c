@@ -713,14 +713,12 @@ static int u_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud
         return 0;
     bool end = f->hd.flags & NGHTTP2_FLAG_END_STREAM;
     if (f->hd.type == NGHTTP2_HEADERS) {
-        if (!s->resp_begun && f->headers.cat != NGHTTP2_HCAT_HEADERS) {
+        /* the response's headers (after a 1xx, nghttp2 calls the final ones
+         * HCAT_HEADERS), or trailers that end it */
+        if (!s->resp_begun)
             u_response_headers(s, end);
-        } else if (!s->resp_begun) {
-            /* a final response after 1xx comes as HCAT_HEADERS */
-            u_response_headers(s, end);
-        } else if (end) {
+        else if (end)
             u_response_end(s);
-        }
     } else if (f->hd.type == NGHTTP2_DATA && end && s->resp_begun) {
         u_response_end(s);
     }
@@ -775,14 +773,6 @@ static int u_on_stream_close(nghttp2_session *ng, int32_t sid, uint32_t code, vo
         return 0;
     }
     xs_upstream_failed(s, safe, why);
-    return 0;
-}
-
-static int u_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
-{
-    (void)ng;
-    (void)f;
-    (void)ud;
     return 0;
 }
 
@@ -1454,7 +1444,6 @@ static int callbacks_init(void)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(dcb, d_on_data);
     nghttp2_session_callbacks_set_on_stream_close_callback(dcb, d_on_stream_close);
     nghttp2_session_callbacks_set_on_frame_send_callback(dcb, d_on_frame_send);
-    nghttp2_session_callbacks_set_on_begin_headers_callback(ucb, u_on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(ucb, u_on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(ucb, u_on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(ucb, u_on_data);

@@ -183,11 +183,9 @@ struct xport {
     bool connected;
     bool secure;                 /* no TLS, or its handshake done */
     bool writing;
-    bool reading;
     bool paused;                 /* reads stopped by the owner */
     bool closing;
     bool drain;                  /* close once the output is written */
-    bool eof;                    /* the peer closed its side */
     bool timer_on;
     bool quickack;               /* re-arm TCP_QUICKACK after each read (see xport.c) */
     void (*timeout_fn)(xport *x); /* the owner's timer (xport_set_timeout) */

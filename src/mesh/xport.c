@@ -244,7 +244,6 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     if (x->closing)
         return;
     if (n < 0) {
-        x->eof = true;
         if (n == UV_EOF)
             xport_close(x, "the peer closed the connection");
         else
@@ -404,7 +403,6 @@ static int start(xport *x, const ag__tls_ctx *tls_ctx, uint64_t hs_timeout_ms)
         fail(x, "read", uv_strerror(rc));
         return AG_E_IO;
     }
-    x->reading = true;
     if (!x->tls)
         became_secure(x);
     xport_flush(x);
