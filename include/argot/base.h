@@ -407,6 +407,9 @@ int ag_config_get_str(ag_config *c, const ag_cnode *map, const char *key, bool r
  * is AG_E_CONFIG_VALUE). Absent: out is left as it was (or MISSING). */
 int ag_config_get_path(ag_config *c, const ag_cnode *map, const char *key, bool required,
                        char *out, size_t cap);
+/* The same for a scalar node itself (an item of a list of files); what
+ * names it in errors ("trustCerts: the path is longer than ..."). */
+int ag_config_path_of(ag_config *c, const ag_cnode *n, const char *what, char *out, size_t cap);
 /* A network address "host:port" (a non-empty host and port; unix:/path
  * also) into out (cap bytes). Absent: out is left as it was (or MISSING). */
 int ag_config_get_hostport(ag_config *c, const ag_cnode *map, const char *key, bool required,

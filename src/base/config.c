@@ -1454,6 +1454,24 @@ int ag_config_get_str(ag_config *c, const ag_cnode *map, const char *key, bool r
     return 0;
 }
 
+int ag_config_path_of(ag_config *c, const ag_cnode *n, const char *what, char *out, size_t cap)
+{
+    ag_cnode_type t = ag_cnode_type_of(n);
+    if (t != AG_CNODE_SCALAR && t != AG_CNODE_NULL)
+        return ag_config_errorf(c, n, AG_E_CONFIG_TYPE, "%s: expected a path", what);
+    const char *v = ag_cnode_scalar(n);
+    const char *name = ag_config_name(c), *slash = name ? strrchr(name, '/') : NULL;
+    int len;
+    if (v[0] == '/' || !slash)
+        len = snprintf(out, cap, "%s", v);
+    else
+        len = snprintf(out, cap, "%.*s/%s", (int)(slash - name), name, v);
+    if (len < 0 || (size_t)len >= cap)
+        return ag_config_errorf(c, n, AG_E_CONFIG_VALUE, "%s: the path is longer than %zu bytes",
+                                what, cap - 1);
+    return 0;
+}
+
 int ag_config_get_path(ag_config *c, const ag_cnode *map, const char *key, bool required,
                        char *out, size_t cap)
 {
@@ -1461,16 +1479,7 @@ int ag_config_get_path(ag_config *c, const ag_cnode *map, const char *key, bool 
     int rc = ag_config_get_str(c, map, key, required, &v);
     if (rc < 0 || !v)
         return rc;
-    const char *name = ag_config_name(c), *slash = name ? strrchr(name, '/') : NULL;
-    int n;
-    if (v[0] == '/' || !slash)
-        n = snprintf(out, cap, "%s", v);
-    else
-        n = snprintf(out, cap, "%.*s/%s", (int)(slash - name), name, v);
-    if (n < 0 || (size_t)n >= cap)
-        return ag_config_errorf(c, ag_cnode_get(map, key), AG_E_CONFIG_VALUE,
-                                "%s: the path is longer than %zu bytes", key, cap - 1);
-    return 0;
+    return ag_config_path_of(c, ag_cnode_get(map, key), key, out, cap);
 }
 
 int ag_config_get_hostport(ag_config *c, const ag_cnode *map, const char *key, bool required,

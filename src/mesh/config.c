@@ -127,21 +127,8 @@ static int read_client_tls(ag_config *c, const ag_cnode *n, mesh_tls_client *t)
         if (ag_cnode_len(trust) != 1)
             return ag_config_errorf(c, trust, AG_E_CONFIG_VALUE,
                                     "trustCerts: give one PEM file (it may hold several CAs)");
-        const ag_cnode *item = ag_cnode_item(trust, 0);
-        if (ag_cnode_type_of(item) != AG_CNODE_SCALAR)
-            return ag_config_errorf(c, item, AG_E_CONFIG_TYPE, "trustCerts: expected a path");
         /* relative to the config file, as every path */
-        const char *p = ag_cnode_scalar(item);
-        if (p[0] == '/') {
-            snprintf(t->ca, sizeof(t->ca), "%s", p);
-        } else {
-            const char *cfgname = ag_config_name(c);
-            const char *slash = strrchr(cfgname, '/');
-            if (slash)
-                snprintf(t->ca, sizeof(t->ca), "%.*s/%s", (int)(slash - cfgname), cfgname, p);
-            else
-                snprintf(t->ca, sizeof(t->ca), "%s", p);
-        }
+        rc = ag_config_path_of(c, ag_cnode_item(trust, 0), "trustCerts", t->ca, sizeof(t->ca));
     }
     if (rc == 0)
         rc = ag_config_get_path(c, n, "trustCertsBundle", AG_OPTIONAL, t->ca, sizeof(t->ca));
