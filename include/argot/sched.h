@@ -155,8 +155,17 @@ typedef struct ag_rm ag_rm;
 ag_rm *ag_rm_load(const char *config, const char *listen, char *err, size_t cap);
 /* Serves: binds, starts the clock. 0 or an error in err. */
 int ag_rm_start(ag_rm *rm, char *err, size_t cap);
-/* "host:port" as bound (after start). */
+/* "host:port" as bound (after start; with ha, once active). */
 const char *ag_rm_address(const ag_rm *rm);
+/* With ha, an RM starts STANDBY and serves nothing until elected; ACTIVE
+ * once it serves; FENCED for good once it lost the lead (its lease ran
+ * out, or the store refused a write): it answers every call UNAVAILABLE
+ * and should be stopped (`argot rm` exits). Without ha: ACTIVE once
+ * started. */
+typedef enum ag_rm_role { AG_RM_STANDBY = 0, AG_RM_ACTIVE = 1, AG_RM_FENCED = 2 } ag_rm_role;
+ag_rm_role ag_rm_get_role(const ag_rm *rm);
+/* The name this RM campaigns under (ha.id, default its address; "" without ha). */
+const char *ag_rm_id(const ag_rm *rm);
 int ag_rm_admin_port(const ag_rm *rm);
 /* Stops taking calls (calls in flight get shutdown_grace) and the clock. */
 void ag_rm_stop(ag_rm *rm);

@@ -55,13 +55,14 @@
 #include <sys/stat.h>
 
 #include <protobuf-c/protobuf-c.h>
-#include <sqlite3.h>
 
 #include "argot/sched.h"
 #include "argot/sched/v1/sched.argot.h"
 #include "argot/sched/v1/sched.pb-c.h"
 #include "chans.h"
+#include "etcd.h"
 #include "scheduler.h"
+#include "store.h"
 #include "token.h"
 
 #define MAX_QUEUES     64
@@ -100,9 +101,23 @@ struct ag_rm {
     Argot__Sched__V1__ApplicationClient_Handlers client_h;
     Argot__Sched__V1__ApplicationMaster_Handlers am_h;
     Argot__Sched__V1__ResourceTracker_Handlers rt_h;
-    ag_metric *m_calls, *m_launches;
+    ag_metric *m_calls, *m_launches, *m_active;
     uint64_t mono0;  /* ag_now_ms() at cluster_timestamp: the core's clock starts there */
-    sqlite3 *db;     /* state store (NULL: none kept) */
+    ag__store *store; /* state store (NULL: none kept) */
+    atomic_bool fenced; /* the store refused a write: another RM leads */
+    /* ha: {etcd, prefix, id, lease} (ha_endpoints[0] "": no ha) */
+    char ha_endpoints[AG__ETCD_MAX_ENDPOINTS][256];
+    size_t nha_endpoints;
+    char ha_prefix[256];
+    char ha_id[256];    /* this RM's name in the election ("" without ha) */
+    int64_t ha_lease_s;
+    ag__etcd *etcd;
+    pthread_t elector;
+    bool elector_started;
+    atomic_int role;                /* ag_rm_role */
+    _Atomic uint64_t lease_deadline_ms; /* ag_now_ms() by which the lease must be renewed */
+    char leader_seen[512];          /* the leader key's value as last read (standby) */
+    int recovered_apps, recovered_grants;
     int64_t epoch;   /* starts of this RM on its state file, from 0 */
     uint64_t synced; /* ag_sched_changes at the last store_sync */
     uint64_t key_changes; /* ag_sched_key_changes at the last store_keys */
@@ -201,15 +216,68 @@ static int load_node_names(ag_config *cfg, const ag_cnode *tls, ag_rm *rm)
     return 0;
 }
 
+/* ha: {etcd: [host:port, ...], prefix: /argot/rm, id: NAME, lease: 2s}:
+ * the RM's election and state in etcd (instead of state: sqlite). */
+static int load_ha(ag_config *cfg, const ag_cnode *ha, const ag_cnode *state, ag_rm *rm)
+{
+    if (state)
+        return ag_config_errorf(cfg, state, AG_E_CONFIG_VALUE,
+                                "state and ha exclude each other: with ha the state is kept in "
+                                "etcd, where the standby RMs find it");
+    const ag_cnode *eps = NULL;
+    int rc = ag_config_get_seq(cfg, ha, "etcd", AG_REQUIRED, &eps);
+    if (rc < 0)
+        return rc;
+    size_t n = ag_cnode_len(eps);
+    if (n == 0 || n > AG__ETCD_MAX_ENDPOINTS)
+        return ag_config_errorf(cfg, eps, AG_E_CONFIG_VALUE, "ha.etcd: 1 to %d endpoints "
+                                "(host:port)", AG__ETCD_MAX_ENDPOINTS);
+    for (size_t i = 0; i < n; i++) {
+        const ag_cnode *it = ag_cnode_item(eps, i);
+        const char *v = ag_cnode_scalar(it);
+        if (ag_cnode_type_of(it) != AG_CNODE_SCALAR || !v[0] || !strchr(v, ':') ||
+            strlen(v) >= sizeof(rm->ha_endpoints[0]))
+            return ag_config_errorf(cfg, it, AG_E_CONFIG_VALUE,
+                                    "ha.etcd: an endpoint is host:port");
+        snprintf(rm->ha_endpoints[i], sizeof(rm->ha_endpoints[0]), "%s", v);
+    }
+    rm->nha_endpoints = n;
+    const char *prefix = "/argot/rm", *id = "";
+    rc = ag_config_get_str(cfg, ha, "prefix", AG_OPTIONAL, &prefix);
+    if (rc == 0 && (prefix[0] != '/' || prefix[strlen(prefix) - 1] == '/' ||
+                    strlen(prefix) >= sizeof(rm->ha_prefix)))
+        rc = ag_config_errorf(cfg, ag_cnode_get(ha, "prefix"), AG_E_CONFIG_VALUE,
+                              "ha.prefix: a key path that starts with '/' and does not end "
+                              "with one, e.g. /argot/rm");
+    snprintf(rm->ha_prefix, sizeof(rm->ha_prefix), "%s", prefix);
+    if (rc == 0)
+        rc = ag_config_get_str(cfg, ha, "id", AG_OPTIONAL, &id);
+    if (rc == 0 && (strlen(id) >= sizeof(rm->ha_id) || strchr(id, ' ')))
+        rc = ag_config_errorf(cfg, ag_cnode_get(ha, "id"), AG_E_CONFIG_VALUE,
+                              "ha.id: a name without spaces, under %zu characters",
+                              sizeof(rm->ha_id));
+    snprintf(rm->ha_id, sizeof(rm->ha_id), "%s", id);
+    uint64_t lease_ms = 2000;
+    if (rc == 0)
+        rc = ag_config_get_duration_ms(cfg, ha, "lease", AG_OPTIONAL, &lease_ms);
+    if (rc == 0 && (lease_ms < 1000 || lease_ms > 60000 || lease_ms % 1000))
+        rc = ag_config_errorf(cfg, ag_cnode_get(ha, "lease"), AG_E_CONFIG_VALUE,
+                              "ha.lease: whole seconds from 1s to 60s (etcd's leases are in "
+                              "seconds)");
+    rm->ha_lease_s = (int64_t)(lease_ms / 1000);
+    return rc;
+}
+
 static int load_config(ag_rm *rm, const char *path, char *err, size_t cap)
 {
     static const char *const top[] = {
         "address", "state",          "liveness",           "queues", "scheduler", "admin",
-        "log",     "shutdown_grace", "heartbeat_interval", "tls",    "tokens",    NULL};
+        "log",     "shutdown_grace", "heartbeat_interval", "tls",    "tokens",    "ha", NULL};
     static const char *const state_keys[] = {"sqlite", NULL};
     static const char *const live_keys[] = {"nm_expiry_ms", "am_expiry_ms",
                                             "container_alloc_expiry_ms", NULL};
     static const char *const token_keys[] = {"roll_interval_ms", NULL};
+    static const char *const ha_keys[] = {"etcd", "prefix", "id", "lease", NULL};
     static const char *const sched_keys[] = {"min_allocation", "max_allocation",
                                              "node_locality_delay", "rack_locality_delay",
                                              "max_app_attempts", "preemption", NULL};
@@ -221,7 +289,7 @@ static int load_config(ag_rm *rm, const char *path, char *err, size_t cap)
         return AG_E_NOMEM;
     }
     const ag_cnode *root = NULL, *state = NULL, *live = NULL, *qs = NULL, *sc = NULL, *minr = NULL,
-                   *maxr = NULL, *pre = NULL, *tokens = NULL, *tls = NULL;
+                   *maxr = NULL, *pre = NULL, *tokens = NULL, *tls = NULL, *ha = NULL;
     ag_daemon_conf dc = {.log_level = -1, .shutdown_grace_ms = rm->grace_ms};
     int64_t nm_exp = 600000, am_exp = 600000, alloc_exp = 600000, roll = 86400000, v = 0;
     int rc = ag_config_load_file(cfg, path);
@@ -239,6 +307,12 @@ static int load_config(ag_rm *rm, const char *path, char *err, size_t cap)
     if (rc == 0 && state)
         rc = ag_config_get_path(cfg, state, "sqlite", AG_REQUIRED, rm->state_path,
                                 sizeof(rm->state_path));
+    if (rc == 0)
+        rc = ag_config_get_map(cfg, root, "ha", AG_OPTIONAL, &ha);
+    if (rc == 0)
+        rc = ag_config_check_keys(cfg, ha, ha_keys);
+    if (rc == 0 && ha)
+        rc = load_ha(cfg, ha, state, rm);
     if (rc == 0)
         rc = ag_config_get_map(cfg, root, "liveness", AG_OPTIONAL, &live);
     if (rc == 0)
@@ -345,8 +419,6 @@ static int load_config(ag_rm *rm, const char *path, char *err, size_t cap)
 
 /* ---- the state store ------------------------------------------------------------------ */
 
-#define FINAL_STATES "(5, 6, 7)" /* FINISHED, FAILED, KILLED */
-
 static bool state_final(int state)
 {
     return state == ARGOT__SCHED__V1__YARN_APPLICATION_STATE__FINISHED ||
@@ -354,95 +426,29 @@ static bool state_final(int state)
            state == ARGOT__SCHED__V1__YARN_APPLICATION_STATE__KILLED;
 }
 
-static void store_warn(ag_rm *rm, const char *what)
+/* Notes a write's result: a fenced store means another RM leads now, and
+ * this one stops acting at once (every call refused from here on). */
+static void store_check(ag_rm *rm, int rc)
 {
-    AG_LOG(AG_LOG_WARN, "rm", "state_write_failed what=%s why=\"%s\"", what,
-           sqlite3_errmsg(rm->db));
+    if (rc == AG__STORE_FENCED && !atomic_load(&rm->fenced)) {
+        atomic_store(&rm->fenced, true);
+        AG_LOG(AG_LOG_ERROR, "rm", "fenced id=%s why=\"%s refused a write: another RM is "
+               "active\"", rm->ha_id, rm->store->name);
+    }
 }
 
-/* Runs one statement with up to three integer parameters: SQLITE_DONE or
- * an error code (logged). */
-static int store_exec(ag_rm *rm, const char *sql, int n, int64_t a, int64_t b, int64_t c)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(rm->db, sql, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        int64_t v[3] = {a, b, c};
-        for (int i = 0; i < n; i++)
-            sqlite3_bind_int64(st, i + 1, v[i]);
-        rc = sqlite3_step(st);
-    }
-    if (rc != SQLITE_DONE)
-        store_warn(rm, sql);
-    sqlite3_finalize(st);
-    return rc;
-}
-
-static int store_open(ag_rm *rm, char *err, size_t cap)
-{
-    if (!rm->state_path[0])
-        return 0;
-    if (sqlite3_open_v2(rm->state_path, &rm->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                                     SQLITE_OPEN_FULLMUTEX,
-                        NULL) != SQLITE_OK) {
-        snprintf(err, cap, "state %s: %s", rm->state_path,
-                 rm->db ? sqlite3_errmsg(rm->db) : "cannot open");
-        return AG_E_IO;
-    }
-    /* it holds the master keys; SQLite gives its -wal and -shm files the
-     * same mode */
-    if (chmod(rm->state_path, 0600) < 0)
-        AG_LOG(AG_LOG_WARN, "rm", "state_chmod_failed file=%s", rm->state_path);
-    static const char *const setup =
-        "PRAGMA journal_mode=WAL;"
-        "PRAGMA synchronous=NORMAL;"
-        "CREATE TABLE IF NOT EXISTS apps(id TEXT PRIMARY KEY, state INTEGER NOT NULL,"
-        " report BLOB NOT NULL);"
-        "CREATE TABLE IF NOT EXISTS rm_state(one INTEGER PRIMARY KEY CHECK (one = 1),"
-        " cluster_timestamp INTEGER NOT NULL, epoch INTEGER NOT NULL,"
-        " last_app_id INTEGER NOT NULL,"
-        " container_key_id INTEGER NOT NULL, container_key BLOB NOT NULL,"
-        " nm_key_id INTEGER NOT NULL, nm_key BLOB NOT NULL,"
-        " amrm_key_id INTEGER NOT NULL, amrm_key BLOB NOT NULL);"
-        "CREATE TABLE IF NOT EXISTS app_state(app INTEGER PRIMARY KEY,"
-        " context BLOB NOT NULL, start_ms INTEGER NOT NULL);"
-        "CREATE TABLE IF NOT EXISTS attempts(app INTEGER NOT NULL, attempt INTEGER NOT NULL,"
-        " am_container INTEGER NOT NULL, finished INTEGER NOT NULL,"
-        " PRIMARY KEY(app, attempt));"
-        "CREATE TABLE IF NOT EXISTS keys(slot TEXT PRIMARY KEY, key_id INTEGER NOT NULL,"
-        " key BLOB NOT NULL);"
-        "CREATE TABLE IF NOT EXISTS grants(app INTEGER NOT NULL, container INTEGER NOT NULL,"
-        " attempt INTEGER NOT NULL, host TEXT NOT NULL, port INTEGER NOT NULL,"
-        " memory_mb INTEGER NOT NULL, vcores INTEGER NOT NULL, priority INTEGER NOT NULL,"
-        " arid INTEGER NOT NULL, PRIMARY KEY(app, container));";
-    char *msg = NULL;
-    if (sqlite3_exec(rm->db, setup, NULL, NULL, &msg) != SQLITE_OK) {
-        snprintf(err, cap, "state %s: %s", rm->state_path, msg ? msg : sqlite3_errmsg(rm->db));
-        sqlite3_free(msg);
-        return AG_E_IO;
-    }
-    return 0;
-}
+#define STORE(op, ...) store_check(rm, rm->store->ops->op(rm->store, __VA_ARGS__))
+#define STORE0(op) store_check(rm, rm->store->ops->op(rm->store))
 
 /* Writes r as id's last report. */
 static void store_put(ag_rm *rm, const char *id, const Argot__Sched__V1__ApplicationReport *r)
 {
     size_t len = argot__sched__v1__application_report__get_packed_size(r);
     uint8_t *buf = ag_malloc(len + 1);
-    sqlite3_stmt *st = NULL;
     if (!buf)
         return;
     argot__sched__v1__application_report__pack(r, buf);
-    if (sqlite3_prepare_v2(rm->db, "INSERT OR REPLACE INTO apps(id, state, report) "
-                           "VALUES(?, ?, ?)", -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 2, (int)r->yarn_application_state);
-        sqlite3_bind_blob(st, 3, buf, (int)len, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            AG_LOG(AG_LOG_WARN, "rm", "state_write_failed app=%s why=\"%s\"", id,
-                   sqlite3_errmsg(rm->db));
-    }
-    sqlite3_finalize(st);
+    STORE(report_put, id, (int)r->yarn_application_state, buf, len);
     ag_free(buf);
 }
 
@@ -450,32 +456,27 @@ static void store_put(ag_rm *rm, const char *id, const Argot__Sched__V1__Applica
  * -1: it could not be recovered) is reported FAILED, saying why. */
 static Argot__Sched__V1__ApplicationReport *store_get(ag_rm *rm, const char *id)
 {
-    sqlite3_stmt *st = NULL;
     Argot__Sched__V1__ApplicationReport *r = NULL;
-    if (!rm->db || sqlite3_prepare_v2(rm->db, "SELECT state, report FROM apps WHERE id = ?",
-                                      -1, &st, NULL) != SQLITE_OK)
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    int state = 0;
+    if (!rm->store || rm->store->ops->report_get(rm->store, id, &state, &blob, &len) != 1)
         return NULL;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        int state = sqlite3_column_int(st, 0);
-        const void *blob = sqlite3_column_blob(st, 1);
-        int len = sqlite3_column_bytes(st, 1);
-        if (blob && len > 0)
-            ag_rpc_msg_unpack(&argot__sched__v1__application_report__descriptor, blob,
-                              (size_t)len, (ProtobufCMessage **)&r);
-        if (r && state == -1) {
-            r->yarn_application_state = ARGOT__SCHED__V1__YARN_APPLICATION_STATE__FAILED;
-            r->final_application_status = ARGOT__SCHED__V1__FINAL_APPLICATION_STATUS__APP_FAILED;
-            char *d = ag_strdup("the RM restarted while the application ran and could not "
-                                "recover it (see the RM's log)");
-            if (d) {
-                if (r->diagnostics != protobuf_c_empty_string)
-                    ag_free(r->diagnostics);
-                r->diagnostics = d;
-            }
+    if (len > 0)
+        ag_rpc_msg_unpack(&argot__sched__v1__application_report__descriptor, blob, len,
+                          (ProtobufCMessage **)&r);
+    ag_free(blob);
+    if (r && state == -1) {
+        r->yarn_application_state = ARGOT__SCHED__V1__YARN_APPLICATION_STATE__FAILED;
+        r->final_application_status = ARGOT__SCHED__V1__FINAL_APPLICATION_STATUS__APP_FAILED;
+        char *d = ag_strdup("the RM restarted while the application ran and could not "
+                            "recover it (see the RM's log)");
+        if (d) {
+            if (r->diagnostics != protobuf_c_empty_string)
+                ag_free(r->diagnostics);
+            r->diagnostics = d;
         }
     }
-    sqlite3_finalize(st);
     return r;
 }
 
@@ -483,26 +484,10 @@ static Argot__Sched__V1__ApplicationReport *store_get(ag_rm *rm, const char *id)
  * attempts while it runs, nothing but its report once it has ended. */
 static void store_app(ag_rm *rm, int32_t app_id, const ag_sched_app_state *as)
 {
-    if (state_final(as->state)) {
-        store_exec(rm, "DELETE FROM grants WHERE app = ?", 1, app_id, 0, 0);
-        store_exec(rm, "DELETE FROM attempts WHERE app = ?", 1, app_id, 0, 0);
-        store_exec(rm, "DELETE FROM app_state WHERE app = ?", 1, app_id, 0, 0);
-        return;
-    }
-    store_exec(rm, "UPDATE attempts SET finished = 1 WHERE app = ? AND attempt < ?", 2, app_id,
-               as->attempt, 0);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(rm->db, "INSERT OR REPLACE INTO attempts(app, attempt, "
-                           "am_container, finished) VALUES(?, ?, ?, ?)", -1, &st,
-                           NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, app_id);
-        sqlite3_bind_int64(st, 2, as->attempt);
-        sqlite3_bind_int64(st, 3, as->am_container);
-        sqlite3_bind_int(st, 4, as->attempt_ended);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            store_warn(rm, "attempts");
-    }
-    sqlite3_finalize(st);
+    if (state_final(as->state))
+        STORE(app_drop, app_id);
+    else
+        STORE(attempt_put, app_id, as->attempt, as->am_container, as->attempt_ended);
 }
 
 /* The lock held (when ag_sched_changes moved, and at the end): writes the
@@ -543,50 +528,28 @@ static void store_sync(ag_rm *rm)
             s->attempt_ended = as.attempt_ended;
         }
         if (!began)
-            began = store_exec(rm, "BEGIN", 0, 0, 0, 0) == SQLITE_DONE;
+            began = rm->store->ops->begin(rm->store) == 0;
         store_put(rm, id, r);
         store_app(rm, r->application_id->id, &as);
     }
     if (began)
-        store_exec(rm, "COMMIT", 0, 0, 0, 0);
+        STORE0(commit);
     ag_sched_resp_clear(&resp.base);
 }
 
-/* One change of the core's grant log into the grants table (g NULL:
- * forget them all), in the transaction store_grants opens at the first. */
+/* One change of the core's grant log into the store (g NULL: forget them
+ * all), in the transaction store_grants opens at the first. */
 static void grant_row(void *ud, bool added, const ag_sched_grant *g)
 {
     ag_rm *rm = ud;
     if (!rm->grants_began)
-        rm->grants_began = store_exec(rm, "BEGIN", 0, 0, 0, 0) == SQLITE_DONE;
-    if (!g) {
-        store_exec(rm, "DELETE FROM grants", 0, 0, 0, 0);
-        return;
-    }
-    if (!added) {
-        store_exec(rm, "DELETE FROM grants WHERE app = ? AND container = ?", 2, g->app_id,
-                   g->container, 0);
-        return;
-    }
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(rm->db,
-                           "INSERT OR REPLACE INTO grants(app, container, attempt, host,"
-                           " port, memory_mb, vcores, priority, arid) VALUES(?, ?, ?, ?, ?, ?, ?,"
-                           " ?, ?)",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, g->app_id);
-        sqlite3_bind_int64(st, 2, g->container);
-        sqlite3_bind_int64(st, 3, g->attempt);
-        sqlite3_bind_text(st, 4, g->host, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, g->port);
-        sqlite3_bind_int64(st, 6, g->memory_mb);
-        sqlite3_bind_int64(st, 7, g->vcores);
-        sqlite3_bind_int64(st, 8, g->priority);
-        sqlite3_bind_int64(st, 9, g->allocation_request_id);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            store_warn(rm, "grants");
-    }
-    sqlite3_finalize(st);
+        rm->grants_began = rm->store->ops->begin(rm->store) == 0;
+    if (!g)
+        STORE0(grants_clear);
+    else if (!added)
+        STORE(grant_del, g->app_id, g->container);
+    else
+        STORE(grant_put, g);
 }
 
 /* Writes the grants that came or went since the last pass (the lock held),
@@ -596,51 +559,31 @@ static void store_grants(ag_rm *rm)
     rm->grants_began = false;
     ag_sched_grant_changes(rm->core, grant_row, rm);
     if (rm->grants_began)
-        store_exec(rm, "COMMIT", 0, 0, 0, 0);
+        STORE0(commit);
     rm->grants_began = false;
 }
 
-/* Puts back the stored grants of the recovered applications; drops the
- * rows of those that cannot be (logged). */
-static int store_recover_grants(ag_rm *rm)
+/* Puts back one stored grant of a recovered application; drops one that
+ * cannot be (logged). */
+static int recover_grant(void *ud, const ag_sched_grant *g)
 {
-    sqlite3_stmt *st = NULL;
-    int n = 0;
-    if (sqlite3_prepare_v2(rm->db,
-                           "SELECT app, container, attempt, host, port, memory_mb, "
-                           "vcores, priority, arid FROM grants ORDER BY app, container",
-                           -1, &st, NULL) != SQLITE_OK)
+    ag_rm *rm = ud;
+    char err[AG_ERRMSG_MAX];
+    if (ag_sched_recover_grant(rm->core, g, now_ms(), err, sizeof(err)) == AG_SCHED_OK) {
+        rm->recovered_grants++;
         return 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *host = (const char *)sqlite3_column_text(st, 3);
-        ag_sched_grant g = {.app_id = (int32_t)sqlite3_column_int64(st, 0),
-                            .container = sqlite3_column_int64(st, 1),
-                            .attempt = (int32_t)sqlite3_column_int64(st, 2),
-                            .host = host ? host : "",
-                            .port = (int32_t)sqlite3_column_int64(st, 4),
-                            .memory_mb = sqlite3_column_int64(st, 5),
-                            .vcores = (int32_t)sqlite3_column_int64(st, 6),
-                            .priority = (int32_t)sqlite3_column_int64(st, 7),
-                            .allocation_request_id = sqlite3_column_int64(st, 8)};
-        char err[AG_ERRMSG_MAX];
-        if (ag_sched_recover_grant(rm->core, &g, now_ms(), err, sizeof(err)) == AG_SCHED_OK) {
-            n++;
-            continue;
-        }
-        AG_LOG(AG_LOG_INFO, "rm", "grant_dropped app=%d container=%lld why=\"%s\"", (int)g.app_id,
-               (long long)g.container, err);
-        store_exec(rm, "DELETE FROM grants WHERE app = ? AND container = ?", 2, g.app_id,
-                   g.container, 0);
     }
-    sqlite3_finalize(st);
-    return n;
+    AG_LOG(AG_LOG_INFO, "rm", "grant_dropped app=%d container=%lld why=\"%s\"", (int)g->app_id,
+           (long long)g->container, err);
+    STORE(grant_del, g->app_id, g->container);
+    return 0;
 }
 
 /* Syncs the store if the core's stored state changed since the last sync,
  * and the grants (after every call and tick, the lock held). */
 static void store_sync_changed(ag_rm *rm)
 {
-    if (!rm->db)
+    if (!rm->store)
         return;
     if (ag_sched_changes(rm->core) != rm->synced)
         store_sync(rm);
@@ -651,8 +594,7 @@ static void store_sync_changed(ag_rm *rm)
  * so that a restarted RM never hands it out again). The lock held. */
 static void store_last_app(ag_rm *rm)
 {
-    store_exec(rm, "UPDATE rm_state SET last_app_id = ? WHERE one = 1", 1,
-               ag_sched_last_app_id(rm->core), 0, 0);
+    STORE(last_app_put, ag_sched_last_app_id(rm->core));
 }
 
 /* Records a submitted application's context (the lock held). */
@@ -660,153 +602,42 @@ static void store_context(ag_rm *rm, const Argot__Sched__V1__ApplicationSubmissi
 {
     size_t len = argot__sched__v1__application_submission_context__get_packed_size(ctx);
     uint8_t *buf = ag_malloc(len + 1);
-    sqlite3_stmt *st = NULL;
     if (!buf)
         return;
     argot__sched__v1__application_submission_context__pack(ctx, buf);
-    if (sqlite3_prepare_v2(rm->db, "INSERT OR REPLACE INTO app_state(app, context, start_ms) "
-                           "VALUES(?, ?, ?)", -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, ctx->application_id->id);
-        sqlite3_bind_blob(st, 2, buf, (int)len, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, ag_wall_ms());
-        if (sqlite3_step(st) != SQLITE_DONE)
-            store_warn(rm, "app_state");
-    }
-    sqlite3_finalize(st);
+    STORE(context_put, ctx->application_id->id, buf, len, ag_wall_ms());
     ag_free(buf);
 }
 
-static void key_bind(sqlite3_stmt *st, int at, const ag_sched_key *k)
-{
-    sqlite3_bind_int(st, at, k->id);
-    sqlite3_bind_blob(st, at + 1, k->bytes, sizeof(k->bytes), SQLITE_TRANSIENT);
-}
-
-static bool key_column(sqlite3_stmt *st, int at, ag_sched_key *k)
-{
-    const void *b = sqlite3_column_blob(st, at + 1);
-    if (!b || sqlite3_column_bytes(st, at + 1) != (int)sizeof(k->bytes))
-        return false;
-    k->id = sqlite3_column_int(st, at);
-    memcpy(k->bytes, b, sizeof(k->bytes));
-    return true;
-}
-
-/* The slots of the keys table, in ag_sched_keys order. */
-static const char *const key_slots[] = {"container",      "nm",      "amrm",
-                                        "prev_container", "prev_nm", "prev_amrm",
-                                        "next_container", "next_nm"};
-
-static ag_sched_key *key_slot(ag_sched_keys *k, size_t i)
-{
-    ag_sched_key *v[] = {&k->container, &k->nm,        &k->amrm,           &k->prev_container,
-                         &k->prev_nm,   &k->prev_amrm, &k->next_container, &k->next_nm};
-    return v[i];
-}
-
-/* Writes every key of the core into the keys table (a slot without a key
- * deleted), in one transaction. The lock held (or before serving). */
+/* Writes every key of the core (a slot without a key deleted). The lock
+ * held (or before serving). */
 static void store_keys(ag_rm *rm)
 {
     ag_sched_keys k;
     ag_sched_export_keys(rm->core, &k);
     rm->key_changes = ag_sched_key_changes(rm->core);
-    bool began = store_exec(rm, "BEGIN", 0, 0, 0, 0) == SQLITE_DONE;
-    for (size_t i = 0; i < AG_ARRAY_LEN(key_slots); i++) {
-        const ag_sched_key *x = key_slot(&k, i);
-        sqlite3_stmt *st = NULL;
-        const char *sql = x->id ? "INSERT OR REPLACE INTO keys(slot, key_id, key) VALUES(?, ?, ?)"
-                                : "DELETE FROM keys WHERE slot = ?";
-        if (sqlite3_prepare_v2(rm->db, sql, -1, &st, NULL) == SQLITE_OK) {
-            sqlite3_bind_text(st, 1, key_slots[i], -1, SQLITE_STATIC);
-            if (x->id)
-                key_bind(st, 2, x);
-            if (sqlite3_step(st) != SQLITE_DONE)
-                store_warn(rm, "keys");
-        }
-        sqlite3_finalize(st);
-    }
-    if (began)
-        store_exec(rm, "COMMIT", 0, 0, 0, 0);
+    STORE(keys_put, &k);
     ag_wipe(&k, sizeof(k));
 }
 
-/* Overrides k with what the keys table holds (older state files have only
- * rm_state's signing keys). */
-static void store_keys_get(ag_rm *rm, ag_sched_keys *k)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(rm->db, "SELECT slot, key_id, key FROM keys", -1, &st, NULL) !=
-        SQLITE_OK)
-        return;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *slot = (const char *)sqlite3_column_text(st, 0);
-        for (size_t i = 0; slot && i < AG_ARRAY_LEN(key_slots); i++)
-            if (strcmp(slot, key_slots[i]) == 0 && !key_column(st, 1, key_slot(k, i)))
-                store_warn(rm, "keys: a key is not 32 bytes");
-    }
-    sqlite3_finalize(st);
-}
-
-/* Writes this RM's identity and keys (a first start on this file). */
-static int store_identity_put(ag_rm *rm, char *err, size_t cap)
-{
-    ag_sched_keys k;
-    sqlite3_stmt *st = NULL;
-    ag_sched_export_keys(rm->core, &k);
-    int rc = sqlite3_prepare_v2(rm->db, "INSERT OR REPLACE INTO rm_state VALUES(1, ?, ?, ?, ?, ?, "
-                                "?, ?, ?, ?)", -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, rm->conf.cluster_timestamp);
-        sqlite3_bind_int64(st, 2, rm->epoch);
-        sqlite3_bind_int64(st, 3, ag_sched_last_app_id(rm->core));
-        key_bind(st, 4, &k.container);
-        key_bind(st, 6, &k.nm);
-        key_bind(st, 8, &k.amrm);
-        rc = sqlite3_step(st);
-    }
-    ag_wipe(&k, sizeof(k));
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        snprintf(err, cap, "state %s: cannot write the RM's identity: %s", rm->state_path,
-                 sqlite3_errmsg(rm->db));
-        return AG_E_IO;
-    }
-    store_keys(rm);
-    return 0;
-}
-
-/* Takes back the identity of an earlier run on this file, if any: its
+/* Takes back the identity of an earlier run on this store, if any: its
  * cluster_timestamp (the core is rebuilt with it and the clock continues
  * from it), keys and last application id; the epoch goes up by one. Then
  * writes the identity. */
 static int store_identity(ag_rm *rm, char *err, size_t cap)
 {
-    sqlite3_stmt *st = NULL;
     ag_sched_keys k;
+    ag__store_identity id = {0};
     bool found = false;
-    int64_t last_app = 0;
     memset(&k, 0, sizeof(k));
-    if (sqlite3_prepare_v2(rm->db, "SELECT cluster_timestamp, epoch, last_app_id, "
-                           "container_key_id, container_key, nm_key_id, nm_key, amrm_key_id, "
-                           "amrm_key FROM rm_state WHERE one = 1", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW) {
-        rm->conf.cluster_timestamp = sqlite3_column_int64(st, 0);
-        rm->epoch = sqlite3_column_int64(st, 1) + 1;
-        last_app = sqlite3_column_int64(st, 2);
-        found = key_column(st, 3, &k.container) && key_column(st, 5, &k.nm) &&
-                key_column(st, 7, &k.amrm);
-        if (!found) {
-            snprintf(err, cap, "state %s: rm_state: a master key is not %d bytes",
-                     rm->state_path, AG_SCHED_KEY_BYTES);
-            sqlite3_finalize(st);
-            return AG_E_IO;
-        }
+    int rc = rm->store->ops->identity_get(rm->store, &id, &k, &found, err, cap);
+    if (rc < 0) {
+        ag_wipe(&k, sizeof(k));
+        return rc;
     }
-    sqlite3_finalize(st);
-    if (found)
-        store_keys_get(rm, &k);
     if (found) {
+        rm->conf.cluster_timestamp = id.cluster_timestamp;
+        rm->epoch = id.epoch + 1;
         ag_sched_free(rm->core);
         rm->core = ag_sched_new(&rm->conf, err, cap);
         if (!rm->core) {
@@ -814,111 +645,116 @@ static int store_identity(ag_rm *rm, char *err, size_t cap)
             return AG_E_NOMEM;
         }
         ag_sched_import_keys(rm->core, &k);
-        ag_wipe(&k, sizeof(k));
-        ag_sched_set_last_app_id(rm->core, (int32_t)AG_MIN(last_app, INT32_MAX));
+        ag_sched_set_last_app_id(rm->core, (int32_t)AG_MIN(id.last_app_id, INT32_MAX));
         /* the core's clock counts from cluster_timestamp, as in the first run
          * (modular arithmetic: now_ms() stays right if mono0 wraps) */
         int64_t since = ag_wall_ms() - rm->conf.cluster_timestamp;
         rm->mono0 = ag_now_ms() - (uint64_t)AG_MAX(since, 0);
     }
-    return store_identity_put(rm, err, cap);
+    ag_wipe(&k, sizeof(k));
+    ag_sched_export_keys(rm->core, &k);
+    rm->key_changes = ag_sched_key_changes(rm->core);
+    id.cluster_timestamp = rm->conf.cluster_timestamp;
+    id.epoch = rm->epoch;
+    id.last_app_id = ag_sched_last_app_id(rm->core);
+    rc = rm->store->ops->identity_put(rm->store, &id, &k, err, cap);
+    ag_wipe(&k, sizeof(k));
+    store_check(rm, rc);
+    return rc;
 }
 
-/* The current attempt of app as stored (attempt 1, nothing placed, when
- * none is). */
-static void store_attempt(ag_rm *rm, int64_t app_id, ag_sched_recovery *r)
+/* Puts one unfinished application of the store back into the core; one
+ * that cannot be (logged) is dropped from the store and recorded FAILED by
+ * store_start. */
+static int recover_app(void *ud, int32_t app_id, const uint8_t *blob, size_t len,
+                       int64_t start_ms)
 {
-    sqlite3_stmt *st = NULL;
-    r->attempt = 1;
-    if (sqlite3_prepare_v2(rm->db, "SELECT attempt, am_container, finished FROM attempts "
-                           "WHERE app = ? ORDER BY attempt DESC LIMIT 1", -1, &st,
-                           NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, app_id);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            r->attempt = (int32_t)sqlite3_column_int64(st, 0);
-            r->am_container = sqlite3_column_int64(st, 1);
-            r->attempt_ended = sqlite3_column_int(st, 2) != 0;
-        }
+    ag_rm *rm = ud;
+    char err[AG_ERRMSG_MAX] = "no submission context", id[64];
+    Argot__Sched__V1__ApplicationSubmissionContext *ctx = NULL;
+    ag_sched_recovery r = {.attempt = 1, .start_ms = start_ms,
+                           .next_container = (rm->epoch << 40) + 1};
+    rm->store->ops->attempt_get(rm->store, app_id, &r.attempt, &r.am_container,
+                                &r.attempt_ended);
+    ag_sched_format_app_id(rm->conf.cluster_timestamp, app_id, id, sizeof(id));
+    uint8_t *rep = NULL;
+    size_t rlen = 0;
+    int state = 0;
+    if (rm->store->ops->report_get(rm->store, id, &state, &rep, &rlen) == 1)
+        r.registered = state == ARGOT__SCHED__V1__YARN_APPLICATION_STATE__RUNNING;
+    ag_free(rep);
+    int rc = AG_SCHED_INVALID;
+    if (blob && len > 0 &&
+        ag_rpc_msg_unpack(&argot__sched__v1__application_submission_context__descriptor, blob,
+                          len, (ProtobufCMessage **)&ctx) == 0 &&
+        ctx->application_id)
+        rc = ag_sched_recover_app(rm->core, ctx, &r, now_ms(), err, sizeof(err));
+    if (rc == AG_SCHED_OK) {
+        rm->recovered_apps++;
+    } else {
+        AG_LOG(AG_LOG_WARN, "rm", "recover_failed app=%s why=\"%s\"", id, err);
+        STORE(app_drop, app_id);
     }
-    sqlite3_finalize(st);
+    ag_rpc_msg_free(ctx ? &ctx->base : NULL);
+    return 0;
 }
 
-/* Whether the stored report of app says RUNNING (its AM had registered). */
-static bool store_was_running(ag_rm *rm, int64_t app_id)
-{
-    char id[64];
-    sqlite3_stmt *st = NULL;
-    bool running = false;
-    ag_sched_format_app_id(rm->conf.cluster_timestamp, (int32_t)app_id, id, sizeof(id));
-    if (sqlite3_prepare_v2(rm->db, "SELECT state FROM apps WHERE id = ?", -1, &st, NULL) ==
-        SQLITE_OK) {
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        running = sqlite3_step(st) == SQLITE_ROW &&
-                  sqlite3_column_int(st, 0) == ARGOT__SCHED__V1__YARN_APPLICATION_STATE__RUNNING;
-    }
-    sqlite3_finalize(st);
-    return running;
-}
-
-/* Puts every unfinished application of the store back into the core; one
- * that cannot be (logged) is recorded FAILED. Returns how many came back. */
-static int store_recover(ag_rm *rm)
-{
-    sqlite3_stmt *st = NULL;
-    int n = 0;
-    if (sqlite3_prepare_v2(rm->db, "SELECT app, context, start_ms FROM app_state ORDER BY app",
-                           -1, &st, NULL) != SQLITE_OK)
-        return 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        int64_t app_id = sqlite3_column_int64(st, 0);
-        const void *blob = sqlite3_column_blob(st, 1);
-        int len = sqlite3_column_bytes(st, 1);
-        char err[AG_ERRMSG_MAX] = "no submission context", id[64];
-        Argot__Sched__V1__ApplicationSubmissionContext *ctx = NULL;
-        ag_sched_recovery r = {.start_ms = sqlite3_column_int64(st, 2),
-                               .next_container = (rm->epoch << 40) + 1};
-        store_attempt(rm, app_id, &r);
-        r.registered = store_was_running(rm, app_id);
-        int rc = AG_SCHED_INVALID;
-        if (blob && len > 0 &&
-            ag_rpc_msg_unpack(&argot__sched__v1__application_submission_context__descriptor,
-                              blob, (size_t)len, (ProtobufCMessage **)&ctx) == 0 &&
-            ctx->application_id)
-            rc = ag_sched_recover_app(rm->core, ctx, &r, now_ms(), err, sizeof(err));
-        ag_sched_format_app_id(rm->conf.cluster_timestamp, (int32_t)app_id, id, sizeof(id));
-        if (rc == AG_SCHED_OK) {
-            n++;
-        } else {
-            AG_LOG(AG_LOG_WARN, "rm", "recover_failed app=%s why=\"%s\"", id, err);
-            store_exec(rm, "DELETE FROM attempts WHERE app = ?", 1, app_id, 0, 0);
-        }
-        ag_rpc_msg_free(ctx ? &ctx->base : NULL);
-    }
-    sqlite3_finalize(st);
-    return n;
-}
-
-/* Opens the store and recovers from it (ag_rm_start, before serving):
- * identity and keys, unfinished applications; what was not finished and
+/* Recovers from the opened store (before serving): identity and keys,
+ * unfinished applications and their grants; what was not finished and
  * did not come back is recorded as lost. */
 static int store_start(ag_rm *rm, char *err, size_t cap)
 {
-    int rc = store_open(rm, err, cap);
-    if (rc < 0 || !rm->db)
-        return rc;
-    rc = store_identity(rm, err, cap);
+    int rc = store_identity(rm, err, cap);
     if (rc < 0)
         return rc;
-    int n = store_recover(rm);
-    int ng = store_recover_grants(rm);
+    rm->recovered_apps = rm->recovered_grants = 0;
+    rc = rm->store->ops->contexts(rm->store, recover_app, rm);
+    if (rc == 0)
+        rc = rm->store->ops->grants(rm->store, recover_grant, rm);
+    if (rc < 0) {
+        snprintf(err, cap, "%s: cannot read the stored applications (see the log)",
+                 rm->store->name);
+        return AG_E_IO;
+    }
     /* recovered applications get their true state back from the sync below */
-    store_exec(rm, "UPDATE apps SET state = -1 WHERE state NOT IN " FINAL_STATES, 0, 0, 0, 0);
+    STORE0(reports_mark_lost);
     store_sync(rm);
-    store_exec(rm, "DELETE FROM app_state WHERE app NOT IN (SELECT app FROM attempts)", 0, 0, 0,
-               0);
-    AG_LOG(AG_LOG_INFO, "rm", "state_loaded file=%s epoch=%lld recovered=%d grants=%d",
-           rm->state_path, (long long)rm->epoch, n, ng);
+    if (atomic_load(&rm->fenced)) {
+        snprintf(err, cap, "%s: another RM became active during recovery", rm->store->name);
+        return AG__STORE_FENCED;
+    }
+    AG_LOG(AG_LOG_INFO, "rm", "state_loaded store=\"%s\" epoch=%lld recovered=%d grants=%d",
+           rm->store->name, (long long)rm->epoch, rm->recovered_apps, rm->recovered_grants);
     return 0;
+}
+
+/* ---- high availability: is this RM the one acting? ----------------------------------- */
+
+/* Whether this RM may act: not fenced and, with ha, its lease still runs by
+ * its own clock (a paused RM that wakes after its lease ran out sees that
+ * before it answers anything). Once false, false for good. */
+static bool acting(ag_rm *rm)
+{
+    if (atomic_load(&rm->fenced))
+        return false;
+    if (rm->ha_endpoints[0][0] && ag_now_ms() >= atomic_load(&rm->lease_deadline_ms)) {
+        atomic_store(&rm->fenced, true);
+        AG_LOG(AG_LOG_ERROR, "rm", "fenced id=%s why=\"its lease ran out before it was "
+               "renewed\"", rm->ha_id);
+        return false;
+    }
+    return true;
+}
+
+/* A call's status: st, or UNAVAILABLE (which sends clients to the next RM)
+ * when this RM no longer acts; what the call did is then not answered. */
+static int acting_or_refuse(ag_rm *rm, int st, char *err, size_t cap)
+{
+    if (acting(rm))
+        return st;
+    snprintf(err, cap, "RM %s is not the active resource manager any more: ask the others",
+             rm->ha_id[0] ? rm->ha_id : rm->bound);
+    return AG_RPC_UNAVAILABLE;
 }
 
 /* ---- calls ------------------------------------------------------------------------- */
@@ -958,6 +794,7 @@ static int reply(ag_rpc_call *c, int st, const char *err, ProtobufCMessage *resp
 
 #define CALL_END()                                                                           \
     store_sync_changed(rm);                                                                  \
+    st = acting_or_refuse(rm, st, err, sizeof(err));                                         \
     pthread_mutex_unlock(&rm->lock);                                                         \
     return reply(c, st, err, &resp->base)
 
@@ -969,7 +806,7 @@ static int on_new_app(ag_rpc_call *c, const Argot__Sched__V1__GetNewApplicationR
     CALL_BEGIN(Argot__Sched__V1__GetNewApplicationResponse,
                argot__sched__v1__get_new_application_response__descriptor);
     int st = ag_sched_new_application(rm->core, now_ms(), resp, err, sizeof(err));
-    if (st == AG_SCHED_OK && rm->db)
+    if (st == AG_SCHED_OK && rm->store)
         store_last_app(rm);
     CALL_END();
 }
@@ -985,7 +822,7 @@ static int on_submit(ag_rpc_call *c, const Argot__Sched__V1__SubmitApplicationRe
     else
         st = ag_sched_submit(rm->core, req->application_submission_context, now_ms(), err,
                              sizeof(err));
-    if (st == AG_SCHED_OK && rm->db)
+    if (st == AG_SCHED_OK && rm->store)
         store_context(rm, req->application_submission_context); /* then CALL_END syncs */
     CALL_END();
 }
@@ -1001,7 +838,7 @@ static int on_report(ag_rpc_call *c, const Argot__Sched__V1__GetApplicationRepor
     } else {
         st = ag_sched_app_report(rm->core, req->application_id, &resp->application_report, err,
                                  sizeof(err));
-        if (st == AG_SCHED_NOT_FOUND && rm->db) {
+        if (st == AG_SCHED_NOT_FOUND && rm->store) {
             /* an application of an earlier run of this RM */
             char id[64];
             ag_sched_format_app_id(req->application_id->cluster_timestamp,
@@ -1122,6 +959,7 @@ static void amrm_clear(struct amrm *t)
 
 #define AM_CALL_END()                                                                        \
     store_sync_changed(rm);                                                                  \
+    st = acting_or_refuse(rm, st, err, sizeof(err));                                         \
     pthread_mutex_unlock(&rm->lock);                                                         \
     amrm_clear(&tok);                                                                        \
     ag_rpc_msg_free(att ? &att->base : NULL);                                                \
@@ -1251,7 +1089,7 @@ static void *clock_main(void *arg)
         size_t n = 0;
         pthread_mutex_lock(&rm->lock);
         ag_sched_tick(rm->core, now_ms());
-        if (rm->db && ag_sched_key_changes(rm->core) != rm->key_changes)
+        if (rm->store && ag_sched_key_changes(rm->core) != rm->key_changes)
             store_keys(rm); /* rolled: a restart must know every key in use */
         ag_sched_take_am_launches(rm->core, &ls, &n);
         /* each launch's NM token, as its AM would hold it (NM_TOKEN_MAX each) */
@@ -1303,6 +1141,9 @@ ag_rm *ag_rm_load(const char *config, const char *listen, char *err, size_t cap)
     rm->tls = (ag__sched_tls){rm->tls_cert, rm->tls_key, rm->tls_ca};
     pthread_mutex_init(&rm->lock, NULL);
     atomic_init(&rm->stopping, false);
+    atomic_init(&rm->fenced, false);
+    atomic_init(&rm->role, AG_RM_STANDBY);
+    atomic_init(&rm->lease_deadline_ms, 0);
     if (config && load_config(rm, config, err, cap) < 0) {
         ag_rm_free(rm);
         return NULL;
@@ -1315,7 +1156,10 @@ ag_rm *ag_rm_load(const char *config, const char *listen, char *err, size_t cap)
         ag_log_set_level((ag_log_level)rm->log_level);
     rm->conf.cluster_timestamp = ag_wall_ms();
     rm->mono0 = ag_now_ms();
-    rm->conf.track_grants = rm->state_path[0] != '\0'; /* the store drains the log */
+    /* the store drains the log */
+    rm->conf.track_grants = rm->state_path[0] != '\0' || rm->ha_endpoints[0][0] != '\0';
+    if (rm->ha_endpoints[0][0] && !rm->ha_id[0])
+        snprintf(rm->ha_id, sizeof(rm->ha_id), "%s", rm->address);
     rm->core = ag_sched_new(&rm->conf, err, cap);
     if (!rm->core) {
         ag_rm_free(rm);
@@ -1324,26 +1168,17 @@ ag_rm *ag_rm_load(const char *config, const char *listen, char *err, size_t cap)
     return rm;
 }
 
-int ag_rm_start(ag_rm *rm, char *err, size_t cap)
+/* Serves the four services and starts the clock: the RM acts from here on. */
+static int serve(ag_rm *rm, char *err, size_t cap)
 {
-    int src = store_start(rm, err, cap);
-    if (src < 0)
-        return src;
-    rm->metrics = ag_metrics_new();
-    rm->health = ag_rpc_health_new();
     ag_rpc_server_opts so;
     ag_rpc_server_opts_init(&so);
     ag__sched_tls_server(&rm->tls, &so);
     rm->srv = ag_rpc_server_new(&so);
-    if (!rm->metrics || !rm->health || !rm->srv) {
+    if (!rm->srv) {
         snprintf(err, cap, "%s", ag_strerror(AG_E_NOMEM));
         return AG_E_NOMEM;
     }
-    rm->m_calls = ag_metrics_counter(rm->metrics, "argot_rm_calls_total",
-                                     "Calls to the RM's services, by method.", "method");
-    rm->m_launches = ag_metrics_counter(rm->metrics, "argot_rm_am_launches_total",
-                                        "AM containers started on nodes, by outcome.",
-                                        "outcome");
     rm->client_h = (Argot__Sched__V1__ApplicationClient_Handlers){
         .get_new_application = on_new_app,
         .submit_application = on_submit,
@@ -1377,15 +1212,235 @@ int ag_rm_start(ag_rm *rm, char *err, size_t cap)
         snprintf(err, cap, "cannot serve: %s", ag_rpc_server_errmsg(rm->srv));
         return AG_E_IO;
     }
-    snprintf(rm->bound, sizeof(rm->bound), "%s", rm->address);
-    char *colon = strrchr(rm->bound, ':');
+    char bound[sizeof(rm->bound)];
+    snprintf(bound, sizeof(bound), "%s", rm->address);
+    char *colon = strrchr(bound, ':');
     if (colon && strncmp(rm->address, "unix:", 5) != 0)
-        snprintf(colon + 1, sizeof(rm->bound) - (size_t)(colon + 1 - rm->bound), "%d",
+        snprintf(colon + 1, sizeof(bound) - (size_t)(colon + 1 - bound), "%d",
                  ag_rpc_server_port(rm->srv));
+    pthread_mutex_lock(&rm->lock);
+    snprintf(rm->bound, sizeof(rm->bound), "%s", bound);
+    pthread_mutex_unlock(&rm->lock);
+    if (pthread_create(&rm->clock, NULL, clock_main, rm) != 0) {
+        snprintf(err, cap, "cannot start the clock thread");
+        return AG_E_SYS;
+    }
+    rm->clock_started = true;
+    ag_rpc_health_set(rm->health, "", AG_RPC_HEALTH_SERVING);
+    AG_LOG(AG_LOG_INFO, "rm", "serving address=%s tls=%s", bound,
+           !ag__sched_tls_on(&rm->tls) ? "off"
+           : rm->tls_ca[0]             ? "mutual"
+                                       : "on");
+    return 0;
+}
+
+/* ---- the election (ha) ------------------------------------------------------------------ */
+
+static void set_role(ag_rm *rm, ag_rm_role r)
+{
+    atomic_store(&rm->role, (int)r);
+    ag_metric_set(rm->m_active, r == AG_RM_ACTIVE ? 1.0 : 0.0);
+}
+
+/* Sleeps up to ms, waking early when the RM stops. */
+static void nap(ag_rm *rm, uint64_t ms)
+{
+    for (uint64_t t = 0; t < ms && !atomic_load(&rm->stopping); t += 20)
+        ag_sleep_ms(AG_MIN(ms - t, (uint64_t)20));
+}
+
+/* One try to become the leader with lease: puts P/leader ("id address")
+ * if no one holds it. 1 with *rev (the key's creation), 0 when someone
+ * else leads (leader_seen says who), -1 on failure (err). */
+static int campaign(ag_rm *rm, int64_t lease, int64_t *rev, char *err, size_t cap)
+{
+    char key[300], val[600];
+    snprintf(key, sizeof(key), "%s/leader", rm->ha_prefix);
+    snprintf(val, sizeof(val), "%s %s", rm->ha_id, rm->address);
+    Etcdserverpb__Compare cmp = ETCDSERVERPB__COMPARE__INIT;
+    cmp.result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL;
+    cmp.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE;
+    cmp.key = (ProtobufCBinaryData){strlen(key), (uint8_t *)key};
+    cmp.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION;
+    cmp.create_revision = 0; /* the key does not exist */
+    Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
+    put.key = cmp.key;
+    put.value = (ProtobufCBinaryData){strlen(val), (uint8_t *)val};
+    put.lease = lease;
+    Etcdserverpb__RangeRequest get = ETCDSERVERPB__RANGE_REQUEST__INIT;
+    get.key = cmp.key;
+    Etcdserverpb__RequestOp ok = ETCDSERVERPB__REQUEST_OP__INIT, no = ETCDSERVERPB__REQUEST_OP__INIT;
+    ok.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+    ok.request_put = &put;
+    no.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
+    no.request_range = &get;
+    Etcdserverpb__Compare *cmps[] = {&cmp};
+    Etcdserverpb__RequestOp *oks[] = {&ok}, *nos[] = {&no};
+    Etcdserverpb__TxnRequest req = ETCDSERVERPB__TXN_REQUEST__INIT;
+    req.n_compare = 1;
+    req.compare = cmps;
+    req.n_success = 1;
+    req.success = oks;
+    req.n_failure = 1;
+    req.failure = nos;
+    Etcdserverpb__TxnResponse *r = NULL;
+    if (ag__etcd_txn(rm->etcd, &req, &r, err, cap) < 0)
+        return -1;
+    int won = r->succeeded ? 1 : 0;
+    if (won) {
+        *rev = r->header ? r->header->revision : 0;
+    } else if (r->n_responses == 1 && r->responses[0]->response_range &&
+               r->responses[0]->response_range->n_kvs == 1) {
+        const ProtobufCBinaryData *v = &r->responses[0]->response_range->kvs[0]->value;
+        int n = (int)AG_MIN(v->len, sizeof(rm->leader_seen) - 1);
+        pthread_mutex_lock(&rm->lock);
+        snprintf(rm->leader_seen, sizeof(rm->leader_seen), "%.*s", n, (const char *)v->data);
+        pthread_mutex_unlock(&rm->lock);
+    }
+    ag_rpc_msg_free(&r->base);
+    if (won && *rev <= 0) {
+        snprintf(err, cap, "etcd answered the election without a revision");
+        return -1;
+    }
+    return won;
+}
+
+/* Keeps the lease while active: a renewal every third of its life; the
+ * lease deadline moves with each answer. Returns when the RM stops or the
+ * lease is lost (then the RM is fenced). */
+static void lead(ag_rm *rm, int64_t lease)
+{
+    uint64_t period = (uint64_t)rm->ha_lease_s * 1000 / 3;
+    while (!atomic_load(&rm->stopping) && !atomic_load(&rm->fenced)) {
+        nap(rm, period);
+        if (atomic_load(&rm->stopping))
+            break;
+        char err[AG_ERRMSG_MAX];
+        int64_t left = 0;
+        uint64_t sent = ag_now_ms();
+        if (ag__etcd_keepalive(rm->etcd, lease, &left, err, sizeof(err)) < 0) {
+            AG_LOG(AG_LOG_WARN, "rm", "lease_renewal_failed id=%s why=\"%s\"", rm->ha_id, err);
+            if (!acting(rm))
+                break;
+            continue;
+        }
+        if (left <= 0) {
+            atomic_store(&rm->fenced, true);
+            AG_LOG(AG_LOG_ERROR, "rm", "fenced id=%s why=\"etcd says its lease expired\"",
+                   rm->ha_id);
+            break;
+        }
+        atomic_store(&rm->lease_deadline_ms, sent + (uint64_t)left * 1000);
+    }
+    if (atomic_load(&rm->fenced))
+        set_role(rm, AG_RM_FENCED);
+}
+
+/* Recovers from the store and serves, once elected. */
+static int take_over(ag_rm *rm, char *err, size_t cap)
+{
+    uint64_t t0 = ag_now_ms();
+    pthread_mutex_lock(&rm->lock);
+    int rc = store_start(rm, err, cap);
+    pthread_mutex_unlock(&rm->lock);
+    if (rc == 0)
+        rc = serve(rm, err, cap);
+    if (rc == 0) {
+        set_role(rm, AG_RM_ACTIVE);
+        AG_LOG(AG_LOG_INFO, "rm", "active id=%s epoch=%lld address=%s recovered=%d took_ms=%llu",
+               rm->ha_id, (long long)rm->epoch, ag_rm_address(rm), rm->recovered_apps,
+               (unsigned long long)(ag_now_ms() - t0));
+    }
+    return rc;
+}
+
+static void *elector_main(void *arg)
+{
+    ag_rm *rm = arg;
+    int64_t lease = 0;
+    uint64_t backoff = 100;
+    bool said_standby = false;
+    char err[AG_ERRMSG_MAX];
+    while (!atomic_load(&rm->stopping)) {
+        int64_t granted = 0, rev = 0;
+        uint64_t sent = ag_now_ms();
+        if (!lease && ag__etcd_grant(rm->etcd, rm->ha_lease_s, &lease, &granted, err,
+                                     sizeof(err)) < 0) {
+            lease = 0;
+            AG_LOG(AG_LOG_WARN, "rm", "election_failed id=%s why=\"%s\"", rm->ha_id, err);
+            nap(rm, backoff);
+            backoff = AG_MIN(backoff * 2, (uint64_t)2000);
+            continue;
+        }
+        if (granted)
+            atomic_store(&rm->lease_deadline_ms, sent + (uint64_t)granted * 1000);
+        int won = campaign(rm, lease, &rev, err, sizeof(err));
+        if (won < 0) {
+            AG_LOG(AG_LOG_WARN, "rm", "election_failed id=%s why=\"%s\"", rm->ha_id, err);
+            /* the lease may have run out meanwhile: take a new one */
+            ag__etcd_revoke(rm->etcd, lease, err, sizeof(err));
+            lease = 0;
+            nap(rm, backoff);
+            backoff = AG_MIN(backoff * 2, (uint64_t)2000);
+            continue;
+        }
+        backoff = 100;
+        if (won) {
+            ag__store_etcd_guard(rm->store, rev);
+            if (take_over(rm, err, sizeof(err)) < 0) {
+                AG_LOG(AG_LOG_ERROR, "rm", "takeover_failed id=%s why=\"%s\"", rm->ha_id, err);
+                atomic_store(&rm->fenced, true);
+                set_role(rm, AG_RM_FENCED);
+                break;
+            }
+            lead(rm, lease);
+            break;
+        }
+        if (!said_standby) {
+            pthread_mutex_lock(&rm->lock);
+            AG_LOG(AG_LOG_INFO, "rm", "standby id=%s leader=\"%s\"", rm->ha_id, rm->leader_seen);
+            pthread_mutex_unlock(&rm->lock);
+            said_standby = true;
+        }
+        /* someone leads: ask again soon (the lease it holds bounds how long
+         * a dead leader keeps the key); ours is revoked and taken anew */
+        ag__etcd_revoke(rm->etcd, lease, err, sizeof(err));
+        lease = 0;
+        nap(rm, 100);
+    }
+    /* a stopping leader hands over at once: its key goes with the lease */
+    if (lease && atomic_load(&rm->stopping))
+        ag__etcd_revoke(rm->etcd, lease, err, sizeof(err));
+    return NULL;
+}
+
+static bool admin_serving(void *ud)
+{
+    ag_rm *rm = ud;
+    return atomic_load(&rm->role) != AG_RM_FENCED;
+}
+
+int ag_rm_start(ag_rm *rm, char *err, size_t cap)
+{
+    rm->metrics = ag_metrics_new();
+    rm->health = ag_rpc_health_new();
+    if (!rm->metrics || !rm->health) {
+        snprintf(err, cap, "%s", ag_strerror(AG_E_NOMEM));
+        return AG_E_NOMEM;
+    }
+    rm->m_calls = ag_metrics_counter(rm->metrics, "argot_rm_calls_total",
+                                     "Calls to the RM's services, by method.", "method");
+    rm->m_launches = ag_metrics_counter(rm->metrics, "argot_rm_am_launches_total",
+                                        "AM containers started on nodes, by outcome.",
+                                        "outcome");
+    rm->m_active = ag_metrics_gauge(rm->metrics, "argot_rm_active",
+                                    "1 while this RM is the active one.", NULL);
     if (rm->admin_address[0]) {
         ag_admin_opts ao;
         ag_admin_opts_init(&ao);
         ao.metrics = rm->metrics;
+        ao.serving = admin_serving;
+        ao.serving_ud = rm;
         rm->admin = ag_admin_new(&ao);
         if (!rm->admin || ag_admin_start(rm->admin, rm->admin_address) < 0) {
             snprintf(err, cap, "admin: cannot serve: %s",
@@ -1393,17 +1448,52 @@ int ag_rm_start(ag_rm *rm, char *err, size_t cap)
             return AG_E_IO;
         }
     }
-    if (pthread_create(&rm->clock, NULL, clock_main, rm) != 0) {
-        snprintf(err, cap, "cannot start the clock thread");
-        return AG_E_SYS;
+    if (rm->ha_endpoints[0][0]) {
+        const char *eps[AG__ETCD_MAX_ENDPOINTS];
+        char where[300];
+        for (size_t i = 0; i < rm->nha_endpoints; i++)
+            eps[i] = rm->ha_endpoints[i];
+        snprintf(where, sizeof(where), "%s%s", rm->ha_endpoints[0],
+                 rm->nha_endpoints > 1 ? ",..." : "");
+        rm->etcd = ag__etcd_new(eps, rm->nha_endpoints, 2000);
+        rm->store = rm->etcd ? ag__store_etcd_open(rm->etcd, rm->ha_prefix, where, err, cap) : NULL;
+        if (!rm->store) {
+            if (!rm->etcd)
+                snprintf(err, cap, "%s", ag_strerror(AG_E_NOMEM));
+            return AG_E_NOMEM;
+        }
+        set_role(rm, AG_RM_STANDBY);
+        if (pthread_create(&rm->elector, NULL, elector_main, rm) != 0) {
+            snprintf(err, cap, "cannot start the election thread");
+            return AG_E_SYS;
+        }
+        rm->elector_started = true;
+        AG_LOG(AG_LOG_INFO, "rm", "campaigning id=%s etcd=%s prefix=%s lease_s=%lld", rm->ha_id,
+               where, rm->ha_prefix, (long long)rm->ha_lease_s);
+        return 0;
     }
-    rm->clock_started = true;
-    ag_rpc_health_set(rm->health, "", AG_RPC_HEALTH_SERVING);
-    AG_LOG(AG_LOG_INFO, "rm", "serving address=%s tls=%s", rm->bound,
-           !ag__sched_tls_on(&rm->tls) ? "off"
-           : rm->tls_ca[0]             ? "mutual"
-                                       : "on");
-    return 0;
+    if (rm->state_path[0]) {
+        rm->store = ag__store_sqlite_open(rm->state_path, err, cap);
+        if (!rm->store)
+            return AG_E_IO;
+        int rc = store_start(rm, err, cap);
+        if (rc < 0)
+            return rc;
+    }
+    int rc = serve(rm, err, cap);
+    if (rc == 0)
+        set_role(rm, AG_RM_ACTIVE);
+    return rc;
+}
+
+ag_rm_role ag_rm_get_role(const ag_rm *rm)
+{
+    return (ag_rm_role)atomic_load(&((ag_rm *)rm)->role);
+}
+
+const char *ag_rm_id(const ag_rm *rm)
+{
+    return rm->ha_id;
 }
 
 const char *ag_rm_address(const ag_rm *rm)
@@ -1427,6 +1517,16 @@ void ag_rm_stop(ag_rm *rm)
         pthread_join(rm->clock, NULL);
         rm->clock_started = false;
     }
+    pthread_mutex_lock(&rm->lock);
+    if (rm->store && rm->core && atomic_load(&rm->role) == AG_RM_ACTIVE && acting(rm)) {
+        store_sync(rm); /* the last word on every application */
+        store_grants(rm);
+    }
+    pthread_mutex_unlock(&rm->lock);
+    if (rm->elector_started) { /* after the last write: the lease goes with it */
+        pthread_join(rm->elector, NULL);
+        rm->elector_started = false;
+    }
     if (rm->admin)
         ag_admin_shutdown(rm->admin);
 }
@@ -1440,11 +1540,9 @@ void ag_rm_free(ag_rm *rm)
     ag_admin_free(rm->admin);
     ag_rpc_health_free(rm->health);
     ag__chans_free(&rm->nodes);
-    if (rm->db && rm->core) {
-        store_sync(rm); /* the last word on every application */
-        store_grants(rm);
-    }
-    sqlite3_close(rm->db);
+    if (rm->store)
+        rm->store->ops->free(rm->store);
+    ag__etcd_free(rm->etcd);
     while (rm->seen) {
         struct seen *n = rm->seen->next;
         ag_free(rm->seen);
