@@ -47,7 +47,8 @@ typedef struct ag_nm ag_nm;
 #define AG_NM_MAX_LABELS 16
 
 typedef struct ag_nm_config {
-    char rm[256];                   /* the RM's ResourceTracker, "host:port" */
+    char rm[1024];                  /* the RM's ResourceTracker, "host:port", or the
+                                     * RMs' of an ha set, "host:port,host:port" */
     char address[256];              /* ContainerManagement, "host:port" (port 0 picks one) */
     int64_t memory_mb;              /* offered to the RM */
     int32_t vcores;
@@ -171,6 +172,32 @@ int ag_rm_admin_port(const ag_rm *rm);
 void ag_rm_stop(ag_rm *rm);
 void ag_rm_free(ag_rm *rm);
 
+/* ---- clients of the RM (rmclient.c) ------------------------------------------ *
+ *
+ * rms: "host:port" or, for RMs in high availability, "host:port,host:port"
+ * (at most 8): calls go to the current address; one that cannot reach it
+ * (UNAVAILABLE, DEADLINE_EXCEEDED: a standby RM does not listen, a fenced
+ * one answers UNAVAILABLE) goes on to the next, round the list, for up to
+ * about 8 s (an election). NMs (`rm:` in nm.yaml) and the AM client
+ * (ag_am_opts.rm) take the same lists. Thread-safe. */
+
+typedef struct ag_rm_client ag_rm_client;
+
+/* TLS files as ag_am_opts' (NULL or "" each: plaintext). NULL with err set
+ * (a malformed list). */
+ag_rm_client *ag_rm_client_new(const char *rms, const char *tls_cert, const char *tls_key,
+                               const char *tls_ca, char *err, size_t cap);
+void ag_rm_client_free(ag_rm_client *c);
+/* One unary call of method m (any RM service's, e.g.
+ * &argot__sched__v1__application_client__get_new_application__method):
+ * the status; *resp (ag_rpc_msg_free) on OK; *message (ag_free, may be
+ * NULL) the status message. timeout_ms per try (0: 10 s). */
+int ag_rm_client_call(ag_rm_client *c, const ag_rpc_method *m,
+                      const struct ProtobufCMessage *req, uint64_t timeout_ms,
+                      struct ProtobufCMessage **resp, char **message);
+/* The address calls go to now. */
+const char *ag_rm_client_target(ag_rm_client *c);
+
 /* ---- the ApplicationMaster client (am.c) ------------------------------------ *
  *
  * What an application's master uses (YARN's AMRMClient and NMClient in
@@ -214,7 +241,7 @@ typedef struct ag_am_callbacks {
 } ag_am_callbacks;
 
 typedef struct ag_am_opts {
-    const char *rm;        /* "host:port" */
+    const char *rm;        /* "host:port", or several (ag_rm_client's lists) */
     const char *token;     /* the AMRM token's text; NULL: $ARGOT_AMRM_TOKEN */
     ag_am_callbacks cb;
     void *ud;

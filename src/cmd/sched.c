@@ -28,6 +28,29 @@ static const struct flag_def rm_flags[] = {
     {NULL, NULL, NULL, 0},
 };
 
+/* What `argot rm` says as its role changes (ha): "rm listening on ..."
+ * once it serves; the tick stops the daemon once it is fenced. */
+struct rm_watch {
+    ag_rm *rm;
+    bool said_active;
+};
+
+static void rm_say_active(struct rm_watch *w)
+{
+    if (w->said_active || ag_rm_get_role(w->rm) != AG_RM_ACTIVE)
+        return;
+    w->said_active = true;
+    printf("rm listening on %s\n", ag_rm_address(w->rm));
+    fflush(stdout);
+}
+
+static bool rm_tick(void *ud)
+{
+    struct rm_watch *w = ud;
+    rm_say_active(w);
+    return ag_rm_get_role(w->rm) == AG_RM_FENCED;
+}
+
 static int run_rm(struct cmd_args *a)
 {
     char err[AG_ERRMSG_MAX];
@@ -43,11 +66,20 @@ static int run_rm(struct cmd_args *a)
         runtime_error("rm: %s", err);
         goto out;
     }
-    printf("rm listening on %s\n", ag_rm_address(rm));
+    struct rm_watch w = {rm, false};
+    if (ag_rm_get_role(rm) == AG_RM_STANDBY)
+        printf("rm standby id=%s (campaigning to become the active RM)\n", ag_rm_id(rm));
+    rm_say_active(&w);
     if (ag_rm_admin_port(rm))
         printf("rm admin on port %d (/metrics, /healthz)\n", ag_rm_admin_port(rm));
     fflush(stdout);
-    int sig = daemon_wait_stop("rm", 1000, NULL, NULL);
+    int sig = daemon_wait_stop("rm", 50, rm_tick, &w);
+    if (sig == 0) {
+        ag_rm_stop(rm);
+        runtime_error("rm: %s lost the lead (fenced: another RM is active, or its etcd lease "
+                      "ran out); restart it to stand by again", ag_rm_id(rm));
+        goto out;
+    }
     AG_LOG(AG_LOG_INFO, "rm", "stopping signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     ag_rm_stop(rm);
     status = EXIT_OK;
@@ -90,7 +122,13 @@ const struct subcmd cmd_rm = {
         "                                    # mutual TLS: NMs, AMs and clients present a\n"
         "                                    # certificate ca issued (argot ca issue);\n"
         "                                    # nodes: [nm1, nm2] limits who may be a node\n"
-        "  tokens: {roll_interval_ms: 86400000}   # master keys roll (at least 12 heartbeats)\n",
+        "  tokens: {roll_interval_ms: 86400000}   # master keys roll (at least 12 heartbeats)\n"
+        "  ha: {etcd: [\"127.0.0.1:2379\"], prefix: /argot/rm, id: rm1, lease: 2s}\n"
+        "                                    # high availability (instead of state): RMs with\n"
+        "                                    # the same etcd and prefix elect one active; the\n"
+        "                                    # others stand by (serving nothing) and take over\n"
+        "                                    # within seconds of its end, with its state.\n"
+        "                                    # Clients list every RM: --rm a:8030,b:8030\n",
     .flags = rm_flags,
     .run = run_rm,
 };
@@ -134,33 +172,26 @@ static int tls_flags(const struct cmd_args *a, struct tls_files *t)
     return EXIT_OK;
 }
 
-/* A channel to the RM at addr with the TLS files t; NULL after saying why
- * (a usage error for a malformed address, a runtime one for TLS files that
- * cannot be used). */
-static ag_rpc_channel *rm_channel(const struct cmd_args *a, const char *addr,
-                                  const struct tls_files *t, int *exit_code)
+/* A client of the RM (or of the RMs of an ha set: "host:port,host:port")
+ * with the TLS files t; NULL after saying why (a usage error for a
+ * malformed address, a runtime one for TLS files that cannot be used). */
+static ag_rm_client *rm_channel(const struct cmd_args *a, const char *addr,
+                                const struct tls_files *t, int *exit_code)
 {
-    ag_rpc_channel_opts co;
-    ag_rpc_channel_opts_init(&co);
-    co.backoff_initial_ms = 100;
-    if (t->cert[0] || t->ca[0]) {
-        co.tls = true;
-        co.tls_cert_file = t->cert[0] ? t->cert : NULL;
-        co.tls_key_file = t->key[0] ? t->key : NULL;
-        co.tls_ca_file = t->ca[0] ? t->ca : NULL;
-    }
-    ag_rpc_channel *ch = ag_rpc_channel_new(addr, &co);
-    if (!ch) {
-        *exit_code = usage_error(a->sc, "--rm %s: not host:port", addr);
-        return NULL;
-    }
-    if (ag_rpc_channel_errmsg(ch)[0]) {
-        *exit_code = runtime_error("%s: TLS: %s", a->sc->name, ag_rpc_channel_errmsg(ch));
-        ag_rpc_channel_free(ch);
-        return NULL;
-    }
+    char err[AG_ERRMSG_MAX];
+    ag_rm_client *ch = ag_rm_client_new(addr, t->cert, t->key, t->ca, err, sizeof(err));
+    if (!ch)
+        *exit_code = strstr(err, "TLS") || strstr(err, "tls") || t->cert[0] || t->ca[0]
+                         ? runtime_error("%s: %s", a->sc->name, err)
+                         : usage_error(a->sc, "--rm %s: %s", addr, err);
     return ch;
 }
+
+/* A unary call of ApplicationClient's method through the client (with
+ * failover between RMs); *resp typed. */
+#define RM_CALL(ch, method, req, resp, message)                                              \
+    ag_rm_client_call((ch), &argot__sched__v1__application_client__##method##__method,        \
+                      &(req)->base, 10000, (ProtobufCMessage **)(resp), (message))
 
 static const char *state_name(Argot__Sched__V1__YarnApplicationState s)
 {
@@ -193,18 +224,18 @@ static int app_id_arg(const struct cmd_args *a, Argot__Sched__V1__ApplicationId 
     return EXIT_OK;
 }
 
-static int report(ag_rpc_channel *ch, const Argot__Sched__V1__ApplicationId *id,
+static int report(ag_rm_client *ch, const Argot__Sched__V1__ApplicationId *id,
                   Argot__Sched__V1__GetApplicationReportResponse **resp, char **message)
 {
     Argot__Sched__V1__GetApplicationReportRequest req =
         ARGOT__SCHED__V1__GET_APPLICATION_REPORT_REQUEST__INIT;
     req.application_id = (Argot__Sched__V1__ApplicationId *)id;
-    return argot__sched__v1__application_client__get_application_report__invoke(
-        ch, &req, ag_deadline_in_ms(10000), resp, message);
+    return RM_CALL(ch, get_application_report, &req, resp, message);
 }
 
 static const struct flag_def submit_flags[] = {
-    {"rm", "HOST:PORT", "the resource manager", FLAG_REQUIRED},
+    {"rm", "HOST:PORT[,...]", "the resource manager (several: the RMs of an ha set)",
+     FLAG_REQUIRED},
     {"name", "NAME", "the application's name", FLAG_REQUIRED},
     {"containers", "N", "containers to run the command in (default 1)", 0},
     {"memory", "MB", "memory of each container (default 1024)", 0},
@@ -254,15 +285,14 @@ static int run_submit(struct cmd_args *a)
         return runtime_error("app submit: cannot find the argot binary (/proc/self/exe)");
     self[sl] = 0;
     int code = EXIT_USAGE;
-    ag_rpc_channel *ch = rm_channel(a, rm, &tls, &code);
+    ag_rm_client *ch = rm_channel(a, rm, &tls, &code);
     if (!ch)
         return code;
     int status = EXIT_RUNTIME;
     char *message = NULL;
     Argot__Sched__V1__GetNewApplicationResponse *nresp = NULL;
     Argot__Sched__V1__GetNewApplicationRequest nreq = ARGOT__SCHED__V1__GET_NEW_APPLICATION_REQUEST__INIT;
-    int st = argot__sched__v1__application_client__get_new_application__invoke(
-        ch, &nreq, ag_deadline_in_ms(10000), &nresp, &message);
+    int st = RM_CALL(ch, get_new_application, &nreq, &nresp, &message);
     if (st != AG_RPC_OK) {
         runtime_error("app submit: RM %s: %s: %s", rm, ag_rpc_status_name(st),
                       message ? message : "");
@@ -327,8 +357,7 @@ static int run_submit(struct cmd_args *a)
     Argot__Sched__V1__SubmitApplicationResponse *sresp = NULL;
     ag_free(message);
     message = NULL;
-    st = argot__sched__v1__application_client__submit_application__invoke(
-        ch, &sreq, ag_deadline_in_ms(10000), &sresp, &message);
+    st = RM_CALL(ch, submit_application, &sreq, &sresp, &message);
     ag_free(argv);
     ag_rpc_msg_free(sresp ? &sresp->base : NULL);
     char idtext[64];
@@ -379,7 +408,7 @@ static int run_submit(struct cmd_args *a)
 out:
     ag_free(message);
     ag_rpc_msg_free(nresp ? &nresp->base : NULL);
-    ag_rpc_channel_free(ch);
+    ag_rm_client_free(ch);
     return status;
 }
 
@@ -401,7 +430,8 @@ const struct subcmd cmd_app_submit = {
 };
 
 static const struct flag_def rm_only_flags[] = {
-    {"rm", "HOST:PORT", "the resource manager", FLAG_REQUIRED},
+    {"rm", "HOST:PORT[,...]", "the resource manager (several: the RMs of an ha set)",
+     FLAG_REQUIRED},
     TLS_FLAGS,
     {NULL, NULL, NULL, 0},
 };
@@ -413,7 +443,7 @@ static int run_status(struct cmd_args *a)
     if (app_id_arg(a, &id) != EXIT_OK || tls_flags(a, &tls) != EXIT_OK)
         return EXIT_USAGE;
     int code = EXIT_USAGE;
-    ag_rpc_channel *ch = rm_channel(a, args_get(a, "rm"), &tls, &code);
+    ag_rm_client *ch = rm_channel(a, args_get(a, "rm"), &tls, &code);
     if (!ch)
         return code;
     Argot__Sched__V1__GetApplicationReportResponse *r = NULL;
@@ -433,7 +463,7 @@ static int run_status(struct cmd_args *a)
     }
     ag_rpc_msg_free(r ? &r->base : NULL);
     ag_free(message);
-    ag_rpc_channel_free(ch);
+    ag_rm_client_free(ch);
     return status;
 }
 
@@ -453,7 +483,7 @@ static int run_kill(struct cmd_args *a)
     if (app_id_arg(a, &id) != EXIT_OK || tls_flags(a, &tls) != EXIT_OK)
         return EXIT_USAGE;
     int code = EXIT_USAGE;
-    ag_rpc_channel *ch = rm_channel(a, args_get(a, "rm"), &tls, &code);
+    ag_rm_client *ch = rm_channel(a, args_get(a, "rm"), &tls, &code);
     if (!ch)
         return code;
     Argot__Sched__V1__KillApplicationRequest req = ARGOT__SCHED__V1__KILL_APPLICATION_REQUEST__INIT;
@@ -461,8 +491,7 @@ static int run_kill(struct cmd_args *a)
     req.diagnostics = "killed by argot app kill";
     Argot__Sched__V1__KillApplicationResponse *r = NULL;
     char *message = NULL;
-    int st = argot__sched__v1__application_client__force_kill_application__invoke(
-        ch, &req, ag_deadline_in_ms(10000), &r, &message);
+    int st = RM_CALL(ch, force_kill_application, &req, &r, &message);
     int status = EXIT_OK;
     if (st != AG_RPC_OK)
         status = runtime_error("app kill: %s: %s: %s", a->pos, ag_rpc_status_name(st),
@@ -471,7 +500,7 @@ static int run_kill(struct cmd_args *a)
         printf("killed %s\n", a->pos);
     ag_rpc_msg_free(r ? &r->base : NULL);
     ag_free(message);
-    ag_rpc_channel_free(ch);
+    ag_rm_client_free(ch);
     return status;
 }
 
@@ -491,14 +520,13 @@ static int run_nodes(struct cmd_args *a)
     if (tls_flags(a, &tls) != EXIT_OK)
         return EXIT_USAGE;
     int code = EXIT_USAGE;
-    ag_rpc_channel *ch = rm_channel(a, args_get(a, "rm"), &tls, &code);
+    ag_rm_client *ch = rm_channel(a, args_get(a, "rm"), &tls, &code);
     if (!ch)
         return code;
     Argot__Sched__V1__GetClusterNodesRequest req = ARGOT__SCHED__V1__GET_CLUSTER_NODES_REQUEST__INIT;
     Argot__Sched__V1__GetClusterNodesResponse *r = NULL;
     char *message = NULL;
-    int st = argot__sched__v1__application_client__get_cluster_nodes__invoke(
-        ch, &req, ag_deadline_in_ms(10000), &r, &message);
+    int st = RM_CALL(ch, get_cluster_nodes, &req, &r, &message);
     int status = EXIT_OK;
     if (st != AG_RPC_OK) {
         status = runtime_error("nodes: RM %s: %s: %s", args_get(a, "rm"), ag_rpc_status_name(st),
@@ -521,7 +549,7 @@ static int run_nodes(struct cmd_args *a)
     }
     ag_rpc_msg_free(r ? &r->base : NULL);
     ag_free(message);
-    ag_rpc_channel_free(ch);
+    ag_rm_client_free(ch);
     return status;
 }
 
@@ -662,7 +690,8 @@ static void on_shutdown(void *ud, ag_am *am)
 }
 
 static const struct flag_def master_flags[] = {
-    {"rm", "HOST:PORT", "the resource manager", FLAG_REQUIRED},
+    {"rm", "HOST:PORT[,...]", "the resource manager (several: the RMs of an ha set)",
+     FLAG_REQUIRED},
     {"containers", "N", "containers to run the command in", FLAG_REQUIRED},
     {"memory", "MB", "memory of each", 0},
     {"vcores", "V", "virtual cores of each", 0},

@@ -81,8 +81,9 @@ struct granted {
 struct ag_am {
     ag_am_opts o;
     char token[2048];
-    char rm_target[300];
-    ag_rpc_channel *rm;
+    char rm_target[300]; /* the RM address list, for messages */
+    ag__rms rms;         /* the RMs (one active among them) */
+    ag_rpc_channel *last; /* the channel of the last rm_call */
     ag_errbuf err;
     /* registration, for resync */
     char host[256], tracking[512];
@@ -155,15 +156,7 @@ ag_am *ag_am_new(const ag_am_opts *o, char *err, size_t cap)
     co.backoff_initial_ms = 100;
     co.backoff_max_ms = 2000;
     ag__sched_tls_channel(&am->tls, &co);
-    am->rm = ag_rpc_channel_new(o->rm, &co);
-    if (!am->rm) {
-        snprintf(err, cap, "RM address '%s' is not host:port", o->rm);
-        ag_free(am);
-        return NULL;
-    }
-    if (ag_rpc_channel_errmsg(am->rm)[0]) {
-        snprintf(err, cap, "RM %s: %s", o->rm, ag_rpc_channel_errmsg(am->rm));
-        ag_rpc_channel_free(am->rm);
+    if (ag__rms_init(&am->rms, o->rm, &co, err, cap) < 0) {
         ag_free(am);
         return NULL;
     }
@@ -195,7 +188,7 @@ void ag_am_free(ag_am *am)
         am->nmtoks = n;
     }
     ag__chans_free(&am->nodes);
-    ag_rpc_channel_free(am->rm);
+    ag__rms_cleanup(&am->rms);
     ag_wipe(am->token, sizeof(am->token));
     ag_free(am);
 }
@@ -242,10 +235,11 @@ const char *ag_am_errmsg(const ag_am *am)
     return am->err.msg;
 }
 
-/* A call to the RM with the token in its metadata. */
+/* A call to the (current) RM with the token in its metadata. */
 static ag_rpc_call *rm_call(ag_am *am, const ag_rpc_method *m)
 {
-    ag_rpc_call *c = ag_rpc_call_start(am->rm, m, ag_deadline_in_ms(am->o.call_timeout_ms));
+    am->last = ag__rms_channel(&am->rms, NULL);
+    ag_rpc_call *c = ag_rpc_call_start(am->last, m, ag_deadline_in_ms(am->o.call_timeout_ms));
     if (c && ag_rpc_call_add_metadata(c, "argot-amrm-token", am->token, strlen(am->token)) < 0) {
         ag_rpc_call_free(c);
         return NULL;
@@ -253,9 +247,25 @@ static ag_rpc_call *rm_call(ag_am *am, const ag_rpc_method *m)
     return c;
 }
 
-/* One unary call to the RM: status, *resp, message into am->err on failure. */
+static int rm_unary_once(ag_am *am, const ag_rpc_method *m, const ProtobufCMessage *req,
+                         ProtobufCMessage **resp, char *msg, size_t cap);
+
+/* One unary call to the RM: status, *resp, message into am->err on failure.
+ * With several RMs, a call that cannot reach one goes to the next (each
+ * tried a few times, as an active RM may take seconds to be elected). */
 static int rm_unary(ag_am *am, const ag_rpc_method *m, const ProtobufCMessage *req,
                     ProtobufCMessage **resp, char *msg, size_t cap)
+{
+    int st = rm_unary_once(am, m, req, resp, msg, cap);
+    for (int i = 0; i < 20 && ag__rms_failed(&am->rms, am->last, st); i++) {
+        ag_sleep_ms(i < (int)am->rms.n ? 0 : 250);
+        st = rm_unary_once(am, m, req, resp, msg, cap);
+    }
+    return st;
+}
+
+static int rm_unary_once(ag_am *am, const ag_rpc_method *m, const ProtobufCMessage *req,
+                         ProtobufCMessage **resp, char *msg, size_t cap)
 {
     *resp = NULL;
     msg[0] = 0;
@@ -662,8 +672,10 @@ int ag_am_allocate(ag_am *am, float progress)
             continue;
         }
         if ((st == AG_RPC_UNAVAILABLE || st == AG_RPC_DEADLINE_EXCEEDED) && attempt < 20) {
-            /* invariant 1: the same bytes again */
-            ag_sleep_ms(attempt < 5 ? 100 : 500);
+            /* invariant 1: the same bytes again (to the next RM, if there
+             * are several: it answers NOT_REGISTERED and we resync) */
+            if (!ag__rms_failed(&am->rms, am->last, st) || attempt >= (int)am->rms.n)
+                ag_sleep_ms(attempt < 5 ? 100 : 500);
             continue;
         }
         ag_free(buf);

@@ -3,6 +3,7 @@
  * a token in their metadata, and a short list of channels to node
  * managers, searched by target.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -134,4 +135,100 @@ void ag__chans_free(ag__chans **list)
         ag_rpc_channel_free(n->ch);
         ag_free(n);
     }
+}
+
+/* ---- the RMs ------------------------------------------------------------------------- */
+
+/* The next address of list at *at (advanced past it and its comma) into
+ * out: false at the end or for an empty or too long one. */
+static bool next_addr(const char **at, char *out, size_t cap, bool *bad)
+{
+    const char *p = *at;
+    if (!*p)
+        return false;
+    const char *e = strchr(p, ',');
+    size_t n = e ? (size_t)(e - p) : strlen(p);
+    *at = e ? e + 1 : p + n;
+    while (n > 0 && p[0] == ' ')
+        p++, n--;
+    while (n > 0 && p[n - 1] == ' ')
+        n--;
+    if (n == 0 || n >= cap || !memchr(p, ':', n)) {
+        *bad = true;
+        snprintf(out, cap, "%.*s", (int)AG_MIN(n, cap - 1), p);
+        return false;
+    }
+    memcpy(out, p, n);
+    out[n] = 0;
+    return true;
+}
+
+bool ag__rms_valid(const char *list)
+{
+    char a[256];
+    bool bad = false;
+    size_t n = 0;
+    const char *at = list ? list : "";
+    while (next_addr(&at, a, sizeof(a), &bad))
+        n++;
+    return !bad && n > 0 && n <= AG__RMS_MAX;
+}
+
+int ag__rms_init(ag__rms *r, const char *list, const ag_rpc_channel_opts *co, char *err,
+                 size_t cap)
+{
+    memset(r, 0, sizeof(*r));
+    const char *at = list ? list : "";
+    bool bad = false;
+    char a[256];
+    while (r->n < AG__RMS_MAX && next_addr(&at, a, sizeof(a), &bad)) {
+        snprintf(r->target[r->n], sizeof(r->target[0]), "%s", a);
+        r->ch[r->n] = ag_rpc_channel_new(a, co);
+        if (!r->ch[r->n] || ag_rpc_channel_errmsg(r->ch[r->n])[0]) {
+            snprintf(err, cap, "RM %s: %s", a,
+                     r->ch[r->n] ? ag_rpc_channel_errmsg(r->ch[r->n]) : "not host:port");
+            r->n++;
+            ag__rms_cleanup(r);
+            return AG_E_INVAL;
+        }
+        r->n++;
+    }
+    if (bad || r->n == 0 || *at) {
+        snprintf(err, cap, "RM address list '%s': %s", list ? list : "",
+                 bad ? "an address is not host:port"
+                 : *at ? "more than 8 addresses"
+                       : "no address");
+        ag__rms_cleanup(r);
+        return AG_E_INVAL;
+    }
+    atomic_init(&r->cur, 0);
+    return 0;
+}
+
+void ag__rms_cleanup(ag__rms *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        ag_rpc_channel_free(r->ch[i]);
+    r->n = 0;
+}
+
+ag_rpc_channel *ag__rms_channel(ag__rms *r, const char **target)
+{
+    size_t i = atomic_load(&r->cur) % r->n;
+    if (target)
+        *target = r->target[i];
+    return r->ch[i];
+}
+
+bool ag__rms_failed(ag__rms *r, ag_rpc_channel *ch, int st)
+{
+    if (r->n < 2 || (st != AG_RPC_UNAVAILABLE && st != AG_RPC_DEADLINE_EXCEEDED))
+        return false;
+    size_t i = atomic_load(&r->cur);
+    if (r->ch[i % r->n] != ch)
+        return true; /* another thread moved on already */
+    if (atomic_compare_exchange_strong(&r->cur, &i, (i + 1) % r->n))
+        AG_LOG(AG_LOG_DEBUG, "sched", "rm_failover from=%s to=%s", r->target[i % r->n],
+               r->target[(i + 1) % r->n]);
+    return true;
 }

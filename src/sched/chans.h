@@ -9,6 +9,7 @@
 #ifndef ARGOT_SCHED_CHANS_H
 #define ARGOT_SCHED_CHANS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -59,5 +60,36 @@ ag_rpc_channel *ag__chans_get(ag__chans **list, const char *target, uint64_t con
                               const ag__sched_tls *tls);
 /* Frees every channel of *list; *list becomes empty. */
 void ag__chans_free(ag__chans **list);
+
+/* ---- the RMs: one active among several (rm.yaml ha) ------------------------- *
+ *
+ * Clients of the RM (NMs, AMs, the CLI) take a list of RM addresses,
+ * "host:port[,host:port...]": the standby RMs serve nothing, so calls go
+ * to the current address until one fails to reach it (UNAVAILABLE or
+ * DEADLINE_EXCEEDED: ag__rms_failed), and then to the next one, round the
+ * list. One address is the plain case. Thread-safe. */
+
+#define AG__RMS_MAX 8
+
+typedef struct ag__rms {
+    char target[AG__RMS_MAX][256];
+    ag_rpc_channel *ch[AG__RMS_MAX];
+    size_t n;
+    _Atomic size_t cur;
+} ag__rms;
+
+/* Parses list and makes a channel per address with co. 0, or AG_E_INVAL
+ * with err naming the bad address (AG_E_NOMEM). */
+int ag__rms_init(ag__rms *r, const char *list, const ag_rpc_channel_opts *co, char *err,
+                 size_t cap);
+void ag__rms_cleanup(ag__rms *r);
+/* The channel calls go to now, and its address. */
+ag_rpc_channel *ag__rms_channel(ag__rms *r, const char **target);
+/* A call on ch failed with status st: moves on to the next address if it
+ * could not reach ch's RM (or that RM said it is not the active one).
+ * Returns whether it moved. */
+bool ag__rms_failed(ag__rms *r, ag_rpc_channel *ch, int st);
+/* Whether list is a valid address list (for configs and flags). */
+bool ag__rms_valid(const char *list);
 
 #endif

@@ -105,7 +105,8 @@ struct ag_nm {
     ag_rpc_health *health;
     ag_admin *admin;
     ag_metrics *metrics;
-    ag_rpc_channel *rm;
+    ag__rms rms;         /* the RMs (one active among them) */
+    int rm_moves;        /* failovers since the last call that reached an RM */
     Argot__Sched__V1__ContainerManagement_Handlers handlers;
     atomic_bool serving;
 
@@ -164,6 +165,39 @@ void ag_nm_config_init(ag_nm_config *c)
 }
 
 /* A "host:port" string at key in map into out (required or not). */
+/* rm: "host:port", "host:port,host:port" or a list of them (the RMs of an
+ * ha pair or trio: the NM talks to whichever is active), into out. */
+static int load_rms(ag_config *cfg, const ag_cnode *root, char *out, size_t cap)
+{
+    const ag_cnode *n = ag_cnode_get(root, "rm");
+    if (!n)
+        return ag_config_errorf(cfg, root, AG_E_CONFIG_MISSING, "missing key 'rm' (the RM's "
+                                "address, or a list of the RMs' addresses)");
+    size_t at = 0;
+    if (ag_cnode_type_of(n) == AG_CNODE_SEQ) {
+        out[0] = 0;
+        for (size_t i = 0; i < ag_cnode_len(n); i++) {
+            const ag_cnode *it = ag_cnode_item(n, i);
+            if (ag_cnode_type_of(it) != AG_CNODE_SCALAR)
+                return ag_config_errorf(cfg, it, AG_E_CONFIG_TYPE, "rm: a list of host:port");
+            at += (size_t)snprintf(out + at, at < cap ? cap - at : 0, "%s%s", i ? "," : "",
+                                   ag_cnode_scalar(it));
+        }
+    } else if (ag_cnode_type_of(n) == AG_CNODE_SCALAR) {
+        at = (size_t)snprintf(out, cap, "%s", ag_cnode_scalar(n));
+    } else {
+        return ag_config_errorf(cfg, n, AG_E_CONFIG_TYPE, "rm: host:port or a list of them");
+    }
+    if (at >= cap)
+        return ag_config_errorf(cfg, n, AG_E_CONFIG_VALUE, "rm: longer than %zu characters",
+                                cap - 1);
+    if (!ag__rms_valid(out))
+        return ag_config_errorf(cfg, n, AG_E_CONFIG_VALUE,
+                                "rm: '%s' is not host:port, nor a list of 1 to %d of them", out,
+                                AG__RMS_MAX);
+    return 0;
+}
+
 static int load_resources(ag_config *cfg, const ag_cnode *root, ag_nm_config *c)
 {
     static const char *const keys[] = {"memory_mb", "vcores", NULL};
@@ -286,7 +320,7 @@ int ag_nm_config_load(ag_nm_config *c, const char *path, char *err, size_t cap)
     if (rc == 0)
         rc = ag_config_check_keys(cfg, root, top);
     if (rc == 0)
-        rc = ag_config_get_hostport(cfg, root, "rm", AG_REQUIRED, c->rm, sizeof(c->rm));
+        rc = load_rms(cfg, root, c->rm, sizeof(c->rm));
     if (rc == 0)
         rc = ag_config_get_hostport(cfg, root, "address", AG_OPTIONAL, c->address, sizeof(c->address));
     if (rc == 0)
@@ -997,10 +1031,15 @@ static int rm_register(ag_nm *nm)
     req.n_node_labels = nm->cfg.nlabels;
     req.node_labels = labels;
     req.rack = nm->cfg.rack;
+    const char *rm_target = NULL;
+    ag_rpc_channel *rm_ch = ag__rms_channel(&nm->rms, &rm_target);
     int st = argot__sched__v1__resource_tracker__register_node_manager__invoke(
-        nm->rm, &req, ag_deadline_in_ms(RM_CALL_TIMEOUT_MS), &resp, &msg);
+        rm_ch, &req, ag_deadline_in_ms(RM_CALL_TIMEOUT_MS), &resp, &msg);
+    nm->rm_moves = st == AG_RPC_OK                             ? 0
+                   : ag__rms_failed(&nm->rms, rm_ch, st) ? nm->rm_moves + 1
+                                                               : nm->rm_moves;
     if (st != AG_RPC_OK) {
-        AG_LOG(AG_LOG_WARN, "nm", "register_failed rm=%s status=%s message=\"%s\"", nm->cfg.rm,
+        AG_LOG(AG_LOG_WARN, "nm", "register_failed rm=%s status=%s message=\"%s\"", rm_target,
                ag_rpc_status_name(st), msg ? msg : "");
         ag_metric_add(nm->m_rm_failures, 1);
         rc = AG_E_AGAIN;
@@ -1134,15 +1173,20 @@ static int rm_heartbeat(ag_nm *nm)
     req.last_known_nm_token_master_key = &known_nm;
     Argot__Sched__V1__NodeHeartbeatResponse *resp = NULL;
     char *msg = NULL;
+    const char *rm_target = NULL;
+    ag_rpc_channel *rm_ch = ag__rms_channel(&nm->rms, &rm_target);
     int st = argot__sched__v1__resource_tracker__node_heartbeat__invoke(
-        nm->rm, &req, ag_deadline_in_ms(RM_CALL_TIMEOUT_MS), &resp, &msg);
+        rm_ch, &req, ag_deadline_in_ms(RM_CALL_TIMEOUT_MS), &resp, &msg);
+    nm->rm_moves = st == AG_RPC_OK                             ? 0
+                   : ag__rms_failed(&nm->rms, rm_ch, st) ? nm->rm_moves + 1
+                                                               : nm->rm_moves;
     if (st == AG_RPC_OK) {
         pthread_mutex_lock(&nm->mu);
         heartbeat_apply(nm, resp);
         pthread_mutex_unlock(&nm->mu);
         ag_metric_add(nm->m_heartbeats, 1);
     } else {
-        AG_LOG(AG_LOG_WARN, "nm", "heartbeat_failed rm=%s status=%s message=\"%s\"", nm->cfg.rm,
+        AG_LOG(AG_LOG_WARN, "nm", "heartbeat_failed rm=%s status=%s message=\"%s\"", rm_target,
                ag_rpc_status_name(st), msg ? msg : "");
         ag_metric_add(nm->m_rm_failures, 1);
         rc = AG_E_AGAIN;
@@ -1180,7 +1224,9 @@ static void *hb_main(void *arg)
         int rc = registered ? rm_heartbeat(nm) : rm_register(nm);
         pthread_mutex_lock(&nm->mu);
         uint64_t delay = nm->interval_ms;
-        if (rc < 0) {
+        if (rc < 0 && nm->rm_moves > 0 && (size_t)nm->rm_moves < 2 * nm->rms.n) {
+            delay = 100; /* another RM may be the active one: ask it soon */
+        } else if (rc < 0) {
             backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
             if (backoff > BACKOFF_MAX_MS)
                 backoff = BACKOFF_MAX_MS;
@@ -1499,14 +1545,14 @@ int ag_nm_start(ag_nm *nm)
     ag_rpc_channel_opts co;
     ag_rpc_channel_opts_init(&co);
     co.connect_timeout_ms = 3000;
-    co.backoff_initial_ms = BACKOFF_MIN_MS;
-    co.backoff_max_ms = BACKOFF_MAX_MS;
+    /* the heartbeat loop backs off by itself; a channel retries soon, so
+     * that an RM just elected is reached at the next try */
+    co.backoff_initial_ms = 100;
+    co.backoff_max_ms = 1000;
     ag__sched_tls_channel(&nm->tls, &co);
-    if (!(nm->rm = ag_rpc_channel_new(nm->cfg.rm, &co)))
-        return ag_errbuf_set(&nm->err, AG_E_INVAL, "rm: cannot make a channel to '%s'", nm->cfg.rm);
-    if (ag_rpc_channel_errmsg(nm->rm)[0])
-        return ag_errbuf_set(&nm->err, AG_E_INVAL, "rm %s: %s", nm->cfg.rm,
-                             ag_rpc_channel_errmsg(nm->rm));
+    char err[AG_ERRMSG_MAX];
+    if (ag__rms_init(&nm->rms, nm->cfg.rm, &co, err, sizeof(err)) < 0)
+        return ag_errbuf_set(&nm->err, AG_E_INVAL, "rm: %s", err);
     atomic_store(&nm->serving, true);
     ag_rpc_health_set(nm->health, "", AG_RPC_HEALTH_SERVING);
     ag_rpc_health_set(nm->health, CM_SERVICE, AG_RPC_HEALTH_SERVING);
@@ -1583,7 +1629,7 @@ void ag_nm_free(ag_nm *nm)
     ag_rpc_server_free(nm->srv);
     ag_rpc_health_free(nm->health);
     ag_admin_free(nm->admin);
-    ag_rpc_channel_free(nm->rm);
+    ag__rms_cleanup(&nm->rms);
     ag__launcher_free(nm->launcher);
     for (struct container *c = nm->containers, *next; c; c = next) {
         next = c->next;

@@ -14,22 +14,13 @@
 #include "argot/rpc.h"
 #include "etcd/v3/rpc.argot.h"
 #include "etcd/v3/rpc.pb-c.h"
+#include "etcd.h"
 #include "namer_util.h"
 
-#define ETCD_BIN "/usr/bin/etcd"
+#define ETCD_BIN AG_TEST_ETCD_BIN
 #define KEYS     "/argot/services/"
 
 /* ---- the etcd server ----------------------------------------------------- */
-
-typedef struct etcd_proc {
-    pid_t pid;
-    int out_fd;
-    int cport;       /* client port */
-    int pport;       /* peer port */
-    char dir[512];   /* data dir */
-    char log[512];   /* its log file */
-    char target[32]; /* "127.0.0.1:cport" */
-} etcd_proc;
 
 static bool have_etcd(void)
 {
@@ -39,96 +30,7 @@ static bool have_etcd(void)
     return false;
 }
 
-/* Picks the ports and the data dir (name under the tmpdir); starts nothing. */
-static void etcd_init(etcd_proc *e, const char *name)
-{
-    memset(e, 0, sizeof(*e));
-    e->pid = -1;
-    e->out_fd = -1;
-    e->cport = ag_test_free_port();
-    do
-        e->pport = ag_test_free_port();
-    while (e->pport == e->cport);
-    snprintf(e->dir, sizeof(e->dir), "%s/%s.data", ag_test_tmpdir(), name);
-    snprintf(e->log, sizeof(e->log), "%s/%s.log", ag_test_tmpdir(), name);
-    snprintf(e->target, sizeof(e->target), "127.0.0.1:%d", e->cport);
-}
-
-/* A Range of one key on a fresh channel: true if etcd answered OK. */
-static bool etcd_answers(const etcd_proc *e)
-{
-    ag_rpc_channel_opts o;
-    ag_rpc_channel_opts_init(&o);
-    o.connect_timeout_ms = 500;
-    ag_rpc_channel *ch = ag_rpc_channel_new(e->target, &o);
-    CHECK(ch != NULL);
-    Etcdserverpb__RangeRequest req = ETCDSERVERPB__RANGE_REQUEST__INIT;
-    req.key.data = (uint8_t *)"/ping";
-    req.key.len = 5;
-    Etcdserverpb__RangeResponse *resp = NULL;
-    char *msg = NULL;
-    int st = etcdserverpb__kv__range__invoke(ch, &req, ag_deadline_in_ms(1000), &resp, &msg);
-    ag_rpc_msg_free(resp ? &resp->base : NULL);
-    ag_free(msg);
-    ag_rpc_channel_free(ch);
-    return st == AG_RPC_OK;
-}
-
-/* Starts etcd (again: same ports and data dir) and waits until it answers. */
-static void etcd_start(etcd_proc *e)
-{
-    char curl[64], purl[64], cluster[96];
-    snprintf(curl, sizeof(curl), "http://127.0.0.1:%d", e->cport);
-    snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", e->pport);
-    snprintf(cluster, sizeof(cluster), "default=%s", purl);
-    const char *argv[] = {ETCD_BIN,  "--name",
-                          "default", "--data-dir",
-                          e->dir,    "--listen-client-urls",
-                          curl,      "--advertise-client-urls",
-                          curl,      "--listen-peer-urls",
-                          purl,      "--initial-advertise-peer-urls",
-                          purl,      "--initial-cluster",
-                          cluster,   "--logger",
-                          "zap",     "--log-outputs",
-                          e->log,    "--log-level",
-                          "error",   NULL};
-    e->pid = ag_test_spawn(argv, &e->out_fd);
-    uint64_t end = ag_now_ms() + 30000;
-    while (!etcd_answers(e)) {
-        int status;
-        if (waitpid(e->pid, &status, WNOHANG) == e->pid) {
-            e->pid = -1;
-            FAIL("etcd exited (status %d) before answering; see %s", status, e->log);
-        }
-        if (ag_now_ms() > end)
-            FAIL("etcd on %s did not answer within 30 s; see %s", e->target, e->log);
-        ag_sleep_ms(50);
-    }
-}
-
-/* SIGKILL, as a crash. */
-static void etcd_kill(etcd_proc *e)
-{
-    int status;
-    CHECK(e->pid > 0);
-    kill(e->pid, SIGKILL);
-    waitpid(e->pid, &status, 0);
-    close(e->out_fd);
-    e->pid = -1;
-    e->out_fd = -1;
-}
-
-static void etcd_stop(etcd_proc *e)
-{
-    if (e->pid > 0) {
-        ag_test_stop(e->pid);
-        close(e->out_fd);
-    }
-    e->pid = -1;
-    e->out_fd = -1;
-}
-
-static void kv_put(const etcd_proc *e, const char *key, const char *value)
+static void kv_put(const ag_test_etcd *e, const char *key, const char *value)
 {
     ag_rpc_channel *ch = ag_rpc_channel_new(e->target, NULL);
     CHECK(ch != NULL);
@@ -150,7 +52,7 @@ static void kv_put(const etcd_proc *e, const char *key, const char *value)
 }
 
 /* Deletes KEYS + key, or with prefix every key starting with it. */
-static void kv_del(const etcd_proc *e, const char *key, bool prefix)
+static void kv_del(const ag_test_etcd *e, const char *key, bool prefix)
 {
     ag_rpc_channel *ch = ag_rpc_channel_new(e->target, NULL);
     CHECK(ch != NULL);
@@ -455,9 +357,9 @@ TEST_TIMEOUT(namer_etcd_watch, 60)
 {
     if (!have_etcd())
         return;
-    etcd_proc e;
-    etcd_init(&e, "etcd");
-    etcd_start(&e);
+    ag_test_etcd e;
+    ag_test_etcd_init(&e, "etcd");
+    ag_test_etcd_start(&e);
     kv_put(&e, "users/a", "127.0.0.1:8080");
     kv_put(&e, "users/b", "127.0.0.1 8081 2");
     kv_put(&e, "users-old/x", "10.0.0.9:1"); /* not under users/ */
@@ -529,16 +431,16 @@ TEST_TIMEOUT(namer_etcd_watch, 60)
     free_and_close(&loop, n);
     CHECK_EQ(b->state, AG__BIND_BOUND);
     ag__bound_unref(b);
-    etcd_stop(&e);
+    ag_test_etcd_stop(&e);
 }
 
 TEST_TIMEOUT(namer_etcd_lost_and_back, 90)
 {
     if (!have_etcd())
         return;
-    etcd_proc e;
-    etcd_init(&e, "etcd");
-    etcd_start(&e);
+    ag_test_etcd e;
+    ag_test_etcd_init(&e, "etcd");
+    ag_test_etcd_start(&e);
     kv_put(&e, "users/a", "127.0.0.1:8080");
     kv_put(&e, "users/b", "127.0.0.1:8081");
 
@@ -552,7 +454,7 @@ TEST_TIMEOUT(namer_etcd_lost_and_back, 90)
     /* etcd dies: the stats say so within a second; the binding keeps its
      * endpoints and state, its error says why. */
     uint64_t t0 = ag_now_ms();
-    etcd_kill(&e);
+    ag_test_etcd_kill(&e);
     CHECK(nt_run_until(&loop, is_disconnected, n, 1000));
     CHECK(stats(n).disconnected_since_ms >= t0);
     nt_run_for(&loop, 500);
@@ -567,7 +469,7 @@ TEST_TIMEOUT(namer_etcd_lost_and_back, 90)
 
     /* etcd back (same ports, same data): the namer reads again and
      * watches again; a change made after the restart is seen. */
-    etcd_start(&e);
+    ag_test_etcd_start(&e);
     kv_put(&e, "users/c", "127.0.0.1:8082");
     wait_addrs(&loop, b, "127.0.0.1:8080*1,127.0.0.1:8081*1,127.0.0.1:8082*1", 10000);
     CHECK(nt_run_until(&loop, is_connected, n, 1000));
@@ -578,15 +480,15 @@ TEST_TIMEOUT(namer_etcd_lost_and_back, 90)
     ag__bound_unref(none);
     ag__bound_unref(b);
     free_and_close(&loop, n);
-    etcd_stop(&e);
+    ag_test_etcd_stop(&e);
 }
 
 TEST_TIMEOUT(namer_etcd_down_then_up, 60)
 {
     if (!have_etcd())
         return;
-    etcd_proc e;
-    etcd_init(&e, "etcd");
+    ag_test_etcd e;
+    ag_test_etcd_init(&e, "etcd");
 
     uv_loop_t loop;
     CHECK_EQ(uv_loop_init(&loop), 0);
@@ -598,7 +500,7 @@ TEST_TIMEOUT(namer_etcd_down_then_up, 60)
     wait_state(&loop, none, AG__BIND_FAILED, 1000);
     CHECK(stats(n).disconnected_since_ms != 0);
 
-    etcd_start(&e);
+    ag_test_etcd_start(&e);
     kv_put(&e, "users/a", "127.0.0.1:8080");
     wait_addrs(&loop, b, "127.0.0.1:8080*1", 10000);
     wait_state(&loop, none, AG__BIND_NEG, 1000);
@@ -609,5 +511,5 @@ TEST_TIMEOUT(namer_etcd_down_then_up, 60)
     ag__bound_unref(none);
     ag__bound_unref(b);
     free_and_close(&loop, n);
-    etcd_stop(&e);
+    ag_test_etcd_stop(&e);
 }
