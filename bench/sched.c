@@ -47,8 +47,15 @@
  * Exit status: 1 if a check failed or a call was refused (after printing
  * everything); timings never decide it.
  *
+ * 4. RM failover (issue 12): etcd (--etcd, default /usr/bin/etcd), two
+ *    `argot rm` with ha (lease 2 s), one `argot nm` and an unmanaged AM
+ *    given both RMs' addresses; the active RM is SIGKILLed and one
+ *    container asked at once: the time from the kill to its grant by the
+ *    new active, over --failovers rounds (default 3; the killed RM comes
+ *    back as the standby each time). Target: under 5 s.
+ *
  * Usage: sched [--nodes N] [--apps N] [--sim-seconds S] [--rate N] [--seconds S]
- *              [--grants N] [--launches N] [--argot PATH]
+ *              [--grants N] [--launches N] [--argot PATH] [--failovers N] [--etcd PATH]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -709,6 +716,8 @@ struct opts {
     size_t grants;     /* per batch size, over gRPC */
     size_t launches;   /* containers started on the real NM */
     const char *argot; /* the argot binary */
+    size_t failovers;  /* active RMs killed in part 4 */
+    const char *etcd;  /* the etcd binary */
 };
 
 /* After every AM withdrew its asks and collected its last grants: the RM's
@@ -979,9 +988,8 @@ static void gam_allocated(void *ud, ag_am *am, const ag_container *c)
  * makes its AM (registered). NULL after saying why. */
 static ag_am *unmanaged_am(const char *rm, struct gam *g)
 {
-    ag_rpc_channel_opts co;
-    ag_rpc_channel_opts_init(&co);
-    ag_rpc_channel *ch = ag_rpc_channel_new(rm, &co);
+    char cerr[AG_ERRMSG_MAX];
+    ag_rm_client *ch = ag_rm_client_new(rm, NULL, NULL, NULL, cerr, sizeof(cerr));
     Argot__Sched__V1__GetNewApplicationRequest nreq =
         ARGOT__SCHED__V1__GET_NEW_APPLICATION_REQUEST__INIT;
     Argot__Sched__V1__GetNewApplicationResponse *nresp = NULL;
@@ -989,8 +997,9 @@ static ag_am *unmanaged_am(const char *rm, struct gam *g)
     Argot__Sched__V1__GetApplicationReportResponse *rresp = NULL;
     char *msg = NULL, token[2048] = "", err[AG_ERRMSG_MAX] = "";
     ag_am *am = NULL;
-    int st = ch ? argot__sched__v1__application_client__get_new_application__invoke(
-                      ch, &nreq, ag_deadline_in_ms(10000), &nresp, &msg)
+    int st = ch ? ag_rm_client_call(ch,
+                                    &argot__sched__v1__application_client__get_new_application__method,
+                                    &nreq.base, 10000, (ProtobufCMessage **)&nresp, &msg)
                 : AG_RPC_INTERNAL;
     if (st != AG_RPC_OK || !nresp->application_id) {
         snprintf(err, sizeof(err), "GetNewApplication: %s: %s", ag_rpc_status_name(st),
@@ -1012,8 +1021,8 @@ static ag_am *unmanaged_am(const char *rm, struct gam *g)
     sreq.application_submission_context = &ctx;
     ag_free(msg);
     msg = NULL;
-    st = argot__sched__v1__application_client__submit_application__invoke(
-        ch, &sreq, ag_deadline_in_ms(10000), &sresp, &msg);
+    st = ag_rm_client_call(ch, &argot__sched__v1__application_client__submit_application__method,
+                           &sreq.base, 10000, (ProtobufCMessage **)&sresp, &msg);
     if (st != AG_RPC_OK) {
         snprintf(err, sizeof(err), "SubmitApplication: %s: %s", ag_rpc_status_name(st),
                  msg ? msg : "");
@@ -1024,8 +1033,9 @@ static ag_am *unmanaged_am(const char *rm, struct gam *g)
     rreq.application_id = nresp->application_id;
     ag_free(msg);
     msg = NULL;
-    st = argot__sched__v1__application_client__get_application_report__invoke(
-        ch, &rreq, ag_deadline_in_ms(10000), &rresp, &msg);
+    st = ag_rm_client_call(ch,
+                           &argot__sched__v1__application_client__get_application_report__method,
+                           &rreq.base, 10000, (ProtobufCMessage **)&rresp, &msg);
     const Argot__Sched__V1__Token *t = st == AG_RPC_OK && rresp->application_report
                                            ? rresp->application_report->am_rm_token
                                            : NULL;
@@ -1057,21 +1067,30 @@ out:
     ag_rpc_msg_free(sresp ? &sresp->base : NULL);
     ag_rpc_msg_free(rresp ? &rresp->base : NULL);
     ag_free(msg);
-    ag_rpc_channel_free(ch);
+    ag_rm_client_free(ch);
     return am;
 }
 
 /* Asks batch containers at "*" and calls allocate until they are all
  * granted (10 s at most); 0, or -1 after saying why. */
+static int ask_and_wait_for(ag_am *am, struct gam *g, int batch, struct lat *rtt,
+                            uint64_t limit_s);
+
 static int ask_and_wait(ag_am *am, struct gam *g, int batch, struct lat *rtt)
+{
+    return ask_and_wait_for(am, g, batch, rtt, 10);
+}
+
+static int ask_and_wait_for(ag_am *am, struct gam *g, int batch, struct lat *rtt,
+                            uint64_t limit_s)
 {
     g->got = 0;
     g->t_ask = ag_now_ns();
     int rc = ag_am_ask(am, 1, "*", 1024, 1, batch, true, "", 0);
     for (int tries = 0; rc == 0 && g->got < (size_t)batch; tries++) {
-        if (ag_now_ns() - g->t_ask > 10000000000ull) {
-            wrong("%d containers asked, %zu granted after 10 s (%d allocate calls)", batch, g->got,
-                  tries);
+        if (ag_now_ns() - g->t_ask > limit_s * 1000000000ull) {
+            wrong("%d containers asked, %zu granted after %llu s (%d allocate calls)", batch,
+                  g->got, (unsigned long long)limit_s, tries);
             return -1;
         }
         if (tries > 0)
@@ -1400,12 +1419,183 @@ static void run_launch(const struct opts *o)
     remove_tree(dir);
 }
 
+/* ---- 4. failover ---------------------------------------------------------------- */
+
+#define FAILOVER_TARGET_S 5.0 /* the issue's: active killed to first grant by the new one */
+
+/* A TCP port on 127.0.0.1 nothing listens on now (the kernel's pick). */
+static int free_port(void)
+{
+    ag_rpc_server *s = ag_rpc_server_new(NULL);
+    int port = s && ag_rpc_server_start(s, "127.0.0.1:0") == 0 ? ag_rpc_server_port(s) : 0;
+    ag_rpc_server_free(s);
+    return port;
+}
+
+/* Waits up to ms for file path to contain what; false if pid exits first. */
+static bool wait_for(const char *path, const char *what, pid_t pid, int ms)
+{
+    char buf[8192];
+    for (int w = 0; w < ms; w += 5) {
+        if (slurp(path, buf, sizeof(buf)) > 0 && strstr(buf, what))
+            return true;
+        if (wait_ms(pid, 5) >= 0)
+            return false;
+    }
+    return false;
+}
+
+static void stop_pid(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, SIGTERM);
+    if (wait_ms(pid, 10000) < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+}
+
+/* `argot rm` i of the pair (its config written once); false if it did
+ * not say what within 30 s. */
+static pid_t rm_spawn(const struct opts *o, const char *dir, int i, const char *what)
+{
+    char cfg[1100], log[1100];
+    snprintf(cfg, sizeof(cfg), "%s/rm%d.yaml", dir, i);
+    snprintf(log, sizeof(log), "%s/rm%d.out.%lld", dir, i, (long long)ag_now_ns());
+    char *argv[] = {(char *)o->argot, "rm", "--config", cfg, NULL};
+    pid_t pid = spawn(argv, log);
+    if (pid > 0 && !wait_for(log, what, pid, 30000)) {
+        char buf[4096] = "";
+        slurp(log, buf, sizeof(buf));
+        wrong("argot rm %d did not say '%s': %s", i, what, buf);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    return pid;
+}
+
+static void run_failover(const struct opts *o)
+{
+    printf("\n4. RM failover: etcd, two `argot rm` with ha (lease 2 s), one `argot nm` and an "
+           "unmanaged AM given both RMs; the active RM is SIGKILLed\n"
+           "   and one container asked at once: from the kill to that container's grant by "
+           "the new active (its election, recovery from etcd,\n"
+           "   the AM's and the NM's failover and resync); the killed RM comes back as the "
+           "standby before the next round\n");
+    if (!have_nm(o->argot) || access(o->etcd, X_OK) != 0) {
+        printf("  failover: skipped: needs %s and %s (scripts/deps.sh installs etcd-server)\n",
+               o->argot, o->etcd);
+        return;
+    }
+    row_header();
+    const char *tmp = getenv("TMPDIR");
+    char dir[1024], path[1100], buf[4096], rms[200], addr[2][64];
+    snprintf(dir, sizeof(dir), "%s/argot-bench-failover-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        wrong("mkdtemp %s: %s", dir, strerror(errno));
+        return;
+    }
+    int cport = free_port(), pport = free_port();
+    char curl[64], purl[64], cluster[96], data[1100], elog[1100];
+    snprintf(curl, sizeof(curl), "http://127.0.0.1:%d", cport);
+    snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", pport);
+    snprintf(cluster, sizeof(cluster), "default=%s", purl);
+    snprintf(data, sizeof(data), "%s/etcd.data", dir);
+    snprintf(elog, sizeof(elog), "%s/etcd.out", dir);
+    char *eargv[] = {(char *)o->etcd, "--name", "default", "--data-dir", data,
+                     "--listen-client-urls", curl, "--advertise-client-urls", curl,
+                     "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
+                     "--initial-cluster", cluster, "--log-level", "error", NULL};
+    pid_t etcd = spawn(eargv, elog);
+    for (int i = 0; i < 2; i++) {
+        snprintf(addr[i], sizeof(addr[i]), "127.0.0.1:%d", free_port());
+        snprintf(path, sizeof(path), "%s/rm%d.yaml", dir, i);
+        FILE *f = fopen(path, "w");
+        if (!f) {
+            wrong("cannot write %s: %s", path, strerror(errno));
+            stop_pid(etcd);
+            remove_tree(dir);
+            return;
+        }
+        fprintf(f,
+                "address: \"%s\"\nha: {etcd: [\"127.0.0.1:%d\"], prefix: /bench/rm, id: rm%d, "
+                "lease: 2s}\nlog: {level: warn}\n",
+                addr[i], cport, i);
+        fclose(f);
+    }
+    snprintf(rms, sizeof(rms), "%s,%s", addr[0], addr[1]);
+    pid_t rm[2] = {rm_spawn(o, dir, 0, "rm listening on"), -1};
+    if (rm[0] > 0)
+        rm[1] = rm_spawn(o, dir, 1, "rm standby");
+    pid_t nm = -1;
+    snprintf(path, sizeof(path), "%s/nm.yaml", dir);
+    FILE *f = rm[1] > 0 ? fopen(path, "w") : NULL;
+    if (f) {
+        fprintf(f,
+                "rm: \"%s\"\naddress: \"127.0.0.1:0\"\n"
+                "resources: {memory_mb: %d, vcores: %d}\nwork_dir: work\n"
+                "heartbeat_interval: 100ms\ncgroup: off\nlog: {level: error}\n",
+                rms, NODE_MB, NODE_VC);
+        fclose(f);
+        char log[1100];
+        snprintf(log, sizeof(log), "%s/nm.out", dir);
+        char *argv[] = {(char *)o->argot, "nm", "--config", path, NULL};
+        nm = spawn(argv, log);
+        if (!wait_for(log, "nm listening on", nm, 10000)) {
+            slurp(log, buf, sizeof(buf));
+            wrong("argot nm did not start: %s", buf);
+        }
+    }
+    struct gam g = {.release = true};
+    struct lat fo = {0}, rtt = {0}, warm = {0};
+    g.grant = &warm;
+    ag_am *am = nm > 0 ? unmanaged_am(rms, &g) : NULL;
+    bool ok = am && ask_and_wait(am, &g, 1, &rtt) == 0;
+    int active = 0;
+    for (size_t k = 0; ok && k < o->failovers; k++) {
+        ag_sleep_ms(300); /* the grant's release reaches the RM */
+        ag_am_allocate(am, 0.5f);
+        uint64_t t0 = ag_now_ns();
+        kill(rm[active], SIGKILL);
+        waitpid(rm[active], NULL, 0);
+        ok = ask_and_wait_for(am, &g, 1, &rtt, 60) == 0;
+        if (ok)
+            lat_add(&fo, ag_now_ns() - t0);
+        /* the killed one comes back as the standby */
+        rm[active] = ok ? rm_spawn(o, dir, active, "rm standby") : -1;
+        ok = ok && rm[active] > 0;
+        active = 1 - active;
+    }
+    if (am) {
+        ag_am_allocate(am, 1.0f);
+        if (ag_am_finish(am, AG_AM_SUCCEEDED, "") < 0)
+            wrong("finish: %s", ag_am_errmsg(am));
+    }
+    ag_am_free(am);
+    stop_pid(nm);
+    stop_pid(rm[0]);
+    stop_pid(rm[1]);
+    stop_pid(etcd);
+    char target[64];
+    double worst = fo.n ? lat_q(&fo, 1.0) / 1000.0 : 0;
+    snprintf(target, sizeof(target), "<= %.0f s: %s", FAILOVER_TARGET_S,
+             worst <= FAILOVER_TARGET_S ? "met" : "missed");
+    row("failover: kill to next grant", &fo, "-", fo.n ? target : "-");
+    lat_free(&fo);
+    lat_free(&rtt);
+    lat_free(&warm);
+    remove_tree(dir);
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 static int usage(void)
 {
     fprintf(stderr, "usage: sched [--nodes N] [--apps N] [--sim-seconds S] [--rate N] "
-                    "[--seconds S] [--grants N] [--launches N] [--argot PATH]\n");
+                    "[--seconds S] [--grants N] [--launches N] [--argot PATH]\n"
+                    "             [--failovers N] [--etcd PATH]\n");
     return 2;
 }
 
@@ -1418,7 +1608,9 @@ int main(int argc, char **argv)
                      .rate = -1,
                      .seconds = 20,
                      .grants = 1000,
-                     .launches = 100};
+                     .launches = 100,
+                     .failovers = 3,
+                     .etcd = "/usr/bin/etcd"};
     /* BUILD/bench/sched -> BUILD/bin/argot */
     snprintf(argot, sizeof(argot), "%s", argv[0]);
     char *slash = strrchr(argot, '/');
@@ -1447,6 +1639,10 @@ int main(int argc, char **argv)
             o.launches = strtoul(v, NULL, 10);
         else if (strcmp(argv[i], "--argot") == 0)
             o.argot = v;
+        else if (strcmp(argv[i], "--failovers") == 0)
+            o.failovers = strtoul(v, NULL, 10);
+        else if (strcmp(argv[i], "--etcd") == 0)
+            o.etcd = v;
         else
             return usage();
         i++;
@@ -1480,6 +1676,8 @@ int main(int argc, char **argv)
     run_grpc(&o);
     fflush(stdout);
     run_launch(&o);
+    fflush(stdout);
+    run_failover(&o);
     printf("total: %.1f s; %s\n", (double)(ag_now_ns() - t_start) / 1e9,
            failed ? "FAILURES above (WRONG)" : "every check passed");
     return failed ? 1 : 0;
