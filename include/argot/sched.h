@@ -122,6 +122,11 @@ const char *ag_nm_errmsg(const ag_nm *nm);
  *   state: {sqlite: rm.db}           # relative to the config file; a restart
  *                                    # on it keeps running applications
  *                                    # (work-preserving; fixed address)
+ *   ha: {etcd: ["127.0.0.1:2379"], prefix: /argot/rm, id: rm1, lease: 2s}
+ *                                    # instead of state: RMs of one etcd and
+ *                                    # prefix elect an active one (lease +
+ *                                    # Txn); the state lives in etcd, every
+ *                                    # write guarded by the leader key
  *   liveness: {nm_expiry_ms: 600000, am_expiry_ms: 600000}
  *   queues:                          # optional; default: root.default 100%
  *     root.prod: {capacity: 70, max_capacity: 100, user_limit_factor: 1,

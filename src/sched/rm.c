@@ -824,6 +824,9 @@ static int on_submit(ag_rpc_call *c, const Argot__Sched__V1__SubmitApplicationRe
                              sizeof(err));
     if (st == AG_SCHED_OK && rm->store)
         store_context(rm, req->application_submission_context); /* then CALL_END syncs */
+    else if (st == AG_SCHED_EXISTS)
+        st = AG_SCHED_OK; /* as YARN's: a client resending a submission whose answer it lost
+                           * (an RM failover, a restart) hears that it is in */
     CALL_END();
 }
 
