@@ -157,6 +157,21 @@ static int send_ops(et_store *e, const op *ops, size_t n)
     return 0;
 }
 
+/* Whether key is in [start, end) (end_len 0: key == start). */
+static bool in_range(const uint8_t *key, size_t klen, const uint8_t *start, size_t slen,
+                     const uint8_t *end, size_t elen)
+{
+    int c = memcmp(key, start, AG_MIN(klen, slen));
+    if (c < 0 || (c == 0 && klen < slen))
+        return false;
+    if (elen == 0)
+        return klen == slen && c == 0;
+    if (elen == 1 && end[0] == 0)
+        return true; /* "\0": every key from start */
+    c = memcmp(key, end, AG_MIN(klen, elen));
+    return c < 0 || (c == 0 && klen < elen);
+}
+
 /* Queues (in a batch) or sends one operation; takes key and val. */
 static int add_op(et_store *e, bool put, uint8_t *key, size_t key_len, uint8_t *val,
                   size_t val_len)
@@ -177,6 +192,42 @@ static int add_op(et_store *e, bool put, uint8_t *key, size_t key_len, uint8_t *
         ag_free(key);
         ag_free(val);
         return rc;
+    }
+    /* etcd refuses a Txn that names a key twice (or a key inside a range it
+     * deletes): a later write of a key replaces the earlier one, a range
+     * delete drops the writes inside it, and a write inside an earlier
+     * range delete goes in the next Txn */
+    bool range = !put && val;
+    size_t w = 0;
+    bool flush = false;
+    for (size_t i = 0; i < e->nops; i++) {
+        op *x = &e->ops[i];
+        bool x_range = !x->put && x->val;
+        bool drop = false;
+        if (!range && !x_range)
+            drop = x->key_len == key_len && memcmp(x->key, key, key_len) == 0;
+        else if (range && !x_range)
+            drop = in_range(x->key, x->key_len, key, key_len, val, val_len);
+        else if (!range && x_range)
+            flush = flush || in_range(key, key_len, x->key, x->key_len, x->val, x->val_len);
+        else
+            flush = true;
+        if (drop) {
+            ag_free(x->key);
+            ag_free(x->val);
+        } else {
+            e->ops[w++] = *x;
+        }
+    }
+    e->nops = w;
+    if (flush) {
+        int rc = send_ops(e, e->ops, e->nops);
+        ops_clear(e);
+        if (rc < 0) {
+            ag_free(key);
+            ag_free(val);
+            return rc;
+        }
     }
     if (e->nops == e->cap) {
         size_t nc = e->cap ? 2 * e->cap : 64;
