@@ -31,6 +31,7 @@
 #include "argot/rpc.h"
 #include "etcd/v3/rpc.argot.h"
 #include "etcd/v3/rpc.pb-c.h"
+#include "etcd.h"
 #include "test.h"
 
 static const char *const names[2] = {"alice", "bob"};
@@ -55,8 +56,7 @@ struct env {
     pid_t pub_pid[2];   /* bob's gateways found through etcd (their test) */
     int pub_fd[2];
     char pub_err[2][600];
-    pid_t etcd_pid;     /* etcd, in alice's host (its test) */
-    int etcd_fd;
+    ag_test_etcd etcd_proc; /* etcd, in alice's host (its test) */
     char etcd[32];      /* its client address, 127.0.0.1:port */
 };
 
@@ -74,11 +74,8 @@ static void env_cleanup(void)
         }
         E.pub_pid[k] = 0;
     }
-    if (E.etcd_pid > 0) {
-        ag_test_stop(E.etcd_pid);
-        close(E.etcd_fd);
-        E.etcd_pid = 0;
-    }
+    if (E.etcd_proc.pid > 0)
+        ag_test_etcd_stop(&E.etcd_proc);
     for (int k = 0; k < 2; k++)
         if (E.mesh_pid[k] > 0) {
             ag_test_stop(E.mesh_pid[k]);
@@ -827,64 +824,16 @@ TEST_TIMEOUT(fed_gateway_job_survives_certificate_rotation, 400)
 
 /* ---- bob's gateway found through etcd, and moved mid-job ------------------------------ */
 
-#define ETCD_BIN "/usr/bin/etcd"
 #define ETCD_KEYS "/argot/services/"
 #define MOVE_EPOCHS "150" /* the job: long enough (several seconds) to move under */
-
-/* A Range of one key on a fresh channel: true if etcd answered OK. */
-static bool etcd_answers(void)
-{
-    ag_rpc_channel_opts o;
-    ag_rpc_channel_opts_init(&o);
-    o.connect_timeout_ms = 500;
-    ag_rpc_channel *ch = ag_rpc_channel_new(E.etcd, &o);
-    CHECK(ch != NULL);
-    Etcdserverpb__RangeRequest req = ETCDSERVERPB__RANGE_REQUEST__INIT;
-    req.key.data = (uint8_t *)"/ping";
-    req.key.len = 5;
-    Etcdserverpb__RangeResponse *resp = NULL;
-    char *msg = NULL;
-    int st = etcdserverpb__kv__range__invoke(ch, &req, ag_deadline_in_ms(1000), &resp, &msg);
-    ag_rpc_msg_free(resp ? &resp->base : NULL);
-    ag_free(msg);
-    ag_rpc_channel_free(ch);
-    return st == AG_RPC_OK;
-}
 
 /* Starts etcd on this thread's network's 127.0.0.1 (free ports, a data
  * directory in the test's) and waits until it answers. */
 static void etcd_start(void)
 {
-    int cport = ag_test_free_port(), pport;
-    do
-        pport = ag_test_free_port();
-    while (pport == cport);
-    snprintf(E.etcd, sizeof(E.etcd), "127.0.0.1:%d", cport);
-    char curl[64], purl[64], cluster[96], dir[600], log[600];
-    snprintf(curl, sizeof(curl), "http://127.0.0.1:%d", cport);
-    snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", pport);
-    snprintf(cluster, sizeof(cluster), "default=%s", purl);
-    snprintf(dir, sizeof(dir), "%s", ag_test_path("etcd.data"));
-    snprintf(log, sizeof(log), "%s", ag_test_path("etcd.log"));
-    const char *argv[] = {ETCD_BIN, "--name", "default", "--data-dir", dir,
-                          "--listen-client-urls", curl, "--advertise-client-urls", curl,
-                          "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
-                          "--initial-cluster", cluster, "--logger", "zap", "--log-outputs",
-                          log, "--log-level", "error", NULL};
-    E.etcd_pid = ag_test_spawn(argv, &E.etcd_fd);
-    uint64_t end = ag_now_ms() + 30000;
-    while (!etcd_answers()) {
-        int status;
-        if (waitpid(E.etcd_pid, &status, WNOHANG) == E.etcd_pid) {
-            E.etcd_pid = 0;
-            close(E.etcd_fd);
-            FAIL("etcd exited (status %d) before answering: %s", status,
-                 ag_test_read_file(log));
-        }
-        if (ag_now_ms() > end)
-            FAIL("etcd on %s did not answer within 30 s: %s", E.etcd, ag_test_read_file(log));
-        ag_sleep_ms(50);
-    }
+    ag_test_etcd_init(&E.etcd_proc, "etcd");
+    ag_test_etcd_start(&E.etcd_proc);
+    snprintf(E.etcd, sizeof(E.etcd), "%s", E.etcd_proc.target);
 }
 
 /* etcd's KV.Put of ETCD_KEYS + key. */
@@ -1075,8 +1024,8 @@ static void move_lr_args(int k, const char *out, const char **argv)
  */
 TEST_TIMEOUT(fed_gateway_etcd_follows_a_moving_gateway, 180)
 {
-    if (access(ETCD_BIN, X_OK) != 0) {
-        printf("skipped: %s is missing (apt-get install etcd-server)\n", ETCD_BIN);
+    if (access(AG_TEST_ETCD_BIN, X_OK) != 0) {
+        printf("skipped: %s is missing (apt-get install etcd-server)\n", AG_TEST_ETCD_BIN);
         return;
     }
     env_configs(true);
