@@ -3,6 +3,7 @@
  * stderr, enforce a timeout. Used by the integration tests to drive the
  * argot binary and its peers.
  */
+#include <dirent.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -280,4 +281,30 @@ char *ag_test_http(int port, const char *method, const char *path, const char *b
     out[len] = '\0';
     close(fd);
     return out;
+}
+
+int ag_test_count_files(const char *prefix)
+{
+    DIR *d = opendir(ag_test_tmpdir());
+    int n = 0;
+    if (!d)
+        FAIL("cannot list %s", ag_test_tmpdir());
+    for (struct dirent *e; (e = readdir(d));)
+        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return n;
+}
+
+int ag_test_count_lines(const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", ag_test_tmpdir(), name);
+    FILE *f = fopen(path, "r");
+    int n = 0, c;
+    if (!f)
+        return 0;
+    while ((c = fgetc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
 }

@@ -180,6 +180,10 @@ int ag_test_free_port(void);
 /* The whole file at path, NUL-terminated (rotating static storage, 8 slots
  * of 256 KiB); fails the test if it cannot be read or does not fit. */
 const char *ag_test_read_file(const char *path);
+/* How many entries of the test's tmpdir have names starting with prefix. */
+int ag_test_count_files(const char *prefix);
+/* How many lines <tmpdir>/name has (0 if it does not exist). */
+int ag_test_count_lines(const char *name);
 /* One HTTP/1.1 request to 127.0.0.1:port (method "GET", "POST", ...; body
  * may be NULL) with "Connection: close"; the whole response (status line,
  * headers, body) as a malloc'd string, or NULL if the connection failed. */

@@ -79,30 +79,6 @@ static pid_t nm_start(int i, const char *rms)
     return pid;
 }
 
-static int count_files(const char *prefix)
-{
-    char cmd[700];
-    snprintf(cmd, sizeof(cmd), "ls %s | grep -c '^%s'", ag_test_tmpdir(), prefix);
-    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-    ag_test_proc p;
-    ag_test_run(&p, argv, NULL, 30);
-    int n = atoi(p.out);
-    ag_test_proc_cleanup(&p);
-    return n;
-}
-
-static int count_lines(const char *name)
-{
-    char cmd[700];
-    snprintf(cmd, sizeof(cmd), "cat %s/%s 2>/dev/null | wc -l", ag_test_tmpdir(), name);
-    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-    ag_test_proc p;
-    CHECK_EQ(ag_test_run(&p, argv, NULL, 30), 0);
-    int n = atoi(p.out);
-    ag_test_proc_cleanup(&p);
-    return n;
-}
-
 /* Two RMs on fixed ports: the first elected, the second standing by. */
 struct pair {
     char addr[2][64];
@@ -150,12 +126,12 @@ TEST_TIMEOUT(sched_ha_failover_keeps_distributed_shell, 240)
         FAIL("submit did not print the application id");
     CHECK_CONTAINS(app, "application_");
 
-    for (int tries = 0; count_files("started\\.") < 4; tries++) {
+    for (int tries = 0; ag_test_count_files("started.") < 4; tries++) {
         if (tries > 1200)
-            FAIL("the containers did not start (%d did)", count_files("started\\."));
+            FAIL("the containers did not start (%d did)", ag_test_count_files("started."));
         ag_sleep_ms(25);
     }
-    CHECK(count_files("marker\\.") < 20);
+    CHECK(ag_test_count_files("marker.") < 20);
     uint64_t t0 = ag_now_ms();
     CHECK_EQ(kill(p.pid[0], SIGKILL), 0);
     CHECK_EQ(ag_test_wait(p.pid[0], 10), 128 + SIGKILL);
@@ -173,9 +149,9 @@ TEST_TIMEOUT(sched_ha_failover_keeps_distributed_shell, 240)
     CHECK_EQ(ag_test_wait(submit, 60), 0);
     CHECK_CONTAINS(line, app);
     CHECK_CONTAINS(line, "FINISHED: SUCCEEDED");
-    CHECK_EQ(count_files("marker\\.container_"), 20);
-    CHECK_EQ(count_files("started\\.container_"), 20);
-    CHECK_EQ(count_lines("runs"), 20); /* none ran twice */
+    CHECK_EQ(ag_test_count_files("marker.container_"), 20);
+    CHECK_EQ(ag_test_count_files("started.container_"), 20);
+    CHECK_EQ(ag_test_count_lines("runs"), 20); /* none ran twice */
 
     /* the new active answers for it, through the list */
     ag_test_proc st;

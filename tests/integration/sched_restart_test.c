@@ -66,31 +66,6 @@ static pid_t nm_start(int i, const char *rm_addr)
     return pid;
 }
 
-/* Lines in <tmpdir>/name (0 if it does not exist). */
-static int count_lines(const char *name)
-{
-    char cmd[700];
-    snprintf(cmd, sizeof(cmd), "cat %s/%s 2>/dev/null | wc -l", ag_test_tmpdir(), name);
-    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-    ag_test_proc p;
-    CHECK_EQ(ag_test_run(&p, argv, NULL, 30), 0);
-    int n = atoi(p.out);
-    ag_test_proc_cleanup(&p);
-    return n;
-}
-
-static int count_files(const char *prefix)
-{
-    char cmd[700];
-    snprintf(cmd, sizeof(cmd), "ls %s | grep -c '^%s'", ag_test_tmpdir(), prefix);
-    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-    ag_test_proc p;
-    ag_test_run(&p, argv, NULL, 30); /* grep -c exits 1 on 0 matches */
-    int n = atoi(p.out);
-    ag_test_proc_cleanup(&p);
-    return n;
-}
-
 /* The scenario: the RM is killed once the 6 containers run and started
  * again down_ms later. */
 static void restart_scenario(unsigned down_ms)
@@ -127,12 +102,12 @@ static void restart_scenario(unsigned down_ms)
     CHECK_CONTAINS(app, "application_");
 
     /* every container running: kill the RM */
-    for (int tries = 0; count_files("started\\.") < 6; tries++) {
+    for (int tries = 0; ag_test_count_files("started.") < 6; tries++) {
         if (tries > 600)
-            FAIL("the 6 containers did not start (%d did)", count_files("started\\."));
+            FAIL("the 6 containers did not start (%d did)", ag_test_count_files("started."));
         ag_sleep_ms(50);
     }
-    CHECK(count_files("marker\\.") < 6); /* some still run (2 s each) */
+    CHECK(ag_test_count_files("marker.") < 6); /* some still run (2 s each) */
     CHECK_EQ(kill(rm, SIGKILL), 0);
     CHECK_EQ(ag_test_wait(rm, 10), 128 + SIGKILL);
     ag_sleep_ms(down_ms);
@@ -147,9 +122,9 @@ static void restart_scenario(unsigned down_ms)
     CHECK_EQ(ag_test_wait(submit, 60), 0);
     CHECK_CONTAINS(line, app);
     CHECK_CONTAINS(line, "FINISHED: SUCCEEDED");
-    CHECK_EQ(count_files("marker\\.container_"), 6);
-    CHECK_EQ(count_files("started\\.container_"), 6);
-    CHECK_EQ(count_lines("runs"), 6);
+    CHECK_EQ(ag_test_count_files("marker.container_"), 6);
+    CHECK_EQ(ag_test_count_files("started.container_"), 6);
+    CHECK_EQ(ag_test_count_lines("runs"), 6);
 
     /* the restarted RM still answers for it */
     ag_test_proc p;
@@ -175,5 +150,5 @@ TEST_TIMEOUT(sched_rm_restart_preserves_running_application, 240)
 TEST_TIMEOUT(sched_rm_restart_after_containers_ended, 240)
 {
     restart_scenario(3000);
-    CHECK_EQ(count_files("marker\\.container_"), 6);
+    CHECK_EQ(ag_test_count_files("marker.container_"), 6);
 }
