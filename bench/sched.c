@@ -43,19 +43,24 @@
  *    containers (default 100); its peer, the same command started by this
  *    process with posix_spawn, timed the same way. Without `argot nm` the
  *    part says skipped.
- *
- * Exit status: 1 if a check failed or a call was refused (after printing
- * everything); timings never decide it.
- *
  * 4. RM failover (issue 12): etcd (--etcd, default /usr/bin/etcd), two
  *    `argot rm` with ha (lease 2 s), one `argot nm` and an unmanaged AM
  *    given both RMs' addresses; the active RM is SIGKILLed and one
  *    container asked at once: the time from the kill to its grant by the
  *    new active, over --failovers rounds (default 3; the killed RM comes
  *    back as the standby each time). Target: under 5 s.
+ * 5. The distributed shell on argot and on Slurm (issue 12): the same
+ *    `argot app submit --wait` of --dshell containers (default 100) on an
+ *    `argot rm` + `argot nm` and on a one-node Slurm cluster started here;
+ *    containers/s and launch latency for both, and their ratio
+ *    (sched_dshell.h says how).
+ *
+ * Exit status: 1 if a check failed or a call was refused (after printing
+ * everything); timings never decide it.
  *
  * Usage: sched [--nodes N] [--apps N] [--sim-seconds S] [--rate N] [--seconds S]
  *              [--grants N] [--launches N] [--argot PATH] [--failovers N] [--etcd PATH]
+ *              [--dshell N]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -715,6 +720,7 @@ struct opts {
     double seconds;    /* wall budget of the churn (it stops early beyond) */
     size_t grants;     /* per batch size, over gRPC */
     size_t launches;   /* containers started on the real NM */
+    size_t dshell;     /* containers of part 5's distributed shell (0: skip it) */
     const char *argot; /* the argot binary */
     size_t failovers;  /* active RMs killed in part 4 */
     const char *etcd;  /* the etcd binary */
@@ -1589,13 +1595,17 @@ static void run_failover(const struct opts *o)
     remove_tree(dir);
 }
 
+/* ---- 5. the distributed shell, argot against Slurm ------------------------- */
+
+#include "sched_dshell.h"
+
 /* ---- main ----------------------------------------------------------------- */
 
 static int usage(void)
 {
     fprintf(stderr, "usage: sched [--nodes N] [--apps N] [--sim-seconds S] [--rate N] "
                     "[--seconds S] [--grants N] [--launches N] [--argot PATH]\n"
-                    "             [--failovers N] [--etcd PATH]\n");
+                    "             [--failovers N] [--etcd PATH] [--dshell N]\n");
     return 2;
 }
 
@@ -1610,7 +1620,8 @@ int main(int argc, char **argv)
                      .grants = 1000,
                      .launches = 100,
                      .failovers = 3,
-                     .etcd = "/usr/bin/etcd"};
+                     .etcd = "/usr/bin/etcd",
+                     .dshell = 100};
     /* BUILD/bench/sched -> BUILD/bin/argot */
     snprintf(argot, sizeof(argot), "%s", argv[0]);
     char *slash = strrchr(argot, '/');
@@ -1637,6 +1648,8 @@ int main(int argc, char **argv)
             o.grants = strtoul(v, NULL, 10);
         else if (strcmp(argv[i], "--launches") == 0)
             o.launches = strtoul(v, NULL, 10);
+        else if (strcmp(argv[i], "--dshell") == 0)
+            o.dshell = strtoul(v, NULL, 10);
         else if (strcmp(argv[i], "--argot") == 0)
             o.argot = v;
         else if (strcmp(argv[i], "--failovers") == 0)
@@ -1678,6 +1691,9 @@ int main(int argc, char **argv)
     run_launch(&o);
     fflush(stdout);
     run_failover(&o);
+    fflush(stdout);
+    if (o.dshell)
+        run_dshell(&o);
     printf("total: %.1f s; %s\n", (double)(ag_now_ns() - t_start) / 1e9,
            failed ? "FAILURES above (WRONG)" : "every check passed");
     return failed ? 1 : 0;

@@ -28,6 +28,7 @@ PKGS="
   python3-sklearn
   chromium
   etcd-server
+  libslurm-dev munge slurmctld slurmd
 "
 case "${1:-}" in
 "") ;;

@@ -246,6 +246,11 @@ typedef struct ag_am_callbacks {
 } ag_am_callbacks;
 
 typedef struct ag_am_opts {
+    /* NULL or "argot": the argot RM at rm; "slurm": a Slurm cluster through
+     * libslurm (the controller from SLURM_CONF or /etc/slurm/slurm.conf; rm,
+     * token and the TLS files unused): each container a batch job, ids
+     * "slurm_<jobid>" (docs/ARCHITECTURE.md, "Slurm provider") */
+    const char *provider;
     const char *rm;        /* "host:port", or several (ag_rm_client's lists) */
     const char *token;     /* the AMRM token's text; NULL: $ARGOT_AMRM_TOKEN */
     ag_am_callbacks cb;

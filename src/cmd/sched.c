@@ -6,6 +6,7 @@
  * RM to start.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
@@ -234,8 +235,9 @@ static int report(ag_rm_client *ch, const Argot__Sched__V1__ApplicationId *id,
 }
 
 static const struct flag_def submit_flags[] = {
-    {"rm", "HOST:PORT[,...]", "the resource manager (several: the RMs of an ha set)",
-     FLAG_REQUIRED},
+    {"provider", "argot|slurm", "where the containers run (default argot)", 0},
+    {"rm", "HOST:PORT[,...]", "the resource manager, or the RMs of an ha set (required with "
+     "--provider argot)", 0},
     {"name", "NAME", "the application's name", FLAG_REQUIRED},
     {"containers", "N", "containers to run the command in (default 1)", 0},
     {"memory", "MB", "memory of each container (default 1024)", 0},
@@ -265,6 +267,9 @@ static int int_flag(const struct cmd_args *a, const char *name, long def, long m
     return EXIT_OK;
 }
 
+static int submit_slurm(struct cmd_args *a, long n, long mem, long vc, long prio,
+                        long attempts);
+
 static int run_submit(struct cmd_args *a)
 {
     long n, mem, vc, prio, attempts, am_mem;
@@ -275,6 +280,13 @@ static int run_submit(struct cmd_args *a)
         return EXIT_USAGE;
     if (a->nrest == 0)
         return usage_error(a->sc, "no command: argot app submit ... -- COMMAND ARGS");
+    const char *provider = args_get(a, "provider");
+    if (provider && strcmp(provider, "argot") != 0 && strcmp(provider, "slurm") != 0)
+        return usage_error(a->sc, "--provider %s: argot or slurm", provider);
+    if (provider && strcmp(provider, "slurm") == 0)
+        return submit_slurm(a, n, mem, vc, prio, attempts);
+    if (!args_get(a, "rm"))
+        return usage_error(a->sc, "--rm HOST:PORT is required (with --provider argot)");
     static struct tls_files tls;
     if (tls_flags(a, &tls) != EXIT_OK)
         return EXIT_USAGE;
@@ -423,7 +435,15 @@ const struct subcmd cmd_app_submit = {
         "--max-attempts, on another node where possible. With --wait, waits for the end\n"
         "and exits 0 only if every container exited 0. With the --tls-* flags every call\n"
         "is over TLS, the master's too (it gets the files by absolute path: the NMs must\n"
-        "see them).\n",
+        "see them).\n"
+        "\n"
+        "--provider slurm runs the containers on a Slurm cluster instead (libslurm; the\n"
+        "controller from SLURM_CONF): the master runs here (with --wait in this process,\n"
+        "else detached; SIGTERM ends it and cancels its jobs), each container is a batch\n"
+        "job \"argot-container\" with id slurm_<jobid>. Its spool directory goes under\n"
+        "$ARGOT_SLURM_SPOOL (default: the current directory), which the compute nodes\n"
+        "must see at the same path. --rm, --queue, --am-memory and --tls-* are argot's\n"
+        "only; app status and app kill do not apply (squeue, scancel).\n",
     .flags = submit_flags,
     .run = run_submit,
     .rest = "-- COMMAND [ARGS...]",
@@ -580,6 +600,7 @@ struct dshell {
     long done, failed;
     bool shutdown;
     char why[1024];
+    char diag[1200]; /* what the finish said (or why there was none) */
     ag_am *am;
     int32_t pending; /* tasks waiting for a container (the ask's total) */
 };
@@ -689,6 +710,12 @@ static void on_shutdown(void *ud, ag_am *am)
     d->shutdown = true;
 }
 
+/* SIGTERM/SIGINT to a distributed shell whose master runs here (the Slurm
+ * provider's): the loop ends, the containers are cancelled */
+static volatile sig_atomic_t stop_signal;
+
+static int dshell_run(struct dshell *d, ag_am_opts *o, const char *who);
+
 static const struct flag_def master_flags[] = {
     {"rm", "HOST:PORT[,...]", "the resource manager (several: the RMs of an ha set)",
      FLAG_REQUIRED},
@@ -719,62 +746,74 @@ static int run_master(struct cmd_args *a)
     d.tasks = ag_calloc((size_t)d.n, sizeof(*d.tasks));
     if (!d.tasks)
         return runtime_error("app master: %s", ag_strerror(AG_E_NOMEM));
-    char err[AG_ERRMSG_MAX];
     ag_am_opts o = {
         .rm = args_get(a, "rm"),
-        .cb = {.allocated = on_allocated, .completed = on_completed, .shutdown = on_shutdown},
-        .ud = &d,
         .tls_cert = tls.cert,
         .tls_key = tls.key,
         .tls_ca = tls.ca};
-    d.am = ag_am_new(&o, err, sizeof(err));
-    if (!d.am) {
-        ag_free(d.tasks);
-        return runtime_error("app master: %s", err);
-    }
+    int status = dshell_run(&d, &o, "app master");
+    ag_free(d.tasks);
+    return status;
+}
+
+/* The distributed shell on the provider of o (its callbacks set here):
+ * asks for d->n containers, runs d->argv in each, retries, finishes. Writes
+ * what the finish said into d->diag; errors go to stderr, prefixed with
+ * who. The exit status: EXIT_OK only if every container exited 0. */
+static int dshell_run(struct dshell *d, ag_am_opts *o, const char *who)
+{
+    char err[AG_ERRMSG_MAX];
+    o->cb = (ag_am_callbacks){.allocated = on_allocated, .completed = on_completed,
+                              .shutdown = on_shutdown};
+    o->ud = d;
+    d->am = ag_am_new(o, err, sizeof(err));
+    if (!d->am)
+        return runtime_error("%s: %s", who, err);
     char host[256] = "";
     gethostname(host, sizeof(host) - 1);
     int status = EXIT_RUNTIME;
-    if (ag_am_register(d.am, host, 0, "") < 0) {
-        runtime_error("app master: %s", ag_am_errmsg(d.am));
+    if (ag_am_register(d->am, host, 0, "") < 0) {
+        runtime_error("%s: %s", who, ag_am_errmsg(d->am));
         goto out;
     }
-    dshell_ask(&d);
-    while (d.done < d.n && !d.shutdown) {
+    dshell_ask(d);
+    while (d->done < d->n && !d->shutdown && !stop_signal) {
         /* another node "where possible": a retry that found no room away from
          * the node it failed on for about 2 s may go back there */
-        for (long i = 0; i < d.n; i++) {
-            struct task *t = &d.tasks[i];
+        for (long i = 0; i < d->n; i++) {
+            struct task *t = &d->tasks[i];
             if (t->avoid[0] && !t->container[0] && ++t->waited > 40) {
-                ag_am_blacklist(d.am, t->avoid, false);
+                ag_am_blacklist(d->am, t->avoid, false);
                 t->avoid[0] = 0;
             }
         }
-        if (ag_am_allocate(d.am, (float)d.done / (float)d.n) < 0) {
-            runtime_error("app master: %s", ag_am_errmsg(d.am));
+        if (ag_am_allocate(d->am, (float)d->done / (float)d->n) < 0) {
+            runtime_error("%s: %s", who, ag_am_errmsg(d->am));
             goto out;
         }
-        if (d.done < d.n && !d.shutdown)
+        if (d->done < d->n && !d->shutdown && !stop_signal)
             ag_sleep_ms(50);
     }
-    if (d.shutdown) {
+    if (d->shutdown || stop_signal) {
+        snprintf(d->diag, sizeof(d->diag), "%s", d->shutdown ? "killed" : "stopped by a signal");
         status = EXIT_RUNTIME;
+        if (stop_signal)
+            ag_am_finish(d->am, AG_AM_KILLED, d->diag);
         goto out;
     }
-    char diag[1200];
-    if (d.failed)
-        snprintf(diag, sizeof(diag), "%ld of %ld containers failed; first: %s", d.failed, d.n,
-                 d.why);
+    if (d->failed)
+        snprintf(d->diag, sizeof(d->diag), "%ld of %ld containers failed; first: %s", d->failed,
+                 d->n, d->why);
     else
-        snprintf(diag, sizeof(diag), "%ld containers exited 0", d.n);
-    if (ag_am_finish(d.am, d.failed ? AG_AM_FAILED : AG_AM_SUCCEEDED, diag) < 0) {
-        runtime_error("app master: %s", ag_am_errmsg(d.am));
+        snprintf(d->diag, sizeof(d->diag), "%ld containers exited 0", d->n);
+    if (ag_am_finish(d->am, d->failed ? AG_AM_FAILED : AG_AM_SUCCEEDED, d->diag) < 0) {
+        runtime_error("%s: %s", who, ag_am_errmsg(d->am));
         goto out;
     }
-    status = d.failed ? EXIT_RUNTIME : EXIT_OK;
+    status = d->failed ? EXIT_RUNTIME : EXIT_OK;
 out:
-    ag_am_free(d.am);
-    ag_free(d.tasks);
+    ag_am_free(d->am);
+    d->am = NULL;
     return status;
 }
 
@@ -789,3 +828,71 @@ const struct subcmd cmd_app_master = {
     .run = run_master,
     .rest = "-- COMMAND [ARGS...]",
 };
+
+/* ---- argot app submit --provider slurm ------------------------------------------------- */
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_signal = 1;
+}
+
+/* The distributed shell on Slurm: its master runs here, an unmanaged AM
+ * (there is no RM to start it); without --wait, in a detached child whose
+ * pid is in the printed id "slurm-<host>-<pid>". */
+static int submit_slurm(struct cmd_args *a, long n, long mem, long vc, long prio,
+                        long attempts)
+{
+    static const char *const argot_only[] = {"rm",      "queue",   "am-memory",
+                                             "tls-cert", "tls-key", "tls-ca"};
+    for (size_t i = 0; i < AG_ARRAY_LEN(argot_only); i++)
+        if (args_get(a, argot_only[i]))
+            return usage_error(a->sc, "--%s applies to --provider argot only", argot_only[i]);
+    struct dshell d = {.n = n, .mem = mem, .vcores = vc, .prio = prio, .max_attempts = attempts,
+                       .argv = a->rest};
+    d.tasks = ag_calloc((size_t)n, sizeof(*d.tasks));
+    if (!d.tasks)
+        return runtime_error("app submit: %s", ag_strerror(AG_E_NOMEM));
+    char host[256] = "";
+    gethostname(host, sizeof(host) - 1);
+    bool wait = args_bool(a, "wait");
+    fflush(stdout);
+    if (!wait) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            ag_free(d.tasks);
+            return runtime_error("app submit: fork: %s", strerror(errno));
+        }
+        if (pid > 0) {
+            printf("slurm-%s-%ld\n", host, (long)pid);
+            ag_free(d.tasks);
+            return EXIT_OK;
+        }
+        setsid();
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) {
+            dup2(null, 0);
+            dup2(null, 1);
+            dup2(null, 2);
+            if (null > 2)
+                close(null);
+        }
+    } else {
+        printf("slurm-%s-%ld\n", host, (long)getpid());
+        fflush(stdout);
+    }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    ag_am_opts o = {.provider = "slurm"};
+    int status = dshell_run(&d, &o, "app submit");
+    if (wait && d.diag[0]) {
+        bool ok = status == EXIT_OK;
+        fprintf(ok ? stdout : stderr, "%sslurm-%s-%ld %s: %s\n", ok ? "" : "argot: app submit: ",
+                host, (long)getpid(), ok ? "FINISHED: SUCCEEDED" : "FINISHED: FAILED", d.diag);
+    }
+    ag_free(d.tasks);
+    return status;
+}

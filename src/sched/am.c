@@ -43,6 +43,7 @@
 #include "argot/sched/v1/sched.pb-c.h"
 #include "chans.h"
 #include "scheduler.h"
+#include "slurm_am.h"
 #include "token.h"
 
 struct ask {
@@ -80,6 +81,7 @@ struct granted {
 
 struct ag_am {
     ag_am_opts o;
+    ag__slurm_am *slurm; /* provider "slurm": every call goes there (slurm.c) */
     char token[2048];
     char rm_target[300]; /* the RM address list, for messages */
     ag__rms rms;         /* the RMs (one active among them) */
@@ -123,8 +125,31 @@ static int list_push(struct strlist **l, const char *s, bool add)
     return 0;
 }
 
+/* provider "slurm": an ag_am that only forwards to slurm.c */
+static ag_am *new_slurm(const ag_am_opts *o, char *err, size_t cap)
+{
+    ag_am *am = ag_calloc(1, sizeof(*am));
+    if (!am) {
+        snprintf(err, cap, "%s", ag_strerror(AG_E_NOMEM));
+        return NULL;
+    }
+    am->o = *o;
+    am->slurm = ag__slurm_am_new(am, o, err, cap);
+    if (!am->slurm) {
+        ag_free(am);
+        return NULL;
+    }
+    return am;
+}
+
 ag_am *ag_am_new(const ag_am_opts *o, char *err, size_t cap)
 {
+    if (o->provider && strcmp(o->provider, "slurm") == 0)
+        return new_slurm(o, err, cap);
+    if (o->provider && strcmp(o->provider, "argot") != 0) {
+        snprintf(err, cap, "unknown provider '%.40s' (argot or slurm)", o->provider);
+        return NULL;
+    }
     const char *token = o->token ? o->token : getenv("ARGOT_AMRM_TOKEN");
     if (!token || !*token) {
         snprintf(err, cap, "no AMRM token (ARGOT_AMRM_TOKEN is not set: is this process an "
@@ -167,6 +192,11 @@ void ag_am_free(ag_am *am)
 {
     if (!am)
         return;
+    if (am->slurm) {
+        ag__slurm_am_free(am->slurm);
+        ag_free(am);
+        return;
+    }
     while (am->asks) {
         struct ask *n = am->asks->next;
         ag_free(am->asks);
@@ -232,6 +262,8 @@ static const char *nm_token_of(const ag_am *am, const char *node)
 
 const char *ag_am_errmsg(const ag_am *am)
 {
+    if (am->slurm)
+        return ag__slurm_am_errmsg(am->slurm);
     return am->err.msg;
 }
 
@@ -302,6 +334,8 @@ static int fail(ag_am *am, int code, const char *what, int st, const char *msg)
 
 int ag_am_register(ag_am *am, const char *host, int port, const char *tracking_url)
 {
+    if (am->slurm)
+        return ag__slurm_am_register(am->slurm, host, port, tracking_url);
     snprintf(am->host, sizeof(am->host), "%s", host ? host : "");
     snprintf(am->tracking, sizeof(am->tracking), "%s", tracking_url ? tracking_url : "");
     am->port = port;
@@ -342,6 +376,9 @@ int ag_am_ask(ag_am *am, int32_t priority, const char *resource_name, int64_t me
               int32_t vcores, int32_t total, bool relax_locality, const char *label,
               int64_t allocation_request_id)
 {
+    if (am->slurm)
+        return ag__slurm_am_ask(am->slurm, priority, resource_name, memory_mb, vcores, total,
+                                relax_locality, label, allocation_request_id);
     if (total < 0 || memory_mb <= 0 || vcores <= 0 || !resource_name || !*resource_name)
         return ag_errbuf_set(&am->err, AG_E_INVAL, "ask: a total >= 0 of containers of "
                              "positive memory and vcores at a named resource");
@@ -368,6 +405,8 @@ int ag_am_ask(ag_am *am, int32_t priority, const char *resource_name, int64_t me
 
 int ag_am_release(ag_am *am, const char *container_id)
 {
+    if (am->slurm)
+        return ag__slurm_am_release(am->slurm, container_id);
     return list_push(&am->releases, container_id, true) < 0
                ? ag_errbuf_set(&am->err, AG_E_NOMEM, "release: no memory")
                : 0;
@@ -375,6 +414,8 @@ int ag_am_release(ag_am *am, const char *container_id)
 
 int ag_am_blacklist(ag_am *am, const char *resource_name, bool add)
 {
+    if (am->slurm)
+        return ag__slurm_am_blacklist(am->slurm, resource_name, add);
     if (list_push(&am->blacklist, resource_name, add) < 0)
         return ag_errbuf_set(&am->err, AG_E_NOMEM, "blacklist: no memory");
     /* the entries in force, for a resync */
@@ -609,6 +650,8 @@ static int handle_response(ag_am *am, Argot__Sched__V1__AllocateResponse *r)
 
 int ag_am_allocate(ag_am *am, float progress)
 {
+    if (am->slurm)
+        return ag__slurm_am_allocate(am->slurm, progress);
     if (!am->registered)
         return ag_errbuf_set(&am->err, AG_E_STATE, "allocate: register first");
     uint8_t *buf = NULL;
@@ -694,6 +737,8 @@ static struct granted *granted_find(ag_am *am, const char *id)
 int ag_am_start(ag_am *am, const char *container_id, const char *const *argv,
                 const char *const *env)
 {
+    if (am->slurm)
+        return ag__slurm_am_start(am->slurm, container_id, argv, env);
     struct granted *g = granted_find(am, container_id);
     if (!g)
         return ag_errbuf_set(&am->err, AG_E_NOENT, "start: no granted container %s",
@@ -776,6 +821,8 @@ int ag_am_start(ag_am *am, const char *container_id, const char *const *argv,
 
 int ag_am_stop(ag_am *am, const char *container_id)
 {
+    if (am->slurm)
+        return ag__slurm_am_stop(am->slurm, container_id);
     struct granted *g = granted_find(am, container_id);
     if (!g)
         return ag_errbuf_set(&am->err, AG_E_NOENT, "stop: no granted container %s",
@@ -806,6 +853,8 @@ int ag_am_stop(ag_am *am, const char *container_id)
 
 int ag_am_finish(ag_am *am, ag_am_final final, const char *diagnostics)
 {
+    if (am->slurm)
+        return ag__slurm_am_finish(am->slurm, final, diagnostics);
     Argot__Sched__V1__FinishApplicationMasterRequest req =
         ARGOT__SCHED__V1__FINISH_APPLICATION_MASTER_REQUEST__INIT;
     req.final_application_status = (Argot__Sched__V1__FinalApplicationStatus)final;
@@ -843,6 +892,8 @@ int ag_am_finish(ag_am *am, ag_am_final final, const char *diagnostics)
 
 size_t ag_am_running(const ag_am *am)
 {
+    if (am->slurm)
+        return ag__slurm_am_running(am->slurm);
     size_t n = 0;
     for (const struct granted *g = am->granted; g; g = g->next)
         n++;
@@ -851,6 +902,10 @@ size_t ag_am_running(const ag_am *am)
 
 void ag_am_headroom(const ag_am *am, int64_t *memory_mb, int32_t *vcores, int32_t *nodes)
 {
+    if (am->slurm) {
+        ag__slurm_am_headroom(am->slurm, memory_mb, vcores, nodes);
+        return;
+    }
     *memory_mb = am->head_mb;
     *vcores = am->head_vcores;
     *nodes = am->cluster_nodes;
