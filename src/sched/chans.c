@@ -149,6 +149,8 @@ static bool next_addr(const char **at, char *out, size_t cap, bool *bad)
     const char *e = strchr(p, ',');
     size_t n = e ? (size_t)(e - p) : strlen(p);
     *at = e ? e + 1 : p + n;
+    if (e && !e[1])
+        *bad = true; /* a trailing comma: an empty last address */
     while (n > 0 && p[0] == ' ')
         p++, n--;
     while (n > 0 && p[n - 1] == ' ')

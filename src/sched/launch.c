@@ -69,6 +69,8 @@ struct ag__launcher {
     pthread_cond_t changed; /* a process ended, or the reaper should look now */
     pthread_t reaper;
     bool quit;
+    void (*ended)(void *ud); /* opts' */
+    void *ended_ud;
     uint64_t grace_ms;
     bool cgroup;      /* containers get child cgroups of parent */
     bool record_exit; /* wrap commands to record their exit status */
@@ -286,8 +288,8 @@ static void finish(struct proc *p, bool have_ws, int ws)
            p->id, (int)p->pid, p->exit_status, p->diagnostics);
 }
 
-/* One look at every running process; l->mu held. */
-static void reap_once(ag__launcher *l)
+/* One look at every running process; l->mu held. Whether any ended. */
+static bool reap_once(ag__launcher *l)
 {
     uint64_t now = ag_now_ms();
     bool any = false;
@@ -326,6 +328,7 @@ static void reap_once(ag__launcher *l)
     }
     if (any)
         pthread_cond_broadcast(&l->changed);
+    return any;
 }
 
 static void *reaper_main(void *arg)
@@ -333,7 +336,11 @@ static void *reaper_main(void *arg)
     ag__launcher *l = arg;
     pthread_mutex_lock(&l->mu);
     while (!l->quit) {
-        reap_once(l);
+        if (reap_once(l) && l->ended) {
+            pthread_mutex_unlock(&l->mu);
+            l->ended(l->ended_ud);
+            pthread_mutex_lock(&l->mu);
+        }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += REAP_POLL_MS * 1000000L;
@@ -355,6 +362,8 @@ ag__launcher *ag__launcher_new(const ag__launcher_opts *o)
     l->grace_ms = o && o->kill_grace_ms ? o->kill_grace_ms : 2000;
     l->record_exit = o && o->record_exit;
     l->no_rlimit = o && o->no_rlimit;
+    l->ended = o ? o->ended : NULL;
+    l->ended_ud = o ? o->ended_ud : NULL;
     cgroup_detect(l, o ? o->cgroup_parent : NULL);
     if (pthread_mutex_init(&l->mu, NULL) != 0)
         goto err_free;

@@ -63,6 +63,10 @@ typedef struct ag__launcher_opts {
      * recovery: the exit status of a container that outlived its NM is then
      * read from that file, since it is no longer the NM's child). */
     bool record_exit;
+    /* Called on the reaper thread (no launcher lock held) after it saw
+     * containers end: the NM's out-of-band heartbeat (may be NULL). */
+    void (*ended)(void *ud);
+    void *ended_ud;
 } ag__launcher_opts;
 
 /* NULL on allocation failure or when the reaper thread cannot start. Never

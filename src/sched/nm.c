@@ -111,7 +111,8 @@ struct ag_nm {
     atomic_bool serving;
 
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* stop, shutdown ordered, resync */
+    pthread_cond_t cv; /* stop, shutdown ordered, resync, containers ended */
+    bool oob;          /* containers ended: heartbeat now (under mu) */
     pthread_t hb;
     bool hb_started;
     bool started;
@@ -170,9 +171,8 @@ void ag_nm_config_init(ag_nm_config *c)
 static int load_rms(ag_config *cfg, const ag_cnode *root, char *out, size_t cap)
 {
     const ag_cnode *n = ag_cnode_get(root, "rm");
-    if (!n)
-        return ag_config_errorf(cfg, root, AG_E_CONFIG_MISSING, "missing key 'rm' (the RM's "
-                                "address, or a list of the RMs' addresses)");
+    if (!n || (ag_cnode_type_of(n) == AG_CNODE_SCALAR && !strchr(ag_cnode_scalar(n), ',')))
+        return ag_config_get_hostport(cfg, root, "rm", AG_REQUIRED, out, cap); /* one RM */
     size_t at = 0;
     if (ag_cnode_type_of(n) == AG_CNODE_SEQ) {
         out[0] = 0;
@@ -1212,6 +1212,18 @@ static void wait_ms(ag_nm *nm, uint64_t ms)
     pthread_cond_timedwait(&nm->cv, &nm->mu, &ts);
 }
 
+/* The launcher saw containers end: heartbeat now rather than at the next
+ * interval (YARN's out-of-band heartbeat), so that the RM frees their room
+ * and their AMs hear of them at once. */
+static void containers_ended(void *ud)
+{
+    ag_nm *nm = ud;
+    pthread_mutex_lock(&nm->mu);
+    nm->oob = true;
+    pthread_cond_broadcast(&nm->cv);
+    pthread_mutex_unlock(&nm->mu);
+}
+
 /* The heartbeat thread: the RM session's state machine (file comment). */
 static void *hb_main(void *arg)
 {
@@ -1236,8 +1248,12 @@ static void *hb_main(void *arg)
             if (registered && !nm->registered)
                 delay = 0; /* RESYNC: register again at once */
         }
+        if (nm->oob && registered && rc == 0)
+            delay = 0; /* containers ended since the statuses were taken */
+        nm->oob = false;
         if (delay > 0 && !nm->stopping && !nm->shutdown_ordered)
             wait_ms(nm, delay);
+        nm->oob = false; /* the heartbeat about to go takes every status */
     }
     pthread_mutex_unlock(&nm->mu);
     return NULL;
@@ -1532,7 +1548,9 @@ int ag_nm_start(ag_nm *nm)
                                 nm->cfg.cgroup_parent[0] ? nm->cfg.cgroup_parent : NULL,
                             .kill_grace_ms = nm->cfg.kill_grace_ms,
                             .no_rlimit = !nm->cfg.memory_check,
-                            .record_exit = nm->cfg.recovery};
+                            .record_exit = nm->cfg.recovery,
+                            .ended = containers_ended,
+                            .ended_ud = nm};
     if (!(nm->launcher = ag__launcher_new(&lo)))
         return ag_errbuf_set(&nm->err, AG_E_NOMEM, "cannot start the container launcher");
     if (nm->cfg.recovery && (e = recover(nm)) < 0)

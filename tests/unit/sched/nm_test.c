@@ -94,6 +94,12 @@ TEST(nm_config_errors_name_the_place)
         {"rm: \"h:1\"\nresources: {memory_mb: 1, vcores: 1}\nwork_dir: w\nlog: {level: loud}\n",
          "nm.yaml:4:14: log level 'loud' is not debug"},
         {"- a\n- b\n", "nm.yaml:1:1: the config must be a mapping"},
+        {"rm: [\"h:1\", nowhere]\nresources: {memory_mb: 1, vcores: 1}\nwork_dir: w\n",
+         "nm.yaml:1:5: rm: 'h:1,nowhere' is not host:port, nor a list of 1 to 8 of them"},
+        {"rm: \"h:1,\"\nresources: {memory_mb: 1, vcores: 1}\nwork_dir: w\n",
+         "nm.yaml:1:5: rm: 'h:1,' is not host:port"},
+        {"rm: {a: 1}\nresources: {memory_mb: 1, vcores: 1}\nwork_dir: w\n",
+         "nm.yaml:1:5: rm: host:port or a list of them"},
     };
     for (size_t i = 0; i < AG_ARRAY_LEN(cases); i++) {
         char path[512], err[512] = "";
@@ -105,5 +111,18 @@ TEST(nm_config_errors_name_the_place)
         if (rc >= 0)
             FAIL("case %zu: loaded", i);
         CHECK_CONTAINS(err, cases[i].want);
+    }
+    /* the RMs of an ha set, as a list or in one string */
+    static const char *const lists[] = {"rm: [\"a:1\", \"b:2\"]\n", "rm: \"a:1,b:2\"\n"};
+    for (size_t i = 0; i < AG_ARRAY_LEN(lists); i++) {
+        char yaml[256], path[512], err[512] = "";
+        snprintf(yaml, sizeof(yaml), "%sresources: {memory_mb: 1, vcores: 1}\nwork_dir: w\n",
+                 lists[i]);
+        snprintf(path, sizeof(path), "%s", ag_test_write_file("nm.yaml", yaml, strlen(yaml)));
+        ag_nm_config c;
+        ag_nm_config_init(&c);
+        if (ag_nm_config_load(&c, path, err, sizeof(err)) < 0)
+            FAIL("%s: %s", lists[i], err);
+        CHECK_STR_EQ(c.rm, "a:1,b:2");
     }
 }
