@@ -4,7 +4,9 @@
  *
  * The first byte picks the message: bit 0 clear, a hello; set, a points
  * message, bit 1 saying whether row counts follow the points and bits 2-7
- * the bucket's row bound. Checks: a hello that decodes encodes back to the
+ * the bucket's row bound; 0x02 (bit 0 clear, bit 1 set) a coordinator's
+ * workers message for the count in the next byte: every address that
+ * decodes is printable, NUL-terminated and has a colon. Checks: a hello that decodes encodes back to the
  * same bytes and agrees with itself; a points message that decodes has
  * exactly the size its count announces, at most the bound of points and
  * no zero count; its first points, raised by a fixed scalar, are either
@@ -67,6 +69,24 @@ static void points(const uint8_t *p, size_t n, bool with_counts, uint64_t max_m)
         ASSERT(ag__psi_mul(out + i * PSI_POINT_SIZE, 1, s, twice) == -1);
 }
 
+static void addrs(const uint8_t *p, size_t n)
+{
+    if (n == 0)
+        return;
+    unsigned count = p[0];
+    static char out[PSI_MAX_WORKERS][PSI_ADDR_SIZE];
+    char why[256];
+    int rc = ag__psi_addrs_decode(p + 1, n - 1, count, out, why, sizeof(why));
+    if (rc < 0) {
+        ASSERT(rc == AG_E_PSI_PROTOCOL && why[0] != '\0');
+        return;
+    }
+    for (unsigned i = 0; i < count; i++) {
+        size_t len = strnlen(out[i], PSI_ADDR_SIZE);
+        ASSERT(len > 0 && len < PSI_ADDR_SIZE && strchr(out[i], ':') != NULL);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
@@ -78,6 +98,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size--;
     if (sel & 1)
         points(data, size, (sel & 2) != 0, sel >> 2);
+    else if (sel == 2)
+        addrs(data, size);
     else
         hello(data, size);
     char buf[300];

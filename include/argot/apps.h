@@ -150,7 +150,43 @@ typedef struct ag_psi_opts {
                                     and stderr are terminals */
     ag_psi_progress_fn progress_fn; /* or a callback (takes precedence) */
     void *progress_ud;
+    const struct ag_psi_workers *workers; /* spread the buckets over worker
+                                             processes (NULL: this one does all) */
 } ag_psi_opts;
+
+/* PSI over workers (a coordinator): the run counts its input, exchanges
+ * the hello with the peer's coordinator (both must have the same count),
+ * makes a job directory under tmpdir and calls start, which must run
+ * count workers, worker i being ag_psi_worker_run(..., i, dir, ...) with
+ * this run's options and session. Worker i takes buckets b with b mod
+ * count == i and talks to the peer's worker i on its own link; the
+ * coordinators exchange their workers' addresses; each coordinator merges
+ * its workers' sorted runs into the output, which is byte for byte the
+ * one process's, and reports the same counts. check is called about every
+ * 100 ms while the workers run (the scheduler's heartbeat); stop once at
+ * the end, ok or not (it must leave nothing running). */
+typedef struct ag_psi_workers {
+    unsigned count;
+    int (*start)(void *ud, const char *dir, ag_errbuf *err);
+    /* 0, or a negative code with err naming the failed worker (*failed its
+     * index, or count when it is not one worker's failure) */
+    int (*check)(void *ud, unsigned *failed, ag_errbuf *err);
+    void (*stop)(void *ud, bool ok, const char *diag);
+    /* worker i's name for messages (its container id), or NULL */
+    const char *(*name)(void *ud, unsigned i);
+    void *ud;
+} ag_psi_workers;
+
+/* Worker i of a coordinated PSI: link is its own two-party link to the
+ * peer's worker i (its peer's address is set here, from what the
+ * coordinators exchanged), address where link serves ("host:port", for
+ * the peer). Reads the plan from dir, spills only its buckets, runs them
+ * and leaves its sorted runs and counts in dir for the coordinator. On
+ * failure writes the reason to dir/w<i>.err and aborts the link as
+ * ag_psi_run does. o is the coordinator's options (the same input, keys,
+ * join, receiver, rules, session; output and workers are ignored). */
+int ag_psi_worker_run(ag_link *link, const ag_psi_opts *o, unsigned index, const char *dir,
+                      const char *address, ag_errbuf *err);
 
 /* Fills o with the defaults (everything zero or NULL). */
 void ag_psi_opts_init(ag_psi_opts *o);

@@ -193,8 +193,34 @@ typedef struct ag_fed_opts {
  * only (typically loopback), and gateway is the gateway's public address,
  * the one port the other parties reach: every link message goes from the
  * sender's gateway to the receiver's (`argot mesh init` writes each
- * gateway's config from this file). tls is then required. */
+ * gateway's config from this file). tls is then required.
+ *
+ * Workers (optional; apps that split their work, `argot psi` today):
+ *
+ *   workers: {count: 2, provider: argot, rm: "10.0.1.5:8030",
+ *             queue: root.default, memory_mb: 1024, vcores: 1}
+ *
+ * this party's process becomes a coordinator: it obtains count containers
+ * from its own scheduler (provider argot: the `argot rm` at rm, as an
+ * unmanaged application master; slurm: not built yet), runs a worker of
+ * the same binary in each, and worker i talks to the peer's worker i
+ * directly. Every party's file must give the same count (the app checks it
+ * with the peer and names both counts otherwise); rm, queue and the
+ * resources are this party's own. Workers read the input, the config and
+ * the TLS files by the paths the coordinator was given and share a job
+ * directory with it (under $TMPDIR or the app's tmpdir): those paths must
+ * be visible on the scheduler's nodes (a shared file system). */
 #define AG_CLUSTER_MAX_PARTIES 8
+#define AG_CLUSTER_MAX_WORKERS 64
+typedef struct ag_cluster_workers {
+    unsigned count;        /* workers per party; 0: no workers section */
+    char provider[16];     /* "argot" or "slurm" */
+    char rm[256];          /* argot: this party's RM, "host:port" */
+    char queue[128];       /* "": the RM's default queue */
+    int64_t memory_mb;     /* per worker container (default 1024) */
+    int32_t vcores;        /* per worker container (default 1) */
+} ag_cluster_workers;
+
 typedef struct ag_cluster {
     int n;
     char names[AG_CLUSTER_MAX_PARTIES][32];
@@ -207,12 +233,40 @@ typedef struct ag_cluster {
     uint64_t timeout_ms;   /* 0: not given */
     bool has_tls;
     char tls_cert[1024], tls_key[1024], tls_ca[1024];
+    ag_cluster_workers workers;
 } ag_cluster;
 
 /* Reads and checks path; on failure err holds "<file>:<line>:<col>: why". */
 int ag_cluster_load(const char *path, ag_cluster *c, char *err, size_t errcap);
 /* The rank of a party name, or -1. */
 int ag_cluster_rank(const ag_cluster *c, const char *name);
+
+/* ---- workers (workers.c) ------------------------------------------------------ *
+ *
+ * The containers of a party's `workers:` section, for an app that spreads
+ * its share of a job over processes (argot psi). The caller becomes an
+ * unmanaged application master of the party's scheduler. One thread. */
+typedef struct ag_fed_workers ag_fed_workers;
+
+/* Obtains c->workers.count containers (application name, within 60 s)
+ * and starts argv in container i followed by `--worker i --worker-host
+ * HOST` (HOST: the container's node, where the worker should listen).
+ * NULL with err set ("RM 127.0.0.1:8030 granted 1 of 2 worker containers
+ * ..."); then nothing is left running and the application is finished
+ * FAILED. Blocks. */
+ag_fed_workers *ag_fed_workers_start(const ag_cluster *c, const char *name,
+                                     const char *const *argv, char *err, size_t cap);
+/* One heartbeat with the scheduler (call every second or more often):
+ * 0 while no worker failed; AG_E_IO with err naming the worker, its
+ * container and exit status when one exited non-zero or was lost (*failed:
+ * its index, or the count when the scheduler itself failed). */
+int ag_fed_workers_check(ag_fed_workers *ws, unsigned *failed, char *err, size_t cap);
+/* Worker i's container id; the application's id. */
+const char *ag_fed_workers_container(const ag_fed_workers *ws, unsigned i);
+const char *ag_fed_workers_app(const ag_fed_workers *ws);
+/* Stops the containers still running, finishes the application (SUCCEEDED
+ * if ok, else FAILED with diag) and frees ws. NULL does nothing. */
+void ag_fed_workers_stop(ag_fed_workers *ws, bool ok, const char *diag);
 
 /* The job: runs once at every party. Returns 0, or a negative value after
  * a failure (the runtime's error, or its own through ag_fed_fail). */

@@ -62,6 +62,7 @@ int ag_link_recv_into(ag_link *l, unsigned peer, uint64_t tag, void *buf, size_t
 int ag_link_recv_exact(ag_link *l, unsigned peer, uint64_t tag, size_t len, void **data);
 
 void ag_link_set_timeout_ms(ag_link *l, uint64_t ms);
+uint64_t ag_link_timeout_ms(const ag_link *l);
 /* Fails the job at every party: pending and later receives everywhere
  * return AG_E_LINK_ABORTED with "party <me> failed: <reason>". */
 void ag_link_abort(ag_link *l, const char *reason);

@@ -272,6 +272,17 @@ typedef enum ag_am_final {
 
 /* NULL with err set (no token, malformed token, no memory). */
 ag_am *ag_am_new(const ag_am_opts *o, char *err, size_t cap);
+/* For a program that is its own master (client.c): submits an application
+ * named name to queue (NULL or "": the RM's default) at o->rm with an
+ * unmanaged AM (GetNewApplication, SubmitApplication with unmanaged_am),
+ * waits (up to 30 s) for the report to carry the attempt's AMRM token and
+ * returns an ag_am holding it (o->token is ignored), ready for
+ * ag_am_register; its id ("application_<ts>_<n>") into app_id (may be
+ * NULL). NULL with err set ("RM 127.0.0.1:8030 refused the application:
+ * ..."); an application submitted before the failure is killed. Blocks;
+ * the token is never logged. */
+ag_am *ag_am_new_unmanaged(const ag_am_opts *o, const char *name, const char *queue,
+                           char *app_id, size_t id_cap, char *err, size_t cap);
 void ag_am_free(ag_am *am);
 const char *ag_am_errmsg(const ag_am *am);
 /* RegisterApplicationMaster. 0, or an error (ag_am_errmsg). */

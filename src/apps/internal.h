@@ -9,6 +9,8 @@
  *                the receiver's rows and their merge into the output
  *   psi_ecdh.c   the "ecdh" protocol over one bucket
  *   psi_curve.c  batches of ristretto255 work (hash to group, multiply)
+ *   psi_workers.c  the files a coordinator shares with its workers (plan,
+ *                addresses, results) in the job directory
  *
  * A protocol sees one bucket at a time as a key set (struct psi_keyset):
  * this party's distinct keys with their row counts; at a receiver it fills
@@ -37,6 +39,9 @@ enum psi_step {
     PSI_STEP_FIN = 2,    /* slot 0: "my output is ready" */
     PSI_STEP_POINTS = 3, /* bucket: my masked points [+ counts] */
     PSI_STEP_ECHO = 4,   /* bucket: your points raised by my scalar */
+    PSI_STEP_WORKERS = 5, /* slot 0, with workers: the workers' addresses */
+    PSI_STEP_WATCH = 6,  /* slot 0: never sent; a coordinator waits on it to
+                            learn of the peer's abort while its workers run */
 };
 
 static inline uint64_t psi_tag(uint64_t slot, enum psi_step step)
@@ -46,7 +51,7 @@ static inline uint64_t psi_tag(uint64_t slot, enum psi_step step)
 
 /* ---- messages (psi_wire.c) -------------------------------------------------- */
 
-#define PSI_VERSION 1u
+#define PSI_VERSION 2u
 #define PSI_PROTO_NAME_MAX 31
 #define PSI_DIGEST_SIZE 32
 #define PSI_POINT_SIZE 32
@@ -62,9 +67,17 @@ struct psi_hello {
     uint64_t bucket_rows;
     uint64_t rows;       /* this party's data rows */
     uint8_t session[PSI_DIGEST_SIZE]; /* BLAKE2b-256 of the session id */
+    uint32_t workers;    /* 0: one process; else workers per party */
 };
 
-#define PSI_HELLO_SIZE (8 + 4 + 1 + PSI_PROTO_NAME_MAX + 3 + 4 + 8 + 8 + PSI_DIGEST_SIZE)
+#define PSI_HELLO_SIZE (8 + 4 + 1 + PSI_PROTO_NAME_MAX + 3 + 4 + 8 + 8 + PSI_DIGEST_SIZE + 4)
+#define PSI_MAX_WORKERS 64
+#define PSI_ADDR_SIZE 256
+
+/* The peer coordinator's workers message: count addresses ("host:port",
+ * printable, NUL-padded) into addrs; AG_E_PSI_PROTOCOL with why otherwise. */
+int ag__psi_addrs_decode(const uint8_t *p, size_t n, unsigned count,
+                         char (*addrs)[PSI_ADDR_SIZE], char *why, size_t cap);
 
 /* Writes h into out (PSI_HELLO_SIZE bytes). */
 void ag__psi_hello_encode(const struct psi_hello *h, uint8_t *out);
@@ -251,6 +264,16 @@ void ag__psi_runs_free(struct psi_runs *r);
  * in key order. */
 int ag__psi_runs_add(struct psi_runs *r, ag_slice key, uint32_t repeat,
                      const struct psi_row *rows, size_t nrows);
+/* The same in a new file path (a worker's runs, which its coordinator
+ * merges); flush writes what is buffered, count and get say where each
+ * run lies in it. */
+int ag__psi_runs_new_file(struct psi_runs **out, const char *path, ag_errbuf *err);
+int ag__psi_runs_flush(struct psi_runs *r);
+size_t ag__psi_runs_count(const struct psi_runs *r);
+void ag__psi_runs_get(const struct psi_runs *r, size_t i, uint64_t *off, uint64_t *end);
+/* Adds n runs of another file (bounds: n pairs of offset and end, each
+ * within the file) to r's merge; r keeps the file open until freed. */
+int ag__psi_runs_adopt(struct psi_runs *r, const char *path, const uint64_t *bounds, size_t n);
 /* Ends the current run (an empty run is dropped). */
 int ag__psi_runs_end(struct psi_runs *r);
 /* Merges every run by key into w (ncols columns): with rows_first, each
@@ -259,6 +282,50 @@ int ag__psi_runs_end(struct psi_runs *r);
  * Adds the rows written to *written. */
 int ag__psi_runs_merge(struct psi_runs *r, ag_csv_writer *w, size_t ncols, bool rows_first,
                        uint64_t *written);
+
+/* ---- workers' files (psi_workers.c) ------------------------------------------ */
+
+#define PSI_NO_WORKER UINT32_MAX
+
+/* What the coordinators agreed at the hello, for the workers. */
+struct psi_plan {
+    uint64_t rows;
+    uint64_t peer_rows;
+    uint64_t buckets;
+    unsigned workers;
+    bool keep_rows;      /* the coordinator writes an output: keep the rows */
+};
+
+/* A worker's counts and where its runs lie in its .inter and .except. */
+struct psi_wresult {
+    uint64_t intersection;
+    uint64_t matched_rows;
+    uint64_t na_rows;
+    uint64_t bytes_sent;
+    uint64_t bytes_recv;
+    uint64_t *inter;     /* ninter pairs (offset, end) */
+    size_t ninter;
+    uint64_t *except;
+    size_t nexcept;
+};
+
+/* dir/w<i>.what (or dir/what with i PSI_NO_WORKER) into out. */
+void ag__psi_wpath(char *out, size_t cap, const char *dir, unsigned i, const char *what);
+/* Writes text to path through a temporary name and a rename. */
+int ag__psi_file_put(const char *path, const char *text, ag_errbuf *err);
+/* 1 with *text (ag_free) when path exists, 0 when it does not, or an error. */
+int ag__psi_file_get(const char *path, char **text, ag_errbuf *err);
+int ag__psi_plan_write(const char *dir, const struct psi_plan *p, ag_errbuf *err);
+int ag__psi_plan_read(const char *dir, struct psi_plan *p, ag_errbuf *err);
+/* Writes w<i>.done from res and the runs' tables (inter, except may be NULL). */
+int ag__psi_result_write(const char *dir, unsigned i, const struct psi_wresult *res,
+                         struct psi_runs *inter, struct psi_runs *except, ag_errbuf *err);
+/* 1 with *res filled (ag__psi_result_cleanup) once w<i>.done exists, 0
+ * before, or an error. */
+int ag__psi_result_read(const char *dir, unsigned i, struct psi_wresult *res, ag_errbuf *err);
+void ag__psi_result_cleanup(struct psi_wresult *res);
+/* Removes dir's files and dir. */
+void ag__psi_dir_remove(const char *dir);
 
 /* Decodes a spilled row's fields into f[0..ncols); false if malformed. */
 bool ag__psi_row_fields(ag_slice enc, ag_slice *f, size_t ncols);

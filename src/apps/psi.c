@@ -26,6 +26,18 @@
  * output is removed. Memory: one bucket's rows and points at a time, the
  * spill buffers (32 MiB at most) and a window per run during the merge.
  *
+ * With workers (opts.workers, a coordinator; docs/ARCHITECTURE.md "apps:
+ * PSI", "Workers"): steps 1 and 2 as above (the hello carries the workers'
+ * count), then the coordinator writes the plan to a job directory, starts
+ * its workers, sends their addresses to the peer's coordinator and gives
+ * each worker its counterpart's; worker i (ag_psi_worker_run) does steps 3
+ * to 5 for the buckets b with b mod count == i over its own link and
+ * leaves its sorted runs in the directory; the coordinator adopts every
+ * worker's runs and does steps 6 and 7 itself, so the output and the
+ * counts are the one process's. While it waits, it heartbeats the workers
+ * (a dead one fails the job, named) and watches the link for the peer's
+ * abort.
+ *
  * Threads: the calling thread does the I/O and all link traffic; the
  * curve work runs on a pool of opts.threads - 1 workers and the caller.
  */
@@ -210,6 +222,15 @@ struct run {
     struct psi_progress_state *progress;
     char *tmp_path;             /* the output's temporary name, while it exists */
     ag_psi_report rep;
+    /* workers: this process runs buckets b with b % wcount == windex */
+    unsigned wcount;            /* 1 without workers */
+    unsigned windex;
+    bool worker;                /* this run is one worker's share */
+    bool keep_rows;             /* worker: keep the receiver's rows (the plan says) */
+    const char *wdir;           /* the job directory */
+    char wdir_buf[4096];        /* coordinator: the one it made */
+    bool workers_started;
+    char peer_why[AG_ERRMSG_MAX]; /* what abort_peer tells the peer, when set */
 };
 
 /* Opens the input and finds the key columns. */
@@ -301,6 +322,14 @@ static void session_digest(const ag_psi_opts *o, uint8_t out[PSI_DIGEST_SIZE])
                        (const uint8_t *)"argot-psi-session", 17);
 }
 
+/* The bucket hash's key: public to both, bound to the session. */
+static void bucket_key_init(struct run *r)
+{
+    const char *s = r->o->session ? r->o->session : "";
+    crypto_generichash(r->bucket_key, sizeof(r->bucket_key), (const uint8_t *)s, strlen(s),
+                       (const uint8_t *)"argot-psi-bucket", 16);
+}
+
 /* Step 2: the hello, both ways. */
 static int hello(struct run *r)
 {
@@ -313,6 +342,7 @@ static int hello(struct run *r)
     mine.nkeys = (uint32_t)r->o->nkeys;
     mine.bucket_rows = r->bucket_rows;
     mine.rows = r->rows;
+    mine.workers = r->o->workers ? r->o->workers->count : 0;
     session_digest(r->o, mine.session);
     uint8_t msg[PSI_HELLO_SIZE];
     ag__psi_hello_encode(&mine, msg);
@@ -337,10 +367,7 @@ static int hello(struct run *r)
     r->nbuckets = most ? (most - 1) / r->bucket_rows + 1 : 1;
     if (r->nbuckets >= PSI_MAX_SLOT)
         return ag_errbuf_set(r->err, AG_E_TOO_LARGE, "%llu buckets", (unsigned long long)r->nbuckets);
-    /* the bucket hash's key: public to both, bound to the session */
-    const char *s = r->o->session ? r->o->session : "";
-    crypto_generichash(r->bucket_key, sizeof(r->bucket_key), (const uint8_t *)s, strlen(s),
-                       (const uint8_t *)"argot-psi-bucket", 16);
+    bucket_key_init(r);
     return 0;
 }
 
@@ -382,13 +409,15 @@ static int pass_spill(struct run *r)
         rc = encode_key(r, rd, &key);
         if (rc < 0)
             goto out;
+        n++;
+        uint64_t b = bucket_of(r, ag_buf_slice(&key));
+        if (b % r->wcount != r->windex)
+            continue; /* another worker's bucket */
         for (size_t i = 0; i < r->ncols; i++)
             f[i] = ag_csv_field(rd, i);
-        rc = ag__psi_spill_add(r->spill, bucket_of(r, ag_buf_slice(&key)), ag_csv_line(rd),
-                               ag_buf_slice(&key), f, r->ncols);
+        rc = ag__psi_spill_add(r->spill, b, ag_csv_line(rd), ag_buf_slice(&key), f, r->ncols);
         if (rc < 0)
             goto out;
-        n++;
     }
     if (n != r->rows) {
         rc = ag_errbuf_set(r->err, AG_E_IO, "%s: changed while being read (%llu rows, then "
@@ -443,7 +472,7 @@ static int check_duplicates(struct run *r)
 {
     uint64_t best_line = UINT64_MAX, first_line = 0, dups = 0;
     char key[200] = "";
-    for (uint64_t b = 0; b < r->nbuckets; b++) {
+    for (uint64_t b = r->windex; b < r->nbuckets; b += r->wcount) {
         uint8_t *data;
         struct psi_row *rows;
         size_t n;
@@ -736,6 +765,10 @@ static int check_opts(struct run *r)
 static void abort_peer(struct run *r, int rc)
 {
     char why[AG_ERRMSG_MAX];
+    if (r->peer_why[0]) {
+        ag_link_abort(r->link, r->peer_why);
+        return;
+    }
     switch (rc) {
     case AG_E_PSI_DUPLICATE:
         snprintf(why, sizeof(why), "duplicate keys in its input (--allow-duplicates keeps "
@@ -812,6 +845,34 @@ static void run_cleanup(struct run *r)
     ag_free(r->colnames);
 }
 
+/* The receiver's runs: anonymous files in tmpdir, or a worker's named
+ * files in the job directory (which its coordinator adopts). */
+static int make_runs(struct run *r)
+{
+    bool i_receive = r->receivers & (1u << r->me);
+    bool write = i_receive && (r->worker ? r->keep_rows : r->o->output != NULL);
+    bool inter, except;
+    plan_blocks(r, &inter, &except, &r->na_block);
+    const char *what[2] = {"inter", "except"};
+    struct psi_runs **runs[2] = {&r->inter, &r->except};
+    bool want[2] = {write && inter, write && except};
+    for (int k = 0; k < 2; k++) {
+        if (!want[k])
+            continue;
+        int rc;
+        if (r->worker) {
+            char path[4096];
+            ag__psi_wpath(path, sizeof(path), r->wdir, r->windex, what[k]);
+            rc = ag__psi_runs_new_file(runs[k], path, r->err);
+        } else {
+            rc = ag__psi_runs_new(runs[k], r->tmpdir, r->err);
+        }
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* Steps 4 to 6, after the spill. */
 static int run_protocol(struct run *r)
 {
@@ -819,13 +880,7 @@ static int run_protocol(struct run *r)
     if (rc < 0)
         return rc;
     bool i_receive = r->receivers & (1u << r->me);
-    bool write = i_receive && r->o->output;
-    bool inter, except;
-    plan_blocks(r, &inter, &except, &r->na_block);
-    if (write && inter)
-        rc = ag__psi_runs_new(&r->inter, r->tmpdir, r->err);
-    if (rc == 0 && write && except)
-        rc = ag__psi_runs_new(&r->except, r->tmpdir, r->err);
+    rc = make_runs(r);
     if (rc < 0)
         return rc;
     const char *s = r->o->session ? r->o->session : "";
@@ -838,7 +893,7 @@ static int run_protocol(struct run *r)
     };
     void *state = NULL;
     rc = r->proto->start(&ctx, &state);
-    for (uint64_t b = 0; rc == 0 && b < r->nbuckets; b++) {
+    for (uint64_t b = r->windex; rc == 0 && b < r->nbuckets; b += r->wcount) {
         rc = run_bucket(r, state, b, &ctx);
         if (r->progress)
             r->progress->p.bucket = b + 1;
@@ -853,6 +908,371 @@ static int run_protocol(struct run *r)
     return rc;
 }
 
+
+/* ---- workers: the coordinator ------------------------------------------------- */
+
+#define WATCH_MS 100 /* a wait's tick: the heartbeat's and the peer watch's */
+
+/* "worker i (container ...)" as the caller's hooks name it. */
+static const char *worker_name(const struct run *r, unsigned i, char *buf, size_t cap)
+{
+    const ag_psi_workers *w = r->o->workers;
+    const char *n = w->name ? w->name(w->ud, i) : NULL;
+    snprintf(buf, cap, "worker %u%s%s%s", i, n ? " (" : "", n ? n : "", n ? ")" : "");
+    return buf;
+}
+
+/* A worker's w<i>.err: 1 with the failure recorded (locally the worker's
+ * message; for the peer the kind only), 0 if it has none. */
+static int worker_error(struct run *r, unsigned i)
+{
+    char path[4096], *text, name[200];
+    ag__psi_wpath(path, sizeof(path), r->wdir, i, "err");
+    ag_errbuf e;
+    ag_errbuf_clear(&e);
+    int rc = ag__psi_file_get(path, &text, &e);
+    if (rc <= 0)
+        return 0;
+    char *end;
+    long code = strtol(text, &end, 10);
+    if (code >= 0 || code < INT32_MIN || *end != ' ')
+        code = AG_E_IO;
+    else
+        end++;
+    worker_name(r, i, name, sizeof(name));
+    ag_errbuf_set(r->err, (int)code, "%s failed: %.700s", name, *end ? end : text);
+    snprintf(r->peer_why, sizeof(r->peer_why), "%s failed: %s", name,
+             code == AG_E_LINK_ABORTED || code == AG_E_LINK_TIMEOUT ? *end ? end : text
+                                                                    : ag_strerror((int)code));
+    ag_free(text);
+    return 1;
+}
+
+/* One tick of a wait: the workers' heartbeat and their error files, then
+ * WATCH_MS on the link for the peer's abort (recv_tag: a message that may
+ * come, received into *got; 0: only watch). 0, or the failure. */
+static int tick(struct run *r, uint64_t recv_tag, void **got, size_t *len)
+{
+    const ag_psi_workers *w = r->o->workers;
+    for (unsigned i = 0; i < w->count; i++)
+        if (worker_error(r, i))
+            return r->err->code ? r->err->code : AG_E_IO;
+    unsigned failed = w->count;
+    ag_errbuf e;
+    ag_errbuf_clear(&e);
+    int rc = w->check(w->ud, &failed, &e);
+    if (rc < 0) {
+        if (failed < w->count && worker_error(r, failed))
+            return r->err->code ? r->err->code : rc;
+        ag_errbuf_set(r->err, rc, "%s", e.msg);
+        snprintf(r->peer_why, sizeof(r->peer_why), "%s", e.msg);
+        return rc;
+    }
+    uint64_t saved = ag_link_timeout_ms(r->link);
+    ag_link_set_timeout_ms(r->link, WATCH_MS);
+    void *d = NULL;
+    size_t n = 0;
+    rc = ag_link_recv(r->link, r->peer, recv_tag ? recv_tag : psi_tag(0, PSI_STEP_WATCH), &d,
+                      &n);
+    ag_link_set_timeout_ms(r->link, saved);
+    if (rc == AG_E_LINK_TIMEOUT)
+        return 0;
+    if (rc < 0)
+        return ag_errbuf_set(r->err, rc, "%s", ag_link_errmsg(r->link));
+    if (!recv_tag) {
+        ag_free(d);
+        return ag_errbuf_set(r->err, AG_E_PSI_PROTOCOL, "party %s broke the PSI protocol: a "
+                             "message under a tag never used", ag_link_party(r->link, r->peer));
+    }
+    *got = d;
+    *len = n;
+    return 0;
+}
+
+/* Waits for every worker's address file; into addrs. */
+static int wait_addrs(struct run *r, char (*addrs)[PSI_ADDR_SIZE])
+{
+    unsigned have = 0, count = r->o->workers->count;
+    while (have < count) {
+        have = 0;
+        for (unsigned i = 0; i < count; i++) {
+            char path[4096], *text;
+            if (addrs[i][0]) {
+                have++;
+                continue;
+            }
+            ag__psi_wpath(path, sizeof(path), r->wdir, i, "addr");
+            int rc = ag__psi_file_get(path, &text, r->err);
+            if (rc < 0)
+                return rc;
+            if (rc == 0)
+                continue;
+            size_t len = strcspn(text, "\n");
+            if (len == 0 || len >= PSI_ADDR_SIZE || !memchr(text, ':', len)) {
+                ag_free(text);
+                return ag_errbuf_set(r->err, AG_E_IO, "%s: not host:port", path);
+            }
+            memset(addrs[i], 0, PSI_ADDR_SIZE);
+            memcpy(addrs[i], text, len);
+            ag_free(text);
+            have++;
+        }
+        if (have < count) {
+            int rc = tick(r, 0, NULL, NULL);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* Sends this party's workers' addresses, receives the peer's (waiting as
+ * long as the link's timeout, heartbeating meanwhile) and tells each
+ * worker its counterpart's. */
+static int exchange_addrs(struct run *r, char (*mine)[PSI_ADDR_SIZE])
+{
+    unsigned count = r->o->workers->count;
+    int rc = ag_link_send(r->link, r->peer, psi_tag(0, PSI_STEP_WORKERS), mine,
+                          (size_t)count * PSI_ADDR_SIZE);
+    if (rc < 0)
+        return ag_errbuf_set(r->err, rc, "%s", ag_link_errmsg(r->link));
+    void *got = NULL;
+    size_t len = 0;
+    uint64_t t0 = ag_now_ns(), limit = ag_link_timeout_ms(r->link);
+    while (!got) {
+        rc = tick(r, psi_tag(0, PSI_STEP_WORKERS), &got, &len);
+        if (rc < 0)
+            return rc;
+        if (!got && (ag_now_ns() - t0) / 1000000u > limit)
+            return ag_errbuf_set(r->err, AG_E_LINK_TIMEOUT, "party %s: no workers' addresses "
+                                 "from party %s within %llu ms", ag_link_party(r->link, r->me),
+                                 ag_link_party(r->link, r->peer), (unsigned long long)limit);
+    }
+    char (*theirs)[PSI_ADDR_SIZE] = ag_calloc(count, PSI_ADDR_SIZE);
+    char why[AG_ERRMSG_MAX - 64];
+    rc = theirs ? ag__psi_addrs_decode(got, len, count, theirs, why, sizeof(why)) : AG_E_NOMEM;
+    ag_free(got);
+    if (rc == AG_E_NOMEM)
+        return ag_errbuf_set(r->err, rc, "out of memory");
+    if (rc < 0) {
+        ag_free(theirs);
+        return ag_errbuf_set(r->err, rc, "party %s broke the PSI protocol: %s",
+                             ag_link_party(r->link, r->peer), why);
+    }
+    for (unsigned i = 0; rc == 0 && i < count; i++) {
+        char path[4096];
+        ag__psi_wpath(path, sizeof(path), r->wdir, i, "peer");
+        rc = ag__psi_file_put(path, theirs[i], r->err);
+    }
+    ag_free(theirs);
+    return rc;
+}
+
+/* Waits for every worker's result and adopts its runs. */
+static int collect(struct run *r)
+{
+    unsigned count = r->o->workers->count, have = 0;
+    bool *done = ag_calloc(count, sizeof(*done));
+    if (!done)
+        return ag_errbuf_set(r->err, AG_E_NOMEM, "out of memory");
+    int rc = make_runs(r);
+    while (rc == 0 && have < count) {
+        for (unsigned i = 0; rc == 0 && i < count; i++) {
+            struct psi_wresult res;
+            if (done[i])
+                continue;
+            rc = ag__psi_result_read(r->wdir, i, &res, r->err);
+            if (rc <= 0)
+                continue;
+            rc = 0;
+            done[i] = true;
+            have++;
+            r->rep.intersection += res.intersection;
+            r->rep.matched_rows += res.matched_rows;
+            r->na_rows += res.na_rows;
+            r->rep.bytes_sent += res.bytes_sent;
+            r->rep.bytes_recv += res.bytes_recv;
+            char path[4096];
+            if (r->inter && res.ninter) {
+                ag__psi_wpath(path, sizeof(path), r->wdir, i, "inter");
+                rc = ag__psi_runs_adopt(r->inter, path, res.inter, res.ninter);
+            }
+            if (rc == 0 && r->except && res.nexcept) {
+                ag__psi_wpath(path, sizeof(path), r->wdir, i, "except");
+                rc = ag__psi_runs_adopt(r->except, path, res.except, res.nexcept);
+            }
+            ag__psi_result_cleanup(&res);
+        }
+        if (rc == 0 && have < count)
+            rc = tick(r, 0, NULL, NULL);
+    }
+    ag_free(done);
+    if (rc == 0 && (r->receivers & (1u << r->me)))
+        r->rep.receiver = true;
+    return rc;
+}
+
+/* Steps 3 to 5 at the workers: the plan, the start, the addresses, the
+ * results. */
+static int coordinate(struct run *r)
+{
+    const ag_psi_workers *w = r->o->workers;
+    if (w->count == 0 || w->count > PSI_MAX_WORKERS || !w->start || !w->check || !w->stop)
+        return ag_errbuf_set(r->err, AG_E_INVAL, "workers: %u (1 to %d, with start, check and "
+                             "stop)", w->count, PSI_MAX_WORKERS);
+    snprintf(r->wdir_buf, sizeof(r->wdir_buf), "%s/argot-psi-XXXXXX", r->tmpdir);
+    if (!mkdtemp(r->wdir_buf))
+        return ag_errbuf_set(r->err, ag_err_from_errno(errno), "%s: cannot make the workers' "
+                             "directory: %s", r->tmpdir, strerror(errno));
+    r->wdir = r->wdir_buf;
+    bool i_receive = r->receivers & (1u << r->me);
+    struct psi_plan plan = {.rows = r->rows, .peer_rows = r->peer_rows, .buckets = r->nbuckets,
+                            .workers = w->count, .keep_rows = i_receive && r->o->output};
+    int rc = ag__psi_plan_write(r->wdir, &plan, r->err);
+    if (rc < 0)
+        return rc;
+    rc = w->start(w->ud, r->wdir, r->err);
+    if (rc < 0) {
+        snprintf(r->peer_why, sizeof(r->peer_why), "%s", r->err->msg);
+        return rc;
+    }
+    r->workers_started = true;
+    char (*addrs)[PSI_ADDR_SIZE] = ag_calloc(w->count, PSI_ADDR_SIZE);
+    if (!addrs)
+        return ag_errbuf_set(r->err, AG_E_NOMEM, "out of memory");
+    rc = wait_addrs(r, addrs);
+    if (rc == 0)
+        rc = exchange_addrs(r, addrs);
+    ag_free(addrs);
+    if (rc == 0)
+        rc = collect(r);
+    return rc;
+}
+
+/* Stops the workers (ok or not) and removes the job directory. */
+static void coordinate_end(struct run *r, bool ok)
+{
+    if (r->workers_started)
+        r->o->workers->stop(r->o->workers->ud, ok, ok ? "" : r->err->msg);
+    r->workers_started = false;
+    if (r->wdir)
+        ag__psi_dir_remove(r->wdir);
+}
+
+/* ---- workers: one worker -------------------------------------------------------- */
+
+/* Publishes this worker's address and waits for its counterpart's. */
+static int worker_meet(struct run *r, const char *address)
+{
+    char path[4096], line[PSI_ADDR_SIZE + 2];
+    snprintf(line, sizeof(line), "%s\n", address);
+    ag__psi_wpath(path, sizeof(path), r->wdir, r->windex, "addr");
+    int rc = ag__psi_file_put(path, line, r->err);
+    if (rc < 0)
+        return rc;
+    ag__psi_wpath(path, sizeof(path), r->wdir, r->windex, "peer");
+    uint64_t t0 = ag_now_ns(), limit = ag_link_timeout_ms(r->link);
+    for (;;) {
+        char *text;
+        rc = ag__psi_file_get(path, &text, r->err);
+        if (rc < 0)
+            return rc;
+        if (rc == 1) {
+            rc = ag_link_rpc_set_peer(r->link, r->peer, text);
+            ag_free(text);
+            return rc < 0 ? ag_errbuf_set(r->err, rc, "%s: %s", path, ag_strerror(rc)) : 0;
+        }
+        if ((ag_now_ns() - t0) / 1000000u > limit)
+            return ag_errbuf_set(r->err, AG_E_LINK_TIMEOUT, "worker %u: no address of party "
+                                 "%s's worker within %llu ms", r->windex,
+                                 ag_link_party(r->link, r->peer), (unsigned long long)limit);
+        ag_sleep_ms(20);
+    }
+}
+
+/* The plan into r (after the worker's count pass). */
+static int worker_plan(struct run *r)
+{
+    struct psi_plan p;
+    int rc = ag__psi_plan_read(r->wdir, &p, r->err);
+    if (rc < 0)
+        return rc;
+    if (r->windex >= p.workers)
+        return ag_errbuf_set(r->err, AG_E_INVAL, "worker %u of %u", r->windex, p.workers);
+    if (p.rows != r->rows)
+        return ag_errbuf_set(r->err, AG_E_IO, "%s: changed while being read (%llu rows, then "
+                             "%llu)", r->o->input, (unsigned long long)p.rows,
+                             (unsigned long long)r->rows);
+    r->wcount = p.workers;
+    r->peer_rows = p.peer_rows;
+    r->nbuckets = p.buckets;
+    r->keep_rows = p.keep_rows;
+    bucket_key_init(r);
+    return 0;
+}
+
+int ag_psi_worker_run(ag_link *link, const ag_psi_opts *o, unsigned index, const char *dir,
+                      const char *address, ag_errbuf *err)
+{
+    ag_errbuf local;
+    if (!err)
+        err = &local;
+    ag_errbuf_clear(err);
+    ag_psi_opts wo = *o;
+    wo.output = NULL;
+    wo.workers = NULL;
+    wo.progress = false;
+    wo.progress_fn = NULL;
+    ag_link_stats s0, s1;
+    ag_link_stats_get(link, &s0);
+    struct run r = {.link = link, .o = &wo, .err = err, .worker = true, .windex = index,
+                    .wcount = 1, .wdir = dir};
+    r.me = ag_link_rank(link);
+    r.peer = 1 - r.me;
+    int rc = check_opts(&r);
+    if (rc == 0 && (!dir || !address))
+        rc = ag_errbuf_set(err, AG_E_INVAL, "a worker needs the job directory and its address");
+    if (rc == 0)
+        rc = ag__psi_curve_init() < 0 ? ag_errbuf_set(err, AG_E_SYS, "libsodium failed to "
+                                                      "initialize") : 0;
+    if (rc == 0)
+        rc = pass_count(&r);
+    if (rc == 0)
+        rc = worker_plan(&r);
+    if (rc == 0)
+        rc = worker_meet(&r, address);
+    if (rc == 0)
+        rc = pass_spill(&r);
+    if (rc == 0 && !wo.allow_duplicates)
+        rc = check_duplicates(&r);
+    if (rc == 0)
+        rc = run_protocol(&r);
+    if (rc == 0 && r.inter)
+        rc = ag__psi_runs_flush(r.inter);
+    if (rc == 0 && r.except)
+        rc = ag__psi_runs_flush(r.except);
+    ag_link_stats_get(link, &s1);
+    struct psi_wresult res = {
+        .intersection = r.rep.intersection, .matched_rows = r.rep.matched_rows,
+        .na_rows = r.na_rows, .bytes_sent = s1.bytes_sent - s0.bytes_sent,
+        .bytes_recv = s1.bytes_recv - s0.bytes_recv};
+    if (rc == 0)
+        rc = ag__psi_result_write(dir, index, &res, r.inter, r.except, err);
+    if (rc < 0) {
+        abort_peer(&r, rc);
+        char path[4096], text[AG_ERRMSG_MAX + 32];
+        snprintf(text, sizeof(text), "%d %s\n", rc, err->msg);
+        if (dir) {
+            ag_errbuf e;
+            ag_errbuf_clear(&e);
+            ag__psi_wpath(path, sizeof(path), dir, index, "err");
+            ag__psi_file_put(path, text, &e);
+        }
+    }
+    run_cleanup(&r);
+    return rc;
+}
+
 int ag_psi_run(ag_link *link, const ag_psi_opts *o, ag_psi_report *report, ag_errbuf *err)
 {
     ag_errbuf local;
@@ -862,7 +1282,7 @@ int ag_psi_run(ag_link *link, const ag_psi_opts *o, ag_psi_report *report, ag_er
     uint64_t t0 = ag_now_ns();
     ag_link_stats s0, s1;
     ag_link_stats_get(link, &s0);
-    struct run r = {.link = link, .o = o, .err = err};
+    struct run r = {.link = link, .o = o, .err = err, .wcount = 1};
     r.me = ag_link_rank(link);
     r.peer = 1 - r.me;
     int rc = check_opts(&r);
@@ -873,11 +1293,13 @@ int ag_psi_run(ag_link *link, const ag_psi_opts *o, ag_psi_report *report, ag_er
         rc = pass_count(&r);
     if (rc == 0)
         rc = hello(&r);
-    if (rc == 0)
+    if (rc == 0 && o->workers)
+        rc = coordinate(&r);
+    if (rc == 0 && !o->workers)
         rc = pass_spill(&r);
-    if (rc == 0 && !o->allow_duplicates)
+    if (rc == 0 && !o->workers && !o->allow_duplicates)
         rc = check_duplicates(&r);
-    if (rc == 0)
+    if (rc == 0 && !o->workers)
         rc = run_protocol(&r);
     ag__psi_spill_free(r.spill);
     r.spill = NULL;
@@ -900,12 +1322,13 @@ int ag_psi_run(ag_link *link, const ag_psi_opts *o, ag_psi_report *report, ag_er
     }
     if (rc < 0)
         abort_peer(&r, rc);
+    coordinate_end(&r, rc == 0);
     ag_link_stats_get(link, &s1);
     r.rep.rows = r.rows;
     r.rep.peer_rows = r.peer_rows;
     r.rep.buckets = r.nbuckets;
-    r.rep.bytes_sent = s1.bytes_sent - s0.bytes_sent;
-    r.rep.bytes_recv = s1.bytes_recv - s0.bytes_recv;
+    r.rep.bytes_sent += s1.bytes_sent - s0.bytes_sent; /* the workers' are in already */
+    r.rep.bytes_recv += s1.bytes_recv - s0.bytes_recv;
     r.rep.seconds = (double)(ag_now_ns() - t0) / 1e9;
     run_cleanup(&r);
     if (rc == 0 && report)

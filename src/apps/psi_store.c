@@ -327,6 +327,7 @@ bool ag__psi_row_fields(ag_slice enc, ag_slice *f, size_t ncols)
 /* ---- runs ------------------------------------------------------------------- */
 
 struct run {
+    int fd;             /* the runs' own file, or an adopted one */
     uint64_t off;
     uint64_t end;
 };
@@ -340,10 +341,14 @@ struct psi_runs {
     struct run *runs;
     size_t nruns;
     size_t cap_runs;
+    int *adopted;       /* files of other processes' runs (ag__psi_runs_adopt) */
+    size_t nadopted;
     ag_errbuf *err;
 };
 
-int ag__psi_runs_new(struct psi_runs **out, const char *tmpdir, ag_errbuf *err)
+/* The runs in tmpdir's anonymous file, or (path set) in a new file path. */
+static int runs_open(struct psi_runs **out, const char *tmpdir, const char *path,
+                     ag_errbuf *err)
 {
     struct psi_runs *r = ag_calloc(1, sizeof(*r));
     if (!r)
@@ -354,7 +359,10 @@ int ag__psi_runs_new(struct psi_runs **out, const char *tmpdir, ag_errbuf *err)
         ag_free(r);
         return ag_errbuf_set(err, AG_E_NOMEM, "out of memory");
     }
-    int fd = tmpfile_open(tmpdir, err);
+    int fd = path ? open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
+                  : tmpfile_open(tmpdir, err);
+    if (fd < 0 && path)
+        fd = ag_errbuf_set(err, ag_err_from_errno(errno), "%s: %s", path, strerror(errno));
     if (fd < 0) {
         ag_free(r->buf);
         ag_free(r);
@@ -365,10 +373,89 @@ int ag__psi_runs_new(struct psi_runs **out, const char *tmpdir, ag_errbuf *err)
     return 0;
 }
 
+int ag__psi_runs_new(struct psi_runs **out, const char *tmpdir, ag_errbuf *err)
+{
+    return runs_open(out, tmpdir, NULL, err);
+}
+
+int ag__psi_runs_new_file(struct psi_runs **out, const char *path, ag_errbuf *err)
+{
+    return runs_open(out, NULL, path, err);
+}
+
+static int runs_flush(struct psi_runs *r)
+{
+    if (r->len) {
+        int rc = write_all(r->fd, r->buf, r->len);
+        if (rc < 0)
+            return io_fail(r->err, "writing the output's temporary runs", rc);
+        r->len = 0;
+    }
+    return 0;
+}
+
+int ag__psi_runs_flush(struct psi_runs *r)
+{
+    return runs_flush(r);
+}
+
+size_t ag__psi_runs_count(const struct psi_runs *r)
+{
+    return r->nruns;
+}
+
+void ag__psi_runs_get(const struct psi_runs *r, size_t i, uint64_t *off, uint64_t *end)
+{
+    *off = r->runs[i].off;
+    *end = r->runs[i].end;
+}
+
+/* Room for one more run. */
+static int runs_grow(struct psi_runs *r)
+{
+    if (r->nruns < r->cap_runs)
+        return 0;
+    size_t cap = r->cap_runs ? r->cap_runs * 2 : 16;
+    struct run *nr = ag_reallocarray(r->runs, cap, sizeof(*nr));
+    if (!nr)
+        return ag_errbuf_set(r->err, AG_E_NOMEM, "out of memory");
+    r->runs = nr;
+    r->cap_runs = cap;
+    return 0;
+}
+
+int ag__psi_runs_adopt(struct psi_runs *r, const char *path, const uint64_t *bounds, size_t n)
+{
+    int *na = ag_reallocarray(r->adopted, r->nadopted + 1, sizeof(*na));
+    if (!na)
+        return ag_errbuf_set(r->err, AG_E_NOMEM, "out of memory");
+    r->adopted = na;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ag_errbuf_set(r->err, ag_err_from_errno(errno), "%s: %s", path, strerror(errno));
+    r->adopted[r->nadopted++] = fd;
+    off_t size = lseek(fd, 0, SEEK_END);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t off = bounds[2 * i], end = bounds[2 * i + 1];
+        if (size < 0 || off >= end || end > (uint64_t)size)
+            return ag_errbuf_set(r->err, AG_E_IO, "%s: run %zu [%llu, %llu) is not in the "
+                                 "file", path, i, (unsigned long long)off,
+                                 (unsigned long long)end);
+        int rc = runs_grow(r);
+        if (rc < 0)
+            return rc;
+        r->runs[r->nruns++] = (struct run){fd, off, end};
+    }
+    return 0;
+}
+
 void ag__psi_runs_free(struct psi_runs *r)
 {
     if (!r)
         return;
+    for (size_t i = 0; i < r->nadopted; i++)
+        close(r->adopted[i]);
+    ag_free(r->adopted);
     close(r->fd);
     ag_free(r->buf);
     ag_free(r->runs);
@@ -423,15 +510,10 @@ int ag__psi_runs_end(struct psi_runs *r)
 {
     if (r->size == r->run_start)
         return 0;
-    if (r->nruns == r->cap_runs) {
-        size_t cap = r->cap_runs ? r->cap_runs * 2 : 16;
-        struct run *nr = ag_reallocarray(r->runs, cap, sizeof(*nr));
-        if (!nr)
-            return ag_errbuf_set(r->err, AG_E_NOMEM, "out of memory");
-        r->runs = nr;
-        r->cap_runs = cap;
-    }
-    r->runs[r->nruns++] = (struct run){r->run_start, r->size};
+    int rc = runs_grow(r);
+    if (rc < 0)
+        return rc;
+    r->runs[r->nruns++] = (struct run){r->fd, r->run_start, r->size};
     r->run_start = r->size;
     return 0;
 }
@@ -439,6 +521,7 @@ int ag__psi_runs_end(struct psi_runs *r)
 /* ---- merge ------------------------------------------------------------------ */
 
 struct cursor {
+    int fd;            /* the run's file */
     uint64_t off;      /* file offset of the current group */
     uint64_t end;      /* end of the run */
     uint8_t *win;      /* window: file bytes [win_off, win_off + win_len) */
@@ -470,7 +553,7 @@ static int window(struct psi_runs *r, struct cursor *c, uint64_t off, size_t n)
     size_t len = (size_t)AG_MIN((uint64_t)c->win_cap, c->end - off);
     if (len < n)
         return ag_errbuf_set(r->err, AG_E_IO, "the output's temporary runs are corrupt");
-    int rc = pread_all(r->fd, c->win, len, off);
+    int rc = pread_all(c->fd, c->win, len, off);
     if (rc < 0)
         return io_fail(r->err, "reading the output's temporary runs", rc);
     c->win_off = off;
@@ -507,7 +590,7 @@ static int cursor_read(struct psi_runs *r, struct cursor *c)
 static bool cursor_less(const struct cursor *a, const struct cursor *b)
 {
     int k = ag__psi_key_cmp(a->key, b->key);
-    return k < 0 || (k == 0 && a->off < b->off);
+    return k < 0 || (k == 0 && (a->fd < b->fd || (a->fd == b->fd && a->off < b->off)));
 }
 
 static void heap_down(struct cursor **h, size_t n, size_t i)
@@ -559,12 +642,9 @@ corrupt:
 int ag__psi_runs_merge(struct psi_runs *r, ag_csv_writer *w, size_t ncols, bool rows_first,
                        uint64_t *written)
 {
-    if (r->len) {
-        int rc = write_all(r->fd, r->buf, r->len);
-        if (rc < 0)
-            return io_fail(r->err, "writing the output's temporary runs", rc);
-        r->len = 0;
-    }
+    int frc = runs_flush(r);
+    if (frc < 0)
+        return frc;
     size_t n = r->nruns;
     struct cursor *cs = ag_calloc(n ? n : 1, sizeof(*cs));
     struct cursor **heap = ag_calloc(n ? n : 1, sizeof(*heap));
@@ -576,6 +656,7 @@ int ag__psi_runs_merge(struct psi_runs *r, ag_csv_writer *w, size_t ncols, bool 
     }
     size_t hn = 0;
     for (size_t i = 0; i < n; i++) {
+        cs[i].fd = r->runs[i].fd;
         cs[i].off = r->runs[i].off;
         cs[i].end = r->runs[i].end;
         rc = cursor_read(r, &cs[i]);

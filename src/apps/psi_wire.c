@@ -6,7 +6,12 @@
  * Hello (PSI_HELLO_SIZE bytes, little-endian):
  *   magic "AGPSI\0\0\0" (8) | version u32 | protocol name length u8 |
  *   name, zero-padded (31) | join u8 | receivers u8 | allow_dups u8 |
- *   nkeys u32 | bucket_rows u64 | rows u64 | session digest (32)
+ *   nkeys u32 | bucket_rows u64 | rows u64 | session digest (32) |
+ *   workers u32 (0: one process; else its workers' count)
+ *
+ * Workers (with workers, slot 0, after the hello): as many entries as the
+ * workers' count, each a worker's "host:port", NUL-padded to
+ * PSI_ADDR_SIZE bytes.
  *
  * Points (per bucket): count u64 | count points of 32 bytes | with counts,
  * count row counts u32 (each >= 1).
@@ -43,6 +48,8 @@ void ag__psi_hello_encode(const struct psi_hello *h, uint8_t *out)
     psi_put_u64(p, h->rows);
     p += 8;
     memcpy(p, h->session, PSI_DIGEST_SIZE);
+    p += PSI_DIGEST_SIZE;
+    psi_put_u32(p, h->workers);
 }
 
 int ag__psi_hello_decode(const uint8_t *p, size_t n, struct psi_hello *h, char *why, size_t cap)
@@ -85,6 +92,12 @@ int ag__psi_hello_decode(const uint8_t *p, size_t n, struct psi_hello *h, char *
     h->rows = psi_get_u64(p);
     p += 8;
     memcpy(h->session, p, PSI_DIGEST_SIZE);
+    p += PSI_DIGEST_SIZE;
+    h->workers = psi_get_u32(p);
+    if (h->workers > PSI_MAX_WORKERS) {
+        snprintf(why, cap, "%u workers (at most %d)", h->workers, PSI_MAX_WORKERS);
+        return AG_E_PSI_PROTOCOL;
+    }
     if (h->join > AG_PSI_DIFFERENCE) {
         snprintf(why, cap, "an unknown join type %u", h->join);
         return AG_E_PSI_PROTOCOL;
@@ -153,8 +166,38 @@ int ag__psi_hello_compare(const struct psi_hello *mine, const struct psi_hello *
              (unsigned long long)peer->bucket_rows);
     if (memcmp(mine->session, peer->session, PSI_DIGEST_SIZE) != 0)
         DIFF("party %s and party %s were given different session ids", me, peer_name);
+    if (mine->workers != peer->workers)
+        DIFF("party %s runs %u workers, party %s %u (workers.count must be the same in "
+             "every party's cluster config; 0: none)", me, mine->workers, peer_name,
+             peer->workers);
     return 0;
 #undef DIFF
+}
+
+int ag__psi_addrs_decode(const uint8_t *p, size_t n, unsigned count,
+                         char (*addrs)[PSI_ADDR_SIZE], char *why, size_t cap)
+{
+    if (count == 0 || count > PSI_MAX_WORKERS || n != (size_t)count * PSI_ADDR_SIZE) {
+        snprintf(why, cap, "a workers message of %zu bytes for %u workers", n, count);
+        return AG_E_PSI_PROTOCOL;
+    }
+    for (unsigned i = 0; i < count; i++) {
+        const uint8_t *e = p + (size_t)i * PSI_ADDR_SIZE;
+        size_t len = strnlen((const char *)e, PSI_ADDR_SIZE);
+        bool ok = len > 0 && len < PSI_ADDR_SIZE;
+        for (size_t k = 0; ok && k < len; k++)
+            ok = e[k] > 0x20 && e[k] < 0x7f;
+        for (size_t k = len; ok && k < PSI_ADDR_SIZE; k++)
+            ok = e[k] == 0;
+        const char *colon = ok ? memchr(e, ':', len) : NULL;
+        if (!ok || !colon || colon == (const char *)e || (size_t)(colon - (const char *)e) ==
+                                                             len - 1) {
+            snprintf(why, cap, "worker %u's address is not host:port", i);
+            return AG_E_PSI_PROTOCOL;
+        }
+        memcpy(addrs[i], e, PSI_ADDR_SIZE);
+    }
+    return 0;
 }
 
 size_t ag__psi_points_size(uint64_t m, bool with_counts)

@@ -3,7 +3,16 @@
  * federated runtime (simulation or production mode) and the PSI of the
  * apps module (argot/apps.h). Every party runs the same command; each
  * names its own input and output.
+ *
+ * With a `workers:` section in the cluster config, a production party is a
+ * coordinator: its PSI starts the workers through ag_fed_workers (this
+ * binary, `argot psi` with the same flags and --worker-dir, --worker,
+ * --worker-host) and the run is spread over them (apps.h, ag_psi_workers).
+ * A worker serves its own link on its container's host, to the peer's
+ * worker of the same index, under the session "<job>/psi/w<i>".
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +45,10 @@ static const struct flag_def flags[] = {
     {"threads", "N", "threads for the curve work (default: one per CPU)", 0},
     {"timeout", "SECONDS", "how long to wait for the peer (default 600)", 0},
     {"session", "ID", "production mode: the job id (default: the config's)", 0},
+    {"worker-dir", "DIR", "internal: run as a worker of the coordinator whose job directory "
+                          "is DIR (set by the coordinator)", 0},
+    {"worker", "I", "internal: the worker's index (with --worker-dir)", 0},
+    {"worker-host", "HOST", "internal: where the worker serves (with --worker-dir)", 0},
     {NULL, NULL, NULL, 0},
 };
 
@@ -48,6 +61,7 @@ struct psi_cmd {
     size_t nkeys[2];
     ag_psi_opts base;
     char session[200];
+    char raw_session[160];      /* production: the job id as given (workers get it) */
     int rc[2];
     ag_psi_report report[2];
 };
@@ -147,6 +161,122 @@ static int check_receiver(struct cmd_args *a, const struct psi_cmd *c)
     return EXIT_OK;
 }
 
+/* ---- workers -------------------------------------------------------------------- */
+
+/* The coordinator's side of ag_psi_workers, over ag_fed_workers. */
+struct coord {
+    struct cmd_args *a;
+    const struct psi_cmd *c;
+    const ag_cluster *cl;
+    const char *party;
+    char config[PATH_MAX];
+    char input[PATH_MAX];
+    ag_fed_workers *ws;
+};
+
+static int coord_start(void *ud, const char *dir, ag_errbuf *err)
+{
+    struct coord *k = ud;
+    const struct cmd_args *a = k->a;
+    char self[PATH_MAX];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (sl <= 0)
+        return ag_errbuf_set(err, AG_E_SYS, "cannot find the argot binary (/proc/self/exe)");
+    self[sl] = '\0';
+    const char *argv[40];
+    size_t n = 0;
+    const char *fixed[] = {self, "psi", "--config", k->config, "--party", k->party, "--in",
+                           k->input, "--key", args_get(a, "key"), "--session", k->c->raw_session,
+                           "--worker-dir", dir};
+    for (size_t i = 0; i < AG_ARRAY_LEN(fixed); i++)
+        argv[n++] = fixed[i];
+    /* the flags the worker must see as given, so it agrees with the peer */
+    static const char *const pass[][2] = {{"receiver", "--receiver"}, {"join", "--join"},
+                                          {"protocol", "--protocol"},
+                                          {"bucket-rows", "--bucket-rows"},
+                                          {"threads", "--threads"}, {"timeout", "--timeout"}};
+    for (size_t i = 0; i < AG_ARRAY_LEN(pass); i++) {
+        const char *v = args_get(a, pass[i][0]);
+        if (!v)
+            continue;
+        argv[n++] = pass[i][1];
+        argv[n++] = v;
+    }
+    if (args_bool(a, "allow-duplicates"))
+        argv[n++] = "--allow-duplicates";
+    argv[n] = NULL;
+    char name[256], e[AG_ERRMSG_MAX];
+    snprintf(name, sizeof(name), "argot psi %s (%s)", k->c->session, k->party);
+    k->ws = ag_fed_workers_start(k->cl, name, argv, e, sizeof(e));
+    if (!k->ws)
+        return ag_errbuf_set(err, AG_E_IO, "workers: %s", e);
+    return 0;
+}
+
+static int coord_check(void *ud, unsigned *failed, ag_errbuf *err)
+{
+    struct coord *k = ud;
+    char e[AG_ERRMSG_MAX];
+    int rc = ag_fed_workers_check(k->ws, failed, e, sizeof(e));
+    return rc < 0 ? ag_errbuf_set(err, rc, "%s", e) : 0;
+}
+
+static void coord_stop(void *ud, bool ok, const char *diag)
+{
+    struct coord *k = ud;
+    ag_fed_workers_stop(k->ws, ok, diag);
+    k->ws = NULL;
+}
+
+static const char *coord_name(void *ud, unsigned i)
+{
+    struct coord *k = ud;
+    return k->ws ? ag_fed_workers_container(k->ws, i) : NULL;
+}
+
+/* A worker (--worker-dir): its own link to the peer's worker, then its
+ * share of the run. */
+static int run_worker(struct cmd_args *a, struct psi_cmd *c, const ag_cluster *cl, int me)
+{
+    const char *dir = args_get(a, "worker-dir"), *idx = args_get(a, "worker"),
+               *host = args_get(a, "worker-host");
+    char *end;
+    unsigned long i = idx ? strtoul(idx, &end, 10) : 0;
+    if (!idx || !host || *end || i >= AG_CLUSTER_MAX_WORKERS)
+        return usage_error(a->sc, "--worker-dir goes with --worker I and --worker-host HOST");
+    char listen[300], session[260], err[AG_ERRMSG_MAX];
+    snprintf(listen, sizeof(listen), "%s:0", host);
+    snprintf(session, sizeof(session), "%s/w%lu", c->session, i);
+    const char *names[2] = {cl->names[0], cl->names[1]};
+    ag_link_rpc_opts lo = {.rank = (unsigned)me, .n = 2, .names = names, .listen = listen,
+                           .session = session};
+    if (args_seconds_ms(a, "timeout", PSI_DEFAULT_TIMEOUT_S, &lo.timeout_ms) != EXIT_OK)
+        return EXIT_USAGE;
+    if (cl->has_tls) {
+        lo.tls_cert = cl->tls_cert;
+        lo.tls_key = cl->tls_key;
+        lo.tls_ca = cl->tls_ca;
+    }
+    ag_link *link = ag_link_rpc_new(&lo, err, sizeof(err));
+    if (!link)
+        return runtime_error("psi: worker %lu cannot serve on %s: %s", i, listen, err);
+    char address[300];
+    snprintf(address, sizeof(address), "%s:%d", host, ag_link_rpc_port(link));
+    ag_psi_opts o = c->base;
+    o.input = c->in[me];
+    o.keys = c->keys[me];
+    o.nkeys = c->nkeys[me];
+    o.session = c->session;
+    o.progress = false;
+    ag_errbuf e;
+    memset(&e, 0, sizeof(e));
+    int rc = ag_psi_worker_run(link, &o, (unsigned)i, dir, address, &e);
+    ag_link_free(link);
+    if (rc < 0)
+        return runtime_error("psi: worker %lu: %s", i, e.msg);
+    return EXIT_OK;
+}
+
 static int run_production(struct cmd_args *a, struct psi_cmd *c)
 {
     const char *party = args_production_party(a), *path = args_get(a, "config");
@@ -172,7 +302,23 @@ static int run_production(struct cmd_args *a, struct psi_cmd *c)
     if (parse_keys(a, c, me, NULL) != EXIT_OK)
         return EXIT_USAGE;
     const char *session = args_get(a, "session");
-    snprintf(c->session, sizeof(c->session), "%s/psi", session ? session : cl.session);
+    snprintf(c->raw_session, sizeof(c->raw_session), "%s", session ? session : cl.session);
+    snprintf(c->session, sizeof(c->session), "%s/psi", c->raw_session);
+    if (args_get(a, "worker-dir"))
+        return run_worker(a, c, &cl, me);
+    static struct coord k;
+    static ag_psi_workers hooks;
+    if (cl.workers.count > 0) {
+        /* the workers run in their containers' directories: absolute paths */
+        k = (struct coord){.a = a, .c = c, .cl = &cl, .party = party};
+        if (!realpath(path, k.config) || !realpath(c->in[me], k.input))
+            return runtime_error("psi: %s: %s", realpath(path, k.config) ? c->in[me] : path,
+                                 strerror(errno));
+        hooks = (ag_psi_workers){.count = cl.workers.count, .start = coord_start,
+                                 .check = coord_check, .stop = coord_stop, .name = coord_name,
+                                 .ud = &k};
+        c->base.workers = &hooks;
+    }
     static ag_fed_run r;
     ag_fed_run_init(&r, psi_job, c);
     if (args_seconds_ms(a, "timeout", PSI_DEFAULT_TIMEOUT_S, &r.timeout_ms) != EXIT_OK)
@@ -237,7 +383,9 @@ const struct subcmd cmd_psi = {
                "input column in its order, sorted by key; a party that receives nothing\n"
                "learns only the other's row count. Output is written to a temporary name\n"
                "and renamed when both parties finished. Inputs are streamed in buckets,\n"
-               "so memory stays bounded whatever their size.\n\n"
+               "so memory stays bounded whatever their size. With workers: in the cluster\n"
+               "config, each party runs its buckets in worker containers from its RM (same\n"
+               "output; paths must be visible to the workers).\n\n"
                "  argot psi --sim alice,bob --in alice=a.csv --in bob=b.csv --key id \\\n"
                "      --out alice=a_out.csv --out bob=b_out.csv\n"
                "  argot psi --config cluster.yaml --party alice --in a.csv --key id --out o.csv",

@@ -137,6 +137,53 @@ static int load_spu(ag_config *cfg, const ag_cnode *spu, ag_cluster *c)
     return 0;
 }
 
+/* workers: {count, provider, rm, queue, memory_mb, vcores}: this party's
+ * share of a job spread over count worker processes in containers of its
+ * scheduler (fed.h). The choice of provider is read here and acted on in
+ * one place, workers.c's am_open. */
+static int load_workers(ag_config *cfg, const ag_cnode *w, ag_cluster *c)
+{
+    static const char *const keys[] = {"count", "provider", "rm", "queue", "memory_mb",
+                                       "vcores", NULL};
+    ag_cluster_workers *cw = &c->workers;
+    const char *provider = "argot", *queue = "";
+    int64_t count = 0, mem = 1024, vcores = 1;
+    int rc = ag_config_check_keys(cfg, w, keys);
+    if (rc == 0)
+        rc = ag_config_get_i64(cfg, w, "count", AG_REQUIRED, 1, AG_CLUSTER_MAX_WORKERS, &count);
+    if (rc == 0)
+        rc = ag_config_get_str(cfg, w, "provider", AG_OPTIONAL, &provider);
+    if (rc == 0)
+        rc = ag_config_get_str(cfg, w, "queue", AG_OPTIONAL, &queue);
+    if (rc == 0)
+        rc = ag_config_get_i64(cfg, w, "memory_mb", AG_OPTIONAL, 1, (int64_t)1 << 30, &mem);
+    if (rc == 0)
+        rc = ag_config_get_i64(cfg, w, "vcores", AG_OPTIONAL, 1, 1024, &vcores);
+    if (rc < 0)
+        return rc;
+    if (strcmp(provider, "argot") != 0 && strcmp(provider, "slurm") != 0)
+        return ag_config_errorf(cfg, ag_cnode_get(w, "provider"), AG_E_CONFIG_VALUE,
+                                "workers.provider '%s' is unknown (argot: an argot rm; slurm: "
+                                "a Slurm cluster)", provider);
+    if (strlen(queue) >= sizeof(cw->queue))
+        return ag_config_errorf(cfg, ag_cnode_get(w, "queue"), AG_E_CONFIG_VALUE,
+                                "workers.queue is longer than %zu bytes", sizeof(cw->queue) - 1);
+    bool argot = strcmp(provider, "argot") == 0;
+    rc = ag_config_get_hostport(cfg, w, "rm", argot ? AG_REQUIRED : AG_OPTIONAL, cw->rm,
+                                sizeof(cw->rm));
+    if (rc == AG_E_CONFIG_MISSING)
+        return ag_config_errorf(cfg, w, AG_E_CONFIG_MISSING, "workers with provider argot "
+                                "need rm: \"host:port\" (this party's argot rm)");
+    if (rc < 0)
+        return rc;
+    snprintf(cw->provider, sizeof(cw->provider), "%s", provider);
+    snprintf(cw->queue, sizeof(cw->queue), "%s", queue);
+    cw->count = (unsigned)count;
+    cw->memory_mb = mem;
+    cw->vcores = (int32_t)vcores;
+    return 0;
+}
+
 /* tls: {cert, key, ca}: paths relative to the config file's directory,
  * each readable now. */
 static int load_tls(ag_config *cfg, const ag_cnode *tls, ag_cluster *c)
@@ -158,7 +205,8 @@ static int load_tls(ag_config *cfg, const ag_cnode *tls, ag_cluster *c)
 
 int ag_cluster_load(const char *path, ag_cluster *c, char *err, size_t cap)
 {
-    static const char *const top[] = {"parties", "spu", "tls", "session", "timeout", NULL};
+    static const char *const top[] = {"parties", "spu", "tls", "session", "timeout",
+                                      "workers", NULL};
     memset(c, 0, sizeof(*c));
     snprintf(c->spu.protocol, sizeof(c->spu.protocol), "semi2k");
     c->spu.field = AG_FM64;
@@ -186,6 +234,11 @@ int ag_cluster_load(const char *path, ag_cluster *c, char *err, size_t cap)
         rc = ag_config_get_map(cfg, ag_config_root(cfg), "spu", AG_OPTIONAL, &spu);
     if (rc == 0 && spu)
         rc = load_spu(cfg, spu, c);
+    const ag_cnode *workers = NULL;
+    if (rc == 0)
+        rc = ag_config_get_map(cfg, ag_config_root(cfg), "workers", AG_OPTIONAL, &workers);
+    if (rc == 0 && workers)
+        rc = load_workers(cfg, workers, c);
     if (rc == 0)
         rc = ag_config_get_duration_ms(cfg, ag_config_root(cfg), "timeout", AG_OPTIONAL,
                                        &c->timeout_ms);

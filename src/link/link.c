@@ -146,6 +146,11 @@ void ag_link_set_timeout_ms(ag_link *l, uint64_t ms)
     l->timeout_ms = ms;
 }
 
+uint64_t ag_link_timeout_ms(const ag_link *l)
+{
+    return l->timeout_ms;
+}
+
 void ag_link_abort(ag_link *l, const char *reason)
 {
     char msg[AG_ERRMSG_MAX];

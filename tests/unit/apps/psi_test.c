@@ -1008,7 +1008,8 @@ TEST(psi_join_and_receiver_names)
 
 TEST(psi_hello_round_trip_and_rejects)
 {
-    struct psi_hello h = {PSI_VERSION, "ecdh", AG_PSI_LEFT, AG_PSI_RECV_RANK1, 1, 2, 1024, 77, {0}};
+    struct psi_hello h = {PSI_VERSION, "ecdh", AG_PSI_LEFT, AG_PSI_RECV_RANK1, 1, 2, 1024, 77,
+                          {0}, 2};
     memset(h.session, 0xab, sizeof(h.session));
     uint8_t m[PSI_HELLO_SIZE];
     ag__psi_hello_encode(&h, m);
@@ -1021,9 +1022,10 @@ TEST(psi_hello_round_trip_and_rejects)
     CHECK_EQ(g.nkeys, 2);
     CHECK_U64_EQ(g.bucket_rows, 1024);
     CHECK_U64_EQ(g.rows, 77);
+    CHECK_EQ(g.workers, 2);
     CHECK_OK(ag__psi_hello_compare(&h, &g, "alice", "bob", true, why, sizeof(why)));
     CHECK_EQ(ag__psi_hello_decode(m, sizeof(m) - 1, &g, why, sizeof(why)), AG_E_PSI_PROTOCOL);
-    CHECK_STR_EQ(why, "a hello of 98 bytes (expected 99)");
+    CHECK_STR_EQ(why, "a hello of 102 bytes (expected 103)");
     uint8_t bad[PSI_HELLO_SIZE];
     memcpy(bad, m, sizeof(m));
     bad[0] = 'X';
@@ -1043,6 +1045,42 @@ TEST(psi_hello_round_trip_and_rejects)
     CHECK_EQ(ag__psi_hello_compare(&h, &g, "bob", "alice", false, why, sizeof(why)),
              AG_E_PSI_MISMATCH);
     CHECK_STR_EQ(why, "party bob uses buckets of 1024 rows, party alice of 64");
+    g = h;
+    g.workers = 0;
+    CHECK_EQ(ag__psi_hello_compare(&h, &g, "alice", "bob", true, why, sizeof(why)),
+             AG_E_PSI_MISMATCH);
+    CHECK_CONTAINS(why, "party alice runs 2 workers, party bob 0");
+    memcpy(bad, m, sizeof(m));
+    psi_put_u32(bad + PSI_HELLO_SIZE - 4, PSI_MAX_WORKERS + 1);
+    CHECK_EQ(ag__psi_hello_decode(bad, sizeof(bad), &g, why, sizeof(why)), AG_E_PSI_PROTOCOL);
+    CHECK_STR_EQ(why, "65 workers (at most 64)");
+}
+
+TEST(psi_workers_addresses_decode_rejects)
+{
+    uint8_t m[2 * PSI_ADDR_SIZE] = {0};
+    memcpy(m, "127.0.0.1:9100", 14);
+    memcpy(m + PSI_ADDR_SIZE, "10.0.0.2:1", 10);
+    char addrs[2][PSI_ADDR_SIZE], why[200];
+    CHECK_OK(ag__psi_addrs_decode(m, sizeof(m), 2, addrs, why, sizeof(why)));
+    CHECK_STR_EQ(addrs[0], "127.0.0.1:9100");
+    CHECK_STR_EQ(addrs[1], "10.0.0.2:1");
+    CHECK_EQ(ag__psi_addrs_decode(m, sizeof(m) - 1, 2, addrs, why, sizeof(why)),
+             AG_E_PSI_PROTOCOL);
+    CHECK_STR_EQ(why, "a workers message of 511 bytes for 2 workers");
+    static const char *const bad[] = {"nocolon", ":9100", "host:", "a b:1"};
+    for (size_t i = 0; i < AG_ARRAY_LEN(bad); i++) {
+        uint8_t b[PSI_ADDR_SIZE] = {0};
+        memcpy(b, bad[i], strlen(bad[i]));
+        CHECK_EQ(ag__psi_addrs_decode(b, sizeof(b), 1, addrs, why, sizeof(why)),
+                 AG_E_PSI_PROTOCOL);
+        CHECK_STR_EQ(why, "worker 0's address is not host:port");
+    }
+    uint8_t junk[PSI_ADDR_SIZE] = {0};
+    memcpy(junk, "h:1", 3);
+    junk[10] = 'x'; /* a byte after the terminating NUL */
+    CHECK_EQ(ag__psi_addrs_decode(junk, sizeof(junk), 1, addrs, why, sizeof(why)),
+             AG_E_PSI_PROTOCOL);
 }
 
 TEST(psi_points_decode_rejects)

@@ -71,3 +71,54 @@ TEST(fed_cluster_gateway_errors)
     CHECK_CONTAINS(err, "gateways need a tls section");
     ag_free(c);
 }
+
+TEST(fed_cluster_reads_workers)
+{
+    static const char parties[] = "parties:\n  alice: {address: \"127.0.0.1:9100\"}\n"
+                                  "  bob: {address: \"127.0.0.1:9101\"}\n";
+    char text[1024], err[512];
+    ag_cluster *c = ag_calloc(1, sizeof(*c));
+    CHECK(c != NULL);
+    CHECK_OK(load(parties, c, err, sizeof(err)));
+    CHECK_EQ(c->workers.count, 0);
+    snprintf(text, sizeof(text), "%sworkers: {count: 3, rm: \"10.0.0.5:8030\", queue: root.psi, "
+             "memory_mb: 2048, vcores: 2}\n", parties);
+    if (load(text, c, err, sizeof(err)) < 0)
+        FAIL("%s", err);
+    CHECK_EQ(c->workers.count, 3);
+    CHECK_STR_EQ(c->workers.provider, "argot");
+    CHECK_STR_EQ(c->workers.rm, "10.0.0.5:8030");
+    CHECK_STR_EQ(c->workers.queue, "root.psi");
+    CHECK_EQ(c->workers.memory_mb, 2048);
+    CHECK_EQ(c->workers.vcores, 2);
+    /* defaults; slurm needs no rm */
+    snprintf(text, sizeof(text), "%sworkers: {count: 2, provider: slurm}\n", parties);
+    CHECK_OK(load(text, c, err, sizeof(err)));
+    CHECK_STR_EQ(c->workers.provider, "slurm");
+    CHECK_STR_EQ(c->workers.rm, "");
+    CHECK_EQ(c->workers.memory_mb, 1024);
+    CHECK_EQ(c->workers.vcores, 1);
+
+    static const struct {
+        const char *workers;
+        int code;
+        const char *want;
+    } bad[] = {
+        {"{count: 65, rm: \"h:1\"}", AG_E_CONFIG_VALUE,
+         "cluster.yaml:4:18: 'count' must be between 1 and 64, got 65"},
+        {"{rm: \"h:1\"}", AG_E_CONFIG_MISSING, "cluster.yaml:4:10: "},
+        {"{count: 2}", AG_E_CONFIG_MISSING,
+         "cluster.yaml:4:10: workers with provider argot need rm: \"host:port\""},
+        {"{count: 2, provider: k8s, rm: \"h:1\"}", AG_E_CONFIG_VALUE,
+         "cluster.yaml:4:31: workers.provider 'k8s' is unknown"},
+        {"{count: 2, rm: \"h:1\", memory_mb: 0}", AG_E_CONFIG_VALUE, "'memory_mb'"},
+        {"{count: 2, rm: \"h:1\", cores: 2}", AG_E_CONFIG_UNKNOWN_KEY, "unknown key 'cores'"},
+        {"3", AG_E_CONFIG_TYPE, "cluster.yaml:4:10: "},
+    };
+    for (size_t i = 0; i < AG_ARRAY_LEN(bad); i++) {
+        snprintf(text, sizeof(text), "%sworkers: %s\n", parties, bad[i].workers);
+        CHECK_EQ(load(text, c, err, sizeof(err)), bad[i].code);
+        CHECK_CONTAINS(err, bad[i].want);
+    }
+    ag_free(c);
+}
