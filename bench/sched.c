@@ -990,90 +990,23 @@ static void gam_allocated(void *ud, ag_am *am, const ag_container *c)
         g->bad = true;
 }
 
-/* Submits an unmanaged application through the ApplicationClient stubs and
- * makes its AM (registered). NULL after saying why. */
+/* Submits an unmanaged application (ag_am_new_unmanaged: the RMs' address
+ * list rm) and makes its AM (registered). NULL after saying why. */
 static ag_am *unmanaged_am(const char *rm, struct gam *g)
 {
-    char cerr[AG_ERRMSG_MAX];
-    ag_rm_client *ch = ag_rm_client_new(rm, NULL, NULL, NULL, cerr, sizeof(cerr));
-    Argot__Sched__V1__GetNewApplicationRequest nreq =
-        ARGOT__SCHED__V1__GET_NEW_APPLICATION_REQUEST__INIT;
-    Argot__Sched__V1__GetNewApplicationResponse *nresp = NULL;
-    Argot__Sched__V1__SubmitApplicationResponse *sresp = NULL;
-    Argot__Sched__V1__GetApplicationReportResponse *rresp = NULL;
-    char *msg = NULL, token[2048] = "", err[AG_ERRMSG_MAX] = "";
-    ag_am *am = NULL;
-    int st = ch ? ag_rm_client_call(ch,
-                                    &argot__sched__v1__application_client__get_new_application__method,
-                                    &nreq.base, 10000, (ProtobufCMessage **)&nresp, &msg)
-                : AG_RPC_INTERNAL;
-    if (st != AG_RPC_OK || !nresp->application_id) {
-        snprintf(err, sizeof(err), "GetNewApplication: %s: %s", ag_rpc_status_name(st),
-                 msg ? msg : "");
-        goto out;
-    }
-    Argot__Sched__V1__ApplicationSubmissionContext ctx =
-        ARGOT__SCHED__V1__APPLICATION_SUBMISSION_CONTEXT__INIT;
-    Resource r = ARGOT__SCHED__V1__RESOURCE__INIT;
-    r.memory_mb = 1024;
-    r.vcores = 1;
-    ctx.application_id = nresp->application_id;
-    ctx.application_name = "bench-sched";
-    ctx.user = "bench";
-    ctx.unmanaged_am = true;
-    ctx.resource = &r;
-    Argot__Sched__V1__SubmitApplicationRequest sreq =
-        ARGOT__SCHED__V1__SUBMIT_APPLICATION_REQUEST__INIT;
-    sreq.application_submission_context = &ctx;
-    ag_free(msg);
-    msg = NULL;
-    st = ag_rm_client_call(ch, &argot__sched__v1__application_client__submit_application__method,
-                           &sreq.base, 10000, (ProtobufCMessage **)&sresp, &msg);
-    if (st != AG_RPC_OK) {
-        snprintf(err, sizeof(err), "SubmitApplication: %s: %s", ag_rpc_status_name(st),
-                 msg ? msg : "");
-        goto out;
-    }
-    Argot__Sched__V1__GetApplicationReportRequest rreq =
-        ARGOT__SCHED__V1__GET_APPLICATION_REPORT_REQUEST__INIT;
-    rreq.application_id = nresp->application_id;
-    ag_free(msg);
-    msg = NULL;
-    st = ag_rm_client_call(ch,
-                           &argot__sched__v1__application_client__get_application_report__method,
-                           &rreq.base, 10000, (ProtobufCMessage **)&rresp, &msg);
-    const Argot__Sched__V1__Token *t = st == AG_RPC_OK && rresp->application_report
-                                           ? rresp->application_report->am_rm_token
-                                           : NULL;
-    if (!t) {
-        snprintf(err, sizeof(err), "GetApplicationReport: %s: %s%s", ag_rpc_status_name(st),
-                 msg ? msg : "", st == AG_RPC_OK ? "no AMRM token in the report" : "");
-        goto out;
-    }
-    if (ag__sched_token_text(t->identifier.data, t->identifier.len, t->password.data,
-                             t->password.len, token, sizeof(token)) < 0) {
-        snprintf(err, sizeof(err), "the AMRM token does not fit %zu bytes", sizeof(token));
-        goto out;
-    }
+    char err[AG_ERRMSG_MAX] = "";
     ag_am_opts o = {0};
     o.rm = rm;
-    o.token = token;
     o.cb.allocated = gam_allocated;
     o.ud = g;
-    am = ag_am_new(&o, err, sizeof(err));
+    ag_am *am = ag_am_new_unmanaged(&o, "bench-sched", NULL, NULL, 0, err, sizeof(err));
     if (am && ag_am_register(am, "bench", 0, "") < 0) {
         snprintf(err, sizeof(err), "%s", ag_am_errmsg(am));
         ag_am_free(am);
         am = NULL;
     }
-out:
     if (!am)
         wrong("unmanaged AM: %s", err);
-    ag_rpc_msg_free(nresp ? &nresp->base : NULL);
-    ag_rpc_msg_free(sresp ? &sresp->base : NULL);
-    ag_rpc_msg_free(rresp ? &rresp->base : NULL);
-    ag_free(msg);
-    ag_rm_client_free(ch);
     return am;
 }
 

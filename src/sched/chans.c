@@ -144,8 +144,10 @@ void ag__chans_free(ag__chans **list)
 static bool next_addr(const char **at, char *out, size_t cap, bool *bad)
 {
     const char *p = *at;
-    if (!*p)
+    if (!*p) {
+        out[0] = 0; /* named as the bad one after a trailing comma */
         return false;
+    }
     const char *e = strchr(p, ',');
     size_t n = e ? (size_t)(e - p) : strlen(p);
     *at = e ? e + 1 : p + n;
@@ -180,9 +182,10 @@ int ag__rms_init(ag__rms *r, const char *list, const ag_rpc_channel_opts *co, ch
                  size_t cap)
 {
     memset(r, 0, sizeof(*r));
-    const char *at = list ? list : "";
+    list = list ? list : "";
+    const char *at = list;
     bool bad = false;
-    char a[256];
+    char a[256] = "";
     while (r->n < AG__RMS_MAX && next_addr(&at, a, sizeof(a), &bad)) {
         snprintf(r->target[r->n], sizeof(r->target[0]), "%s", a);
         r->ch[r->n] = ag_rpc_channel_new(a, co);
@@ -195,11 +198,16 @@ int ag__rms_init(ag__rms *r, const char *list, const ag_rpc_channel_opts *co, ch
         }
         r->n++;
     }
-    if (bad || r->n == 0 || *at) {
+    if (bad) {
+        snprintf(err, cap, "RM address '%s' is not host:port%s%s%s", a,
+                 strchr(list, ',') ? " (in the list '" : "", strchr(list, ',') ? list : "",
+                 strchr(list, ',') ? "')" : "");
+        ag__rms_cleanup(r);
+        return AG_E_INVAL;
+    }
+    if (r->n == 0 || *at) {
         snprintf(err, cap, "RM address list '%s': %s", list ? list : "",
-                 bad ? "an address is not host:port"
-                 : *at ? "more than 8 addresses"
-                       : "no address");
+                 *at ? "more than 8 addresses" : "no address");
         ag__rms_cleanup(r);
         return AG_E_INVAL;
     }

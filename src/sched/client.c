@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "argot/sched.h"
 #include "argot/sched/v1/sched.argot.h"
 #include "argot/sched/v1/sched.pb-c.h"
@@ -24,22 +26,22 @@
 #define CLIENT_TOKEN_WAIT_MS 30000u
 
 /* Kills the application id on ch, best effort (the caller is failing). */
-static void kill_app(ag_rpc_channel *ch, Argot__Sched__V1__ApplicationId *id, const char *why)
+static void kill_app(ag_rm_client *ch, Argot__Sched__V1__ApplicationId *id, const char *why)
 {
     Argot__Sched__V1__KillApplicationRequest req = ARGOT__SCHED__V1__KILL_APPLICATION_REQUEST__INIT;
     req.application_id = id;
     req.diagnostics = (char *)why;
     Argot__Sched__V1__KillApplicationResponse *r = NULL;
     char *message = NULL;
-    argot__sched__v1__application_client__force_kill_application__invoke(
-        ch, &req, ag_deadline_in_ms(CLIENT_CALL_MS), &r, &message);
+    ag_rm_client_call(ch, &argot__sched__v1__application_client__force_kill_application__method,
+                      &req.base, CLIENT_CALL_MS, (ProtobufCMessage **)&r, &message);
     ag_rpc_msg_free(r ? &r->base : NULL);
     ag_free(message);
 }
 
 /* Polls the report of id until it carries the AMRM token; its text into
  * token (cap bytes). 0, or -1 with err set. */
-static int wait_token(ag_rpc_channel *ch, Argot__Sched__V1__ApplicationId *id, const char *rm,
+static int wait_token(ag_rm_client *ch, Argot__Sched__V1__ApplicationId *id, const char *rm,
                       char *token, size_t tcap, char *err, size_t cap)
 {
     ag_deadline d = ag_deadline_in_ms(CLIENT_TOKEN_WAIT_MS);
@@ -49,8 +51,9 @@ static int wait_token(ag_rpc_channel *ch, Argot__Sched__V1__ApplicationId *id, c
         req.application_id = id;
         Argot__Sched__V1__GetApplicationReportResponse *r = NULL;
         char *message = NULL;
-        int st = argot__sched__v1__application_client__get_application_report__invoke(
-            ch, &req, ag_deadline_in_ms(CLIENT_CALL_MS), &r, &message);
+        int st = ag_rm_client_call(
+            ch, &argot__sched__v1__application_client__get_application_report__method, &req.base,
+            CLIENT_CALL_MS, (ProtobufCMessage **)&r, &message);
         const Argot__Sched__V1__ApplicationReport *ar =
             st == AG_RPC_OK && r ? r->application_report : NULL;
         int rc = 1;
@@ -87,15 +90,15 @@ static int wait_token(ag_rpc_channel *ch, Argot__Sched__V1__ApplicationId *id, c
 
 /* GetNewApplication and SubmitApplication with an unmanaged AM; the id in
  * *out (ag_rpc_msg_free). 0, or -1 with err set. */
-static int submit(ag_rpc_channel *ch, const ag_am_opts *o, const char *name, const char *queue,
+static int submit(ag_rm_client *ch, const ag_am_opts *o, const char *name, const char *queue,
                   Argot__Sched__V1__GetNewApplicationResponse **out, char *err, size_t cap)
 {
     Argot__Sched__V1__GetNewApplicationRequest nreq =
         ARGOT__SCHED__V1__GET_NEW_APPLICATION_REQUEST__INIT;
     Argot__Sched__V1__GetNewApplicationResponse *nresp = NULL;
     char *message = NULL;
-    int st = argot__sched__v1__application_client__get_new_application__invoke(
-        ch, &nreq, ag_deadline_in_ms(CLIENT_CALL_MS), &nresp, &message);
+    int st = ag_rm_client_call(ch, &argot__sched__v1__application_client__get_new_application__method,
+                               &nreq.base, CLIENT_CALL_MS, (ProtobufCMessage **)&nresp, &message);
     if (st != AG_RPC_OK) {
         snprintf(err, cap, "RM %s: new application: %s: %s", o->rm, ag_rpc_status_name(st),
                  message ? message : "");
@@ -117,8 +120,8 @@ static int submit(ag_rpc_channel *ch, const ag_am_opts *o, const char *name, con
         ARGOT__SCHED__V1__SUBMIT_APPLICATION_REQUEST__INIT;
     sreq.application_submission_context = &ctx;
     Argot__Sched__V1__SubmitApplicationResponse *sresp = NULL;
-    st = argot__sched__v1__application_client__submit_application__invoke(
-        ch, &sreq, ag_deadline_in_ms(CLIENT_CALL_MS), &sresp, &message);
+    st = ag_rm_client_call(ch, &argot__sched__v1__application_client__submit_application__method,
+                           &sreq.base, CLIENT_CALL_MS, (ProtobufCMessage **)&sresp, &message);
     ag_rpc_msg_free(sresp ? &sresp->base : NULL);
     if (st != AG_RPC_OK) {
         snprintf(err, cap, "RM %s refused the application: %s: %s", o->rm, ag_rpc_status_name(st),
@@ -143,24 +146,13 @@ ag_am *ag_am_new_unmanaged(const ag_am_opts *o, const char *name, const char *qu
         snprintf(err, cap, "TLS: a client certificate needs its key and a key its certificate");
         return NULL;
     }
-    ag__sched_tls tls = {o->tls_cert, o->tls_key, o->tls_ca};
-    ag_rpc_channel_opts co;
-    ag_rpc_channel_opts_init(&co);
-    co.backoff_initial_ms = 100;
-    ag__sched_tls_channel(&tls, &co);
-    ag_rpc_channel *ch = ag_rpc_channel_new(o->rm, &co);
-    if (!ch) {
-        snprintf(err, cap, "RM address '%s' is not host:port", o->rm);
+    ag_rm_client *ch = ag_rm_client_new(o->rm, o->tls_cert, o->tls_key, o->tls_ca, err, cap);
+    if (!ch)
         return NULL;
-    }
     ag_am *am = NULL;
     Argot__Sched__V1__GetNewApplicationResponse *nresp = NULL;
     char token[2048];
     token[0] = '\0';
-    if (ag_rpc_channel_errmsg(ch)[0]) {
-        snprintf(err, cap, "RM %s: %s", o->rm, ag_rpc_channel_errmsg(ch));
-        goto out;
-    }
     if (submit(ch, o, name, queue, &nresp, err, cap) < 0)
         goto out;
     Argot__Sched__V1__ApplicationId *id = nresp->application_id;
@@ -178,6 +170,6 @@ ag_am *ag_am_new_unmanaged(const ag_am_opts *o, const char *name, const char *qu
 out:
     ag_wipe(token, sizeof(token));
     ag_rpc_msg_free(nresp ? &nresp->base : NULL);
-    ag_rpc_channel_free(ch);
+    ag_rm_client_free(ch);
     return am;
 }
