@@ -58,7 +58,9 @@ LIB_SRCS :=
 PKGS :=
 # Libraries without a pkg-config file, as -l flags (a module adds its own).
 MOD_LIBS :=
-MODULES := base rpc link mpc fed apps sched mesh
+# Objects of sources a module generates at build time (not from .proto files).
+LIB_GEN_OBJS :=
+MODULES := base rpc link mpc fed apps sched mesh console
 include $(foreach m,$(MODULES),src/$(m)/module.mk)
 
 # ---- protobuf code generation ------------------------------------------------
@@ -110,7 +112,8 @@ $(warning some of the packages '$(PKGS)' are missing: run scripts/deps.sh)
 endif
 LIBS := $(PKG_LIBS) $(MOD_LIBS) -lm
 
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(PROTO_C:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(PROTO_C:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o) \
+            $(LIB_GEN_OBJS)
 LIB := $(BUILD)/lib/libargot.a
 
 CMD_SRCS := $(wildcard src/cmd/*.c)

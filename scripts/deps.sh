@@ -4,6 +4,8 @@
 # Idempotent: dpkg-query tells which packages are already installed; apt-get runs
 # only for those missing (and "apt-get update" only when something is missing), so
 # a second run costs one dpkg-query call. Run as root, or with sudo available.
+# Then the browser test's node packages (tests/browser), with `npm ci` only
+# when they are missing or stale.
 #
 # The list grows as modules land; docs/ARCHITECTURE.md says why each one is here.
 #
@@ -29,6 +31,7 @@ PKGS="
   chromium
   etcd-server
   libslurm-dev munge slurmctld slurmd
+  nodejs
 "
 case "${1:-}" in
 "") ;;
@@ -42,18 +45,33 @@ for p in $PKGS; do
     [ "$st" = "installed" ] || missing="$missing $p"
 done
 
-[ -z "$missing" ] && exit 0
+# npm: Debian's package, unless a node install already brings its own npm
+# (NodeSource's nodejs does, and conflicts with Debian's npm).
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 
-echo "deps.sh: installing:$missing" >&2
-SUDO=""
-if [ "$(id -u)" != 0 ]; then
-    command -v sudo >/dev/null 2>&1 || {
-        echo "deps.sh: need root (or sudo) to install:$missing" >&2
-        exit 1
-    }
-    SUDO=sudo
+if [ -n "$missing" ]; then
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null 2>&1 || {
+            echo "deps.sh: need root (or sudo) to install:$missing" >&2
+            exit 1
+        }
+        SUDO=sudo
+    fi
+    echo "deps.sh: installing:$missing" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-# shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+
+# The console's browser test (tests/browser): playwright-core from npm,
+# pinned by the committed package-lock.json, driving Debian's chromium (no
+# browser download). `npm ci` runs only when node_modules is missing or
+# older than the lock file, so a second run costs two stat calls.
+B=$(dirname "$0")/../tests/browser
+stamp=$B/node_modules/.package-lock.json
+if [ ! -f "$stamp" ] || [ "$B/package-lock.json" -nt "$stamp" ]; then
+    echo "deps.sh: npm ci in tests/browser" >&2
+    (cd "$B" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -227,6 +227,9 @@ typedef struct ag_cluster {
     char addresses[AG_CLUSTER_MAX_PARTIES][256];
     char gateways[AG_CLUSTER_MAX_PARTIES][256]; /* "" without gateways */
     bool has_gateways;     /* every party has a gateway */
+    /* Where the party's `argot console` takes its peer consoles' calls
+     * (proposals, decisions, starts): "" when not given. */
+    char consoles[AG_CLUSTER_MAX_PARTIES][256];
     ag_spu_config spu;
     bool has_spu;          /* the file has an spu section */
     char session[128];

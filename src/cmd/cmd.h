@@ -130,6 +130,7 @@ void print_usage(const struct subcmd *sc);
 
 /* The subcommands, one per file in src/cmd/. */
 extern const struct subcmd cmd_csv_check;
+extern const struct subcmd cmd_console;
 extern const struct subcmd cmd_demo;
 extern const struct subcmd cmd_launch;
 extern const struct subcmd cmd_beaver_server;

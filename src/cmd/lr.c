@@ -46,6 +46,11 @@ static const struct flag_def train_flags[] = {
                                    "secret-shared)", 0},
     {"no-beaver-cache", NULL, "open each batch's masked features every epoch instead of once "
                               "(less memory: the cache holds 2-3 times the features)", 0},
+    {"progress-json", "FILE", "production mode: append one JSON line per finished epoch "
+                              "(epoch, epochs, loss, seconds, bytes_sent) to FILE (for argot "
+                              "console)", 0},
+    {"report-json", "FILE", "production mode: also write this party's report as one JSON "
+                            "object to FILE (for argot console)", 0},
     {NULL, NULL, NULL, 0},
 };
 
@@ -78,6 +83,7 @@ struct lr_cmd {
     size_t features[2];
     ag_link_stats cost[2];
     double seconds[2];
+    FILE *progress_fp;          /* --progress-json, or NULL */
 };
 
 /* ---- the jobs -------------------------------------------------------------------------- */
@@ -150,6 +156,12 @@ static void on_epoch(void *ud, const ag_lr_epoch *e, bool done)
     }
     if (c->progress)
         fprintf(stderr, "\r%70s\r", "");
+    if (c->progress_fp) {
+        fprintf(c->progress_fp, "{\"epoch\": %u, \"epochs\": %u, \"loss\": %.9g, "
+                "\"seconds\": %.3f, \"bytes_sent\": %llu}\n", e->epoch, e->epochs, e->loss,
+                e->seconds, (unsigned long long)e->bytes_sent);
+        fflush(c->progress_fp);
+    }
     printf("epoch %u/%u: loss %.6f (mean squared residual), %.2f s, sent %.2f MiB\n", e->epoch, e->epochs, e->loss,
            e->seconds, (double)e->bytes_sent / 1048576.0);
     fflush(stdout);
@@ -439,6 +451,27 @@ static void report(const struct lr_cmd *c, int i)
                size_str(c->cost[i].bytes_recv, s2, sizeof(s2)), c->seconds[i]);
 }
 
+/* --report-json (train, production): party i's report as one JSON object,
+ * written whole or not at all. */
+static int write_report_json(const struct lr_cmd *c, int i, const char *path)
+{
+    char tmp[1100];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return runtime_error("--report-json %s: cannot write", path);
+    fprintf(f, "{\"rows\": %zu, \"features\": %zu, \"bytes_sent\": %llu, "
+               "\"bytes_recv\": %llu, \"seconds\": %.3f, \"weights_revealed\": %s}\n",
+            c->rows[i], c->features[i], (unsigned long long)c->cost[i].bytes_sent,
+            (unsigned long long)c->cost[i].bytes_recv, c->seconds[i],
+            c->opts.reveal_mask >> i & 1 ? "true" : "false");
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return runtime_error("--report-json %s: cannot write", path);
+    }
+    return EXIT_OK;
+}
+
 /* Predict: loads party i's model and checks who receives the scores. */
 static int load_model(struct cmd_args *a, struct lr_cmd *c, int i)
 {
@@ -484,7 +517,8 @@ static int run_job(struct cmd_args *a, struct lr_cmd *c, const ag_cluster *cl, c
     for (int i = 0; i < 2; i++)
         if (!cl || strcmp(c->names[i], party) == 0)
             report(c, i);
-    return EXIT_OK;
+    const char *rj = c->train && cl ? args_get(a, "report-json") : NULL;
+    return rj ? write_report_json(c, ag_cluster_rank(cl, party), rj) : EXIT_OK;
 }
 
 static int run_production(struct cmd_args *a, struct lr_cmd *c)
@@ -521,7 +555,14 @@ static int run_production(struct cmd_args *a, struct lr_cmd *c)
         if (rc != EXIT_OK)
             return rc;
     }
-    return run_job(a, c, &cl, party);
+    const char *pj = c->train ? args_get(a, "progress-json") : NULL;
+    if (pj && !(c->progress_fp = fopen(pj, "w")))
+        return runtime_error("--progress-json %s: %s", pj, strerror(errno));
+    int rc = run_job(a, c, &cl, party);
+    if (c->progress_fp)
+        fclose(c->progress_fp);
+    c->progress_fp = NULL;
+    return rc;
 }
 
 static int run_common(struct cmd_args *a, bool train)
@@ -544,6 +585,9 @@ static int run_common(struct cmd_args *a, bool train)
     if (c.n < 0)
         return -c.n;
     memcpy(c.names, names, sizeof(c.names));
+    if (train && (args_get(a, "progress-json") || args_get(a, "report-json")))
+        return usage_error(a->sc, "--progress-json and --report-json: production mode only "
+                                  "(one party's)");
     const char *mflag = train ? "model-out" : "model";
     if (check_parties(a, &c) != EXIT_OK || args_party_values_check(a, "in", names, 2) != EXIT_OK ||
         args_party_values_check(a, mflag, names, 2) != EXIT_OK ||

@@ -30,6 +30,7 @@ static const struct subcmd *const subcmds[] = {
     &cmd_ca_init,
     &cmd_ca_issue,
     &cmd_csv_check,
+    &cmd_console,
 };
 
 static void print_help(void)

@@ -49,6 +49,8 @@ static const struct flag_def flags[] = {
                           "is DIR (set by the coordinator)", 0},
     {"worker", "I", "internal: the worker's index (with --worker-dir)", 0},
     {"worker-host", "HOST", "internal: where the worker serves (with --worker-dir)", 0},
+    {"report-json", "FILE", "production mode: also write this party's report as one JSON "
+                            "object to FILE (for argot console)", 0},
     {NULL, NULL, NULL, 0},
 };
 
@@ -101,6 +103,30 @@ static void print_report(const struct psi_cmd *c, int i, const char *name)
     char s1[32], s2[32];
     printf("sent %s, received %s in %.2f s\n", size_str(r->bytes_sent, s1, sizeof(s1)),
            size_str(r->bytes_recv, s2, sizeof(s2)), r->seconds);
+}
+
+/* --report-json: party i's report as one JSON object (the fields of
+ * ag_psi_report a console shows), written whole or not at all. */
+static int write_report_json(const struct psi_cmd *c, int i, const char *path)
+{
+    const ag_psi_report *r = &c->report[i];
+    char tmp[1100];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return runtime_error("--report-json %s: cannot write", path);
+    fprintf(f, "{\"rows\": %llu, \"peer_rows\": %llu, \"receiver\": %s, "
+               "\"intersection\": %llu, \"matched_rows\": %llu, \"rows_written\": %llu, "
+               "\"bytes_sent\": %llu, \"bytes_recv\": %llu, \"seconds\": %.3f}\n",
+            (unsigned long long)r->rows, (unsigned long long)r->peer_rows,
+            r->receiver ? "true" : "false", (unsigned long long)r->intersection,
+            (unsigned long long)r->matched_rows, (unsigned long long)r->rows_written,
+            (unsigned long long)r->bytes_sent, (unsigned long long)r->bytes_recv, r->seconds);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return runtime_error("--report-json %s: cannot write", path);
+    }
+    return EXIT_OK;
 }
 
 /* Party i's key columns: its PARTY=COLS value, else the value without a
@@ -327,7 +353,8 @@ static int run_production(struct cmd_args *a, struct psi_cmd *c)
     if (ag_fed_run_party(&r, &cl, party) < 0)
         return runtime_error("psi: %s", r.err);
     print_report(c, me, party);
-    return EXIT_OK;
+    const char *rj = args_get(a, "report-json");
+    return rj ? write_report_json(c, me, rj) : EXIT_OK;
 }
 
 static int run(struct cmd_args *a)
@@ -343,6 +370,8 @@ static int run(struct cmd_args *a)
     if (c.n < 0)
         return -c.n;
     memcpy(c.names, names, sizeof(c.names));
+    if (args_get(a, "report-json"))
+        return usage_error(a->sc, "--report-json: production mode only (one party's report)");
     if (check_receiver(a, &c) != EXIT_OK ||
         args_party_values_check(a, "in", names, 2) != EXIT_OK ||
         args_party_values_check(a, "out", names, 2) != EXIT_OK)

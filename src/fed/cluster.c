@@ -20,7 +20,7 @@ static bool on_loopback(const char *addr)
 
 static int load_parties(ag_config *cfg, const ag_cnode *parties, ag_cluster *c)
 {
-    static const char *const party_keys[] = {"address", "gateway", NULL};
+    static const char *const party_keys[] = {"address", "gateway", "console", NULL};
     size_t n = ag_cnode_len(parties);
     if (n < 2 || n > AG_CLUSTER_MAX_PARTIES)
         return ag_config_errorf(cfg, parties, AG_E_CONFIG_VALUE,
@@ -63,6 +63,18 @@ static int load_parties(ag_config *cfg, const ag_cnode *parties, ag_cluster *c)
                                     "gateways need a tls section (this party's cert and key "
                                     "and the CA: the gateways prove the parties' names with "
                                     "them; see 'argot ca init')");
+        const char *con = NULL;
+        rc = ag_config_get_str(cfg, p, "console", AG_OPTIONAL, &con);
+        if (rc < 0)
+            return rc;
+        if (con && (!strchr(con, ':') || strlen(con) >= sizeof(c->consoles[0])))
+            return ag_config_errorf(cfg, ag_cnode_get(p, "console"), AG_E_CONFIG_VALUE,
+                                    "console '%s' must be host:port", con);
+        if (con && !on_loopback(con) && !c->has_tls)
+            return ag_config_errorf(cfg, ag_cnode_get(p, "console"), AG_E_CONFIG_VALUE,
+                                    "console '%s' is not on loopback: argot requires tls off "
+                                    "loopback", con);
+        snprintf(c->consoles[i], sizeof(c->consoles[i]), "%s", con ? con : "");
         c->has_gateways = gw != NULL;
         snprintf(c->gateways[i], sizeof(c->gateways[i]), "%s", gw ? gw : "");
         snprintf(c->names[i], sizeof(c->names[i]), "%s", name);

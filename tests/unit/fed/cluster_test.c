@@ -122,3 +122,25 @@ TEST(fed_cluster_reads_workers)
     }
     ag_free(c);
 }
+
+TEST(fed_cluster_reads_consoles)
+{
+    char err[512];
+    ag_cluster *c = ag_calloc(1, sizeof(*c));
+    CHECK(c != NULL);
+    CHECK_OK(load("parties:\n  alice: {address: \"127.0.0.1:9100\", console: "
+                  "\"127.0.0.1:9180\"}\n  bob: {address: \"127.0.0.1:9200\"}\n", c, err,
+                  sizeof(err)));
+    CHECK_STR_EQ(c->consoles[0], "127.0.0.1:9180");
+    CHECK_STR_EQ(c->consoles[1], "");
+    CHECK_EQ(load("parties:\n  alice: {address: \"127.0.0.1:9100\", console: \"nowhere\"}\n"
+                  "  bob: {address: \"127.0.0.1:9200\"}\n", c, err, sizeof(err)),
+             AG_E_CONFIG_VALUE);
+    CHECK_CONTAINS(err, "cluster.yaml:2:");
+    CHECK_CONTAINS(err, "console 'nowhere' must be host:port");
+    CHECK_EQ(load("parties:\n  alice: {address: \"127.0.0.1:9100\", console: \"10.0.0.1:80\"}\n"
+                  "  bob: {address: \"127.0.0.1:9200\"}\n", c, err, sizeof(err)),
+             AG_E_CONFIG_VALUE);
+    CHECK_CONTAINS(err, "console '10.0.0.1:80' is not on loopback: argot requires tls");
+    ag_free(c);
+}
