@@ -12,6 +12,7 @@
  * mesh must still succeed: no input may crash the gateway, leak, or break
  * it for other clients.
  */
+#include <errno.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -24,6 +25,28 @@
 
 #include "argot/mesh.h"
 #include "argot/rpc.h"
+
+/* connect(2), carrying on when a signal (libFuzzer's timers) interrupts
+ * it: the connection then completes in the background; wait for it. */
+static int connect_fd(int fd, const struct sockaddr_in *sa)
+{
+    if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
+        return 0;
+    if (errno != EINTR)
+        return -1;
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    int n;
+    do
+        n = poll(&p, 1, 5000);
+    while (n < 0 && errno == EINTR);
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (n != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+        errno = n == 1 && err ? err : ETIMEDOUT;
+        return -1;
+    }
+    return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -113,7 +136,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * minute would run out of local ports */
     struct linger lg = {1, 0};
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+    if (connect_fd(fd, &sa) != 0) {
         perror("connect");
         close(fd);
         die("connect");

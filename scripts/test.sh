@@ -7,7 +7,7 @@ set -u
 cd "$(dirname "$0")/.."
 
 J=$(nproc 2>/dev/null || echo 2)
-FUZZ_SECONDS=${FUZZ_SECONDS:-10}
+FUZZ_SECONDS=${FUZZ_SECONDS:-8}
 LOG=$(mktemp -d /tmp/argot-test-log.XXXXXX)
 trap 'rm -rf "$LOG"' EXIT
 passed=0

@@ -269,7 +269,7 @@ static int submit(ag_test_proc *p, const char *n, const char *cmd)
 TEST_TIMEOUT(sched_slurm_distributed_shell, 120)
 {
     ag_test_slurm c;
-    ag_test_slurm_start(&c, 0);
+    ag_test_slurm_start(&c, 8); /* 8 CPUs configured: the 20 containers in three waves */
     setenv("ARGOT_SLURM_SPOOL", ag_test_tmpdir(), 1);
     char ids[600], cmd[1200];
     snprintf(ids, sizeof(ids), "%s/ids.txt", ag_test_tmpdir());
