@@ -43,21 +43,9 @@
 #include "argot/sched/v1/sched.pb-c.h"
 #include "chans.h"
 #include "scheduler.h"
+#include "asks.h"
 #include "slurm_am.h"
 #include "token.h"
-
-struct ask {
-    int32_t priority;
-    char name[256];
-    int64_t memory_mb;
-    int32_t vcores;
-    int32_t total;
-    bool relax;
-    char label[64];
-    int64_t alloc_id;
-    bool changed;
-    struct ask *next;
-};
 
 struct strlist {
     char s[256];
@@ -92,7 +80,7 @@ struct ag_am {
     int port;
     bool registered;
     int32_t response_id;
-    struct ask *asks;
+    ag__ask *asks;
     struct strlist *releases;  /* queued since the last allocate */
     struct strlist *blacklist; /* changes queued */
     struct strlist *blacklisted; /* every entry in force (resent on resync) */
@@ -197,11 +185,7 @@ void ag_am_free(ag_am *am)
         ag_free(am);
         return;
     }
-    while (am->asks) {
-        struct ask *n = am->asks->next;
-        ag_free(am->asks);
-        am->asks = n;
-    }
+    ag__asks_free(&am->asks);
     list_free(am->releases);
     list_free(am->blacklist);
     list_free(am->blacklisted);
@@ -362,15 +346,6 @@ int ag_am_register(ag_am *am, const char *host, int port, const char *tracking_u
     return 0;
 }
 
-static struct ask *ask_find(ag_am *am, int32_t priority, const char *name, int64_t mb,
-                            int32_t vcores, int64_t alloc_id)
-{
-    for (struct ask *a = am->asks; a; a = a->next)
-        if (a->priority == priority && strcmp(a->name, name) == 0 && a->memory_mb == mb &&
-            a->vcores == vcores && a->alloc_id == alloc_id)
-            return a;
-    return NULL;
-}
 
 int ag_am_ask(ag_am *am, int32_t priority, const char *resource_name, int64_t memory_mb,
               int32_t vcores, int32_t total, bool relax_locality, const char *label,
@@ -379,28 +354,8 @@ int ag_am_ask(ag_am *am, int32_t priority, const char *resource_name, int64_t me
     if (am->slurm)
         return ag__slurm_am_ask(am->slurm, priority, resource_name, memory_mb, vcores, total,
                                 relax_locality, label, allocation_request_id);
-    if (total < 0 || memory_mb <= 0 || vcores <= 0 || !resource_name || !*resource_name)
-        return ag_errbuf_set(&am->err, AG_E_INVAL, "ask: a total >= 0 of containers of "
-                             "positive memory and vcores at a named resource");
-    struct ask *a = ask_find(am, priority, resource_name, memory_mb, vcores,
-                             allocation_request_id);
-    if (!a) {
-        a = ag_calloc(1, sizeof(*a));
-        if (!a)
-            return ag_errbuf_set(&am->err, AG_E_NOMEM, "ask: no memory");
-        a->priority = priority;
-        snprintf(a->name, sizeof(a->name), "%s", resource_name);
-        a->memory_mb = memory_mb;
-        a->vcores = vcores;
-        a->alloc_id = allocation_request_id;
-        a->next = am->asks;
-        am->asks = a;
-    }
-    a->total = total;
-    a->relax = relax_locality;
-    snprintf(a->label, sizeof(a->label), "%s", label ? label : "");
-    a->changed = true;
-    return 0;
+    return ag__ask_set(&am->asks, &am->err, priority, resource_name, memory_mb, vcores, total,
+                       relax_locality, label, allocation_request_id);
 }
 
 int ag_am_release(ag_am *am, const char *container_id)
@@ -443,7 +398,7 @@ static Argot__Sched__V1__ContainerId *container_id_of(ag_am *am, const char *tex
 /* After a resync: everything outstanding goes again. */
 static void mark_all_changed(ag_am *am)
 {
-    for (struct ask *a = am->asks; a; a = a->next)
+    for (ag__ask *a = am->asks; a; a = a->next)
         a->changed = true;
     for (struct strlist *b = am->blacklisted; b; b = b->next)
         list_push(&am->blacklist, b->s, true);
@@ -453,7 +408,7 @@ static void mark_all_changed(ag_am *am)
 static int build_request(ag_am *am, float progress, uint8_t **buf, size_t *len)
 {
     size_t nask = 0, nrel = 0, nadd = 0, nrem = 0;
-    for (struct ask *a = am->asks; a; a = a->next)
+    for (ag__ask *a = am->asks; a; a = a->next)
         nask += a->changed;
     for (struct strlist *r = am->releases; r; r = r->next)
         nrel++;
@@ -469,7 +424,7 @@ static int build_request(ag_am *am, float progress, uint8_t **buf, size_t *len)
     Argot__Sched__V1__ResourceBlacklistRequest bl = ARGOT__SCHED__V1__RESOURCE_BLACKLIST_REQUEST__INIT;
     if (rc == 0) {
         size_t i = 0;
-        for (struct ask *a = am->asks; a; a = a->next) {
+        for (ag__ask *a = am->asks; a; a = a->next) {
             if (!a->changed)
                 continue;
             argot__sched__v1__resource_request__init(&rr[i]);
@@ -536,8 +491,8 @@ static void lower_totals(ag_am *am, const Argot__Sched__V1__Container *c)
 {
     int64_t mb = c->resource ? c->resource->memory_mb : 0;
     int32_t vc = c->resource ? c->resource->vcores : 0;
-    struct ask *best = NULL;
-    for (struct ask *a = am->asks; a; a = a->next)
+    ag__ask *best = NULL;
+    for (ag__ask *a = am->asks; a; a = a->next)
         if (a->priority == c->priority && a->alloc_id == c->allocation_request_id &&
             strcmp(a->name, "*") == 0 && a->total > 0 && a->memory_mb <= mb &&
             a->vcores <= vc &&
@@ -549,7 +504,7 @@ static void lower_totals(ag_am *am, const Argot__Sched__V1__Container *c)
     best->total--;
     if (!c->node_id)
         return;
-    struct ask *host = ask_find(am, best->priority, c->node_id->host, best->memory_mb,
+    ag__ask *host = ag__ask_find(am->asks, best->priority, c->node_id->host, best->memory_mb,
                                 best->vcores, best->alloc_id);
     if (host && host->total > 0)
         host->total--;
@@ -683,7 +638,7 @@ int ag_am_allocate(ag_am *am, float progress)
             Argot__Sched__V1__AllocateResponse *r = (Argot__Sched__V1__AllocateResponse *)resp;
             bool resync = r->am_command == ARGOT__SCHED__V1__AMCOMMAND__AM_RESYNC;
             if (!resync) {
-                for (struct ask *a = am->asks; a; a = a->next)
+                for (ag__ask *a = am->asks; a; a = a->next)
                     a->changed = false;
                 list_free(am->releases);
                 am->releases = NULL;

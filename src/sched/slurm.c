@@ -56,31 +56,19 @@
 #include <slurm/slurm.h>
 #include <slurm/slurm_errno.h>
 
+#include "asks.h"
 #include "slurm_am.h"
 
 #define LAUNCH_MAX        (256 * 1024) /* bytes of one launch script */
 #define HEADROOM_EVERY_MS 1000
 #define LOST_MAX          3 /* jobs in a row ended before running: allocate fails */
 
-struct ask {
-    int32_t priority;
-    char name[256];
-    int64_t memory_mb;
-    int32_t vcores;
-    int32_t total;
-    int32_t pending; /* invariant 2 */
-    bool relax;
-    char label[64];
-    int64_t alloc_id;
-    struct ask *next;
-};
-
 enum job_state { J_PENDING, J_GRANTED, J_DONE };
 
 struct job {
     uint32_t id;
     char cid[48]; /* "slurm_<jobid>" */
-    struct ask *key;
+    ag__ask *key;
     enum job_state st;
     char node[256];
     bool started;
@@ -108,7 +96,7 @@ struct ag__slurm_am {
     bool registered;
     int lost;           /* jobs in a row that ended before they ran */
     char lost_why[300]; /* the last of them */
-    struct ask *asks;
+    ag__ask *asks;
     struct job *jobs;
     struct bl *blacklist;
     uint64_t head_at_ms;
@@ -411,11 +399,7 @@ void ag__slurm_am_free(ag__slurm_am *s)
         ag_free(s->jobs);
         s->jobs = n;
     }
-    while (s->asks) {
-        struct ask *n = s->asks->next;
-        ag_free(s->asks);
-        s->asks = n;
-    }
+    ag__asks_free(&s->asks);
     while (s->blacklist) {
         struct bl *n = s->blacklist->next;
         ag_free(s->blacklist);
@@ -500,33 +484,9 @@ int ag__slurm_am_ask(ag__slurm_am *s, int32_t priority, const char *resource_nam
                      int64_t memory_mb, int32_t vcores, int32_t total, bool relax_locality,
                      const char *label, int64_t allocation_request_id)
 {
-    if (total < 0 || memory_mb <= 0 || vcores <= 0 || !resource_name || !*resource_name)
-        return ag_errbuf_set(&s->err, AG_E_INVAL,
-                             "ask: a total >= 0 of containers of "
-                             "positive memory and vcores at a named resource");
-    if (strlen(resource_name) >= sizeof(s->asks->name) ||
-        (label && strlen(label) >= sizeof(s->asks->label)))
-        return ag_errbuf_set(&s->err, AG_E_INVAL, "ask: resource name or label too long");
-    struct ask *a = s->asks;
-    while (a && !(a->priority == priority && strcmp(a->name, resource_name) == 0 &&
-                  a->memory_mb == memory_mb && a->vcores == vcores &&
-                  a->alloc_id == allocation_request_id))
-        a = a->next;
-    if (!a) {
-        if (!(a = ag_calloc(1, sizeof(*a))))
-            return ag_errbuf_set(&s->err, AG_E_NOMEM, "ask: no memory");
-        a->priority = priority;
-        snprintf(a->name, sizeof(a->name), "%s", resource_name);
-        a->memory_mb = memory_mb;
-        a->vcores = vcores;
-        a->alloc_id = allocation_request_id;
-        a->next = s->asks;
-        s->asks = a;
-    }
-    a->total = total;
-    a->relax = relax_locality;
-    snprintf(a->label, sizeof(a->label), "%s", label ? label : "");
-    return 0;
+    /* pending (invariant 2) is this file's: ag__ask_set leaves it */
+    return ag__ask_set(&s->asks, &s->err, priority, resource_name, memory_mb, vcores, total,
+                       relax_locality, label, allocation_request_id);
 }
 
 int ag__slurm_am_blacklist(ag__slurm_am *s, const char *resource_name, bool add)
@@ -594,7 +554,7 @@ int ag__slurm_am_stop(ag__slurm_am *s, const char *container_id)
 /* Slurm's ask for one container of key a: nothing for keys Slurm cannot
  * place by themselves (racks; a host that only prefers; "*" not relaxed,
  * which means "only at the named hosts"). */
-static bool key_submits(const struct ask *a)
+static bool key_submits(const ag__ask *a)
 {
     if (a->name[0] == '/')
         return false;
@@ -603,7 +563,7 @@ static bool key_submits(const struct ask *a)
     return !a->relax;
 }
 
-static int submit_one(ag__slurm_am *s, struct ask *a)
+static int submit_one(ag__slurm_am *s, ag__ask *a)
 {
     char exc[4096] = "";
     size_t el = 0;
@@ -661,7 +621,7 @@ static int submit_one(ag__slurm_am *s, struct ask *a)
 /* Submits or cancels pending jobs so each key has total of them (inv. 2). */
 static int match_asks(ag__slurm_am *s)
 {
-    for (struct ask *a = s->asks; a; a = a->next) {
+    for (ag__ask *a = s->asks; a; a = a->next) {
         int32_t want = key_submits(a) ? a->total : 0;
         while (a->pending < want) {
             int rc = submit_one(s, a);
@@ -757,12 +717,12 @@ static void grant(ag__slurm_am *s, struct job *j, const slurm_job_info_t *ji)
     s->lost = 0;
     const char *node = ji->batch_host && ji->batch_host[0] ? ji->batch_host : ji->nodes;
     snprintf(j->node, sizeof(j->node), "%s", node ? node : "");
-    struct ask *a = j->key;
+    ag__ask *a = j->key;
     a->pending--;
     if (a->total > 0)
         a->total--;
     /* the same grant at "*" (a strict host ask carries "*" too, as YARN's) */
-    for (struct ask *b = s->asks; b; b = b->next)
+    for (ag__ask *b = s->asks; b; b = b->next)
         if (b != a && b->priority == a->priority && b->memory_mb == a->memory_mb &&
             b->vcores == a->vcores && b->alloc_id == a->alloc_id &&
             (strcmp(b->name, "*") == 0 || strcmp(b->name, j->node) == 0) && b->total > 0)
@@ -971,7 +931,7 @@ int ag__slurm_am_finish(ag__slurm_am *s, ag_am_final final, const char *diagnost
         ag_free(s->jobs);
         s->jobs = n;
     }
-    for (struct ask *a = s->asks; a; a = a->next)
+    for (ag__ask *a = s->asks; a; a = a->next)
         a->total = a->pending = 0;
     s->registered = false;
     if (failed)

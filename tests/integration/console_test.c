@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "argot/rpc.h"
+#include "sched.h"
 #include "test.h"
 
 #define PEER_METHOD "/argot.console.v1.Console/Send"
@@ -562,19 +563,7 @@ static void sched_start(pid_t *rm, pid_t *nm, char rm_addr[64])
     CHECK(ag_test_read_line(fd, line, sizeof(line), 30) > 0);
     CHECK(sscanf(line, "rm listening on %63s", rm_addr) == 1);
     close(fd);
-    char dir[700];
-    snprintf(dir, sizeof(dir), "%s/nm", ag_test_tmpdir());
-    snprintf(yaml, sizeof(yaml),
-             "rm: \"%s\"\naddress: \"127.0.0.1:0\"\n"
-             "resources: {memory_mb: 4096, vcores: 4}\nwork_dir: \"%s\"\n"
-             "heartbeat_interval: 200ms\nmemory_check: false\nlog: {level: warn}\n",
-             rm_addr, dir);
-    path = ag_test_write_file("nm.yaml", yaml, strlen(yaml));
-    const char *nargv[] = {ag_test_bin("argot"), "nm", "--config", path, NULL};
-    *nm = ag_test_spawn(nargv, &fd);
-    CHECK(ag_test_read_line(fd, line, sizeof(line), 30) > 0);
-    CHECK_CONTAINS(line, "nm listening on ");
-    close(fd);
+    *nm = ag_test_nm_start(0, rm_addr, 4096, 4, NULL);
 }
 
 /* The infrastructure views: alice's console reads her gateway's admin

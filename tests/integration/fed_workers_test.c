@@ -15,27 +15,13 @@
 #include <unistd.h>
 
 #include "slurm.h"
+#include "sched.h"
 #include "test.h"
 
 struct sched {
     pid_t rm, nm[2];
     char rm_addr[64];
 };
-
-/* The address from a first line "<what> listening on HOST:PORT". */
-static void read_listening(int fd, const char *what, char *addr, size_t cap)
-{
-    char line[512], want[64];
-    snprintf(want, sizeof(want), "%s listening on ", what);
-    if (ag_test_read_line(fd, line, sizeof(line), 30) < 0)
-        FAIL("%s did not say where it listens", what);
-    if (strncmp(line, want, strlen(want)) != 0)
-        FAIL("%s: unexpected first line: %s", what, line);
-    snprintf(addr, cap, "%s", line + strlen(want));
-    char *sp = strchr(addr, ' ');
-    if (sp)
-        *sp = 0;
-}
 
 /* An RM and two NMs (127.0.0.1 and 127.0.0.2), both registered. */
 static void sched_start(struct sched *s)
@@ -49,41 +35,11 @@ static void sched_start(struct sched *s)
     const char *argv[] = {ag_test_bin("argot"), "rm", "--config", path, NULL};
     int fd;
     s->rm = ag_test_spawn(argv, &fd);
-    read_listening(fd, "rm", s->rm_addr, sizeof(s->rm_addr));
+    ag_test_read_listening(fd, "rm", s->rm_addr, sizeof(s->rm_addr));
     close(fd);
-    for (int i = 0; i < 2; i++) {
-        char name[32], dir[512], nyaml[2048], npath[512], addr[128];
-        snprintf(dir, sizeof(dir), "%s/nm%d", ag_test_tmpdir(), i);
-        snprintf(nyaml, sizeof(nyaml),
-                 "rm: \"%s\"\naddress: \"127.0.0.%d:0\"\n"
-                 "resources: {memory_mb: 4096, vcores: 4}\nwork_dir: \"%s\"\n"
-                 "heartbeat_interval: 200ms\n"
-                 /* the workers are this build's argot: under ASan they cannot
-                  * start within RLIMIT_AS */
-                 "memory_check: false\nlog: {level: warn}\n",
-                 s->rm_addr, i + 1, dir);
-        snprintf(name, sizeof(name), "nm%d.yaml", i);
-        snprintf(npath, sizeof(npath), "%s", ag_test_write_file(name, nyaml, strlen(nyaml)));
-        const char *nargv[] = {ag_test_bin("argot"), "nm", "--config", npath, NULL};
-        int nfd;
-        s->nm[i] = ag_test_spawn(nargv, &nfd);
-        read_listening(nfd, "nm", addr, sizeof(addr));
-        close(nfd);
-    }
-    for (int tries = 0;; tries++) {
-        ag_test_proc p;
-        const char *argv2[] = {ag_test_bin("argot"), "nodes", "--rm", s->rm_addr, NULL};
-        CHECK_EQ(ag_test_run(&p, argv2, NULL, 30), 0);
-        int running = 0;
-        for (const char *q = p.out; (q = strstr(q, " RUNNING ")); q++)
-            running++;
-        ag_test_proc_cleanup(&p);
-        if (running == 2)
-            break;
-        if (tries > 100)
-            FAIL("the node managers did not register");
-        ag_sleep_ms(100);
-    }
+    for (int i = 0; i < 2; i++)
+        s->nm[i] = ag_test_nm_start(i, s->rm_addr, 4096, 4, NULL);
+    ag_test_nodes_wait(s->rm_addr, 2, NULL);
 }
 
 static void sched_stop(struct sched *s)

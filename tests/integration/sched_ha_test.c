@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "etcd.h"
+#include "sched.h"
 #include "test.h"
 
 static ag_test_etcd E;
@@ -54,31 +55,6 @@ static pid_t rm_spawn(const char *config, int *fd)
     return ag_test_spawn(argv, fd);
 }
 
-static pid_t nm_start(int i, const char *rms)
-{
-    char name[32], dir[512], yaml[2048], path[512], line[512];
-    snprintf(dir, sizeof(dir), "%s/nm%d", ag_test_tmpdir(), i);
-    snprintf(yaml, sizeof(yaml),
-             "rm: \"%s\"\n"
-             "address: \"127.0.0.%d:0\"\n"
-             "resources: {memory_mb: 4096, vcores: 6}\n"
-             "work_dir: \"%s\"\n"
-             "heartbeat_interval: 200ms\n"
-             "memory_check: false\n"
-             "log: {level: warn}\n",
-             rms, i + 1, dir);
-    snprintf(name, sizeof(name), "nm%d.yaml", i);
-    snprintf(path, sizeof(path), "%s", ag_test_write_file(name, yaml, strlen(yaml)));
-    const char *argv[] = {ag_test_bin("argot"), "nm", "--config", path, NULL};
-    int fd;
-    pid_t pid = ag_test_spawn(argv, &fd);
-    if (ag_test_read_line(fd, line, sizeof(line), 30) < 0)
-        FAIL("nm%d did not start", i);
-    CHECK_CONTAINS(line, "nm listening on");
-    close(fd);
-    return pid;
-}
-
 /* Two RMs on fixed ports: the first elected, the second standing by. */
 struct pair {
     char addr[2][64];
@@ -108,7 +84,7 @@ TEST_TIMEOUT(sched_ha_failover_keeps_distributed_shell, 240)
     ag_test_etcd_start(&E);
     struct pair p;
     pair_start(&p, "2s");
-    pid_t nm[2] = {nm_start(0, p.list), nm_start(1, p.list)};
+    pid_t nm[2] = {ag_test_nm_start(0, p.list, 4096, 6, NULL), ag_test_nm_start(1, p.list, 4096, 6, NULL)};
 
     char cmd[1024];
     const char *dir = ag_test_tmpdir();

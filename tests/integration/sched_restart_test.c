@@ -12,22 +12,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "sched.h"
 #include "test.h"
-
-/* The address from a first line "<what> listening on HOST:PORT". */
-static void read_listening(int fd, const char *what, char *addr, size_t cap)
-{
-    char line[512], want[64];
-    snprintf(want, sizeof(want), "%s listening on ", what);
-    if (ag_test_read_line(fd, line, sizeof(line), 30) < 0)
-        FAIL("%s did not say where it listens", what);
-    if (strncmp(line, want, strlen(want)) != 0)
-        FAIL("%s: unexpected first line: %s", what, line);
-    snprintf(addr, cap, "%s", line + strlen(want));
-    char *sp = strchr(addr, ' ');
-    if (sp)
-        *sp = 0;
-}
 
 static pid_t rm_start(const char *config, const char *want_addr)
 {
@@ -35,34 +21,9 @@ static pid_t rm_start(const char *config, const char *want_addr)
     int fd;
     char addr[128];
     pid_t pid = ag_test_spawn(argv, &fd);
-    read_listening(fd, "rm", addr, sizeof(addr));
+    ag_test_read_listening(fd, "rm", addr, sizeof(addr));
     close(fd);
     CHECK_STR_EQ(addr, want_addr);
-    return pid;
-}
-
-static pid_t nm_start(int i, const char *rm_addr)
-{
-    char name[32], dir[512], yaml[2048], path[512];
-    snprintf(dir, sizeof(dir), "%s/nm%d", ag_test_tmpdir(), i);
-    snprintf(yaml, sizeof(yaml),
-             "rm: \"%s\"\n"
-             "address: \"127.0.0.%d:0\"\n"
-             "resources: {memory_mb: 4096, vcores: 4}\n"
-             "work_dir: \"%s\"\n"
-             "rack: /default\n"
-             "heartbeat_interval: 200ms\n"
-             "memory_check: false\n" /* see sched_test.c */
-             "log: {level: warn}\n",
-             rm_addr, i + 1, dir);
-    snprintf(name, sizeof(name), "nm%d.yaml", i);
-    snprintf(path, sizeof(path), "%s", ag_test_write_file(name, yaml, strlen(yaml)));
-    const char *argv[] = {ag_test_bin("argot"), "nm", "--config", path, NULL};
-    int fd;
-    char addr[128];
-    pid_t pid = ag_test_spawn(argv, &fd);
-    read_listening(fd, "nm", addr, sizeof(addr));
-    close(fd);
     return pid;
 }
 
@@ -81,7 +42,7 @@ static void restart_scenario(unsigned down_ms)
              rm_addr, ag_test_tmpdir());
     snprintf(config, sizeof(config), "%s", ag_test_write_file("rm.yaml", yaml, strlen(yaml)));
     pid_t rm = rm_start(config, rm_addr);
-    pid_t nm[2] = {nm_start(0, rm_addr), nm_start(1, rm_addr)};
+    pid_t nm[2] = {ag_test_nm_start(0, rm_addr, 4096, 4, NULL), ag_test_nm_start(1, rm_addr, 4096, 4, NULL)};
 
     /* each container: says it started, runs 2 s, leaves its marker; runs
      * lists every run, so a container run twice shows */

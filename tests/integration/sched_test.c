@@ -8,27 +8,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "sched.h"
 #include "test.h"
 
 struct cluster {
     pid_t rm, nm[2];
     char rm_addr[64];
 };
-
-/* The address from a first line "<what> listening on HOST:PORT". */
-static void read_listening(int fd, const char *what, char *addr, size_t cap)
-{
-    char line[512], want[64];
-    snprintf(want, sizeof(want), "%s listening on ", what);
-    if (ag_test_read_line(fd, line, sizeof(line), 30) < 0)
-        FAIL("%s did not say where it listens", what);
-    if (strncmp(line, want, strlen(want)) != 0)
-        FAIL("%s: unexpected first line: %s", what, line);
-    snprintf(addr, cap, "%s", line + strlen(want));
-    char *sp = strchr(addr, ' ');
-    if (sp)
-        *sp = 0;
-}
 
 static void cluster_start(struct cluster *c, const char *rm_extra)
 {
@@ -44,47 +30,11 @@ static void cluster_start(struct cluster *c, const char *rm_extra)
     const char *argv[] = {ag_test_bin("argot"), "rm", "--config", path, NULL};
     int fd;
     c->rm = ag_test_spawn(argv, &fd);
-    read_listening(fd, "rm", c->rm_addr, sizeof(c->rm_addr));
+    ag_test_read_listening(fd, "rm", c->rm_addr, sizeof(c->rm_addr));
     close(fd);
-    for (int i = 0; i < 2; i++) {
-        char name[32], dir[512], nyaml[2048], npath[512];
-        snprintf(dir, sizeof(dir), "%s/nm%d", ag_test_tmpdir(), i);
-        snprintf(nyaml, sizeof(nyaml),
-                 "rm: \"%s\"\n"
-                 "address: \"127.0.0.%d:0\"\n"
-                 "resources: {memory_mb: 4096, vcores: 4}\n"
-                 "work_dir: \"%s\"\n"
-                 "rack: /default\n"
-                 "heartbeat_interval: 200ms\n"
-                 /* the AM is this build's argot: under ASan it cannot start
-                  * within RLIMIT_AS (this machine has no cgroup v2) */
-                 "memory_check: false\n"
-                 "log: {level: warn}\n",
-                 c->rm_addr, i + 1, dir);
-        snprintf(name, sizeof(name), "nm%d.yaml", i);
-        snprintf(npath, sizeof(npath), "%s", ag_test_write_file(name, nyaml, strlen(nyaml)));
-        const char *nargv[] = {ag_test_bin("argot"), "nm", "--config", npath, NULL};
-        int nfd;
-        c->nm[i] = ag_test_spawn(nargv, &nfd);
-        char addr[128];
-        read_listening(nfd, "nm", addr, sizeof(addr));
-        close(nfd);
-    }
-    /* both nodes registered */
-    for (int tries = 0;; tries++) {
-        ag_test_proc p;
-        const char *argv2[] = {ag_test_bin("argot"), "nodes", "--rm", c->rm_addr, NULL};
-        CHECK_EQ(ag_test_run(&p, argv2, NULL, 30), 0);
-        int running = 0;
-        for (const char *s = p.out; (s = strstr(s, " RUNNING ")); s++)
-            running++;
-        ag_test_proc_cleanup(&p);
-        if (running == 2)
-            break;
-        if (tries > 100)
-            FAIL("the node managers did not register");
-        ag_sleep_ms(100);
-    }
+    for (int i = 0; i < 2; i++)
+        c->nm[i] = ag_test_nm_start(i, c->rm_addr, 4096, 4, NULL);
+    ag_test_nodes_wait(c->rm_addr, 2, NULL); /* both nodes registered */
 }
 
 static void cluster_stop(struct cluster *c)

@@ -14,21 +14,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "sched.h"
 #include "test.h"
-
-static void read_listening(int fd, const char *what, char *addr, size_t cap)
-{
-    char line[512], want[64];
-    snprintf(want, sizeof(want), "%s listening on ", what);
-    if (ag_test_read_line(fd, line, sizeof(line), 30) < 0)
-        FAIL("%s did not say where it listens", what);
-    if (strncmp(line, want, strlen(want)) != 0)
-        FAIL("%s: unexpected first line: %s", what, line);
-    snprintf(addr, cap, "%s", line + strlen(want));
-    char *sp = strchr(addr, ' ');
-    if (sp)
-        *sp = 0;
-}
 
 /* Runs argot with args; fails the test unless it exits with want. */
 static void argot_ok(const char *const *args, int want)
@@ -69,28 +56,10 @@ static void make_pki(char *dir, size_t cap)
  * of pki; returns its pid. */
 static pid_t nm_start(int i, const char *rm_addr, const char *pki, const char *who)
 {
-    char name[32], dir[512], yaml[4096], path[512];
-    snprintf(dir, sizeof(dir), "%s/nm%d", ag_test_tmpdir(), i);
-    snprintf(yaml, sizeof(yaml),
-             "rm: \"%s\"\n"
-             "address: \"127.0.0.%d:0\"\n"
-             "resources: {memory_mb: 4096, vcores: 4}\n"
-             "work_dir: \"%s\"\n"
-             "rack: /default\n"
-             "heartbeat_interval: 200ms\n"
-             "memory_check: false\n" /* see sched_test.c */
-             "log: {level: warn}\n"
-             "tls: {cert: %s/%s.crt, key: %s/%s.key, ca: %s/ca.crt}\n",
-             rm_addr, i + 1, dir, pki, who, pki, who, pki);
-    snprintf(name, sizeof(name), "nm%d.yaml", i);
-    snprintf(path, sizeof(path), "%s", ag_test_write_file(name, yaml, strlen(yaml)));
-    const char *argv[] = {ag_test_bin("argot"), "nm", "--config", path, NULL};
-    int fd;
-    pid_t pid = ag_test_spawn(argv, &fd);
-    char addr[128];
-    read_listening(fd, "nm", addr, sizeof(addr));
-    close(fd);
-    return pid;
+    char tls[2048];
+    snprintf(tls, sizeof(tls), "tls: {cert: %s/%s.crt, key: %s/%s.key, ca: %s/ca.crt}\n", pki,
+             who, pki, who, pki);
+    return ag_test_nm_start(i, rm_addr, 4096, 4, tls);
 }
 
 /* The count of RUNNING nodes `argot nodes` lists (with alice's files). */
@@ -126,7 +95,7 @@ TEST_TIMEOUT(sched_over_mutual_tls, 240)
     const char *argv[] = {ag_test_bin("argot"), "rm", "--config", path, NULL};
     int fd;
     pid_t rm = ag_test_spawn(argv, &fd);
-    read_listening(fd, "rm", rm_addr, sizeof(rm_addr));
+    ag_test_read_listening(fd, "rm", rm_addr, sizeof(rm_addr));
     close(fd);
     pid_t nm[2] = {nm_start(0, rm_addr, pki, "nm0"), nm_start(1, rm_addr, pki, "nm1")};
     for (int tries = 0; running_nodes(rm_addr, pki) != 2; tries++) {
