@@ -20,7 +20,7 @@
 #include <jansson.h>
 
 #include "argot/rpc.h"
-#include "sched.h"
+#include "daemons.h"
 #include "test.h"
 
 #define PEER_METHOD "/argot.console.v1.Console/Send"

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "slurm.h"
-#include "sched.h"
+#include "daemons.h"
 #include "test.h"
 
 struct sched {

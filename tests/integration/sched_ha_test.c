@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "etcd.h"
-#include "sched.h"
+#include "daemons.h"
 #include "test.h"
 
 static ag_test_etcd E;

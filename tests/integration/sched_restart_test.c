@@ -12,7 +12,7 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include "sched.h"
+#include "daemons.h"
 #include "test.h"
 
 static pid_t rm_start(const char *config, const char *want_addr)

@@ -8,7 +8,7 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include "sched.h"
+#include "daemons.h"
 #include "test.h"
 
 struct cluster {

@@ -14,7 +14,7 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include "sched.h"
+#include "daemons.h"
 #include "test.h"
 
 /* Runs argot with args; fails the test unless it exits with want. */

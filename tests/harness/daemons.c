@@ -1,9 +1,9 @@
-/* sched's daemons for integration tests (sched.h). */
+/* sched's daemons for integration tests (daemons.h). */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "sched.h"
+#include "daemons.h"
 #include "test.h"
 
 void ag_test_read_listening(int fd, const char *what, char *addr, size_t cap)

@@ -2,8 +2,8 @@
  * sched's daemons for integration tests: `argot nm` and `argot rm` started
  * as the tests need them, on loopback.
  */
-#ifndef ARGOT_TEST_SCHED_H
-#define ARGOT_TEST_SCHED_H
+#ifndef ARGOT_TEST_DAEMONS_H
+#define ARGOT_TEST_DAEMONS_H
 
 #include <stddef.h>
 #include <stdint.h>
