@@ -51,6 +51,9 @@ static const struct flag_def flags[] = {
     {"worker-host", "HOST", "internal: where the worker serves (with --worker-dir)", 0},
     {"report-json", "FILE", "production mode: also write this party's report as one JSON "
                             "object to FILE (for argot console)", 0},
+    {"progress-json", "FILE", "production mode: append a JSON line of this party's progress "
+                              "(rows, buckets, seconds) to FILE as the run goes (at most 5 a "
+                              "second; none with workers)", 0},
     {NULL, NULL, NULL, 0},
 };
 
@@ -66,7 +69,21 @@ struct psi_cmd {
     char raw_session[160];      /* production: the job id as given (workers get it) */
     int rc[2];
     ag_psi_report report[2];
+    FILE *progress_fp; /* --progress-json, or NULL */
 };
+
+/* --progress-json: one line per call (the PSI calls at most every 200 ms,
+ * one call at a time, and once at the end). */
+static void progress_json(void *ud, const ag_psi_progress *p)
+{
+    struct psi_cmd *c = ud;
+    fprintf(c->progress_fp,
+            "{\"rows\": %llu, \"rows_total\": %llu, \"bucket\": %llu, \"buckets\": %llu, "
+            "\"seconds\": %.3f}\n",
+            (unsigned long long)p->rows_done, (unsigned long long)p->rows_total,
+            (unsigned long long)p->bucket, (unsigned long long)p->buckets, p->seconds);
+    fflush(c->progress_fp);
+}
 
 static int psi_job(ag_fed *f, void *ud)
 {
@@ -79,6 +96,10 @@ static int psi_job(ag_fed *f, void *ud)
     o.nkeys = c->nkeys[me];
     o.session = c->session;
     o.progress = c->base.progress && (c->n == 1 || me == 0); /* one line on a terminal */
+    if (c->progress_fp) {
+        o.progress_fn = progress_json;
+        o.progress_ud = c;
+    }
     ag_errbuf err;
     memset(&err, 0, sizeof(err));
     int rc = ag_psi_run(ag_fed_link(f), &o, &c->report[me], &err);
@@ -350,7 +371,14 @@ static int run_production(struct cmd_args *a, struct psi_cmd *c)
     if (args_seconds_ms(a, "timeout", PSI_DEFAULT_TIMEOUT_S, &r.timeout_ms) != EXIT_OK)
         return EXIT_USAGE;
     r.session = c->session;
-    if (ag_fed_run_party(&r, &cl, party) < 0)
+    const char *pj = args_get(a, "progress-json");
+    if (pj && !(c->progress_fp = fopen(pj, "w")))
+        return runtime_error("--progress-json %s: %s", pj, strerror(errno));
+    int frc = ag_fed_run_party(&r, &cl, party);
+    if (c->progress_fp)
+        fclose(c->progress_fp);
+    c->progress_fp = NULL;
+    if (frc < 0)
         return runtime_error("psi: %s", r.err);
     print_report(c, me, party);
     const char *rj = args_get(a, "report-json");
@@ -370,8 +398,9 @@ static int run(struct cmd_args *a)
     if (c.n < 0)
         return -c.n;
     memcpy(c.names, names, sizeof(c.names));
-    if (args_get(a, "report-json"))
-        return usage_error(a->sc, "--report-json: production mode only (one party's report)");
+    if (args_get(a, "report-json") || args_get(a, "progress-json"))
+        return usage_error(a->sc, "--report-json and --progress-json: production mode only "
+                                  "(one party's)");
     if (check_receiver(a, &c) != EXIT_OK ||
         args_party_values_check(a, "in", names, 2) != EXIT_OK ||
         args_party_values_check(a, "out", names, 2) != EXIT_OK)

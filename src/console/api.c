@@ -201,7 +201,12 @@ static json_t *job_json(const ag_console *c, const ag__job *j)
         json_object_set_new(o, "reveal_to", json_string(j->st.reveal_to));
     }
     if (j->state == AG__JOB_RUNNING && strcmp(j->kind, "lr-train") == 0) {
-        json_t *p = ag__console_progress(c, j);
+        json_t *p = ag__console_progress(c, j, false);
+        if (p)
+            json_object_set_new(o, "progress", p);
+    }
+    if (strcmp(j->kind, "psi") == 0) { /* rows and rate: the last line, running or done */
+        json_t *p = ag__console_progress(c, j, true);
         if (p)
             json_object_set_new(o, "progress", p);
     }

@@ -299,7 +299,7 @@ static void report_path(const ag_console *c, const ag__job *j, const char *ext, 
     snprintf(out, cap, "%s/%s.%s.%s", c->workdir, j->id, c->cl.names[c->me], ext);
 }
 
-json_t *ag__console_progress(const ag_console *c, const ag__job *j)
+json_t *ag__console_progress(const ag_console *c, const ag__job *j, bool last_only)
 {
     char path[AG__CONSOLE_PATH_MAX + 80];
     report_path(c, j, "progress", path, sizeof(path));
@@ -310,10 +310,13 @@ json_t *ag__console_progress(const ag_console *c, const ag__job *j)
     char line[512];
     while (a && fgets(line, sizeof(line), f)) {
         json_t *e = json_loads(line, 0, NULL);
-        if (json_is_object(e))
-            json_array_append_new(a, e);
-        else
+        if (!json_is_object(e)) {
             json_decref(e); /* a line being written */
+            continue;
+        }
+        if (last_only)
+            json_array_clear(a);
+        json_array_append_new(a, e);
     }
     fclose(f);
     return a;
@@ -411,7 +414,7 @@ static void *waiter_main(void *ud)
         }
         if (r) {
             if (strcmp(j->kind, "lr-train") == 0) {
-                json_t *p = ag__console_progress(c, j);
+                json_t *p = ag__console_progress(c, j, false);
                 json_t *losses = json_array();
                 for (size_t i = 0; losses && i < json_array_size(p); i++)
                     json_array_append(losses, json_object_get(json_array_get(p, i), "loss"));
@@ -515,6 +518,10 @@ void ag__console_run(ag_console *c, ag__job *j)
                               "--learning-rate", rate, "--progress-json", ppath};
         for (size_t i = 0; i < AG_ARRAY_LEN(more); i++)
             argv[n++] = more[i];
+    }
+    if (strcmp(j->kind, "psi") == 0) {
+        argv[n++] = "--progress-json";
+        argv[n++] = ppath;
     }
     if (j->receiver[0]) {
         argv[n++] = "--receiver";

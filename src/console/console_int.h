@@ -74,9 +74,11 @@ void ag__console_send(ag_console *c, int to, const ag__console_msg *m);
 void ag__console_decided(ag_console *c, ag__job *j, int p, bool approve);
 void ag__console_run(ag_console *c, ag__job *j);
 
-/* The epochs a running LR job finished so far, from its --progress-json
- * file: an array of {epoch, epochs, loss, seconds, bytes_sent}, or NULL. */
-json_t *ag__console_progress(const ag_console *c, const ag__job *j);
+/* A job's progress lines, from its --progress-json file: an LR training's
+ * epochs so far ({epoch, epochs, loss, seconds, bytes_sent}), a PSI's
+ * {rows, rows_total, bucket, buckets, seconds}; an array, of the last line
+ * alone with last_only, or NULL. */
+json_t *ag__console_progress(const ag_console *c, const ag__job *j, bool last_only);
 
 /* api.c: adds the routes and starts the page's server at c->listen. */
 int ag__console_api_start(ag_console *c);

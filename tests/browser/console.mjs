@@ -106,6 +106,8 @@ try {
     await row.locator("td.state", { hasText: "done" }).waitFor({ timeout: 60000 });
     const t = await row.innerText();
     check(t.includes("intersection 2 keys"), `${name}'s row says: ${t}`);
+    check(/rows \d+\/\d+ \(100\.0%\), [\d,-]+ rows\/s, bucket 1\/1/.test(t),
+          `${name}'s row has no rows and rate: ${t}`);
     check(t.includes("alice: approved") && t.includes("bob: approved"), `approvals: ${t}`);
     check(await page.locator("#approvals-list .approval").count() === 0, "a card stayed");
     await page.screenshot({ path: `${shots}/${name}-done.png`, fullPage: true });

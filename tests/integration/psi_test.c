@@ -149,6 +149,48 @@ TEST(psi_cli_production_matches_simulation)
     CHECK_STR_EQ(ag_test_read_file(ob), "uid,city\n1,rome\n3,paris\n");
 }
 
+/* --progress-json: one JSON line per progress call, the last the whole
+ * input; production mode only. */
+TEST(psi_cli_progress_json)
+{
+    inputs();
+    char cfg[600], ia[600], ib[600], oa[600], ob[600], eb[600], pj[600], line[512];
+    snprintf(cfg, sizeof(cfg), "%s", write_cluster());
+    snprintf(ia, sizeof(ia), "%s", ag_test_path("a.csv"));
+    snprintf(ib, sizeof(ib), "%s", ag_test_path("b.csv"));
+    snprintf(oa, sizeof(oa), "%s", ag_test_path("pa.csv"));
+    snprintf(ob, sizeof(ob), "%s", ag_test_path("pb.csv"));
+    snprintf(eb, sizeof(eb), "%s", ag_test_path("b.err"));
+    snprintf(pj, sizeof(pj), "%s", ag_test_path("a.progress"));
+    const char *argv[] = {ag_test_bin("argot"), "psi", "--config", cfg, "--party", "alice",
+                          "--in", ia, "--key", "id", "--out", oa, "--timeout", "10",
+                          "--progress-json", pj, NULL};
+    int fa, fb;
+    pid_t a = ag_test_spawn(argv, &fa);
+    pid_t b = start(cfg, "bob", ib, "uid", ob, eb, &fb);
+    CHECK(ag_test_read_line(fa, line, sizeof(line), 60) > 0);
+    CHECK_CONTAINS(line, "intersection 2 keys");
+    CHECK_EQ(ag_test_wait(a, 30), 0);
+    CHECK_EQ(ag_test_wait(b, 30), 0);
+    close(fa);
+    close(fb);
+    const char *text = ag_test_read_file(pj);
+    const char *last = text, *nl;
+    while ((nl = strchr(last, '\n')) && nl[1])
+        last = nl + 1;
+    CHECK(strncmp(text, "{\"rows\": ", 9) == 0);
+    CHECK_CONTAINS(last, "{\"rows\": 4, \"rows_total\": 4, \"bucket\": 1, \"buckets\": 1, "
+                         "\"seconds\": ");
+    /* simulation mode has no one party to report */
+    ag_test_proc p;
+    const char *sim[] = {ag_test_bin("argot"), "psi", "--sim", "alice,bob", "--in",
+                         ia, "--in", ib, "--key", "id", "--key", "uid",
+                         "--progress-json", pj, NULL};
+    CHECK_EQ(ag_test_run(&p, sim, NULL, 30), 2);
+    CHECK_CONTAINS(p.err, "--progress-json: production mode only");
+    ag_test_proc_cleanup(&p);
+}
+
 TEST_TIMEOUT(psi_cli_peer_killed_mid_run_leaves_no_output, 120)
 {
     /* big enough that the run takes a while */

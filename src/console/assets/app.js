@@ -285,9 +285,21 @@ function statsTables(st) {
   return wrap;
 }
 
+/* "rows 524288/1048576 (50.0%), 9,500 rows/s, bucket 1/2" from a PSI's
+ * progress line (argot psi --progress-json). */
+function psiProgress(p) {
+  const pct = p.rows_total ? (100 * p.rows / p.rows_total).toFixed(1) : "100.0";
+  const rate = p.seconds > 0 ? Math.round(p.rows / p.seconds).toLocaleString("en") : "-";
+  return "rows " + p.rows + "/" + p.rows_total + " (" + pct + "%), " + rate + " rows/s, bucket " +
+         p.bucket + "/" + p.buckets;
+}
+
 function resultCell(j) {
   const td = el("td");
-  if (j.state === "running" && j.progress) {
+  if (j.state === "running" && j.progress && j.kind === "psi") {
+    const last = j.progress[j.progress.length - 1];
+    td.append(el("span", last ? psiProgress(last) : "starting", "progress"));
+  } else if (j.state === "running" && j.progress) {
     const last = j.progress[j.progress.length - 1];
     td.append(el("span", last ? "epoch " + last.epoch + "/" + last.epochs + ", loss " +
                                 last.loss.toFixed(4) : "starting", "progress"));
@@ -324,6 +336,9 @@ function resultCell(j) {
       td.append(el("span", r.receiver ? "intersection " + r.intersection + " keys"
                                       : "not a receiver (peer has " + r.peer_rows + " rows)",
                    "result"));
+      const last = j.progress && j.progress[j.progress.length - 1];
+      if (last)
+        td.append(" ", el("span", psiProgress(last), "progress psi-rate"));
       if (r.receiver && j.output) {
         const a = el("a", "output file");
         a.href = "/api/output?job=" + encodeURIComponent(j.id);
