@@ -183,8 +183,14 @@ int ag__fed_mpc(ag_fed *f)
 ag_obj *ag__fed_obj(ag_fed *f, obj_kind kind, int owner)
 {
     ag_obj *o = ag_calloc(1, sizeof(*o));
-    if (!o)
+    if (!o) {
+        /* the object ids no longer advance alike at every party: the job
+         * cannot go on, and the others hear it now rather than time out
+         * waiting for this party's messages */
+        ag__fed_break(f, AG_E_NOMEM, "party %s: out of memory for a new object",
+                      f->names[f->rank]);
         return NULL;
+    }
     o->id = ++f->next_id;
     o->kind = kind;
     o->owner = owner;
