@@ -39,9 +39,12 @@ typedef struct ag_console_opts {
     uint64_t ping_ms;     /* between pings of the peer consoles (default 2000) */
     const char *mesh_admin; /* the party's gateway's admin "host:port" (NULL: no gateway
                              * view); its /admin/state.json is read every ping_ms */
-    const char *rm;         /* the resource manager's "host:port" (argot rm; NULL: no
-                             * cluster view): nodes, applications, queues every ping_ms,
-                             * over plaintext gRPC */
+    const char *rm;         /* the resource manager's "host:port", or the RMs of an ha
+                             * set "a:8030,b:8030" (argot rm; NULL: no cluster view):
+                             * nodes, applications, queues every ping_ms */
+    const char *rm_tls_cert; /* TLS to the RM (PEM files, as argot app's --tls-*; NULL */
+    const char *rm_tls_key;  /* each: plaintext): a client certificate and its key for */
+    const char *rm_tls_ca;   /* mutual TLS, the CAs trusted for the RM's certificate */
 } ag_console_opts;
 
 void ag_console_opts_init(ag_console_opts *o);

@@ -21,8 +21,11 @@ static const struct flag_def flags[] = {
     {"workdir", "DIR", "where jobs' logs and reports go (default: the db's directory)", 0},
     {"mesh-admin", "HOST:PORT", "the party's gateway (argot mesh) admin endpoint: the page "
                                 "shows its routes, endpoints, success rates and latency", 0},
-    {"rm", "HOST:PORT", "the party's resource manager (argot rm, plaintext): the page shows "
-                        "its nodes, queues and applications", 0},
+    {"rm", "HOST:PORT[,...]", "the party's resource manager (argot rm; several: the RMs of an "
+                              "ha set): the page shows its nodes, queues and applications", 0},
+    {"rm-tls-cert", "FILE", "client certificate (PEM) for mutual TLS with the RM", 0},
+    {"rm-tls-key", "FILE", "its private key (PEM, unencrypted)", 0},
+    {"rm-tls-ca", "FILE", "CAs (PEM) trusted for the RM's certificate; turns TLS on", 0},
     {NULL, NULL, NULL, 0},
 };
 
@@ -38,6 +41,9 @@ static int run(struct cmd_args *a)
     o.workdir = args_get(a, "workdir");
     o.mesh_admin = args_get(a, "mesh-admin");
     o.rm = args_get(a, "rm");
+    o.rm_tls_cert = args_get(a, "rm-tls-cert");
+    o.rm_tls_key = args_get(a, "rm-tls-key");
+    o.rm_tls_ca = args_get(a, "rm-tls-ca");
     char err[700];
     sigset_t old;
     daemon_signals_block(&old);

@@ -831,17 +831,18 @@ ag_console *ag_console_new(const ag_console_opts *o, char *errout, size_t errcap
     }
     snprintf(c->mesh_admin, sizeof(c->mesh_admin), "%s", o->mesh_admin ? o->mesh_admin : "");
     if (o->rm) {
-        ag_rpc_channel_opts co;
-        ag_rpc_channel_opts_init(&co);
-        co.connect_timeout_ms = 3000;
-        co.backoff_initial_ms = 200;
-        co.backoff_max_ms = 2000;
-        if (strlen(o->rm) >= sizeof(c->rm) || !(c->rm_chan = ag_rpc_channel_new(o->rm, &co))) {
-            ag_errbuf_set(&err, AG_E_USAGE, "--rm %.200s: host:port of the resource manager",
-                          o->rm);
+        char rerr[600];
+        if (strlen(o->rm) >= sizeof(c->rm) ||
+            !(c->rm_chan = ag_rm_client_new(o->rm, o->rm_tls_cert, o->rm_tls_key, o->rm_tls_ca,
+                                            rerr, sizeof(rerr)))) {
+            ag_errbuf_set(&err, AG_E_USAGE, "--rm %.200s: %s", o->rm,
+                          strlen(o->rm) >= sizeof(c->rm) ? "too long" : rerr);
             goto fail;
         }
         snprintf(c->rm, sizeof(c->rm), "%s", o->rm);
+    } else if (o->rm_tls_cert || o->rm_tls_key || o->rm_tls_ca) {
+        ag_errbuf_set(&err, AG_E_USAGE, "--rm-tls-*: without --rm there is no RM to talk to");
+        goto fail;
     }
     snprintf(c->listen, sizeof(c->listen), "%s", o->listen ? o->listen : "127.0.0.1:8080");
     char cerr[600];
@@ -965,7 +966,7 @@ void ag_console_free(ag_console *c)
     ag__job_free_list(c->jobs);
     json_decref(c->mesh_state);
     json_decref(c->rm_state);
-    ag_rpc_channel_free(c->rm_chan);
+    ag_rm_client_free(c->rm_chan);
     ag__history_close(c->hist);
     OPENSSL_cleanse(c->token, sizeof(c->token));
     pthread_cond_destroy(&c->cv);

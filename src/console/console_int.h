@@ -41,7 +41,7 @@ struct ag_console {
     char token[80];                         /* secret: never logged */
     char mesh_admin[256];                   /* "" without a gateway view */
     char rm[256];                           /* "" without a resource manager view */
-    ag_rpc_channel *rm_chan;
+    ag_rm_client *rm_chan; /* --rm (ag_rm_client: the RMs, TLS) */
     uint64_t ping_ms;
     ag_errbuf err;
     ag_admin *admin;

@@ -234,7 +234,7 @@ static void queues_json(json_t *a, const Argot__Sched__V1__QueueInfo *q, int dep
         queues_json(a, q->child_queues[i], depth + 1);
 }
 
-int ag__console_rm_read(ag_rpc_channel *ch, const char *target, json_t **out, ag_errbuf *err)
+int ag__console_rm_read(ag_rm_client *ch, const char *target, json_t **out, ag_errbuf *err)
 {
     *out = NULL;
     char *msg = NULL;
@@ -249,19 +249,19 @@ int ag__console_rm_read(ag_rpc_channel *ch, const char *target, json_t **out, ag
     qreq.include_child_queues = true;
     qreq.recursive = true;
     /* each call gives a status message (ag_free), "" on success */
-    int st = argot__sched__v1__application_client__get_cluster_nodes__invoke(
-        ch, &nreq, ag_deadline_in_ms(3000), &nodes, &msg);
+    int st = ag_rm_client_call(ch, &argot__sched__v1__application_client__get_cluster_nodes__method,
+                               &nreq.base, 3000, (ProtobufCMessage **)&nodes, &msg);
     if (st == AG_RPC_OK) {
         ag_free(msg);
         msg = NULL;
-        st = argot__sched__v1__application_client__get_applications__invoke(
-            ch, &areq, ag_deadline_in_ms(3000), &apps, &msg);
+        st = ag_rm_client_call(ch, &argot__sched__v1__application_client__get_applications__method,
+                               &areq.base, 3000, (ProtobufCMessage **)&apps, &msg);
     }
     if (st == AG_RPC_OK) {
         ag_free(msg);
         msg = NULL;
-        st = argot__sched__v1__application_client__get_queue_info__invoke(
-            ch, &qreq, ag_deadline_in_ms(3000), &queue, &msg);
+        st = ag_rm_client_call(ch, &argot__sched__v1__application_client__get_queue_info__method,
+                               &qreq.base, 3000, (ProtobufCMessage **)&queue, &msg);
     }
     int rc = 0;
     if (st != AG_RPC_OK) {

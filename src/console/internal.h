@@ -16,6 +16,7 @@
 
 #include "argot/base.h"
 #include "argot/fed.h"
+#include "argot/sched.h"
 
 /* A request body or a peer message larger than this is refused. */
 #define AG__CONSOLE_MAX_BODY (64u << 10)
@@ -206,7 +207,7 @@ int ag__console_http_get(const char *hostport, const char *path, ag_buf *out, ag
  * current_capacity, applications}]} into *out. 0, or an error with err
  * naming target and the status. Blocks: the sender thread calls it. */
 struct ag_rpc_channel;
-int ag__console_rm_read(struct ag_rpc_channel *ch, const char *target, json_t **out,
+int ag__console_rm_read(ag_rm_client *ch, const char *target, json_t **out,
                         ag_errbuf *err);
 
 /* ---- the embedded page ---- */

@@ -21,6 +21,7 @@
 
 #include "argot/rpc.h"
 #include "daemons.h"
+#include "pki.h"
 #include "test.h"
 
 #define PEER_METHOD "/argot.console.v1.Console/Send"
@@ -88,9 +89,9 @@ static void console_start_with(console *c, const char *cfg, const char *party,
     snprintf(dir, sizeof(dir), "%s/%s", ag_test_tmpdir(), party);
     CHECK(mkdir(dir, 0700) == 0 || errno == EEXIST);
     snprintf(db, sizeof(db), "%s/history.db", dir);
-    const char *argv[16] = {ag_test_bin("argot"), "console", "--config", cfg, "--party", party,
+    const char *argv[20] = {ag_test_bin("argot"), "console", "--config", cfg, "--party", party,
                             "--listen", "127.0.0.1:0", "--db", db, NULL};
-    for (int i = 0; extra && extra[i] && i < 4; i++)
+    for (int i = 0; extra && extra[i] && i < 8; i++)
         argv[10 + i] = extra[i];
     c->pid = ag_test_spawn(argv, &c->out);
     CHECK(ag_test_read_line(c->out, line, sizeof(line), 20) > 0);
@@ -708,5 +709,63 @@ TEST_TIMEOUT(console_shows_the_partys_gateway_and_cluster, 150)
     console_stop(&a);
     console_stop(&b);
     CHECK_EQ(ag_test_stop(nm), 0);
+    CHECK_EQ(ag_test_stop(rm), 0);
+}
+
+/* The cluster view over mutual TLS and an RM list: the first address is
+ * dead (as a standby RM is), the second a TLS RM that wants a client
+ * certificate; the console finds the RM and shows its queues. The TLS
+ * flags without --rm are refused. */
+TEST_TIMEOUT(console_reads_a_tls_rm_through_a_list, 60)
+{
+    const char *pki = ag_test_pki();
+    char yaml[2048], rm_addr[64], list[160], cert[600], key[600], ca[600];
+    snprintf(yaml, sizeof(yaml),
+             "address: \"127.0.0.1:0\"\nlog: {level: warn}\n"
+             "tls: {cert: %s/server.crt, key: %s/server.key, ca: %s/ca.crt}\n",
+             pki, pki, pki);
+    const char *path = ag_test_write_file("rm.yaml", yaml, strlen(yaml));
+    const char *argv[] = {ag_test_bin("argot"), "rm", "--config", path, NULL};
+    int fd;
+    pid_t rm = ag_test_spawn(argv, &fd);
+    ag_test_read_listening(fd, "rm", rm_addr, sizeof(rm_addr));
+    close(fd);
+    snprintf(list, sizeof(list), "127.0.0.1:%d,%s", ag_test_free_port(), rm_addr);
+    snprintf(cert, sizeof(cert), "%s/alice.crt", pki);
+    snprintf(key, sizeof(key), "%s/alice.key", pki);
+    snprintf(ca, sizeof(ca), "%s/ca.crt", pki);
+    const char *cfg = write_cluster(NULL);
+    char cfgpath[600];
+    snprintf(cfgpath, sizeof(cfgpath), "%s", cfg);
+
+    /* the TLS files without an RM */
+    const char *bad[] = {ag_test_bin("argot"), "console", "--config", cfgpath, "--party",
+                         "alice", "--listen", "127.0.0.1:0", "--rm-tls-ca", ca, NULL};
+    ag_test_proc p;
+    CHECK(ag_test_run(&p, bad, NULL, 30) != 0);
+    CHECK_CONTAINS(p.err, "--rm-tls-*: without --rm");
+    ag_test_proc_cleanup(&p);
+
+    const char *extra[] = {"--rm", list, "--rm-tls-cert", cert, "--rm-tls-key", key,
+                           "--rm-tls-ca", ca, NULL};
+    console a;
+    console_start_with(&a, cfgpath, "alice", extra);
+    json_t *st = NULL;
+    const char *root = NULL;
+    for (int i = 0; i < 150 && !root; i++) {
+        json_decref(st);
+        st = state(&a);
+        json_t *q = json_array_get(json_object_get(json_object_get(st, "rm"), "queues"), 0);
+        root = json_string_value(json_object_get(q, "name"));
+        if (!root)
+            usleep(100 * 1000);
+    }
+    if (!root)
+        FAIL("alice's state has no RM queues: %s",
+             json_string_value(json_object_get(json_object_get(st, "rm"), "why")));
+    CHECK_STR_EQ(root, "root");
+    CHECK_STR_EQ(json_string_value(json_object_get(json_object_get(st, "rm"), "why")), "");
+    json_decref(st);
+    console_stop(&a);
     CHECK_EQ(ag_test_stop(rm), 0);
 }
