@@ -580,15 +580,21 @@ struct ctx_walk {
     void *ud;
 };
 
-/* The number after the last '/' of a key. */
+/* The number after the last '/' of a key (-1 when it is not one: no
+ * digits, other bytes, or beyond int64_t). */
 static long long key_number(const uint8_t *key, size_t klen)
 {
     size_t i = klen;
     while (i > 0 && key[i - 1] != '/')
         i--;
+    if (i == klen)
+        return -1;
     long long v = 0;
-    for (; i < klen && key[i] >= '0' && key[i] <= '9'; i++)
+    for (; i < klen; i++) {
+        if (key[i] < '0' || key[i] > '9' || v > (INT64_MAX - (key[i] - '0')) / 10)
+            return -1;
         v = v * 10 + (key[i] - '0');
+    }
     return v;
 }
 
@@ -597,9 +603,13 @@ static int ctx_row(et_store *e, const uint8_t *key, size_t klen, const uint8_t *
 {
     (void)e;
     struct ctx_walk *w = ud;
-    if (vlen < 8)
+    long long app = key_number(key, klen);
+    if (vlen < 8 || app <= 0 || app > INT32_MAX) {
+        AG_LOG(AG_LOG_WARN, "rm", "state_row_ignored store=\"%s\" key=\"%.*s\"", e->base.name,
+               (int)AG_MIN(klen, 200), (const char *)key);
         return 0;
-    return w->fn(w->ud, (int32_t)key_number(key, klen), v + 8, vlen - 8, (int64_t)get64(v));
+    }
+    return w->fn(w->ud, (int32_t)app, v + 8, vlen - 8, (int64_t)get64(v));
 }
 
 static int et_contexts(ag__store *s, ag__store_context_fn fn, void *ud)
@@ -698,13 +708,19 @@ static int grant_row(et_store *e, const uint8_t *key, size_t klen, const uint8_t
 {
     struct grant_walk *w = ud;
     size_t pl = strlen(e->prefix) + strlen("/state/grants/");
-    if (vlen < 32 || vlen - 32 > 255 || klen < pl + 10)
+    long long app = klen > pl + 10 ? key_number(key, pl + 10) : -1;
+    long long container = key_number(key, klen);
+    if (vlen < 32 || vlen - 32 > 255 || app <= 0 || app > INT32_MAX || container <= 0 ||
+        memchr(v + 32, 0, vlen - 32)) {
+        AG_LOG(AG_LOG_WARN, "rm", "state_row_ignored store=\"%s\" key=\"%.*s\"", e->base.name,
+               (int)AG_MIN(klen, 200), (const char *)key);
         return 0;
+    }
     char host[256];
     memcpy(host, v + 32, vlen - 32);
     host[vlen - 32] = 0;
-    ag_sched_grant g = {.app_id = (int32_t)key_number(key, pl + 10),
-                        .container = key_number(key, klen),
+    ag_sched_grant g = {.app_id = (int32_t)app,
+                        .container = container,
                         .attempt = (int32_t)get32(v),
                         .host = host,
                         .port = (int32_t)get32(v + 4),

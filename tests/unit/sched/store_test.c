@@ -230,6 +230,16 @@ TEST_TIMEOUT(sched_store_etcd_round_trips_and_fencing, 60)
     int ng = 0;
     CHECK_EQ(s->ops->grants(s, check_grant, &ng), 0);
     CHECK_EQ(ng, 1);
+    /* rows someone else wrote badly are skipped (logged), not misread: a
+     * container number past int64_t, a non-number, a short value */
+    static const char v40[41] = "0123456789012345678901234567890123456789";
+    put(e, "/t/rm/state/grants/0000000012/99999999999999999999999", v40);
+    put(e, "/t/rm/state/grants/0000000012/12x", v40);
+    put(e, "/t/rm/state/grants/0000000012/00000000000000000005", "short");
+    put(e, "/t/rm/state/ctx/notanumber", v40);
+    ng = 0;
+    CHECK_EQ(s->ops->grants(s, check_grant, &ng), 0);
+    CHECK_EQ(ng, 1);
 
     /* another RM's election (the leader key gone and put again by someone
      * else): every write of this one is refused */
