@@ -78,6 +78,27 @@ void ag_test_etcd_start(ag_test_etcd *e)
     }
 }
 
+long long ag_test_etcd_put(const ag_test_etcd *e, const char *key, const char *value)
+{
+    ag_rpc_channel *ch = ag_rpc_channel_new(e->target, NULL);
+    CHECK(ch != NULL);
+    Etcdserverpb__PutRequest req = ETCDSERVERPB__PUT_REQUEST__INIT;
+    req.key.data = (uint8_t *)key;
+    req.key.len = strlen(key);
+    req.value.data = (uint8_t *)value;
+    req.value.len = strlen(value);
+    Etcdserverpb__PutResponse *resp = NULL;
+    char *msg = NULL;
+    int st = etcdserverpb__kv__put__invoke(ch, &req, ag_deadline_in_ms(5000), &resp, &msg);
+    if (st != AG_RPC_OK)
+        FAIL("Put %s: %s %s", key, ag_rpc_status_name(st), msg ? msg : "");
+    long long rev = resp->header ? (long long)resp->header->revision : 0;
+    ag_rpc_msg_free(&resp->base);
+    ag_free(msg);
+    ag_rpc_channel_free(ch);
+    return rev;
+}
+
 /* SIGKILL, as a crash. */
 void ag_test_etcd_kill(ag_test_etcd *e)
 {

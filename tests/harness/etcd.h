@@ -29,6 +29,9 @@ void ag_test_etcd_init(ag_test_etcd *e, const char *name);
 void ag_test_etcd_start(ag_test_etcd *e);
 /* A Range of one key on a fresh channel: true if etcd answered OK. */
 bool ag_test_etcd_answers(const ag_test_etcd *e);
+/* etcd's KV.Put of key = value (a fresh channel; fails the test on any
+ * error); returns the revision the put made. */
+long long ag_test_etcd_put(const ag_test_etcd *e, const char *key, const char *value);
 /* SIGKILL, as a crash. */
 void ag_test_etcd_kill(ag_test_etcd *e);
 /* SIGTERM (then SIGKILL); nothing if not running. */

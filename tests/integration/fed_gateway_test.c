@@ -839,23 +839,9 @@ static void etcd_start(void)
 /* etcd's KV.Put of ETCD_KEYS + key. */
 static void kv_put(const char *key, const char *value)
 {
-    ag_rpc_channel *ch = ag_rpc_channel_new(E.etcd, NULL);
-    CHECK(ch != NULL);
-    Etcdserverpb__PutRequest req = ETCDSERVERPB__PUT_REQUEST__INIT;
     char full[256];
     snprintf(full, sizeof(full), ETCD_KEYS "%s", key);
-    req.key.data = (uint8_t *)full;
-    req.key.len = strlen(full);
-    req.value.data = (uint8_t *)value;
-    req.value.len = strlen(value);
-    Etcdserverpb__PutResponse *resp = NULL;
-    char *msg = NULL;
-    int st = etcdserverpb__kv__put__invoke(ch, &req, ag_deadline_in_ms(5000), &resp, &msg);
-    if (st != AG_RPC_OK)
-        FAIL("Put %s: %s %s", full, ag_rpc_status_name(st), msg ? msg : "");
-    ag_rpc_msg_free(&resp->base);
-    ag_free(msg);
-    ag_rpc_channel_free(ch);
+    ag_test_etcd_put(&E.etcd_proc, full, value);
 }
 
 /* Replaces the one occurrence of from in text (a NUL-terminated string in

@@ -168,27 +168,6 @@ TEST(sched_store_sqlite_round_trips)
     s->ops->free(s);
 }
 
-/* Puts key with value, returning its create revision. */
-static int64_t put(ag__etcd *e, const char *key, const char *value)
-{
-    Etcdserverpb__PutRequest p = ETCDSERVERPB__PUT_REQUEST__INIT;
-    p.key = (ProtobufCBinaryData){strlen(key), (uint8_t *)key};
-    p.value = (ProtobufCBinaryData){strlen(value), (uint8_t *)value};
-    Etcdserverpb__RequestOp op = ETCDSERVERPB__REQUEST_OP__INIT;
-    op.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
-    op.request_put = &p;
-    Etcdserverpb__RequestOp *ops[] = {&op};
-    Etcdserverpb__TxnRequest t = ETCDSERVERPB__TXN_REQUEST__INIT;
-    t.n_success = 1;
-    t.success = ops;
-    Etcdserverpb__TxnResponse *r = NULL;
-    char err[AG_ERRMSG_MAX];
-    if (ag__etcd_txn(e, &t, &r, err, sizeof(err)) < 0)
-        FAIL("%s", err);
-    int64_t rev = r->header ? r->header->revision : 0;
-    ag_rpc_msg_free(&r->base);
-    return rev;
-}
 
 TEST_TIMEOUT(sched_store_etcd_round_trips_and_fencing, 60)
 {
@@ -208,7 +187,7 @@ TEST_TIMEOUT(sched_store_etcd_round_trips_and_fencing, 60)
     CHECK_EQ(s->ops->last_app_put(s, 3), 0); /* no identity yet: nothing to change */
     CHECK_EQ(s->ops->context_put(s, 1, (const uint8_t *)"x", 1, 1), AG__STORE_FENCED);
 
-    int64_t rev = put(e, "/t/rm/leader", "rm1 127.0.0.1:1");
+    int64_t rev = ag_test_etcd_put(&E, "/t/rm/leader", "rm1 127.0.0.1:1");
     ag__store_etcd_guard(s, rev);
     CHECK(!s->fenced);
     round_trips(s);
@@ -233,10 +212,10 @@ TEST_TIMEOUT(sched_store_etcd_round_trips_and_fencing, 60)
     /* rows someone else wrote badly are skipped (logged), not misread: a
      * container number past int64_t, a non-number, a short value */
     static const char v40[41] = "0123456789012345678901234567890123456789";
-    put(e, "/t/rm/state/grants/0000000012/99999999999999999999999", v40);
-    put(e, "/t/rm/state/grants/0000000012/12x", v40);
-    put(e, "/t/rm/state/grants/0000000012/00000000000000000005", "short");
-    put(e, "/t/rm/state/ctx/notanumber", v40);
+    ag_test_etcd_put(&E, "/t/rm/state/grants/0000000012/99999999999999999999999", v40);
+    ag_test_etcd_put(&E, "/t/rm/state/grants/0000000012/12x", v40);
+    ag_test_etcd_put(&E, "/t/rm/state/grants/0000000012/00000000000000000005", "short");
+    ag_test_etcd_put(&E, "/t/rm/state/ctx/notanumber", v40);
     ng = 0;
     CHECK_EQ(s->ops->grants(s, check_grant, &ng), 0);
     CHECK_EQ(ng, 1);
@@ -255,7 +234,7 @@ TEST_TIMEOUT(sched_store_etcd_round_trips_and_fencing, 60)
     Etcdserverpb__TxnResponse *tr = NULL;
     CHECK_EQ(ag__etcd_txn(e, &t, &tr, err, sizeof(err)), 0);
     ag_rpc_msg_free(&tr->base);
-    put(e, "/t/rm/leader", "rm2 127.0.0.1:2");
+    ag_test_etcd_put(&E, "/t/rm/leader", "rm2 127.0.0.1:2");
     CHECK_EQ(s->ops->context_put(s, 2, (const uint8_t *)"y", 1, 1), AG__STORE_FENCED);
     CHECK(s->fenced);
     CHECK_EQ(s->ops->begin(s), 0);
