@@ -1172,6 +1172,18 @@ static int wait_ms(pid_t pid, int ms)
     return -1;
 }
 
+/* SIGTERM, then SIGKILL after 10 s; reaped. Nothing for pid <= 0. */
+static void stop_pid(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, SIGTERM);
+    if (wait_ms(pid, 10000) < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+}
+
 /* `argot nm --help` exits 0. */
 static bool have_nm(const char *argot)
 {
@@ -1382,17 +1394,6 @@ static bool wait_for(const char *path, const char *what, pid_t pid, int ms)
             return false;
     }
     return false;
-}
-
-static void stop_pid(pid_t pid)
-{
-    if (pid <= 0)
-        return;
-    kill(pid, SIGTERM);
-    if (wait_ms(pid, 10000) < 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-    }
 }
 
 /* `argot rm` i of the pair (its config written once); false if it did

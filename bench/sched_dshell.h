@@ -89,17 +89,6 @@ static bool dsh_wait_text(const char *path, const char *needle, int ms, char *bu
     return false;
 }
 
-static void dsh_stop(pid_t pid)
-{
-    if (pid <= 0)
-        return;
-    kill(pid, SIGTERM);
-    if (wait_ms(pid, 10000) < 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-    }
-}
-
 /* One `argot app submit --wait` of n containers with the extra flags
  * (NULL-terminated); fills rate (containers/s) and lat. false on failure. */
 static bool dsh_submit(const char *argot, const char *dir, const char *tag, char **extra, size_t n,
@@ -129,7 +118,7 @@ static bool dsh_submit(const char *argot, const char *dir, const char *tag, char
     char buf[4096];
     if (st != 0) {
         if (pid > 0 && st < 0)
-            dsh_stop(pid);
+            stop_pid(pid);
         slurp(out, buf, sizeof(buf));
         wrong("%s: submit exited %d: %s", tag, st, buf);
         return false;
@@ -187,8 +176,8 @@ static bool dsh_argot(const struct opts *o, const char *dir, double *rate, struc
     char *extra[] = {"--rm", rmaddr, NULL};
     ok = dsh_submit(o->argot, dir, "argot", extra, o->dshell, rate, lat);
 out:
-    dsh_stop(nm);
-    dsh_stop(rm);
+    stop_pid(nm);
+    stop_pid(rm);
     return ok;
 }
 
@@ -299,9 +288,9 @@ static bool dsh_slurm(const struct opts *o, const char *dir, double *rate, struc
     char *extra[] = {"--provider", "slurm", NULL};
     ok = dsh_submit(o->argot, dir, "slurm", extra, o->dshell, rate, lat);
 out:
-    dsh_stop(slurmd);
-    dsh_stop(ctld);
-    dsh_stop(munged);
+    stop_pid(slurmd);
+    stop_pid(ctld);
+    stop_pid(munged);
     unsetenv("SLURM_CONF");
     unsetenv("ARGOT_SLURM_SPOOL");
     return ok;
