@@ -50,6 +50,8 @@ typedef struct et_store {
     char prefix[512];
     char leader[600]; /* P/leader */
     int64_t guard_rev;
+    ag__store_identity id; /* P/state/rm as last read or written */
+    bool have_id;
     bool batch;       /* between begin and commit */
     op *ops;
     size_t nops, cap;
@@ -443,6 +445,8 @@ static int et_identity_get(ag__store *s, ag__store_identity *id, ag_sched_keys *
     id->last_app_id = (int64_t)get64(v + 16);
     ag_free(v);
     *found = true;
+    e->id = *id;
+    e->have_id = true;
     if (each(e, "keys/", key_row, k) < 0) {
         snprintf(err, cap, "%s: cannot read the master keys (see the log)", s->name);
         return AG_E_IO;
@@ -457,6 +461,8 @@ static int et_identity_get(ag__store *s, ag__store_identity *id, ag_sched_keys *
 
 static int identity_row(et_store *e, const ag__store_identity *id)
 {
+    e->id = *id;
+    e->have_id = true;
     uint8_t v[24];
     put64(v, (uint64_t)id->cluster_timestamp);
     put64(v + 8, (uint64_t)id->epoch);
@@ -477,20 +483,15 @@ static int et_identity_put(ag__store *s, const ag__store_identity *id, const ag_
     return rc;
 }
 
-/* last_app_id lives in the identity row: read it, change it, write it. */
+/* last_app_id lives in the identity row, which this store wrote or read
+ * at the RM's start: the row again with the new id. */
 static int et_last_app_put(ag__store *s, int64_t last)
 {
     et_store *e = ET(s);
-    size_t kl = 0, vl = 0;
-    uint8_t *key = keyf(e, &kl, "rm"), *v = NULL;
-    int rc = key ? get_one(e, key, kl, &v, &vl) : -1;
-    ag_free(key);
-    if (rc != 1 || vl != 24) {
-        ag_free(v);
-        return rc < 0 ? -1 : 0;
-    }
-    ag__store_identity id = {(int64_t)get64(v), (int64_t)get64(v + 8), last};
-    ag_free(v);
+    if (!e->have_id)
+        return 0; /* no identity yet: nothing to change (as an UPDATE of no row) */
+    ag__store_identity id = e->id;
+    id.last_app_id = last;
     return identity_row(e, &id);
 }
 
