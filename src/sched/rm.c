@@ -105,7 +105,7 @@ struct ag_rm {
     uint64_t mono0;  /* ag_now_ms() at cluster_timestamp: the core's clock starts there */
     ag__store *store; /* state store (NULL: none kept) */
     atomic_bool fenced; /* the store refused a write: another RM leads */
-    /* ha: {etcd, prefix, id, lease} (ha_endpoints[0] "": no ha) */
+    /* ha: {etcd, prefix, id, lease} (nha_endpoints 0: no ha) */
     char ha_endpoints[AG__ETCD_MAX_ENDPOINTS][256];
     size_t nha_endpoints;
     char ha_prefix[256];
@@ -737,7 +737,7 @@ static bool acting(ag_rm *rm)
 {
     if (atomic_load(&rm->fenced))
         return false;
-    if (rm->ha_endpoints[0][0] && ag_now_ms() >= atomic_load(&rm->lease_deadline_ms)) {
+    if (rm->nha_endpoints && ag_now_ms() >= atomic_load(&rm->lease_deadline_ms)) {
         atomic_store(&rm->fenced, true);
         AG_LOG(AG_LOG_ERROR, "rm", "fenced id=%s why=\"its lease ran out before it was "
                "renewed\"", rm->ha_id);
@@ -1160,8 +1160,8 @@ ag_rm *ag_rm_load(const char *config, const char *listen, char *err, size_t cap)
     rm->conf.cluster_timestamp = ag_wall_ms();
     rm->mono0 = ag_now_ms();
     /* the store drains the log */
-    rm->conf.track_grants = rm->state_path[0] != '\0' || rm->ha_endpoints[0][0] != '\0';
-    if (rm->ha_endpoints[0][0] && !rm->ha_id[0])
+    rm->conf.track_grants = rm->state_path[0] != '\0' || rm->nha_endpoints > 0;
+    if (rm->nha_endpoints && !rm->ha_id[0])
         snprintf(rm->ha_id, sizeof(rm->ha_id), "%s", rm->address);
     rm->core = ag_sched_new(&rm->conf, err, cap);
     if (!rm->core) {
@@ -1419,8 +1419,7 @@ static void *elector_main(void *arg)
 
 static bool admin_serving(void *ud)
 {
-    ag_rm *rm = ud;
-    return atomic_load(&rm->role) != AG_RM_FENCED;
+    return ag_rm_get_role(ud) != AG_RM_FENCED;
 }
 
 int ag_rm_start(ag_rm *rm, char *err, size_t cap)
@@ -1451,7 +1450,7 @@ int ag_rm_start(ag_rm *rm, char *err, size_t cap)
             return AG_E_IO;
         }
     }
-    if (rm->ha_endpoints[0][0]) {
+    if (rm->nha_endpoints) {
         const char *eps[AG__ETCD_MAX_ENDPOINTS];
         char where[300];
         for (size_t i = 0; i < rm->nha_endpoints; i++)
@@ -1491,7 +1490,8 @@ int ag_rm_start(ag_rm *rm, char *err, size_t cap)
 
 ag_rm_role ag_rm_get_role(const ag_rm *rm)
 {
-    return (ag_rm_role)atomic_load(&((ag_rm *)rm)->role);
+    ag_rm *m = (ag_rm *)rm;
+    return atomic_load(&m->fenced) ? AG_RM_FENCED : (ag_rm_role)atomic_load(&m->role);
 }
 
 const char *ag_rm_id(const ag_rm *rm)
